@@ -1,0 +1,109 @@
+# Conveyor: build, test, run. `make help` lists the targets.
+#
+# BUILD names the output folder, so a plain and an ASan build live side by
+# side (`make asan` uses build-asan).
+
+BUILD ?= build
+SANITIZE ?= 0
+PYTHON ?= python3
+
+SERVICES := broker intake scoring routing proposal-generator \
+            followup-scheduler account-retention notifier console
+
+CC ?= cc
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -MMD -MP \
+          -Icommon -I$(BUILD)/gen
+LDLIBS := -lzmq -lprotobuf-c -lsqlite3 -lcurl -lmicrohttpd -ljansson \
+          -lcyaml -lpthread -lm
+ifeq ($(SANITIZE),1)
+CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+          -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+GEN_C := $(BUILD)/gen/conveyor.pb-c.c
+GEN_H := $(BUILD)/gen/conveyor.pb-c.h
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/conveyor.pb-c.o
+LIBCONVEYOR := $(BUILD)/libconveyor.a
+
+SERVICE_BINS := $(SERVICES:%=$(BUILD)/bin/%)
+TOOL_BINS := $(BUILD)/bin/conveyor-bench
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all build deps run test unit e2e asan bench clean help check-deploy
+
+all: build
+
+help:
+	@echo "make run    - install what is missing, build, run the conveyor"
+	@echo "make test   - install, build, run every test"
+	@echo "make asan   - the whole suite under AddressSanitizer + UBSan"
+	@echo "make bench  - throughput and latency of the full conveyor"
+	@echo "make deps   - install the Debian packages the project needs"
+	@echo "make clean  - remove build outputs"
+
+deps:
+	@bash deploy/deps.sh
+
+build: $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS)
+
+$(GEN_C) $(GEN_H): proto/conveyor.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto proto/conveyor.proto
+
+$(BUILD)/obj/gen/conveyor.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBCONVEYOR): $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Each service is every .c file in its folder, linked with libconveyor.
+define service_rule
+$(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard services/$(1)/*.c)) $(LIBCONVEYOR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+$(BUILD)/bin/conveyor-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/bench/*.c)) $(LIBCONVEYOR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+run: deps build
+	@bash deploy/run.sh $(BUILD)
+
+unit: build
+	@bash tests/run-unit.sh $(BUILD)
+
+e2e: build
+	@$(PYTHON) tests/e2e/run.py --build $(BUILD)
+
+check-deploy:
+	@bash tests/check-deploy.sh
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@bash tests/run-all.sh $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 test
+
+bench: deps build
+	@bash tools/bench/bench.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan build-* 
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

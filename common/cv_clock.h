@@ -1,0 +1,29 @@
+/* cv_clock: the one clock every service reads.
+ *
+ * The conveyor's time is the wall clock plus a whole number of seconds read
+ * from the file named by CONVEYOR_CLOCK_FILE (re-read at most every 100 ms;
+ * a missing or unreadable file counts as 0). Tests move time forward across
+ * all processes at once by writing that file. Thread-safe. */
+#ifndef CV_CLOCK_H
+#define CV_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds since the Unix epoch on the conveyor clock. */
+int64_t cv_clock_now_ms(void);
+
+/* Milliseconds from an arbitrary start, never going backwards; for
+ * timeouts and latency, not for business time. */
+int64_t cv_clock_monotonic_ms(void);
+
+/* Writes `ms` as RFC 3339 UTC with milliseconds ("2026-11-22T15:41:18.123Z")
+ * into buf (at least 32 bytes). Returns buf. */
+char *cv_clock_format(int64_t ms, char *buf, size_t size);
+
+/* Parses RFC 3339 ("2026-11-22T15:41:18Z", fractional seconds and
+ * "+03:00" offsets allowed) or a plain date ("2026-11-22", midnight UTC).
+ * Returns 0 and sets *ms, or -1 when the text is not such a time. */
+int cv_clock_parse(const char *text, int64_t *ms);
+
+#endif

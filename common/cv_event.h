@@ -1,0 +1,38 @@
+/* cv_event: the envelope on the wire, and the shapes the console shows.
+ *
+ * The envelope and every message are generated from proto/conveyor.proto
+ * into the build folder (conveyor.pb-c.h). */
+#ifndef CV_EVENT_H
+#define CV_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conveyor.pb-c.h"
+
+/* Serialises `event`; the caller owns the buffer (free()). NULL when out
+ * of memory. */
+uint8_t *cv_event_pack(const Conveyor__Envelope *event, size_t *size);
+
+/* Parses bytes from the wire; NULL for anything that is not a complete
+ * envelope whose `type` matches its body (logged by the caller). Free with
+ * cv_event_free. */
+Conveyor__Envelope *cv_event_unpack(const uint8_t *data, size_t size);
+void cv_event_free(Conveyor__Envelope *event); /* NULL-safe */
+
+/* "lead_received", "lead_scored", ... ; "unknown" for anything else. */
+const char *cv_event_type_name(Conveyor__EventType type);
+
+/* The type that belongs to a body case, and the lead id inside a body
+ * (NULL for bodies without one). */
+Conveyor__EventType cv_event_type_of(const Conveyor__Envelope *event);
+const char *cv_event_body_lead_id(const Conveyor__Envelope *event);
+
+/* JSON objects with the API.md field names (unset fields are left out).
+ * The caller owns the result. */
+json_t *cv_event_lead_to_json(const Conveyor__Lead *lead);
+json_t *cv_event_score_to_json(const Conveyor__Score *score);
+json_t *cv_event_notify_to_json(const Conveyor__NotifyTarget *target);
+
+#endif
