@@ -1,0 +1,55 @@
+/* cv_service: what every stage's main() does, in one place.
+ *
+ * Loads the configuration, opens the log, the service's SQLite file (with
+ * its migrations), the bus, and for services without an HTTP port of their
+ * own an admin server with /healthz and /metrics; then runs the bus loop
+ * until SIGINT/SIGTERM. A typical main():
+ *
+ *     cv_service_t *svc = cv_service_new(&options, argc, argv);
+ *     if (svc == NULL)
+ *         return 1;
+ *     int rc = cv_service_run(svc);
+ *     cv_service_destroy(&svc);
+ *     return rc == 0 ? 0 : 1;
+ */
+#ifndef CV_SERVICE_H
+#define CV_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cv_bus.h"
+#include "cv_config.h"
+#include "cv_store.h"
+
+typedef struct cv_service cv_service_t;
+
+typedef struct {
+    const char *name;                 /* process and bus service name */
+    const char *const *migrations;    /* the service's schema, in order */
+    size_t migration_count;
+    bool worker;                      /* receives events under `name` */
+    cv_bus_handler_fn handler;        /* required when worker */
+    void *arg;                        /* handler's argument */
+    bool admin_http;                  /* serve healthz/metrics on
+                                         config.admin_addr (false for intake
+                                         and console, which serve them on
+                                         their own port) */
+} cv_service_options_t;
+
+/* Returns NULL after logging when any part cannot start. */
+cv_service_t *cv_service_new(const cv_service_options_t *options, int argc,
+                             char **argv);
+
+/* NULL-safe; nulls *self_p. */
+void cv_service_destroy(cv_service_t **self_p);
+
+const cv_config_t *cv_service_config(const cv_service_t *self);
+cv_store_t *cv_service_store(cv_service_t *self);
+cv_bus_t *cv_service_bus(cv_service_t *self);
+
+/* Marks the service ready (healthz 200) and runs the bus loop. 0 on a
+ * clean stop, -1 on a fatal error. */
+int cv_service_run(cv_service_t *self);
+
+#endif
