@@ -112,6 +112,10 @@ int cv_bus_emit(cv_bus_t *self, Conveyor__Envelope *event, ...)
 int cv_outbox_put(cv_store_t *store, const char *producer,
                   Conveyor__Envelope *event, ...) __attribute__((sentinel));
 
+/* Creates the cv_outbox and cv_inbox tables when missing (cv_bus_new does
+ * this too); for writers that may run before the bus exists. 0 or -1. */
+int cv_outbox_create(cv_store_t *store);
+
 /* The event now being handled on the bus thread, or NULL. */
 const Conveyor__Envelope *cv_bus_current(const cv_bus_t *self);
 

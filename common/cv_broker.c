@@ -1,0 +1,377 @@
+/* cv_broker: the stateless router between the stages (Majordomo-style).
+ *
+ * One ROUTER socket. Peers register the service they work for with READY
+ * (repeated as their heartbeat); a REQ for a service goes to the next live
+ * worker of it, round-robin; the worker's ACK goes back to the sender. The
+ * broker stores nothing: a request it cannot route is answered NAK, a
+ * worker silent for three heartbeats is forgotten, and anything lost when
+ * the broker dies is re-sent by the senders' outboxes. See cv_wire.h. */
+#include "cv_broker.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cv_clock.h"
+#include "cv_log.h"
+#include "cv_metrics.h"
+#include "cv_wire.h"
+
+#define CV_BROKER_MAX_PEERS 4096
+#define CV_BROKER_IDENTITY_MAX 256
+#define CV_BROKER_MAX_FRAMES 8
+
+typedef struct {
+    uint8_t identity[CV_BROKER_IDENTITY_MAX]; /* ROUTER routing id */
+    size_t identity_size;
+    char service[64];         /* service it works for, "" for a sender */
+    int64_t last_heard_ms;    /* monotonic */
+    bool used;                /* slot taken */
+} cv_broker_peer_t;
+
+struct cv_broker {
+    void *zmq;                /* context (owned) */
+    void *router;             /* the bound ROUTER socket */
+    char endpoint[256];       /* the address actually bound */
+    int stop_fd;              /* eventfd written by cv_broker_stop */
+    atomic_bool stopping;
+    cv_broker_peer_t peers[CV_BROKER_MAX_PEERS];
+    int peer_high;            /* slots [0, peer_high) may be used */
+    unsigned rotation;        /* round-robin start among workers */
+    int heartbeat_ms;         /* heartbeat interval */
+};
+
+static cv_metric_t *metric_routed;
+static cv_metric_t *metric_acks;
+static cv_metric_t *metric_naks;
+static cv_metric_t *metric_garbage;
+static cv_metric_t *metric_workers;
+
+static bool frame_is(zmq_msg_t *frame, const char *text)
+{
+    size_t len = strlen(text);
+    return zmq_msg_size(frame) == len &&
+           memcmp(zmq_msg_data(frame), text, len) == 0;
+}
+
+static cv_broker_peer_t *peer_find(cv_broker_t *broker, const void *id, size_t size)
+{
+    for (int i = 0; i < broker->peer_high; i++) {
+        cv_broker_peer_t *p = &broker->peers[i];
+        if (p->used && p->identity_size == size &&
+            memcmp(p->identity, id, size) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static void broker_count_workers(cv_broker_t *broker)
+{
+    int workers = 0;
+    for (int i = 0; i < broker->peer_high; i++)
+        if (broker->peers[i].used && broker->peers[i].service[0] != '\0')
+            workers++;
+    cv_metric_set(metric_workers, workers);
+}
+
+static void peer_ready(cv_broker_t *broker, zmq_msg_t *identity,
+                       zmq_msg_t *service)
+{
+    size_t id_size = zmq_msg_size(identity);
+    size_t name_size = zmq_msg_size(service);
+    if (id_size > CV_BROKER_IDENTITY_MAX || name_size >= 64) {
+        cv_metric_add(metric_garbage, 1);
+        return;
+    }
+    cv_broker_peer_t *peer = peer_find(broker, zmq_msg_data(identity), id_size);
+    if (peer == NULL) {
+        for (int i = 0; i < CV_BROKER_MAX_PEERS && peer == NULL; i++)
+            if (!broker->peers[i].used)
+                peer = &broker->peers[i];
+        if (peer == NULL) {
+            cv_log_warn("too many peers; ignoring a new one");
+            return;
+        }
+        memset(peer, 0, sizeof(*peer));
+        peer->used = true;
+        memcpy(peer->identity, zmq_msg_data(identity), id_size);
+        peer->identity_size = id_size;
+        int index = (int)(peer - broker->peers);
+        if (index >= broker->peer_high)
+            broker->peer_high = index + 1;
+        memcpy(peer->service, zmq_msg_data(service), name_size);
+        peer->service[name_size] = '\0';
+        cv_log_info("peer registered for '%s'",
+                    peer->service[0] ? peer->service : "(sending only)");
+        broker_count_workers(broker);
+    }
+    peer->last_heard_ms = cv_clock_monotonic_ms();
+}
+
+static int send_parts(void *socket, const void *const *data,
+                      const size_t *sizes, int count)
+{
+    for (int i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
+        if (zmq_send(socket, data[i], sizes[i], flags) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void reply_nak(cv_broker_t *broker, zmq_msg_t *client, zmq_msg_t *msg_id)
+{
+    const void *data[] = {zmq_msg_data(client), CV_WIRE_PROTOCOL, CV_WIRE_NAK,
+                          zmq_msg_data(msg_id)};
+    size_t sizes[] = {zmq_msg_size(client), strlen(CV_WIRE_PROTOCOL),
+                      strlen(CV_WIRE_NAK), zmq_msg_size(msg_id)};
+    send_parts(broker->router, data, sizes, 4);
+    cv_metric_add(metric_naks, 1);
+}
+
+/* REQ from a sender: to the next live worker of the destination. */
+static void route_request(cv_broker_t *broker, zmq_msg_t *frames)
+{
+    zmq_msg_t *client = &frames[0];
+    zmq_msg_t *dest = &frames[3];
+    zmq_msg_t *msg_id = &frames[4];
+    zmq_msg_t *payload = &frames[5];
+    int64_t now = cv_clock_monotonic_ms();
+    int64_t liveness = (int64_t)broker->heartbeat_ms * CV_WIRE_LIVENESS;
+    int high = broker->peer_high;
+    for (int n = 0; n < high; n++) {
+        cv_broker_peer_t *p = &broker->peers[(broker->rotation + n) % high];
+        if (!p->used || now - p->last_heard_ms > liveness ||
+            strlen(p->service) != zmq_msg_size(dest) ||
+            memcmp(p->service, zmq_msg_data(dest), zmq_msg_size(dest)) != 0)
+            continue;
+        const void *data[] = {p->identity, CV_WIRE_PROTOCOL, CV_WIRE_REQUEST,
+                              zmq_msg_data(client), zmq_msg_data(msg_id),
+                              zmq_msg_data(payload)};
+        size_t sizes[] = {p->identity_size, strlen(CV_WIRE_PROTOCOL),
+                          strlen(CV_WIRE_REQUEST), zmq_msg_size(client),
+                          zmq_msg_size(msg_id), zmq_msg_size(payload)};
+        if (send_parts(broker->router, data, sizes, 6) == 0) {
+            broker->rotation = (unsigned)((broker->rotation + n + 1) % high);
+            cv_metric_add(metric_routed, 1);
+            return;
+        }
+        if (errno == EHOSTUNREACH) {
+            p->used = false; /* gone; it re-registers if it comes back */
+            broker_count_workers(broker);
+        }
+        /* EAGAIN: that worker is full; try the next one */
+    }
+    reply_nak(broker, client, msg_id);
+}
+
+/* ACK from a worker: back to the sender. */
+static void route_ack(cv_broker_t *broker, zmq_msg_t *frames)
+{
+    zmq_msg_t *client = &frames[3];
+    zmq_msg_t *msg_id = &frames[4];
+    const void *data[] = {zmq_msg_data(client), CV_WIRE_PROTOCOL, CV_WIRE_ACK,
+                          zmq_msg_data(msg_id)};
+    size_t sizes[] = {zmq_msg_size(client), strlen(CV_WIRE_PROTOCOL),
+                      strlen(CV_WIRE_ACK), zmq_msg_size(msg_id)};
+    if (send_parts(broker->router, data, sizes, 4) == 0)
+        cv_metric_add(metric_acks, 1);
+}
+
+static void log_garbage(const char *what)
+{
+    static int64_t last_ms;
+    cv_metric_add(metric_garbage, 1);
+    int64_t now = cv_clock_monotonic_ms();
+    if (now - last_ms >= 1000) {
+        last_ms = now;
+        cv_log_warn("dropped a malformed message: %s", what);
+    }
+}
+
+/* Reads and dispatches one message. 1 read, 0 none waiting, -1 error. */
+static int broker_receive(cv_broker_t *broker)
+{
+    zmq_msg_t frames[CV_BROKER_MAX_FRAMES];
+    int count = 0;
+    bool more = true;
+    bool overflow = false;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, broker->router,
+                         count == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&part);
+            for (int i = 0; i < count; i++)
+                zmq_msg_close(&frames[i]);
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        }
+        more = zmq_msg_more(&part);
+        if (count < CV_BROKER_MAX_FRAMES)
+            frames[count++] = part;
+        else {
+            overflow = true;
+            zmq_msg_close(&part);
+        }
+    }
+    if (overflow || count < 3 || !frame_is(&frames[1], CV_WIRE_PROTOCOL)) {
+        log_garbage("not a CV1 message");
+    } else if (frame_is(&frames[2], CV_WIRE_READY) && count == 4) {
+        peer_ready(broker, &frames[0], &frames[3]);
+    } else if (frame_is(&frames[2], CV_WIRE_REQUEST) && count == 6) {
+        cv_broker_peer_t *p = peer_find(broker, zmq_msg_data(&frames[0]),
+                                     zmq_msg_size(&frames[0]));
+        if (p != NULL)
+            p->last_heard_ms = cv_clock_monotonic_ms();
+        route_request(broker, frames);
+    } else if (frame_is(&frames[2], CV_WIRE_ACK) && count == 5) {
+        cv_broker_peer_t *p = peer_find(broker, zmq_msg_data(&frames[0]),
+                                     zmq_msg_size(&frames[0]));
+        if (p != NULL)
+            p->last_heard_ms = cv_clock_monotonic_ms();
+        route_ack(broker, frames);
+    } else {
+        log_garbage("unknown command or wrong frame count");
+    }
+    for (int i = 0; i < count; i++)
+        zmq_msg_close(&frames[i]);
+    return 1;
+}
+
+/* Heartbeats every known peer; forgets the silent ones. */
+static void broker_heartbeat(cv_broker_t *broker)
+{
+    int64_t now = cv_clock_monotonic_ms();
+    int64_t liveness = (int64_t)broker->heartbeat_ms * CV_WIRE_LIVENESS;
+    bool changed = false;
+    for (int i = 0; i < broker->peer_high; i++) {
+        cv_broker_peer_t *p = &broker->peers[i];
+        if (!p->used)
+            continue;
+        if (now - p->last_heard_ms > liveness) {
+            cv_log_info("peer for '%s' went silent; forgotten",
+                        p->service[0] ? p->service : "(sending only)");
+            p->used = false;
+            changed = true;
+            continue;
+        }
+        const void *data[] = {p->identity, CV_WIRE_PROTOCOL,
+                              CV_WIRE_HEARTBEAT};
+        size_t sizes[] = {p->identity_size, strlen(CV_WIRE_PROTOCOL),
+                          strlen(CV_WIRE_HEARTBEAT)};
+        send_parts(broker->router, data, sizes, 3);
+    }
+    while (broker->peer_high > 0 && !broker->peers[broker->peer_high - 1].used)
+        broker->peer_high--;
+    if (changed)
+        broker_count_workers(broker);
+}
+
+cv_broker_t *cv_broker_new(const char *bind, int heartbeat_ms)
+{
+    if (metric_routed == NULL) {
+        metric_routed = cv_metrics_counter(
+            "conveyor_broker_requests_routed_total",
+            "requests passed to a worker");
+        metric_acks = cv_metrics_counter("conveyor_broker_acks_total",
+                                         "acknowledgements passed back");
+        metric_naks = cv_metrics_counter("conveyor_broker_naks_total",
+                                         "requests with no live worker");
+        metric_garbage = cv_metrics_counter("conveyor_broker_garbage_total",
+                                            "malformed messages dropped");
+        metric_workers = cv_metrics_gauge("conveyor_broker_workers",
+                                          "live registered workers");
+    }
+    cv_broker_t *broker = calloc(1, sizeof(*broker));
+    if (broker == NULL)
+        return NULL;
+    broker->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 500;
+    broker->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    broker->zmq = zmq_ctx_new();
+    if (broker->stop_fd < 0 || broker->zmq == NULL)
+        goto fail;
+    broker->router = zmq_socket(broker->zmq, ZMQ_ROUTER);
+    if (broker->router == NULL)
+        goto fail;
+    int one = 1;
+    int zero = 0;
+    int hwm = 100000;
+    zmq_setsockopt(broker->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    zmq_setsockopt(broker->router, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(broker->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(broker->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    if (zmq_bind(broker->router, bind) != 0) {
+        cv_error("cannot bind '%s': %s", bind, zmq_strerror(errno));
+        goto fail;
+    }
+    size_t size = sizeof(broker->endpoint);
+    zmq_getsockopt(broker->router, ZMQ_LAST_ENDPOINT, broker->endpoint, &size);
+    return broker;
+fail:
+    cv_broker_destroy(&broker);
+    return NULL;
+}
+
+void cv_broker_destroy(cv_broker_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    cv_broker_t *broker = *self_p;
+    if (broker->router != NULL)
+        zmq_close(broker->router);
+    if (broker->zmq != NULL)
+        zmq_ctx_term(broker->zmq);
+    if (broker->stop_fd >= 0)
+        close(broker->stop_fd);
+    free(broker);
+    *self_p = NULL;
+}
+
+const char *cv_broker_endpoint(const cv_broker_t *self)
+{
+    return self->endpoint;
+}
+
+void cv_broker_stop(cv_broker_t *self)
+{
+    atomic_store(&self->stopping, true);
+    uint64_t one = 1;
+    ssize_t n = write(self->stop_fd, &one, sizeof(one));
+    (void)n;
+}
+
+int cv_broker_run(cv_broker_t *broker)
+{
+    cv_log_info("broker listening on '%s'", broker->endpoint);
+    int64_t next_beat = 0;
+    while (!atomic_load(&broker->stopping)) {
+        int64_t now = cv_clock_monotonic_ms();
+        if (now >= next_beat) {
+            broker_heartbeat(broker);
+            next_beat = now + broker->heartbeat_ms;
+        }
+        zmq_pollitem_t items[] = {
+            {broker->router, 0, ZMQ_POLLIN, 0},
+            {NULL, broker->stop_fd, ZMQ_POLLIN, 0},
+        };
+        long timeout = (long)(next_beat - cv_clock_monotonic_ms());
+        if (zmq_poll(items, 2, timeout < 0 ? 0 : timeout) < 0 &&
+            errno != EINTR)
+            return cv_error("cannot poll: %s", zmq_strerror(errno));
+        if (items[0].revents & ZMQ_POLLIN) {
+            /* drain a bounded batch so heartbeats stay on time */
+            for (int i = 0; i < 10000; i++)
+                if (broker_receive(broker) <= 0)
+                    break;
+        }
+    }
+    cv_log_info("broker stopped");
+    return 0;
+}

@@ -1,0 +1,1322 @@
+/* cv_bus: the transactional outbox and inbox over the broker.
+ *
+ * Memory holds a window of the outbox (at most OUTBOX_WINDOW rows), kept
+ * per destination in three FIFO lists: `ready` (to send now), `inflight`
+ * (sent, waiting for the ACK; ordered by lease deadline because the lease
+ * is constant) and `backoff` (the broker had no worker: re-send soon). A
+ * hash finds a row by id when its ACK arrives. SQLite stays the only
+ * durable copy: rows are loaded from it at start and when other
+ * connections wake the bus, and deleted from it only after an ACK. */
+#include "cv_bus.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cv_clock.h"
+#include "cv_event.h"
+#include "cv_id.h"
+#include "cv_log.h"
+#include "cv_metrics.h"
+#include "cv_wire.h"
+
+#define OUTBOX_WINDOW 100000      /* outbox rows held in memory at most */
+#define INFLIGHT_PER_DEST 4096    /* unacknowledged events per destination */
+#define NAK_RETRY_MS 200          /* re-send delay when no worker was there */
+#define DELETE_FLUSH_COUNT 512    /* acknowledged rows that force a delete */
+#define DELETE_FLUSH_MS 200       /* ...or the age that does */
+#define MAX_SOURCES 8
+#define MAX_DESTS 32
+#define MAX_LINKS 4               /* brokers a peer connects to */
+#define POLL_MAX_MS 100           /* the loop looks at the clock this often */
+#define INBOX_KEEP_MS (7LL * 24 * 3600 * 1000) /* inbox ids kept a week */
+#define INBOX_PRUNE_EVERY_MS (10LL * 60 * 1000)
+
+typedef enum {
+    ITEM_READY,      /* waiting to be sent */
+    ITEM_INFLIGHT,   /* sent, lease running */
+    ITEM_BACKOFF,    /* NAKed, waiting a moment */
+    ITEM_ACKED,      /* acknowledged; row deleted in the next transaction */
+} item_state_t;
+
+typedef struct item item_t;
+typedef struct dest dest_t;
+
+typedef struct {
+    item_t *head;             /* oldest */
+    item_t *tail;             /* newest */
+} item_list_t;
+
+struct item {
+    int64_t id;               /* cv_outbox row id; the message id on the wire */
+    dest_t *dest;             /* where it goes */
+    uint8_t *payload;         /* packed envelope (owned) */
+    size_t size;              /* bytes in payload */
+    int64_t deadline_ms;      /* monotonic: lease or back-off end */
+    item_state_t state;       /* which list holds it */
+    item_t *prev;             /* neighbours in that list */
+    item_t *next;
+    item_t *hash_next;        /* chain in the id hash */
+};
+
+struct dest {
+    char name[64];            /* destination service */
+    item_list_t ready;        /* to send, oldest first */
+    item_list_t inflight;     /* sent, by deadline */
+    item_list_t backoff;      /* NAKed, by deadline */
+    int inflight_count;       /* items in `inflight` */
+};
+
+typedef struct {
+    void *socket;             /* DEALER connected to one broker */
+    char endpoint[256];       /* its address */
+    int64_t last_heard_ms;    /* monotonic time of the last frame from it */
+    bool alive;               /* heard within the liveness window */
+} link_t;
+
+/* An event received in this turn, waiting for its transaction. */
+typedef struct {
+    int link;                 /* which broker it came through */
+    uint8_t client[256];      /* the sender's identity at the broker */
+    size_t client_size;
+    char msg_id[32];          /* the sender's message id */
+    zmq_msg_t payload;        /* envelope bytes */
+    bool ack;                 /* acknowledge after the commit */
+} inbound_t;
+
+typedef struct {
+    cv_bus_source_t source;   /* the service's callbacks */
+    bool due;                 /* runs in this turn */
+} source_slot_t;
+
+struct cv_bus {
+    char service[64];         /* this process's service name */
+    char worker[64];          /* name registered with the broker, "" if none */
+    cv_store_t *store;        /* not owned */
+    cv_bus_handler_fn handler;
+    void *arg;
+    int batch_max;            /* inbound events per transaction */
+    int lease_ms;             /* re-send after this */
+    int heartbeat_ms;         /* READY interval */
+
+    void *zmq;                /* context (owned) */
+    link_t links[MAX_LINKS];
+    int link_count;
+    int next_link;            /* round-robin over live brokers */
+
+    int wake_fd;              /* eventfd: cv_bus_wake, cv_bus_stop */
+    atomic_bool stopping;
+    atomic_bool wake_pending; /* rows to load from other connections */
+    atomic_bool connected;
+
+    dest_t dests[MAX_DESTS];
+    int dest_count;
+    item_t **hash;            /* id -> item */
+    size_t hash_size;         /* buckets, a power of two */
+    size_t item_count;        /* items held in memory */
+    int64_t scan_cursor;      /* rows up to this id have been scanned */
+    bool scan_needed;         /* rows may wait in SQLite unloaded */
+
+    item_t **staged;          /* emitted in the open transaction */
+    size_t staged_count;
+    size_t staged_cap;
+    item_t **acked;           /* acknowledged, row not yet deleted */
+    size_t acked_count;
+    size_t acked_cap;
+    int64_t acked_since_ms;   /* monotonic time of the oldest one */
+
+    inbound_t *inbound;       /* this turn's events, batch_max of them */
+    int inbound_count;
+    const Conveyor__Envelope *current; /* event the handler is running */
+
+    source_slot_t sources[MAX_SOURCES];
+    int source_count;
+
+    int64_t next_heartbeat_ms;
+    int64_t next_prune_ms;
+};
+
+static cv_bus_t *running_bus; /* for the signal handler */
+
+static cv_metric_t *metric_in;
+static cv_metric_t *metric_duplicate;
+static cv_metric_t *metric_garbage;
+static cv_metric_t *metric_sent;
+static cv_metric_t *metric_resent;
+static cv_metric_t *metric_acked;
+static cv_metric_t *metric_outbox;
+static cv_metric_t *metric_batches;
+
+static const char *bus_schema =
+    "CREATE TABLE IF NOT EXISTS cv_outbox ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  dest TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  payload BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cv_inbox ("
+    "  event_id TEXT PRIMARY KEY,"
+    "  received_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS cv_inbox_received ON cv_inbox(received_at);";
+
+/* ------------------------------------------------------------------ */
+/* lists and the id hash                                               */
+
+static void list_push(item_list_t *list, item_t *item)
+{
+    item->prev = list->tail;
+    item->next = NULL;
+    if (list->tail != NULL)
+        list->tail->next = item;
+    else
+        list->head = item;
+    list->tail = item;
+}
+
+static void list_remove(item_list_t *list, item_t *item)
+{
+    if (item->prev != NULL)
+        item->prev->next = item->next;
+    else
+        list->head = item->next;
+    if (item->next != NULL)
+        item->next->prev = item->prev;
+    else
+        list->tail = item->prev;
+    item->prev = item->next = NULL;
+}
+
+static item_list_t *item_list(item_t *item)
+{
+    switch (item->state) {
+    case ITEM_READY:
+        return &item->dest->ready;
+    case ITEM_INFLIGHT:
+        return &item->dest->inflight;
+    case ITEM_BACKOFF:
+        return &item->dest->backoff;
+    case ITEM_ACKED:
+        return NULL;
+    }
+    return NULL;
+}
+
+static void item_move(item_t *item, item_state_t state, int64_t deadline_ms)
+{
+    item_list_t *from = item_list(item);
+    if (from != NULL)
+        list_remove(from, item);
+    if (item->state == ITEM_INFLIGHT)
+        item->dest->inflight_count--;
+    item->state = state;
+    item->deadline_ms = deadline_ms;
+    item_list_t *to = item_list(item);
+    if (to != NULL)
+        list_push(to, item);
+    if (state == ITEM_INFLIGHT)
+        item->dest->inflight_count++;
+}
+
+static size_t hash_slot(const cv_bus_t *self, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 20) & (self->hash_size - 1);
+}
+
+static item_t *hash_find(const cv_bus_t *self, int64_t id)
+{
+    item_t *item = self->hash[hash_slot(self, id)];
+    while (item != NULL && item->id != id)
+        item = item->hash_next;
+    return item;
+}
+
+static void hash_remove(cv_bus_t *self, item_t *item)
+{
+    item_t **link = &self->hash[hash_slot(self, item->id)];
+    while (*link != NULL && *link != item)
+        link = &(*link)->hash_next;
+    if (*link == item)
+        *link = item->hash_next;
+    item->hash_next = NULL;
+}
+
+static int hash_insert(cv_bus_t *self, item_t *item)
+{
+    if (self->item_count + 1 > self->hash_size) {
+        size_t size = self->hash_size * 2;
+        item_t **table = calloc(size, sizeof(*table));
+        if (table == NULL)
+            return -1;
+        item_t **old = self->hash;
+        size_t old_size = self->hash_size;
+        self->hash = table;
+        self->hash_size = size;
+        for (size_t i = 0; i < old_size; i++) {
+            item_t *it = old[i];
+            while (it != NULL) {
+                item_t *next = it->hash_next;
+                size_t slot = hash_slot(self, it->id);
+                it->hash_next = table[slot];
+                table[slot] = it;
+                it = next;
+            }
+        }
+        free(old);
+    }
+    size_t slot = hash_slot(self, item->id);
+    item->hash_next = self->hash[slot];
+    self->hash[slot] = item;
+    self->item_count++;
+    return 0;
+}
+
+static void item_free(cv_bus_t *self, item_t *item)
+{
+    if (item == NULL)
+        return;
+    hash_remove(self, item);
+    item_list_t *list = item_list(item);
+    if (list != NULL)
+        list_remove(list, item);
+    if (item->state == ITEM_INFLIGHT)
+        item->dest->inflight_count--;
+    self->item_count--;
+    free(item->payload);
+    free(item);
+}
+
+static dest_t *dest_find(cv_bus_t *self, const char *name)
+{
+    for (int i = 0; i < self->dest_count; i++)
+        if (strcmp(self->dests[i].name, name) == 0)
+            return &self->dests[i];
+    if (self->dest_count == MAX_DESTS) {
+        cv_error("too many destinations for the outbox, cannot add '%s'",
+                 name);
+        return NULL;
+    }
+    dest_t *dest = &self->dests[self->dest_count++];
+    memset(dest, 0, sizeof(*dest));
+    snprintf(dest->name, sizeof(dest->name), "%s", name);
+    return dest;
+}
+
+static item_t *item_new(cv_bus_t *self, int64_t id, const char *dest_name,
+                        const void *payload, size_t size)
+{
+    dest_t *dest = dest_find(self, dest_name);
+    if (dest == NULL)
+        return NULL;
+    item_t *item = calloc(1, sizeof(*item));
+    if (item == NULL)
+        return NULL;
+    item->payload = malloc(size > 0 ? size : 1);
+    if (item->payload == NULL) {
+        free(item);
+        return NULL;
+    }
+    memcpy(item->payload, payload, size);
+    item->size = size;
+    item->id = id;
+    item->dest = dest;
+    item->state = ITEM_ACKED; /* in no list until queued */
+    return item;
+}
+
+/* Queues a committed row for sending; takes ownership of `item`. */
+static void item_enqueue(cv_bus_t *self, item_t *item)
+{
+    if (hash_insert(self, item) != 0) {
+        /* out of memory: the row is still in SQLite, load it later */
+        free(item->payload);
+        free(item);
+        self->scan_needed = true;
+        return;
+    }
+    item->state = ITEM_READY;
+    list_push(&item->dest->ready, item);
+}
+
+/* ------------------------------------------------------------------ */
+/* the outbox in SQLite                                                */
+
+/* Loads committed rows that are not in memory yet, oldest first, while
+ * the window has room. */
+static int outbox_scan(cv_bus_t *self)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        self->store, "SELECT id, dest, payload FROM cv_outbox "
+                     "WHERE id > ? ORDER BY id LIMIT ?");
+    if (stmt == NULL)
+        return -1;
+    int limit = OUTBOX_WINDOW - (int)self->item_count;
+    if (limit <= 0) {
+        self->scan_needed = true;
+        return 0;
+    }
+    sqlite3_bind_int64(stmt, 1, self->scan_cursor);
+    sqlite3_bind_int(stmt, 2, limit);
+    int rows = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(stmt, 0);
+        self->scan_cursor = id;
+        rows++;
+        if (hash_find(self, id) != NULL)
+            continue;
+        const char *dest = (const char *)sqlite3_column_text(stmt, 1);
+        const void *payload = sqlite3_column_blob(stmt, 2);
+        int size = sqlite3_column_bytes(stmt, 2);
+        item_t *item = item_new(self, id, dest ? dest : "", payload,
+                                (size_t)size);
+        if (item == NULL)
+            break;
+        item_enqueue(self, item);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        cv_error("cannot read the outbox of '%s': %s",
+                 cv_store_path(self->store),
+                 sqlite3_errmsg(cv_store_db(self->store)));
+        sqlite3_reset(stmt);
+        return -1;
+    }
+    sqlite3_reset(stmt);
+    self->scan_needed = rows == limit;
+    cv_metric_set(metric_outbox, (int64_t)self->item_count);
+    return 0;
+}
+
+static int outbox_insert(cv_store_t *store, const char *dest,
+                         const char *event_id, const uint8_t *payload,
+                         size_t size, int64_t *id)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO cv_outbox (dest, event_id, payload, created_at) "
+               "VALUES (?, ?, ?, ?)");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, dest);
+    cv_store_bind_text(stmt, 2, event_id);
+    sqlite3_bind_blob(stmt, 3, payload, (int)size, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, cv_clock_now_ms());
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    *id = sqlite3_last_insert_rowid(cv_store_db(store));
+    return 0;
+}
+
+/* Deletes acknowledged rows inside the open transaction. */
+static int outbox_delete_acked(cv_bus_t *self)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(self->store, "DELETE FROM cv_outbox WHERE id = ?");
+    if (stmt == NULL)
+        return -1;
+    for (size_t i = 0; i < self->acked_count; i++) {
+        sqlite3_bind_int64(stmt, 1, self->acked[i]->id);
+        if (cv_store_step_done(stmt) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void acked_release(cv_bus_t *self)
+{
+    for (size_t i = 0; i < self->acked_count; i++)
+        item_free(self, self->acked[i]);
+    self->acked_count = 0;
+    cv_metric_set(metric_outbox, (int64_t)self->item_count);
+}
+
+static int grow(void *array_p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t cap_new = *cap ? *cap * 2 : 256;
+    while (cap_new < need)
+        cap_new *= 2;
+    void **array = array_p;
+    void *bigger = realloc(*array, cap_new * elem);
+    if (bigger == NULL)
+        return -1;
+    *array = bigger;
+    *cap = cap_new;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* emitting                                                            */
+
+/* Fills the envelope fields the caller left unset. `id_buf` backs the
+ * event id when one is made here. */
+static void envelope_complete(Conveyor__Envelope *event, const char *producer,
+                              const Conveyor__Envelope *cause, char *id_buf,
+                              size_t id_size)
+{
+    if (event->version == 0)
+        event->version = 1;
+    if (event->event_id == NULL || event->event_id[0] == '\0')
+        event->event_id = cv_id_new("evt", id_buf, id_size);
+    event->type = cv_event_type_of(event);
+    if (event->occurred_at == 0)
+        event->occurred_at = cv_clock_now_ms();
+    if (event->producer == NULL || event->producer[0] == '\0')
+        event->producer = (char *)producer;
+    if (event->trace_id == NULL || event->trace_id[0] == '\0') {
+        if (cause != NULL && cause->trace_id != NULL)
+            event->trace_id = cause->trace_id;
+        else
+            event->trace_id = event->event_id;
+    }
+    if (event->lead_id == NULL || event->lead_id[0] == '\0')
+        event->lead_id = (char *)cv_event_body_lead_id(event);
+}
+
+/* Writes one row per destination; each new row id goes to `on_row`. */
+static int emit_rows(cv_store_t *store, const char *producer,
+                     const Conveyor__Envelope *cause,
+                     Conveyor__Envelope *event, va_list dests,
+                     cv_bus_t *stage_into)
+{
+    char id_buf[CV_ID_SIZE];
+    envelope_complete(event, producer, cause, id_buf, sizeof(id_buf));
+    if (event->type == CONVEYOR__EVENT_TYPE__EVENT_UNKNOWN)
+        return cv_error("cannot emit an event without a body");
+    size_t size = 0;
+    uint8_t *payload = cv_event_pack(event, &size);
+    if (payload == NULL)
+        return cv_error("cannot pack a '%s' event",
+                        cv_event_type_name(event->type));
+    int rc = 0;
+    const char *dest;
+    while ((dest = va_arg(dests, const char *)) != NULL) {
+        int64_t id = 0;
+        rc = outbox_insert(store, dest, event->event_id, payload, size, &id);
+        if (rc != 0)
+            break;
+        if (stage_into != NULL) {
+            cv_bus_t *self = stage_into;
+            item_t *item = item_new(self, id, dest, payload, size);
+            if (item == NULL ||
+                grow(&self->staged, &self->staged_cap, self->staged_count + 1,
+                     sizeof(item_t *)) != 0) {
+                free(item ? item->payload : NULL);
+                free(item);
+                self->scan_needed = true; /* the row is there; load later */
+                continue;
+            }
+            self->staged[self->staged_count++] = item;
+        }
+    }
+    free(payload);
+    /* the strings we lent the envelope are ours; do not leave them behind */
+    if (event->event_id == id_buf)
+        event->event_id = NULL;
+    return rc;
+}
+
+int cv_bus_emit(cv_bus_t *self, Conveyor__Envelope *event, ...)
+{
+    if (!cv_store_in_transaction(self->store))
+        return cv_error("cv_bus_emit outside a transaction in '%s'",
+                        self->service);
+    va_list dests;
+    va_start(dests, event);
+    char *event_id = event->event_id;
+    char *trace_id = event->trace_id;
+    char *producer = event->producer;
+    char *lead_id = event->lead_id;
+    int rc = emit_rows(self->store, self->service, self->current, event,
+                       dests, self);
+    va_end(dests);
+    event->event_id = event_id;
+    event->trace_id = trace_id;
+    event->producer = producer;
+    event->lead_id = lead_id;
+    return rc;
+}
+
+int cv_outbox_put(cv_store_t *store, const char *producer,
+                  Conveyor__Envelope *event, ...)
+{
+    va_list dests;
+    va_start(dests, event);
+    char *event_id = event->event_id;
+    char *trace_id = event->trace_id;
+    char *producer_was = event->producer;
+    char *lead_id = event->lead_id;
+    int rc = emit_rows(store, producer, NULL, event, dests, NULL);
+    va_end(dests);
+    event->event_id = event_id;
+    event->trace_id = trace_id;
+    event->producer = producer_was;
+    event->lead_id = lead_id;
+    return rc;
+}
+
+static void staged_discard(cv_bus_t *self, size_t keep)
+{
+    for (size_t i = keep; i < self->staged_count; i++) {
+        free(self->staged[i]->payload);
+        free(self->staged[i]);
+    }
+    self->staged_count = keep;
+}
+
+static void staged_publish(cv_bus_t *self)
+{
+    for (size_t i = 0; i < self->staged_count; i++) {
+        item_t *item = self->staged[i];
+        if (self->scan_needed || self->item_count >= OUTBOX_WINDOW) {
+            /* rows wait in SQLite; a scan loads them in order */
+            self->scan_needed = true;
+            free(item->payload);
+            free(item);
+            continue;
+        }
+        item_enqueue(self, item);
+    }
+    self->staged_count = 0;
+    cv_metric_set(metric_outbox, (int64_t)self->item_count);
+}
+
+/* ------------------------------------------------------------------ */
+/* the wire                                                            */
+
+static int send_frames(void *socket, const void *const *frames,
+                       const size_t *sizes, int count)
+{
+    for (int i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
+        if (zmq_send(socket, frames[i], sizes[i], flags) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void send_ready(cv_bus_t *self)
+{
+    for (int i = 0; i < self->link_count; i++) {
+        const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_READY,
+                                self->worker};
+        size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_READY),
+                          strlen(self->worker)};
+        send_frames(self->links[i].socket, frames, sizes, 3);
+    }
+}
+
+/* The live broker to send the next request through, round-robin; -1 when
+ * none has been heard lately (then try the first: it may just be up). */
+static int pick_link(cv_bus_t *self)
+{
+    for (int n = 0; n < self->link_count; n++) {
+        int i = (self->next_link + n) % self->link_count;
+        if (self->links[i].alive) {
+            self->next_link = (i + 1) % self->link_count;
+            return i;
+        }
+    }
+    return 0;
+}
+
+static bool send_item(cv_bus_t *self, item_t *item, int64_t now)
+{
+    char msg_id[32];
+    snprintf(msg_id, sizeof(msg_id), "%" PRId64, item->id);
+    const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_REQUEST,
+                            item->dest->name, msg_id, item->payload};
+    size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_REQUEST),
+                      strlen(item->dest->name), strlen(msg_id), item->size};
+    int link = pick_link(self);
+    if (send_frames(self->links[link].socket, frames, sizes, 5) != 0)
+        return false;
+    item_move(item, ITEM_INFLIGHT, now + self->lease_ms);
+    cv_metric_add(metric_sent, 1);
+    return true;
+}
+
+/* Moves expired leases and back-offs to `ready`, then sends what the
+ * per-destination window allows. Returns true when something is left
+ * unsent because the socket would block. */
+static bool outbox_send(cv_bus_t *self)
+{
+    int64_t now = cv_clock_monotonic_ms();
+    bool blocked = false;
+    for (int d = 0; d < self->dest_count; d++) {
+        dest_t *dest = &self->dests[d];
+        while (dest->inflight.head != NULL &&
+               dest->inflight.head->deadline_ms <= now) {
+            item_move(dest->inflight.head, ITEM_READY, 0);
+            cv_metric_add(metric_resent, 1);
+        }
+        while (dest->backoff.head != NULL &&
+               dest->backoff.head->deadline_ms <= now)
+            item_move(dest->backoff.head, ITEM_READY, 0);
+        while (dest->ready.head != NULL &&
+               dest->inflight_count < INFLIGHT_PER_DEST) {
+            if (!send_item(self, dest->ready.head, now)) {
+                blocked = true;
+                break;
+            }
+        }
+    }
+    return blocked;
+}
+
+/* The earliest monotonic deadline among leases and back-offs. */
+static int64_t outbox_next_deadline(const cv_bus_t *self)
+{
+    int64_t next = INT64_MAX;
+    for (int d = 0; d < self->dest_count; d++) {
+        const dest_t *dest = &self->dests[d];
+        if (dest->inflight.head && dest->inflight.head->deadline_ms < next)
+            next = dest->inflight.head->deadline_ms;
+        if (dest->backoff.head && dest->backoff.head->deadline_ms < next)
+            next = dest->backoff.head->deadline_ms;
+    }
+    return next;
+}
+
+static bool parse_id(const char *text, size_t size, int64_t *id)
+{
+    char buf[32];
+    if (size == 0 || size >= sizeof(buf))
+        return false;
+    memcpy(buf, text, size);
+    buf[size] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || value <= 0)
+        return false;
+    *id = value;
+    return true;
+}
+
+static void on_ack(cv_bus_t *self, const char *msg_id, size_t size)
+{
+    int64_t id;
+    if (!parse_id(msg_id, size, &id))
+        return;
+    item_t *item = hash_find(self, id);
+    if (item == NULL || item->state == ITEM_ACKED)
+        return; /* a second ACK for a re-sent event */
+    if (grow(&self->acked, &self->acked_cap, self->acked_count + 1,
+             sizeof(item_t *)) != 0)
+        return; /* keep it in flight; the lease re-sends it */
+    item_move(item, ITEM_ACKED, 0);
+    if (self->acked_count == 0)
+        self->acked_since_ms = cv_clock_monotonic_ms();
+    self->acked[self->acked_count++] = item;
+    cv_metric_add(metric_acked, 1);
+}
+
+static void on_nak(cv_bus_t *self, const char *msg_id, size_t size)
+{
+    int64_t id;
+    if (!parse_id(msg_id, size, &id))
+        return;
+    item_t *item = hash_find(self, id);
+    if (item == NULL || item->state != ITEM_INFLIGHT)
+        return;
+    item_move(item, ITEM_BACKOFF, cv_clock_monotonic_ms() + NAK_RETRY_MS);
+}
+
+static void link_heard(cv_bus_t *self, int link)
+{
+    link_t *l = &self->links[link];
+    l->last_heard_ms = cv_clock_monotonic_ms();
+    if (!l->alive) {
+        l->alive = true;
+        cv_log_info("broker '%s' is up", l->endpoint);
+        /* whatever was in flight while it was away is likely lost */
+        for (int d = 0; d < self->dest_count; d++) {
+            dest_t *dest = &self->dests[d];
+            while (dest->inflight.head != NULL)
+                item_move(dest->inflight.head, ITEM_READY, 0);
+        }
+        send_ready(self);
+    }
+    atomic_store(&self->connected, true);
+}
+
+static void log_garbage(const char *what)
+{
+    static int64_t last_ms;
+    cv_metric_add(metric_garbage, 1);
+    int64_t now = cv_clock_monotonic_ms();
+    if (now - last_ms >= 1000) {
+        last_ms = now;
+        cv_log_warn("dropped a malformed message from the broker: %s", what);
+    }
+}
+
+/* Reads one multipart message from `link`. Returns 1 when a message was
+ * read, 0 when none is waiting, -1 on a socket error. */
+static int receive_one(cv_bus_t *self, int link)
+{
+    void *socket = self->links[link].socket;
+    zmq_msg_t frames[6];
+    int count = 0;
+    bool more = true;
+    bool overflow = false;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, socket, count == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&part);
+            for (int i = 0; i < count; i++)
+                zmq_msg_close(&frames[i]);
+            if (count == 0 && errno == EAGAIN)
+                return 0;
+            return errno == EINTR ? 0 : -1;
+        }
+        more = zmq_msg_more(&part);
+        if (count < 6)
+            frames[count++] = part;
+        else {
+            overflow = true;
+            zmq_msg_close(&part);
+        }
+    }
+    link_heard(self, link);
+
+#define IS(frame, text)                                                    \
+    (zmq_msg_size(frame) == strlen(text) &&                                \
+     memcmp(zmq_msg_data(frame), text, strlen(text)) == 0)
+    if (overflow || count < 2 || !IS(&frames[0], CV_WIRE_PROTOCOL)) {
+        log_garbage("not a CV1 message");
+    } else if (IS(&frames[1], CV_WIRE_HEARTBEAT)) {
+        /* heard: nothing more to do */
+    } else if (IS(&frames[1], CV_WIRE_ACK) && count == 3) {
+        on_ack(self, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
+    } else if (IS(&frames[1], CV_WIRE_NAK) && count == 3) {
+        on_nak(self, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
+    } else if (IS(&frames[1], CV_WIRE_REQUEST) && count == 5 &&
+               self->worker[0] != '\0' &&
+               self->inbound_count < self->batch_max &&
+               zmq_msg_size(&frames[2]) <= sizeof(self->inbound[0].client) &&
+               zmq_msg_size(&frames[3]) < sizeof(self->inbound[0].msg_id)) {
+        inbound_t *in = &self->inbound[self->inbound_count++];
+        in->link = link;
+        in->client_size = zmq_msg_size(&frames[2]);
+        memcpy(in->client, zmq_msg_data(&frames[2]), in->client_size);
+        size_t id_size = zmq_msg_size(&frames[3]);
+        memcpy(in->msg_id, zmq_msg_data(&frames[3]), id_size);
+        in->msg_id[id_size] = '\0';
+        zmq_msg_init(&in->payload);
+        zmq_msg_move(&in->payload, &frames[4]);
+        in->ack = false;
+    } else {
+        log_garbage("unknown command or wrong frame count");
+    }
+#undef IS
+    for (int i = 0; i < count; i++)
+        zmq_msg_close(&frames[i]);
+    return 1;
+}
+
+static void send_acks(cv_bus_t *self)
+{
+    for (int i = 0; i < self->inbound_count; i++) {
+        inbound_t *in = &self->inbound[i];
+        if (in->ack) {
+            const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_ACK, in->client,
+                                    in->msg_id};
+            size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_ACK),
+                              in->client_size, strlen(in->msg_id)};
+            /* a lost ACK only costs a re-send, which the inbox skips */
+            send_frames(self->links[in->link].socket, frames, sizes, 4);
+        }
+        zmq_msg_close(&in->payload);
+    }
+    self->inbound_count = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the turn: one transaction for everything that arrived               */
+
+static int inbox_record(cv_bus_t *self, const char *event_id, bool *fresh)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        self->store,
+        "INSERT OR IGNORE INTO cv_inbox (event_id, received_at) VALUES (?, ?)");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, event_id);
+    sqlite3_bind_int64(stmt, 2, cv_clock_now_ms());
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    *fresh = sqlite3_changes(cv_store_db(self->store)) > 0;
+    return 0;
+}
+
+/* Applies one inbound event inside its own savepoint. */
+static int apply_event(cv_bus_t *self, inbound_t *in)
+{
+    Conveyor__Envelope *event =
+        cv_event_unpack(zmq_msg_data(&in->payload), zmq_msg_size(&in->payload));
+    if (event == NULL) {
+        log_garbage("an event that does not parse");
+        in->ack = true; /* re-sending it would not make it parse */
+        return 0;
+    }
+    int rc = 0;
+    if (cv_store_exec(self->store, "SAVEPOINT cv_event") != 0) {
+        rc = -1;
+        goto out;
+    }
+    size_t staged_before = self->staged_count;
+    bool fresh = false;
+    if (inbox_record(self, event->event_id, &fresh) != 0) {
+        cv_store_exec(self->store, "ROLLBACK TO cv_event; RELEASE cv_event");
+        staged_discard(self, staged_before);
+        rc = -1;
+        goto out;
+    }
+    if (!fresh) {
+        cv_metric_add(metric_duplicate, 1);
+        in->ack = true;
+        cv_store_exec(self->store, "RELEASE cv_event");
+        goto out;
+    }
+    self->current = event;
+    int handled = self->handler(self->arg, self, event);
+    self->current = NULL;
+    if (handled == 0) {
+        cv_store_exec(self->store, "RELEASE cv_event");
+        in->ack = true;
+        cv_metric_add(metric_in, 1);
+    } else if (handled == CV_BUS_DROP) {
+        /* keep only the inbox row, so the event is not handled again */
+        cv_store_exec(self->store, "ROLLBACK TO cv_event");
+        staged_discard(self, staged_before);
+        inbox_record(self, event->event_id, &fresh);
+        cv_store_exec(self->store, "RELEASE cv_event");
+        in->ack = true;
+    } else {
+        cv_store_exec(self->store, "ROLLBACK TO cv_event; RELEASE cv_event");
+        staged_discard(self, staged_before);
+        cv_log_warn("'%s' event '%s' failed; it will be re-sent",
+                    cv_event_type_name(event->type), event->event_id);
+    }
+out:
+    cv_event_free(event);
+    return rc;
+}
+
+static int inbox_prune(cv_bus_t *self)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        self->store, "DELETE FROM cv_inbox WHERE received_at < ?");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, cv_clock_now_ms() - INBOX_KEEP_MS);
+    return cv_store_step_done(stmt);
+}
+
+static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
+{
+    int64_t now = cv_clock_now_ms();
+    if (cv_store_begin(self->store) != 0)
+        goto fail;
+    for (int i = 0; i < self->inbound_count; i++)
+        if (apply_event(self, &self->inbound[i]) != 0)
+            goto fail;
+    for (int i = 0; i < self->source_count; i++) {
+        source_slot_t *slot = &self->sources[i];
+        if (slot->due && slot->source.work(slot->source.arg, self, now) != 0)
+            goto fail;
+    }
+    if (flush_deletes && outbox_delete_acked(self) != 0)
+        goto fail;
+    if (prune && inbox_prune(self) != 0)
+        goto fail;
+    if (cv_store_commit(self->store) != 0)
+        goto fail;
+
+    cv_metric_add(metric_batches, 1);
+    if (flush_deletes)
+        acked_release(self);
+    staged_publish(self);
+    for (int i = 0; i < self->source_count; i++) {
+        source_slot_t *slot = &self->sources[i];
+        if (slot->due && slot->source.committed != NULL)
+            slot->source.committed(slot->source.arg, self, true);
+        slot->due = false;
+    }
+    send_acks(self);
+    return 0;
+
+fail:
+    cv_store_rollback(self->store);
+    staged_discard(self, 0);
+    for (int i = 0; i < self->inbound_count; i++)
+        self->inbound[i].ack = false;
+    send_acks(self); /* frees the payloads; nothing is acknowledged */
+    for (int i = 0; i < self->source_count; i++) {
+        source_slot_t *slot = &self->sources[i];
+        if (slot->due && slot->source.committed != NULL)
+            slot->source.committed(slot->source.arg, self, false);
+        slot->due = false;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* life cycle                                                          */
+
+int cv_outbox_create(cv_store_t *store)
+{
+    return cv_store_exec(store, bus_schema);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running_bus != NULL)
+        cv_bus_stop(running_bus);
+}
+
+static void metrics_register(void)
+{
+    metric_in = cv_metrics_counter("conveyor_bus_events_handled_total",
+                                   "events applied by this service");
+    metric_duplicate = cv_metrics_counter(
+        "conveyor_bus_events_duplicate_total",
+        "re-delivered events skipped by the inbox");
+    metric_garbage = cv_metrics_counter("conveyor_bus_garbage_total",
+                                        "malformed messages dropped");
+    metric_sent = cv_metrics_counter("conveyor_bus_events_sent_total",
+                                     "outbox sends, re-sends included");
+    metric_resent = cv_metrics_counter(
+        "conveyor_bus_events_resent_total",
+        "outbox events re-sent after their lease ran out");
+    metric_acked = cv_metrics_counter("conveyor_bus_events_acked_total",
+                                      "outbox events acknowledged");
+    metric_outbox = cv_metrics_gauge("conveyor_bus_outbox_pending",
+                                     "outbox events not yet acknowledged");
+    metric_batches = cv_metrics_counter("conveyor_bus_transactions_total",
+                                        "bus turn transactions committed");
+}
+
+static int links_open(cv_bus_t *self, const char *endpoints)
+{
+    char list[CV_CONFIG_TEXT];
+    snprintf(list, sizeof(list), "%s", endpoints);
+    char *save = NULL;
+    for (char *ep = strtok_r(list, ", ", &save); ep != NULL;
+         ep = strtok_r(NULL, ", ", &save)) {
+        if (self->link_count == MAX_LINKS)
+            return cv_error("too many brokers in '%s'", endpoints);
+        link_t *link = &self->links[self->link_count];
+        snprintf(link->endpoint, sizeof(link->endpoint), "%s", ep);
+        link->socket = zmq_socket(self->zmq, ZMQ_DEALER);
+        if (link->socket == NULL)
+            return cv_error("cannot create a socket: %s", zmq_strerror(errno));
+        self->link_count++;
+        int zero = 0;
+        int one = 1;
+        int hwm = 100000;
+        int reconnect_ms = 100;
+        zmq_setsockopt(link->socket, ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_setsockopt(link->socket, ZMQ_IMMEDIATE, &one, sizeof(one));
+        zmq_setsockopt(link->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(link->socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(link->socket, ZMQ_RECONNECT_IVL, &reconnect_ms,
+                       sizeof(reconnect_ms));
+        if (zmq_connect(link->socket, ep) != 0)
+            return cv_error("cannot connect to broker '%s': %s", ep,
+                            zmq_strerror(errno));
+    }
+    if (self->link_count == 0)
+        return cv_error("no broker endpoint configured");
+    return 0;
+}
+
+cv_bus_t *cv_bus_new(const cv_bus_options_t *options)
+{
+    const cv_config_t *config = options->config;
+    if (metric_in == NULL)
+        metrics_register();
+    cv_bus_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->wake_fd = -1;
+    snprintf(self->service, sizeof(self->service), "%s", config->service);
+    if (options->worker_service != NULL)
+        snprintf(self->worker, sizeof(self->worker), "%s",
+                 options->worker_service);
+    self->store = options->store;
+    self->handler = options->handler;
+    self->arg = options->arg;
+    self->batch_max = config->batch_max > 0 ? config->batch_max : 256;
+    self->lease_ms = config->lease_ms > 0 ? config->lease_ms : 3000;
+    self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 500;
+    if (self->worker[0] != '\0' && self->handler == NULL) {
+        cv_error("worker '%s' has no handler", self->worker);
+        goto fail;
+    }
+    self->hash_size = 1024;
+    self->hash = calloc(self->hash_size, sizeof(*self->hash));
+    self->inbound = calloc((size_t)self->batch_max, sizeof(*self->inbound));
+    if (self->hash == NULL || self->inbound == NULL)
+        goto fail;
+    self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->wake_fd < 0) {
+        cv_error("cannot create an eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if (cv_outbox_create(self->store) != 0)
+        goto fail;
+    self->zmq = zmq_ctx_new();
+    if (self->zmq == NULL)
+        goto fail;
+    if (links_open(self, config->broker_endpoint) != 0)
+        goto fail;
+    if (outbox_scan(self) != 0)
+        goto fail;
+    return self;
+fail:
+    cv_bus_destroy(&self);
+    return NULL;
+}
+
+void cv_bus_destroy(cv_bus_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    cv_bus_t *self = *self_p;
+    if (running_bus == self)
+        running_bus = NULL;
+    for (int i = 0; i < self->link_count; i++)
+        zmq_close(self->links[i].socket);
+    if (self->zmq != NULL)
+        zmq_ctx_term(self->zmq);
+    staged_discard(self, 0);
+    free(self->staged);
+    free(self->acked);
+    if (self->hash != NULL) {
+        for (size_t i = 0; i < self->hash_size; i++) {
+            item_t *item = self->hash[i];
+            while (item != NULL) {
+                item_t *next = item->hash_next;
+                free(item->payload);
+                free(item);
+                item = next;
+            }
+        }
+    }
+    free(self->hash);
+    free(self->inbound);
+    if (self->wake_fd >= 0)
+        close(self->wake_fd);
+    free(self);
+    *self_p = NULL;
+}
+
+int cv_bus_add_source(cv_bus_t *self, const cv_bus_source_t *source)
+{
+    if (self->source_count == MAX_SOURCES || source->work == NULL)
+        return cv_error("cannot add a bus source to '%s'", self->service);
+    self->sources[self->source_count].source = *source;
+    self->sources[self->source_count].due = false;
+    self->source_count++;
+    return 0;
+}
+
+void cv_bus_stop(cv_bus_t *self)
+{
+    atomic_store(&self->stopping, true);
+    uint64_t one = 1;
+    ssize_t n = write(self->wake_fd, &one, sizeof(one));
+    (void)n;
+}
+
+void cv_bus_wake(cv_bus_t *self)
+{
+    atomic_store(&self->wake_pending, true);
+    uint64_t one = 1;
+    ssize_t n = write(self->wake_fd, &one, sizeof(one));
+    (void)n;
+}
+
+bool cv_bus_connected(const cv_bus_t *self)
+{
+    return atomic_load(&((cv_bus_t *)self)->connected);
+}
+
+cv_store_t *cv_bus_store(cv_bus_t *self)
+{
+    return self->store;
+}
+
+const char *cv_bus_service(const cv_bus_t *self)
+{
+    return self->service;
+}
+
+const Conveyor__Envelope *cv_bus_current(const cv_bus_t *self)
+{
+    return self->current;
+}
+
+/* How long the loop may sleep: the next heartbeat, lease, back-off or
+ * source due time, and never more than POLL_MAX_MS. */
+static long poll_timeout(cv_bus_t *self, bool blocked)
+{
+    int64_t mono = cv_clock_monotonic_ms();
+    int64_t wait = POLL_MAX_MS;
+    int64_t hb = self->next_heartbeat_ms - mono;
+    if (hb < wait)
+        wait = hb;
+    int64_t lease = outbox_next_deadline(self);
+    if (lease != INT64_MAX && lease - mono < wait)
+        wait = lease - mono;
+    if (blocked && wait > 10)
+        wait = 10;
+    if (self->acked_count > 0) {
+        int64_t flush = self->acked_since_ms + DELETE_FLUSH_MS - mono;
+        if (flush < wait)
+            wait = flush;
+    }
+    int64_t now = cv_clock_now_ms();
+    for (int i = 0; i < self->source_count; i++) {
+        cv_bus_source_t *s = &self->sources[i].source;
+        if (s->next_due == NULL)
+            continue;
+        int64_t due = s->next_due(s->arg, self);
+        if (due != INT64_MAX && due - now < wait)
+            wait = due - now;
+    }
+    return wait < 0 ? 0 : (long)wait;
+}
+
+int cv_bus_run(cv_bus_t *self)
+{
+    running_bus = self;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    zmq_pollitem_t items[MAX_LINKS + 1 + MAX_SOURCES];
+    int64_t liveness_ms = (int64_t)self->heartbeat_ms * CV_WIRE_LIVENESS;
+    bool blocked = false;
+    self->next_heartbeat_ms = 0;
+    self->next_prune_ms = cv_clock_monotonic_ms() + INBOX_PRUNE_EVERY_MS;
+    int rc = 0;
+
+    while (!atomic_load(&self->stopping)) {
+        int n = 0;
+        for (int i = 0; i < self->link_count; i++)
+            items[n++] = (zmq_pollitem_t){self->links[i].socket, 0,
+                                          ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, self->wake_fd, ZMQ_POLLIN, 0};
+        int source_item[MAX_SOURCES]; /* poll item of each source, or -1 */
+        for (int i = 0; i < self->source_count; i++) {
+            source_item[i] = -1;
+            if (self->sources[i].source.fd >= 0) {
+                source_item[i] = n;
+                items[n++] = (zmq_pollitem_t){NULL,
+                                              self->sources[i].source.fd,
+                                              ZMQ_POLLIN, 0};
+            }
+        }
+        long timeout = poll_timeout(self, blocked);
+        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
+            rc = cv_error("cannot poll: %s", zmq_strerror(errno));
+            break;
+        }
+        if (atomic_load(&self->stopping))
+            break;
+
+        int64_t mono = cv_clock_monotonic_ms();
+        if (items[self->link_count].revents & ZMQ_POLLIN) {
+            uint64_t count;
+            ssize_t got = read(self->wake_fd, &count, sizeof(count));
+            (void)got;
+        }
+        if (atomic_exchange(&self->wake_pending, false))
+            self->scan_needed = true;
+
+        /* the broker's messages, up to one batch of events */
+        for (int i = 0; i < self->link_count; i++) {
+            while (self->inbound_count < self->batch_max) {
+                int got = receive_one(self, i);
+                if (got <= 0)
+                    break;
+            }
+        }
+
+        /* brokers heard from lately */
+        bool any_alive = false;
+        for (int i = 0; i < self->link_count; i++) {
+            link_t *l = &self->links[i];
+            if (l->alive && mono - l->last_heard_ms > liveness_ms) {
+                l->alive = false;
+                cv_log_warn("broker '%s' went silent", l->endpoint);
+            }
+            any_alive = any_alive || l->alive;
+        }
+        atomic_store(&self->connected, any_alive);
+        if (mono >= self->next_heartbeat_ms) {
+            send_ready(self);
+            self->next_heartbeat_ms = mono + self->heartbeat_ms;
+        }
+
+        /* the service's sources that are due */
+        bool any_due = false;
+        int64_t now = cv_clock_now_ms();
+        for (int i = 0; i < self->source_count; i++) {
+            source_slot_t *slot = &self->sources[i];
+            bool readable = source_item[i] >= 0 &&
+                            (items[source_item[i]].revents & ZMQ_POLLIN);
+            bool due = slot->source.next_due != NULL &&
+                       slot->source.next_due(slot->source.arg, self) <= now;
+            slot->due = readable || due;
+            any_due = any_due || slot->due;
+        }
+
+        bool flush_deletes =
+            self->acked_count > 0 &&
+            (self->acked_count >= DELETE_FLUSH_COUNT ||
+             mono - self->acked_since_ms >= DELETE_FLUSH_MS ||
+             self->inbound_count > 0 || any_due);
+        bool prune = mono >= self->next_prune_ms;
+        if (prune)
+            self->next_prune_ms = mono + INBOX_PRUNE_EVERY_MS;
+        if (self->inbound_count > 0 || any_due || flush_deletes || prune) {
+            if (turn_transaction(self, flush_deletes, prune) != 0)
+                cv_log_warn("a bus transaction in '%s' failed; events will "
+                            "be re-sent", self->service);
+        }
+
+        if (self->scan_needed && self->item_count < OUTBOX_WINDOW)
+            outbox_scan(self);
+        blocked = outbox_send(self);
+    }
+
+    /* a clean stop: acknowledged rows are deleted, the rest wait on disk */
+    if (self->acked_count > 0 && cv_store_begin(self->store) == 0) {
+        if (outbox_delete_acked(self) == 0 && cv_store_commit(self->store) == 0)
+            acked_release(self);
+        else
+            cv_store_rollback(self->store);
+    }
+    running_bus = NULL;
+    return rc;
+}

@@ -1,0 +1,219 @@
+/* cv_clock: wall clock plus the offset in CONVEYOR_CLOCK_FILE. */
+#include "cv_clock.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CV_CLOCK_REREAD_MS 100 /* how stale the offset may get */
+
+static pthread_mutex_t cv_clock_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t cv_clock_offset_s;     /* last offset read, in seconds */
+static int64_t cv_clock_read_at = -1; /* monotonic ms of that read, -1 never */
+static char cv_clock_path[4096];      /* the file it was read from */
+
+int64_t cv_clock_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads the whole number of seconds in `path`; 0 when the file is missing,
+ * unreadable or does not hold such a number. */
+static int64_t cv_clock_read_offset(const char *path)
+{
+    char text[64];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n;
+    do {
+        n = read(fd, text, sizeof(text) - 1);
+    } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text)
+        return 0;
+    while (*end != '\0' && isspace((unsigned char)*end))
+        end++;
+    if (*end != '\0')
+        return 0;
+    /* a century either way is plenty for tests and keeps ms in range */
+    if (value > 3155760000LL || value < -3155760000LL)
+        return 0;
+    return value;
+}
+
+static int64_t cv_clock_offset_ms(void)
+{
+    const char *path = getenv("CONVEYOR_CLOCK_FILE");
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    int64_t now = cv_clock_monotonic_ms();
+    pthread_mutex_lock(&cv_clock_lock);
+    bool same_path = strcmp(path, cv_clock_path) == 0;
+    if (!same_path || cv_clock_read_at < 0 ||
+        now - cv_clock_read_at >= CV_CLOCK_REREAD_MS) {
+        cv_clock_offset_s = cv_clock_read_offset(path);
+        cv_clock_read_at = now;
+        snprintf(cv_clock_path, sizeof(cv_clock_path), "%s", path);
+    }
+    int64_t offset = cv_clock_offset_s;
+    pthread_mutex_unlock(&cv_clock_lock);
+    return offset * 1000;
+}
+
+int64_t cv_clock_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return wall + cv_clock_offset_ms();
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t cv_clock_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The date of a day number, the inverse of cv_clock_days_from_civil. */
+static void cv_clock_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+char *cv_clock_format(int64_t ms, char *buf, size_t size)
+{
+    if (buf == NULL || size == 0)
+        return buf;
+    int64_t days = ms / 86400000;
+    int64_t rest = ms % 86400000;
+    if (rest < 0) {
+        rest += 86400000;
+        days -= 1;
+    }
+    int64_t year;
+    int month, day;
+    cv_clock_civil_from_days(days, &year, &month, &day);
+    int hour = (int)(rest / 3600000);
+    int minute = (int)(rest / 60000 % 60);
+    int second = (int)(rest / 1000 % 60);
+    int milli = (int)(rest % 1000);
+    snprintf(buf, size, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+             month, day, hour, minute, second, milli);
+    return buf;
+}
+
+/* Reads exactly `digits` decimal digits at *p into *value. */
+static bool cv_clock_digits(const char **p, int digits, int *value)
+{
+    int v = 0;
+    for (int i = 0; i < digits; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += digits;
+    *value = v;
+    return true;
+}
+
+static int cv_clock_days_in_month(int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month == 2 && leap)
+        return 29;
+    return days[month - 1];
+}
+
+int cv_clock_parse(const char *text, int64_t *ms)
+{
+    if (text == NULL || ms == NULL)
+        return -1;
+    const char *p = text;
+    int year, month, day, hour = 0, minute = 0, second = 0, milli = 0;
+    int offset_min = 0;
+    if (!cv_clock_digits(&p, 4, &year) || *p++ != '-' ||
+        !cv_clock_digits(&p, 2, &month) || *p++ != '-' ||
+        !cv_clock_digits(&p, 2, &day))
+        return -1;
+    if (month < 1 || month > 12 || day < 1 ||
+        day > cv_clock_days_in_month(year, month))
+        return -1;
+    if (*p != '\0') {
+        if (*p != 'T' && *p != 't' && *p != ' ')
+            return -1;
+        p++;
+        if (!cv_clock_digits(&p, 2, &hour) || *p++ != ':' ||
+            !cv_clock_digits(&p, 2, &minute) || *p++ != ':' ||
+            !cv_clock_digits(&p, 2, &second))
+            return -1;
+        if (hour > 23 || minute > 59 || second > 60)
+            return -1;
+        if (*p == '.' || *p == ',') {
+            p++;
+            int scale = 100, count = 0;
+            while (*p >= '0' && *p <= '9') {
+                milli += (*p - '0') * scale;
+                scale /= 10;
+                count++;
+                p++;
+            }
+            if (count == 0)
+                return -1;
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p == '-' ? -1 : 1;
+            int oh, om;
+            p++;
+            if (!cv_clock_digits(&p, 2, &oh) || *p++ != ':' ||
+                !cv_clock_digits(&p, 2, &om))
+                return -1;
+            if (oh > 23 || om > 59)
+                return -1;
+            offset_min = sign * (oh * 60 + om);
+        } else {
+            return -1;
+        }
+        if (*p != '\0')
+            return -1;
+    }
+    int64_t days = cv_clock_days_from_civil(year, month, day);
+    int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second -
+                      (int64_t)offset_min * 60;
+    *ms = seconds * 1000 + milli;
+    return 0;
+}

@@ -1,0 +1,251 @@
+/* cv_contact: contact details in one canonical form. */
+#include "cv_contact.h"
+
+#include <string.h>
+
+#define CV_CONTACT_PHONE_MIN 10 /* digits in the shortest number we take */
+#define CV_CONTACT_PHONE_MAX 15 /* E.164's limit */
+
+/* Free mail providers: an address there names a person, not a company. */
+static const char *const cv_contact_free_domains[] = {
+    "gmail.com",    "googlemail.com", "mail.ru",     "yandex.ru",
+    "yandex.com",   "ya.ru",          "bk.ru",       "list.ru",
+    "inbox.ru",     "outlook.com",    "hotmail.com", "live.com",
+    "yahoo.com",    "icloud.com",     "me.com",      "rambler.ru",
+    "protonmail.com", "proton.me",    "aol.com",
+};
+
+static bool cv_contact_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' ||
+           c == '\v';
+}
+
+static char cv_contact_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Copies `text` without surrounding white space into out, lower-cased.
+ * -1 when it does not fit. */
+static int cv_contact_trim_lower(const char *text, char *out, size_t size)
+{
+    while (cv_contact_space(*text))
+        text++;
+    size_t len = strlen(text);
+    while (len > 0 && cv_contact_space(text[len - 1]))
+        len--;
+    if (len + 1 > size)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        out[i] = cv_contact_lower(text[i]);
+    out[len] = '\0';
+    return 0;
+}
+
+static int cv_contact_refuse(char *out, size_t size)
+{
+    if (out != NULL && size > 0)
+        out[0] = '\0';
+    return -1;
+}
+
+int cv_contact_phone(const char *text, char *out, size_t size)
+{
+    if (text == NULL || out == NULL || size == 0)
+        return cv_contact_refuse(out, size);
+    char digits[CV_CONTACT_PHONE_MAX + 4];
+    size_t count = 0;
+    bool plus = false;
+    bool seen_digit = false;
+    for (const char *p = text; *p != '\0'; p++) {
+        char c = *p;
+        if (c >= '0' && c <= '9') {
+            if (count + 1 >= sizeof(digits))
+                return cv_contact_refuse(out, size);
+            digits[count++] = c;
+            seen_digit = true;
+        } else if (c == '+' && !seen_digit && !plus) {
+            plus = true;
+        } else if (!(cv_contact_space(c) || c == '(' || c == ')' ||
+                     c == '-' || c == '.')) {
+            return cv_contact_refuse(out, size);
+        }
+    }
+    digits[count] = '\0';
+    const char *national = digits;
+    char e164[CV_CONTACT_PHONE_MAX + 4];
+    if (plus) {
+        snprintf(e164, sizeof(e164), "%s", digits);
+    } else if (count > 2 && digits[0] == '0' && digits[1] == '0') {
+        snprintf(e164, sizeof(e164), "%s", digits + 2);
+    } else if (count == 11 && (digits[0] == '8' || digits[0] == '7')) {
+        national = digits + 1;
+        snprintf(e164, sizeof(e164), "7%s", national);
+    } else if (count == 10) {
+        snprintf(e164, sizeof(e164), "7%s", national);
+    } else {
+        return cv_contact_refuse(out, size);
+    }
+    size_t len = strlen(e164);
+    if (len < CV_CONTACT_PHONE_MIN || len > CV_CONTACT_PHONE_MAX)
+        return cv_contact_refuse(out, size);
+    /* +7 is Russia and Kazakhstan: always 10 digits after the code */
+    if (e164[0] == '7' && len != 11)
+        return cv_contact_refuse(out, size);
+    if (e164[0] == '0')
+        return cv_contact_refuse(out, size);
+    if (len + 2 > size)
+        return cv_contact_refuse(out, size);
+    snprintf(out, size, "+%s", e164);
+    return 0;
+}
+
+/* Characters allowed in an unquoted local part (RFC 5322 atext and '.'),
+ * plus any UTF-8 byte (RFC 6531). */
+static bool cv_contact_local_char(unsigned char c)
+{
+    if (c >= 0x80)
+        return true;
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL;
+}
+
+static bool cv_contact_domain_ok(const char *domain)
+{
+    size_t len = strlen(domain);
+    if (len < 3 || len > 253)
+        return false;
+    int labels = 0;
+    const char *label = domain;
+    for (;;) {
+        const char *dot = strchr(label, '.');
+        size_t label_len = dot != NULL ? (size_t)(dot - label)
+                                       : strlen(label);
+        if (label_len == 0 || label_len > 63 || label[0] == '-' ||
+            label[label_len - 1] == '-')
+            return false;
+        for (size_t i = 0; i < label_len; i++) {
+            unsigned char c = (unsigned char)label[i];
+            if (!(c >= 0x80 || (c >= 'a' && c <= 'z') ||
+                  (c >= '0' && c <= '9') || c == '-'))
+                return false;
+        }
+        labels++;
+        if (dot == NULL) {
+            /* the top-level domain is at least two characters */
+            return labels >= 2 && label_len >= 2;
+        }
+        label = dot + 1;
+    }
+}
+
+int cv_contact_email(const char *text, char *out, size_t size)
+{
+    if (text == NULL || out == NULL || size == 0)
+        return cv_contact_refuse(out, size);
+    char email[CV_CONTACT_SIZE];
+    if (cv_contact_trim_lower(text, email, sizeof(email)) != 0)
+        return cv_contact_refuse(out, size);
+    size_t len = strlen(email);
+    char *at = strchr(email, '@');
+    if (len > 254 || at == NULL || strchr(at + 1, '@') != NULL)
+        return cv_contact_refuse(out, size);
+    size_t local_len = (size_t)(at - email);
+    if (local_len == 0 || local_len > 64 || email[0] == '.' ||
+        email[local_len - 1] == '.')
+        return cv_contact_refuse(out, size);
+    for (size_t i = 0; i < local_len; i++) {
+        if (!cv_contact_local_char((unsigned char)email[i]))
+            return cv_contact_refuse(out, size);
+        if (email[i] == '.' && email[i + 1] == '.')
+            return cv_contact_refuse(out, size);
+    }
+    if (!cv_contact_domain_ok(at + 1))
+        return cv_contact_refuse(out, size);
+    if (len + 1 > size)
+        return cv_contact_refuse(out, size);
+    memcpy(out, email, len + 1);
+    return 0;
+}
+
+int cv_contact_telegram(const char *text, char *out, size_t size)
+{
+    static const char *const prefixes[] = {
+        "https://t.me/", "http://t.me/", "t.me/", "https://telegram.me/",
+        "telegram.me/", "@",
+    };
+    if (text == NULL || out == NULL || size == 0)
+        return cv_contact_refuse(out, size);
+    char name[CV_CONTACT_SIZE];
+    if (cv_contact_trim_lower(text, name, sizeof(name)) != 0)
+        return cv_contact_refuse(out, size);
+    const char *start = name;
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t plen = strlen(prefixes[i]);
+        if (strncmp(start, prefixes[i], plen) == 0) {
+            start += plen;
+            break;
+        }
+    }
+    size_t len = strlen(start);
+    if (len == 0 || len > 64 || len + 1 > size)
+        return cv_contact_refuse(out, size);
+    for (size_t i = 0; i < len; i++) {
+        char c = start[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return cv_contact_refuse(out, size);
+    }
+    memcpy(out, start, len + 1);
+    return 0;
+}
+
+int cv_contact_inn(const char *text, char *out, size_t size)
+{
+    if (text == NULL || out == NULL || size == 0)
+        return cv_contact_refuse(out, size);
+    char digits[16];
+    size_t count = 0;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (count + 1 >= sizeof(digits))
+                return cv_contact_refuse(out, size);
+            digits[count++] = *p;
+        } else if (!(cv_contact_space(*p) || *p == '-')) {
+            return cv_contact_refuse(out, size);
+        }
+    }
+    digits[count] = '\0';
+    if ((count != 10 && count != 12) || count + 1 > size)
+        return cv_contact_refuse(out, size);
+    memcpy(out, digits, count + 1);
+    return 0;
+}
+
+bool cv_contact_free_mail(const char *domain)
+{
+    if (domain == NULL)
+        return false;
+    size_t n = sizeof(cv_contact_free_domains) /
+               sizeof(cv_contact_free_domains[0]);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(domain, cv_contact_free_domains[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool cv_contact_company_domain(const char *email, char *out, size_t size)
+{
+    if (out == NULL || size == 0)
+        return false;
+    out[0] = '\0';
+    const char *at = email != NULL ? strrchr(email, '@') : NULL;
+    if (at == NULL || at[1] == '\0' || cv_contact_free_mail(at + 1))
+        return false;
+    if (strlen(at + 1) + 1 > size)
+        return false;
+    snprintf(out, size, "%s", at + 1);
+    return true;
+}

@@ -1,0 +1,282 @@
+/* cv_event: envelope packing and the JSON shapes the console shows. */
+#include "cv_event.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "cv_clock.h"
+#include "cv_log.h"
+
+/* Each body case with its event type and name, in proto order. */
+typedef struct {
+    Conveyor__Envelope__BodyCase body; /* the oneof member */
+    Conveyor__EventType type;          /* the type that names it */
+    const char *name;                  /* snake_case name of the type */
+} cv_event_kind_t;
+
+static const cv_event_kind_t cv_event_kinds[] = {
+    {CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED,
+     CONVEYOR__EVENT_TYPE__LEAD_RECEIVED, "lead_received"},
+    {CONVEYOR__ENVELOPE__BODY_LEAD_SCORED, CONVEYOR__EVENT_TYPE__LEAD_SCORED,
+     "lead_scored"},
+    {CONVEYOR__ENVELOPE__BODY_STAFF_UPDATED,
+     CONVEYOR__EVENT_TYPE__STAFF_UPDATED, "staff_updated"},
+    {CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED,
+     CONVEYOR__EVENT_TYPE__LEAD_ASSIGNED, "lead_assigned"},
+    {CONVEYOR__ENVELOPE__BODY_LEAD_UNASSIGNED,
+     CONVEYOR__EVENT_TYPE__LEAD_UNASSIGNED, "lead_unassigned"},
+    {CONVEYOR__ENVELOPE__BODY_TASK_CREATED, CONVEYOR__EVENT_TYPE__TASK_CREATED,
+     "task_created"},
+    {CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED,
+     CONVEYOR__EVENT_TYPE__TASK_COMPLETED, "task_completed"},
+    {CONVEYOR__ENVELOPE__BODY_ESCALATION, CONVEYOR__EVENT_TYPE__ESCALATION,
+     "escalation"},
+    {CONVEYOR__ENVELOPE__BODY_NOTIFICATION_REQUESTED,
+     CONVEYOR__EVENT_TYPE__NOTIFICATION_REQUESTED, "notification_requested"},
+    {CONVEYOR__ENVELOPE__BODY_NOTIFICATION_DELIVERED,
+     CONVEYOR__EVENT_TYPE__NOTIFICATION_DELIVERED, "notification_delivered"},
+    {CONVEYOR__ENVELOPE__BODY_ACTIVITY_RECORDED,
+     CONVEYOR__EVENT_TYPE__ACTIVITY_RECORDED, "activity_recorded"},
+    {CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED,
+     CONVEYOR__EVENT_TYPE__DECISION_RECORDED, "decision_recorded"},
+    {CONVEYOR__ENVELOPE__BODY_PROPOSAL_RENDERED,
+     CONVEYOR__EVENT_TYPE__PROPOSAL_RENDERED, "proposal_rendered"},
+    {CONVEYOR__ENVELOPE__BODY_ACCOUNT_OPENED,
+     CONVEYOR__EVENT_TYPE__ACCOUNT_OPENED, "account_opened"},
+};
+
+#define CV_EVENT_KINDS (sizeof(cv_event_kinds) / sizeof(cv_event_kinds[0]))
+
+const char *cv_event_type_name(Conveyor__EventType type)
+{
+    for (size_t i = 0; i < CV_EVENT_KINDS; i++)
+        if (cv_event_kinds[i].type == type)
+            return cv_event_kinds[i].name;
+    return "unknown";
+}
+
+Conveyor__EventType cv_event_type_of(const Conveyor__Envelope *event)
+{
+    if (event == NULL)
+        return CONVEYOR__EVENT_TYPE__EVENT_UNKNOWN;
+    for (size_t i = 0; i < CV_EVENT_KINDS; i++)
+        if (cv_event_kinds[i].body == event->body_case)
+            return cv_event_kinds[i].type;
+    return CONVEYOR__EVENT_TYPE__EVENT_UNKNOWN;
+}
+
+/* True when the envelope has a body, its type names that body and every
+ * required field is present. */
+static bool cv_event_is_complete(const Conveyor__Envelope *event)
+{
+    Conveyor__EventType type = cv_event_type_of(event);
+    if (type == CONVEYOR__EVENT_TYPE__EVENT_UNKNOWN || event->type != type)
+        return false;
+    return protobuf_c_message_check(&event->base) != 0;
+}
+
+uint8_t *cv_event_pack(const Conveyor__Envelope *event, size_t *size)
+{
+    if (event == NULL || size == NULL)
+        return NULL;
+    if (!cv_event_is_complete(event)) {
+        cv_error("cannot pack event '%s' of type '%s': its body does not "
+                 "match or a required field is missing",
+                 event->event_id ? event->event_id : "",
+                 cv_event_type_name(event->type));
+        return NULL;
+    }
+    size_t n = conveyor__envelope__get_packed_size(event);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        return NULL;
+    *size = conveyor__envelope__pack(event, buf);
+    return buf;
+}
+
+Conveyor__Envelope *cv_event_unpack(const uint8_t *data, size_t size)
+{
+    if (data == NULL || size == 0)
+        return NULL;
+    Conveyor__Envelope *event = conveyor__envelope__unpack(NULL, size, data);
+    if (event == NULL)
+        return NULL;
+    if (!cv_event_is_complete(event)) {
+        conveyor__envelope__free_unpacked(event, NULL);
+        return NULL;
+    }
+    return event;
+}
+
+void cv_event_free(Conveyor__Envelope *event)
+{
+    if (event != NULL)
+        conveyor__envelope__free_unpacked(event, NULL);
+}
+
+static const char *cv_event_lead_id_of(const Conveyor__Lead *lead)
+{
+    return lead ? lead->lead_id : NULL;
+}
+
+const char *cv_event_body_lead_id(const Conveyor__Envelope *event)
+{
+    if (event == NULL)
+        return NULL;
+    switch (event->body_case) {
+    case CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED:
+        return event->lead_received
+                   ? cv_event_lead_id_of(event->lead_received->lead)
+                   : NULL;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_SCORED:
+        return event->lead_scored
+                   ? cv_event_lead_id_of(event->lead_scored->lead)
+                   : NULL;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED:
+        return event->lead_assigned
+                   ? cv_event_lead_id_of(event->lead_assigned->lead)
+                   : NULL;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_UNASSIGNED:
+        return event->lead_unassigned ? event->lead_unassigned->lead_id
+                                      : NULL;
+    case CONVEYOR__ENVELOPE__BODY_TASK_CREATED:
+        return event->task_created ? event->task_created->lead_id : NULL;
+    case CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED:
+        return event->task_completed ? event->task_completed->lead_id : NULL;
+    case CONVEYOR__ENVELOPE__BODY_ESCALATION:
+        return event->escalation ? event->escalation->lead_id : NULL;
+    case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_REQUESTED:
+        return event->notification_requested
+                   ? event->notification_requested->lead_id
+                   : NULL;
+    case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_DELIVERED:
+        return event->notification_delivered
+                   ? event->notification_delivered->lead_id
+                   : NULL;
+    case CONVEYOR__ENVELOPE__BODY_ACTIVITY_RECORDED:
+        return event->activity_recorded ? event->activity_recorded->lead_id
+                                        : NULL;
+    case CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED:
+        return event->decision_recorded ? event->decision_recorded->lead_id
+                                        : NULL;
+    case CONVEYOR__ENVELOPE__BODY_PROPOSAL_RENDERED:
+        return event->proposal_rendered ? event->proposal_rendered->lead_id
+                                        : NULL;
+    case CONVEYOR__ENVELOPE__BODY_ACCOUNT_OPENED:
+        return event->account_opened ? event->account_opened->lead_id : NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* Sets obj[key] to the text when it is set and not empty. */
+static void cv_event_put_text(json_t *obj, const char *key, const char *text)
+{
+    if (text != NULL && text[0] != '\0')
+        json_object_set_new(obj, key, json_string(text));
+}
+
+/* A JSON number for an amount: an integer when it is whole. */
+static json_t *cv_event_number(double value)
+{
+    if (isfinite(value) && value == floor(value) && fabs(value) < 9.0e15)
+        return json_integer((json_int_t)value);
+    if (!isfinite(value))
+        return json_null();
+    return json_real(value);
+}
+
+json_t *cv_event_lead_to_json(const Conveyor__Lead *lead)
+{
+    if (lead == NULL)
+        return NULL;
+    json_t *obj = json_object();
+    if (obj == NULL)
+        return NULL;
+    json_object_set_new(obj, "lead_id",
+                        json_string(lead->lead_id ? lead->lead_id : ""));
+    cv_event_put_text(obj, "name", lead->name);
+    cv_event_put_text(obj, "company", lead->company);
+    cv_event_put_text(obj, "phone", lead->phone);
+    cv_event_put_text(obj, "email", lead->email);
+    cv_event_put_text(obj, "telegram", lead->telegram);
+    cv_event_put_text(obj, "message", lead->message);
+    cv_event_put_text(obj, "channel", lead->channel);
+    cv_event_put_text(obj, "source", lead->source);
+    cv_event_put_text(obj, "region", lead->region);
+    cv_event_put_text(obj, "industry", lead->industry);
+    cv_event_put_text(obj, "product", lead->product);
+    if (lead->has_budget)
+        json_object_set_new(obj, "budget", cv_event_number(lead->budget));
+    cv_event_put_text(obj, "currency", lead->currency);
+    cv_event_put_text(obj, "inn", lead->inn);
+    cv_event_put_text(obj, "timezone", lead->timezone);
+    cv_event_put_text(obj, "utm_source", lead->utm_source);
+    cv_event_put_text(obj, "utm_medium", lead->utm_medium);
+    cv_event_put_text(obj, "utm_campaign", lead->utm_campaign);
+    if (lead->extra_json != NULL && lead->extra_json[0] != '\0') {
+        json_t *extra = json_loads(lead->extra_json, JSON_DECODE_ANY, NULL);
+        if (json_is_object(extra))
+            json_object_set_new(obj, "extra", extra);
+        else
+            json_decref(extra);
+    }
+    if (lead->has_received_at) {
+        char when[40];
+        cv_clock_format(lead->received_at, when, sizeof(when));
+        json_object_set_new(obj, "received_at", json_string(when));
+    }
+    cv_event_put_text(obj, "domain", lead->domain);
+    return obj;
+}
+
+json_t *cv_event_score_to_json(const Conveyor__Score *score)
+{
+    if (score == NULL)
+        return NULL;
+    json_t *obj = json_object();
+    json_t *params = json_object();
+    if (obj == NULL || params == NULL) {
+        json_decref(obj);
+        json_decref(params);
+        return NULL;
+    }
+    json_object_set_new(obj, "total", json_integer(score->total));
+    json_object_set_new(obj, "segment",
+                        json_string(score->segment ? score->segment : ""));
+    json_object_set_new(obj, "knocked_out",
+                        json_boolean(score->has_knocked_out &&
+                                     score->knocked_out));
+    cv_event_put_text(obj, "knockout_reason", score->knockout_reason);
+    cv_event_put_text(obj, "model_version", score->model_version);
+    for (size_t i = 0; i < score->n_params; i++) {
+        const Conveyor__ScoreParam *p = score->params[i];
+        if (p == NULL || p->name == NULL)
+            continue;
+        json_t *param = json_object();
+        if (param == NULL)
+            continue;
+        json_object_set_new(param, "value", json_integer(p->value));
+        json_object_set_new(param, "block",
+                            json_string(p->block ? p->block : ""));
+        cv_event_put_text(param, "source", p->source);
+        cv_event_put_text(param, "reason", p->reason);
+        json_object_set_new(params, p->name, param);
+    }
+    json_object_set_new(obj, "params", params);
+    return obj;
+}
+
+json_t *cv_event_notify_to_json(const Conveyor__NotifyTarget *target)
+{
+    if (target == NULL)
+        return NULL;
+    json_t *obj = json_object();
+    if (obj == NULL)
+        return NULL;
+    cv_event_put_text(obj, "webhook_url", target->webhook_url);
+    cv_event_put_text(obj, "telegram_chat_id", target->telegram_chat_id);
+    cv_event_put_text(obj, "email", target->email);
+    return obj;
+}

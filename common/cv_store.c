@@ -1,0 +1,319 @@
+/* cv_store: one SQLite connection opened the durable way, with migrations
+ * and a statement cache keyed by SQL text. */
+#include "cv_store.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_log.h"
+
+#define CV_STORE_BUSY_MS 10000 /* wait this long for another writer */
+
+typedef struct {
+    uint64_t hash;        /* FNV-1a of sql, 0 for an empty slot */
+    char *sql;            /* the SQL text (owned), NULL for an empty slot */
+    sqlite3_stmt *stmt;   /* its prepared statement (owned) */
+} cv_store_entry_t;
+
+struct cv_store {
+    sqlite3 *db;                /* the connection (owned) */
+    char *path;                 /* database file name (owned) */
+    cv_store_entry_t *cache;    /* open-addressing table of statements */
+    size_t cache_size;          /* slots in cache, a power of two */
+    size_t cache_used;          /* slots filled */
+};
+
+static uint64_t cv_store_hash(const char *text)
+{
+    uint64_t h = 1469598103934665603u;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211u;
+    }
+    return h ? h : 1;
+}
+
+sqlite3 *cv_store_db(cv_store_t *self)
+{
+    return self ? self->db : NULL;
+}
+
+const char *cv_store_path(const cv_store_t *self)
+{
+    return self ? self->path : NULL;
+}
+
+int cv_store_exec(cv_store_t *self, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(self->db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        cv_error("cannot run '%.200s' on '%s': %s", sql, self->path,
+                 err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads PRAGMA user_version into *version. */
+static int cv_store_user_version(cv_store_t *self, int *version)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(self->db, "PRAGMA user_version", -1, &stmt,
+                                NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int(stmt, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return cv_error("cannot read the schema version of '%s': %s",
+                        self->path, sqlite3_errmsg(self->db));
+    return 0;
+}
+
+/* Applies the migrations the file has not seen, one transaction each. The
+ * version is re-read inside the transaction, so two processes opening the
+ * same file at once apply each migration once. */
+static int cv_store_migrate(cv_store_t *self, const char *const *migrations,
+                            size_t count)
+{
+    for (;;) {
+        int version = 0;
+        if (cv_store_begin(self) != 0)
+            return -1;
+        if (cv_store_user_version(self, &version) != 0)
+            goto fail;
+        if (version < 0 || (size_t)version > count) {
+            cv_error("cannot use '%s': its schema version %d is newer than "
+                     "this program's %zu", self->path, version, count);
+            goto fail;
+        }
+        if ((size_t)version == count)
+            return cv_store_commit(self);
+        char *err = NULL;
+        int rc = sqlite3_exec(self->db, migrations[version], NULL, NULL, &err);
+        if (rc != SQLITE_OK) {
+            cv_error("cannot apply migration %d to '%s': %s", version + 1,
+                     self->path, err ? err : sqlite3_errstr(rc));
+            sqlite3_free(err);
+            goto fail;
+        }
+        /* PRAGMA takes no parameters; the value is our own integer */
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+                 version + 1);
+        if (cv_store_exec(self, pragma) != 0)
+            goto fail;
+        if (cv_store_commit(self) != 0)
+            goto fail;
+        cv_log_debug("applied migration %d to '%s'", version + 1, self->path);
+    }
+fail:
+    cv_store_rollback(self);
+    return -1;
+}
+
+cv_store_t *cv_store_open(const char *path, const char *const *migrations,
+                          size_t count)
+{
+    cv_store_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        goto fail;
+    self->path = strdup(path);
+    if (self->path == NULL)
+        goto fail;
+    int rc = sqlite3_open_v2(path, &self->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        cv_error("cannot open '%s': %s", path,
+                 self->db ? sqlite3_errmsg(self->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(self->db, 1);
+    sqlite3_busy_timeout(self->db, CV_STORE_BUSY_MS);
+
+    sqlite3_stmt *stmt = NULL;
+    rc = sqlite3_prepare_v2(self->db, "PRAGMA journal_mode = WAL", -1, &stmt,
+                            NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    bool wal = rc == SQLITE_ROW &&
+               sqlite3_stricmp((const char *)sqlite3_column_text(stmt, 0),
+                               "wal") == 0;
+    sqlite3_finalize(stmt);
+    if (!wal) {
+        cv_error("cannot switch '%s' to WAL mode: %s", path,
+                 sqlite3_errmsg(self->db));
+        goto fail;
+    }
+    if (cv_store_exec(self, "PRAGMA synchronous = FULL;"
+                            "PRAGMA foreign_keys = ON;") != 0)
+        goto fail;
+    if (cv_store_migrate(self, migrations, migrations ? count : 0) != 0)
+        goto fail;
+    return self;
+fail:
+    if (self == NULL || self->path == NULL)
+        cv_error("cannot open '%s': out of memory", path);
+    cv_store_destroy(&self);
+    return NULL;
+}
+
+void cv_store_destroy(cv_store_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    cv_store_t *self = *self_p;
+    for (size_t i = 0; i < self->cache_size; i++) {
+        sqlite3_finalize(self->cache[i].stmt);
+        free(self->cache[i].sql);
+    }
+    free(self->cache);
+    if (self->db != NULL) {
+        if (!sqlite3_get_autocommit(self->db))
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+        if (sqlite3_close(self->db) != SQLITE_OK)
+            cv_log_warn("cannot close '%s': %s", self->path,
+                        sqlite3_errmsg(self->db));
+    }
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Doubles the cache table. */
+static int cv_store_cache_grow(cv_store_t *self)
+{
+    size_t size = self->cache_size ? self->cache_size * 2 : 64;
+    cv_store_entry_t *cache = calloc(size, sizeof(*cache));
+    if (cache == NULL)
+        return -1;
+    for (size_t i = 0; i < self->cache_size; i++) {
+        cv_store_entry_t *e = &self->cache[i];
+        if (e->sql == NULL)
+            continue;
+        size_t at = e->hash & (size - 1);
+        while (cache[at].sql != NULL)
+            at = (at + 1) & (size - 1);
+        cache[at] = *e;
+    }
+    free(self->cache);
+    self->cache = cache;
+    self->cache_size = size;
+    return 0;
+}
+
+sqlite3_stmt *cv_store_prepare(cv_store_t *self, const char *sql)
+{
+    uint64_t hash = cv_store_hash(sql);
+    if (self->cache_size > 0) {
+        size_t at = hash & (self->cache_size - 1);
+        while (self->cache[at].sql != NULL) {
+            cv_store_entry_t *e = &self->cache[at];
+            if (e->hash == hash && strcmp(e->sql, sql) == 0) {
+                sqlite3_reset(e->stmt);
+                sqlite3_clear_bindings(e->stmt);
+                return e->stmt;
+            }
+            at = (at + 1) & (self->cache_size - 1);
+        }
+    }
+    if ((self->cache_used + 1) * 2 > self->cache_size &&
+        cv_store_cache_grow(self) != 0) {
+        cv_error("cannot prepare '%.200s': out of memory", sql);
+        return NULL;
+    }
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &stmt, NULL);
+    if (rc != SQLITE_OK) {
+        cv_error("cannot prepare '%.200s' on '%s': %s", sql, self->path,
+                 sqlite3_errmsg(self->db));
+        sqlite3_finalize(stmt);
+        return NULL;
+    }
+    if (stmt == NULL) {
+        cv_error("cannot prepare '%.200s': no statement in it", sql);
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (copy == NULL) {
+        sqlite3_finalize(stmt);
+        cv_error("cannot prepare '%.200s': out of memory", sql);
+        return NULL;
+    }
+    size_t at = hash & (self->cache_size - 1);
+    while (self->cache[at].sql != NULL)
+        at = (at + 1) & (self->cache_size - 1);
+    self->cache[at] = (cv_store_entry_t){hash, copy, stmt};
+    self->cache_used++;
+    return stmt;
+}
+
+/* Resets every cached statement so none holds a read cursor across the end
+ * of a transaction. */
+static void cv_store_reset_all(cv_store_t *self)
+{
+    for (size_t i = 0; i < self->cache_size; i++)
+        if (self->cache[i].stmt != NULL)
+            sqlite3_reset(self->cache[i].stmt);
+}
+
+int cv_store_begin(cv_store_t *self)
+{
+    return cv_store_exec(self, "BEGIN IMMEDIATE");
+}
+
+int cv_store_commit(cv_store_t *self)
+{
+    cv_store_reset_all(self);
+    return cv_store_exec(self, "COMMIT");
+}
+
+int cv_store_rollback(cv_store_t *self)
+{
+    if (self == NULL || sqlite3_get_autocommit(self->db))
+        return 0;
+    cv_store_reset_all(self);
+    return cv_store_exec(self, "ROLLBACK");
+}
+
+bool cv_store_in_transaction(cv_store_t *self)
+{
+    return self != NULL && !sqlite3_get_autocommit(self->db);
+}
+
+int cv_store_bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text == NULL)
+        return sqlite3_bind_null(stmt, index);
+    return sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT);
+}
+
+int cv_store_step_done(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return 0;
+    }
+    sqlite3 *db = sqlite3_db_handle(stmt);
+    cv_error("cannot run '%.200s' on '%s': %s", sqlite3_sql(stmt),
+             sqlite3_db_filename(db, "main"), sqlite3_errmsg(db));
+    sqlite3_reset(stmt);
+    return -1;
+}
+
+void cv_store_column_copy(sqlite3_stmt *stmt, int col, char *buf, size_t size)
+{
+    if (buf == NULL || size == 0)
+        return;
+    const unsigned char *text = sqlite3_column_text(stmt, col);
+    snprintf(buf, size, "%s", text ? (const char *)text : "");
+}

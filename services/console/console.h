@@ -1,0 +1,189 @@
+/* console: the staff API and the read model of every lead.
+ *
+ * Two kinds of thread touch the console's SQLite file:
+ *   - the bus thread applies the events other stages send (console_events.c)
+ *     to the read model, on the service's own connection, inside the bus's
+ *     batch transaction;
+ *   - the HTTP threads (console_api.c, console_leads.c, console_staff.c)
+ *     answer staff requests, each on a connection of its own borrowed from
+ *     a small pool (console_store.c); a request that changes something
+ *     writes its rows and the events it emits (cv_outbox_put) in one
+ *     transaction, then wakes the bus to send them.
+ *
+ * Names used across the files of this folder live here; everything else is
+ * static to its file. */
+#ifndef CONSOLE_H
+#define CONSOLE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conveyor.pb-c.h"
+#include "cv_bus.h"
+#include "cv_config.h"
+#include "cv_http.h"
+#include "cv_id.h"
+#include "cv_store.h"
+
+#define CONSOLE_SERVICE "console"
+#define CONSOLE_ID_SIZE 129     /* an id from a client: up to 128 bytes */
+#define CONSOLE_NAME_SIZE 256   /* a staff member's name */
+
+typedef struct console_pool console_pool_t;
+
+/* The process-wide state every handler sees. */
+typedef struct {
+    const cv_config_t *config;  /* what the process was told (not owned) */
+    cv_bus_t *bus;              /* to wake after an HTTP commit (not owned) */
+    console_pool_t *pool;       /* connections of the HTTP threads (owned
+                                   by main) */
+} console_t;
+
+/* --- console_store.c: schema, connections, the lead read model --- */
+
+extern const char *const console_migrations[];
+extern const size_t console_migration_count;
+
+/* A pool of connections to the console's database for the HTTP threads.
+ * A connection is opened the first time no idle one is left and is kept
+ * for the next request; at most one thread uses a connection at a time. */
+console_pool_t *console_pool_new(const char *path);
+void console_pool_destroy(console_pool_t **self_p); /* NULL-safe */
+/* NULL after logging when a new connection cannot be opened. */
+cv_store_t *console_pool_acquire(console_pool_t *self);
+void console_pool_release(console_pool_t *self, cv_store_t *store);
+
+/* Stages in the order a lead moves through them; won/lost/rejected close
+ * the lead. The rank is -1 for a name that is not a stage. */
+int console_stage_rank(const char *stage);
+bool console_stage_closed(const char *stage);
+
+/* Creates an empty card for `lead_id` when there is none, so an event that
+ * arrives before LeadReceived still has a card to land on. 0 or -1. */
+int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at);
+
+/* Inserts the card or fills it from `lead` (a field the event carries
+ * replaces the card's; a field it lacks keeps the card's). `primary` is
+ * true for the lead's own LeadReceived, whose channel is the lead's first
+ * channel; for other events the card's channel is kept when it has one.
+ * The lead's channel joins the card's channel list. 0 or -1. */
+int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
+                        int64_t at, bool primary);
+
+/* Adds `channel` to the card's channel list (first time it was seen). */
+int console_lead_add_channel(cv_store_t *store, const char *lead_id,
+                             const char *channel, int64_t at);
+
+/* The card's stage now, copied into buf; 0, 1 when there is no card, -1. */
+int console_lead_stage(cv_store_t *store, const char *lead_id, char *buf,
+                       size_t size);
+
+/* Moves the card to `stage` when that is further along than where it is
+ * (a closed stage is never left this way). 0 or -1. */
+int console_stage_advance(cv_store_t *store, const char *lead_id,
+                          const char *stage, int64_t at);
+
+/* Sets the stage whatever it was (staff decisions, lifted knock-outs). */
+int console_stage_set(cv_store_t *store, const char *lead_id,
+                      const char *stage, int64_t at);
+
+/* Adds a timeline entry once per `fact` (a business key such as
+ * "task:<task_id>"): a second call with the same fact changes nothing.
+ * Returns 1 when added, 0 when the fact was there, -1 on error. */
+int console_timeline_add(cv_store_t *store, const char *lead_id, int64_t at,
+                         const char *actor, const char *event,
+                         const char *fact, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* The card as the stages know it, for the events the console emits. */
+typedef struct {
+    Conveyor__Lead lead;        /* strings owned by the snapshot */
+    Conveyor__Score *score;     /* unpacked score, or NULL (owned) */
+    char stage[32];             /* where the lead is */
+    char owner_id[CONSOLE_ID_SIZE]; /* "" when nobody owns it */
+} console_snapshot_t;
+
+/* Fills `snap` from the card. 0, 1 when there is no card, -1 on error.
+ * Always call console_snapshot_clear afterwards. */
+int console_snapshot_load(cv_store_t *store, const char *lead_id,
+                          console_snapshot_t *snap);
+void console_snapshot_clear(console_snapshot_t *snap);
+
+/* Marks a task done; 1 when it changed, 0 when it was done already. */
+int console_task_mark_done(cv_store_t *store, const char *task_id,
+                           const char *actor, int64_t at);
+
+/* --- console_events.c: the bus handler --- */
+
+int console_events_handle(void *arg, cv_bus_t *bus,
+                          const Conveyor__Envelope *event);
+
+/* --- console_auth.c --- */
+
+/* Who is calling. The bootstrap admin token has no staff row. */
+typedef struct {
+    char staff_id[CONSOLE_ID_SIZE]; /* "" for the bootstrap admin */
+    char name[CONSOLE_NAME_SIZE];   /* for the timeline */
+    char role[16];                  /* telemarketer ... admin */
+    bool manager;                   /* head or admin: sees everything */
+} console_caller_t;
+
+/* Identifies the caller from its bearer token. Returns 0, or -1 after
+ * replying (401 missing/unknown token, 503 storage trouble). */
+int console_auth(const console_t *console, cv_store_t *store,
+                 cv_http_request_t *req, console_caller_t *caller);
+
+/* The name the timeline shows for the caller ("admin" for the token). */
+const char *console_caller_actor(const console_caller_t *caller);
+
+/* --- console_api.c: routing and helpers of the HTTP side --- */
+
+/* Everything a route handler needs for one request. */
+typedef struct {
+    console_t *console;         /* process state */
+    cv_http_request_t *req;     /* the request being answered */
+    cv_store_t *store;          /* this thread's connection */
+    console_caller_t caller;    /* who asked */
+} console_ctx_t;
+
+bool console_api_handle(void *arg, cv_http_request_t *req);
+
+/* Parses the request body as a JSON object. NULL after replying (415 not
+ * JSON, 400 malformed or not an object). */
+json_t *console_read_json(cv_http_request_t *req);
+
+/* Replies 503 for a failed database step (already logged). */
+void console_reply_storage(cv_http_request_t *req);
+
+/* Replies 403 and returns false unless the caller may see what
+ * `owner_id` (may be NULL or "") owns. */
+bool console_may_see(console_ctx_t *ctx, const char *owner_id);
+
+/* RFC 3339 text of a conveyor time, as a JSON string (null for 0). */
+json_t *console_time_json(int64_t ms);
+
+/* Commits the request's transaction and wakes the bus to send what it
+ * wrote to the outbox; on failure rolls back and replies 503. 0 or -1. */
+int console_commit_and_wake(console_ctx_t *ctx);
+
+/* --- console_leads.c --- */
+void console_leads_get(console_ctx_t *ctx, const char *lead_id);
+void console_leads_search(console_ctx_t *ctx);
+void console_leads_activity(console_ctx_t *ctx, const char *lead_id);
+void console_leads_decision(console_ctx_t *ctx, const char *lead_id);
+
+/* --- console_staff.c --- */
+void console_staff_post(console_ctx_t *ctx);
+void console_staff_list(console_ctx_t *ctx);
+void console_staff_get(console_ctx_t *ctx, const char *staff_id);
+void console_staff_patch(console_ctx_t *ctx, const char *staff_id);
+
+/* --- console_tasks.c: tasks, proposals, the staff inbox --- */
+void console_tasks_list(console_ctx_t *ctx);
+void console_tasks_done(console_ctx_t *ctx, const char *task_id);
+void console_proposals_get(console_ctx_t *ctx, const char *proposal_id);
+void console_notifications_list(console_ctx_t *ctx);
+
+#endif

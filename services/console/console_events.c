@@ -1,0 +1,573 @@
+/* console_events: applies the other stages' events to the lead cards.
+ *
+ * Runs on the bus thread inside the bus's batch transaction. Events may
+ * arrive in any order (a LeadScored before its LeadReceived when intake's
+ * copy to the console is delayed), so every handler upserts the card, never
+ * moves a stage backwards, and keeps the newest score and owner by event
+ * time. The timeline is ordered by event time and each entry is added once
+ * per business fact (task id, notification id, ...), so the same fact
+ * arriving twice under two event ids shows once. */
+#include "console.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_clock.h"
+#include "cv_event.h"
+#include "cv_log.h"
+#include "cv_metrics.h"
+
+/* Text of an optional string field, "" when unset. */
+static const char *console_text(const char *text)
+{
+    return text != NULL ? text : "";
+}
+
+/* Who the timeline says did it: the producing service, else `fallback`. */
+static const char *console_actor(const Conveyor__Envelope *ev,
+                                 const char *fallback)
+{
+    return ev->producer != NULL && ev->producer[0] ? ev->producer : fallback;
+}
+
+/* The event's business time; a missing one counts as now. */
+static int64_t console_event_time(const Conveyor__Envelope *ev)
+{
+    return ev->occurred_at > 0 ? ev->occurred_at : cv_clock_now_ms();
+}
+
+/* Stores `score` on the card when it is newer than the one there (event
+ * time `at`). Returns 1 when stored, 0 when an older score was ignored,
+ * -1 on error. */
+static int console_score_store(cv_store_t *store, const char *lead_id,
+                               const Conveyor__Score *score, int64_t at)
+{
+    size_t size = conveyor__score__get_packed_size(score);
+    uint8_t *packed = malloc(size > 0 ? size : 1);
+    if (packed == NULL)
+        return cv_error("cannot store the score of '%s': out of memory",
+                        lead_id);
+    conveyor__score__pack(score, packed);
+    int rc = -1;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE leads SET score = ?2, score_total = ?3, segment = ?4, "
+               "knocked_out = ?5, score_at = ?6, "
+               "updated_at = max(updated_at, ?6) "
+               "WHERE lead_id = ?1 AND (score_at IS NULL OR score_at <= ?6)");
+    if (stmt == NULL)
+        goto out;
+    cv_store_bind_text(stmt, 1, lead_id);
+    sqlite3_bind_blob(stmt, 2, packed, (int)size, SQLITE_TRANSIENT);
+    sqlite3_bind_int(stmt, 3, score->total);
+    cv_store_bind_text(stmt, 4, score->segment);
+    sqlite3_bind_int(stmt, 5, score->has_knocked_out && score->knocked_out);
+    sqlite3_bind_int64(stmt, 6, at);
+    if (cv_store_step_done(stmt) != 0)
+        goto out;
+    rc = sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
+out:
+    free(packed);
+    return rc;
+}
+
+/* The stage a newly stored score implies: a knock-out rejects a lead that
+ * is still open; a score without one lifts an earlier rejection (the
+ * manager re-scored it) and otherwise moves a new lead to `scored`. */
+static int console_score_stage(cv_store_t *store, const char *lead_id,
+                               const Conveyor__Score *score, int64_t at)
+{
+    char stage[32];
+    int rc = console_lead_stage(store, lead_id, stage, sizeof(stage));
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    bool knocked = score->has_knocked_out && score->knocked_out;
+    if (knocked) {
+        if (console_stage_closed(stage))
+            return 0;
+        return console_stage_set(store, lead_id, "rejected", at);
+    }
+    if (strcmp(stage, "rejected") == 0)
+        return console_stage_set(store, lead_id, "scored", at);
+    return console_stage_advance(store, lead_id, "scored", at);
+}
+
+static int console_on_lead_received(cv_store_t *store,
+                                    const Conveyor__Envelope *ev)
+{
+    const Conveyor__LeadReceived *body = ev->lead_received;
+    const Conveyor__Lead *lead = body->lead;
+    if (lead == NULL || lead->lead_id == NULL || lead->lead_id[0] == '\0') {
+        cv_log_warn("dropping lead_received '%s': no lead id",
+                    console_text(ev->event_id));
+        return CV_BUS_DROP;
+    }
+    const char *actor = console_actor(ev, "intake");
+    if (!body->merged) {
+        int64_t at = lead->has_received_at && lead->received_at > 0
+                         ? lead->received_at
+                         : console_event_time(ev);
+        if (console_lead_upsert(store, lead, at, true) != 0)
+            return -1;
+        if (lead->message != NULL && lead->message[0] != '\0') {
+            sqlite3_stmt *stmt = cv_store_prepare(
+                store, "INSERT INTO lead_messages (lead_id, fact, at, "
+                       "channel, text) VALUES (?1, 'received', ?2, ?3, ?4) "
+                       "ON CONFLICT (lead_id, fact) DO NOTHING");
+            if (stmt == NULL)
+                return -1;
+            cv_store_bind_text(stmt, 1, lead->lead_id);
+            sqlite3_bind_int64(stmt, 2, at);
+            cv_store_bind_text(stmt, 3, lead->channel);
+            cv_store_bind_text(stmt, 4, lead->message);
+            if (cv_store_step_done(stmt) != 0)
+                return -1;
+        }
+        const char *source = lead->source != NULL && lead->source[0]
+                                 ? lead->source
+                                 : "unknown source";
+        return console_timeline_add(
+                   store, lead->lead_id, at, actor, "lead_received",
+                   "received", "new lead by %s from %s",
+                   lead->channel != NULL && lead->channel[0] ? lead->channel
+                                                             : "web",
+                   source) < 0
+                   ? -1
+                   : 0;
+    }
+
+    /* a repeat contact folded into this lead: the card gains the channel
+     * and keeps the message, the belt does not start again */
+    int64_t at = console_event_time(ev);
+    const char *channel = body->merged_channel != NULL &&
+                                  body->merged_channel[0]
+                              ? body->merged_channel
+                              : lead->channel;
+    if (console_lead_upsert(store, lead, at, false) != 0)
+        return -1;
+    if (console_lead_add_channel(store, lead->lead_id, channel, at) != 0)
+        return -1;
+    char fact[160];
+    snprintf(fact, sizeof(fact), "merged:%s", console_text(ev->event_id));
+    const char *message = body->merged_message;
+    if (message != NULL && message[0] != '\0') {
+        sqlite3_stmt *stmt = cv_store_prepare(
+            store, "INSERT INTO lead_messages (lead_id, fact, at, channel, "
+                   "text) VALUES (?1, ?2, ?3, ?4, ?5) "
+                   "ON CONFLICT (lead_id, fact) DO NOTHING");
+        if (stmt == NULL)
+            return -1;
+        cv_store_bind_text(stmt, 1, lead->lead_id);
+        cv_store_bind_text(stmt, 2, fact);
+        sqlite3_bind_int64(stmt, 3, at);
+        cv_store_bind_text(stmt, 4, channel);
+        cv_store_bind_text(stmt, 5, message);
+        if (cv_store_step_done(stmt) != 0)
+            return -1;
+    }
+    return console_timeline_add(store, lead->lead_id, at, actor,
+                                "lead_merged", fact,
+                                "merged: new contact by %s",
+                                channel != NULL && channel[0] ? channel
+                                                              : "web") < 0
+               ? -1
+               : 0;
+}
+
+static int console_on_lead_scored(cv_store_t *store,
+                                  const Conveyor__Envelope *ev)
+{
+    const Conveyor__LeadScored *body = ev->lead_scored;
+    const Conveyor__Lead *lead = body->lead;
+    const Conveyor__Score *score = body->score;
+    if (lead == NULL || lead->lead_id == NULL || lead->lead_id[0] == '\0' ||
+        score == NULL) {
+        cv_log_warn("dropping lead_scored '%s': no lead id or score",
+                    console_text(ev->event_id));
+        return CV_BUS_DROP;
+    }
+    int64_t at = console_event_time(ev);
+    if (console_lead_upsert(store, lead, at, false) != 0)
+        return -1;
+    int stored = console_score_store(store, lead->lead_id, score, at);
+    if (stored < 0)
+        return -1;
+    if (stored > 0 && console_score_stage(store, lead->lead_id, score, at))
+        return -1;
+    char fact[160];
+    snprintf(fact, sizeof(fact), "scored:%s", console_text(ev->event_id));
+    int rc;
+    if (score->has_knocked_out && score->knocked_out)
+        rc = console_timeline_add(
+            store, lead->lead_id, at, console_actor(ev, "scoring"),
+            "lead_scored", fact, "knocked out: %s (score %+d, segment %s)",
+            score->knockout_reason != NULL && score->knockout_reason[0]
+                ? score->knockout_reason
+                : "no reason given",
+            score->total, console_text(score->segment));
+    else
+        rc = console_timeline_add(store, lead->lead_id, at,
+                                  console_actor(ev, "scoring"),
+                                  "lead_scored", fact,
+                                  "scored %+d, segment %s", score->total,
+                                  console_text(score->segment));
+    return rc < 0 ? -1 : 0;
+}
+
+static int console_on_lead_assigned(cv_store_t *store,
+                                    const Conveyor__Envelope *ev)
+{
+    const Conveyor__LeadAssigned *body = ev->lead_assigned;
+    const Conveyor__Lead *lead = body->lead;
+    if (lead == NULL || lead->lead_id == NULL || lead->lead_id[0] == '\0' ||
+        body->staff_id == NULL || body->staff_id[0] == '\0') {
+        cv_log_warn("dropping lead_assigned '%s': no lead or staff id",
+                    console_text(ev->event_id));
+        return CV_BUS_DROP;
+    }
+    int64_t at = console_event_time(ev);
+    if (console_lead_upsert(store, lead, at, false) != 0)
+        return -1;
+    if (body->score != NULL &&
+        console_score_store(store, lead->lead_id, body->score, at) < 0)
+        return -1;
+    /* the newest assignment wins, whatever order they arrive in */
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE leads SET owner_id = ?2, owner_name = ?3, "
+               "owner_at = ?4, updated_at = max(updated_at, ?4) "
+               "WHERE lead_id = ?1 AND (owner_at IS NULL OR owner_at <= ?4)");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead->lead_id);
+    cv_store_bind_text(stmt, 2, body->staff_id);
+    cv_store_bind_text(stmt, 3, body->staff_name);
+    sqlite3_bind_int64(stmt, 4, at);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (console_stage_advance(store, lead->lead_id, "assigned", at) != 0)
+        return -1;
+    char fact[160];
+    snprintf(fact, sizeof(fact), "assigned:%s", console_text(ev->event_id));
+    char tier[32] = "";
+    if (body->has_tier)
+        snprintf(tier, sizeof(tier), ", tier %d", (int)body->tier);
+    const char *name = body->staff_name != NULL && body->staff_name[0]
+                           ? body->staff_name
+                           : body->staff_id;
+    return console_timeline_add(
+               store, lead->lead_id, at, console_actor(ev, "routing"),
+               "lead_assigned", fact, "assigned to %s (%s) by %s%s: %s",
+               name, body->staff_id,
+               body->strategy != NULL && body->strategy[0] ? body->strategy
+                                                           : "routing",
+               tier,
+               body->rule_trace != NULL && body->rule_trace[0]
+                   ? body->rule_trace
+                   : "no rule trace") < 0
+               ? -1
+               : 0;
+}
+
+static int console_on_lead_unassigned(cv_store_t *store,
+                                      const Conveyor__Envelope *ev)
+{
+    const Conveyor__LeadUnassigned *body = ev->lead_unassigned;
+    int64_t at = console_event_time(ev);
+    if (console_lead_ensure(store, body->lead_id, at) != 0)
+        return -1;
+    char fact[160];
+    snprintf(fact, sizeof(fact), "unassigned:%s", console_text(ev->event_id));
+    char tier[32] = "";
+    if (body->has_tier)
+        snprintf(tier, sizeof(tier), " (tier %d)", (int)body->tier);
+    return console_timeline_add(
+               store, body->lead_id, at, console_actor(ev, "routing"),
+               "lead_unassigned", fact, "nobody available%s: %s", tier,
+               body->reason != NULL && body->reason[0] ? body->reason
+                                                       : "no reason given") <
+                   0
+               ? -1
+               : 0;
+}
+
+static int console_on_task_created(cv_store_t *store,
+                                   const Conveyor__Envelope *ev)
+{
+    const Conveyor__TaskCreated *body = ev->task_created;
+    int64_t at = console_event_time(ev);
+    if (console_lead_ensure(store, body->lead_id, at) != 0)
+        return -1;
+    /* a row an early Escalation left has no kind yet: fill it in */
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO tasks (task_id, lead_id, staff_id, kind, title, "
+               "due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+               "ON CONFLICT (task_id) DO UPDATE SET kind = excluded.kind, "
+               "title = excluded.title, due_at = excluded.due_at, "
+               "staff_id = excluded.staff_id, created_at = "
+               "excluded.created_at WHERE kind = ''");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, body->task_id);
+    cv_store_bind_text(stmt, 2, body->lead_id);
+    cv_store_bind_text(stmt, 3, body->staff_id);
+    cv_store_bind_text(stmt, 4, body->kind);
+    cv_store_bind_text(stmt, 5, body->title);
+    sqlite3_bind_int64(stmt, 6, body->due_at);
+    sqlite3_bind_int64(stmt, 7, at);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    char fact[200];
+    snprintf(fact, sizeof(fact), "task:%s", body->task_id);
+    char due[40];
+    cv_clock_format(body->due_at, due, sizeof(due));
+    return console_timeline_add(
+               store, body->lead_id, at, console_actor(ev, "followup-scheduler"),
+               "task_created", fact, "task %s for %s, due %s%s%s",
+               body->kind, body->staff_id, due,
+               body->title != NULL && body->title[0] ? ": " : "",
+               console_text(body->title)) < 0
+               ? -1
+               : 0;
+}
+
+static const char *console_escalation_step(int level)
+{
+    switch (level) {
+    case 1:
+        return "owner reminded";
+    case 2:
+        return "lead to be reassigned";
+    case 3:
+        return "head of sales told";
+    default:
+        return "escalated";
+    }
+}
+
+static int console_on_escalation(cv_store_t *store,
+                                 const Conveyor__Envelope *ev)
+{
+    const Conveyor__Escalation *body = ev->escalation;
+    int64_t at = body->has_fired_at && body->fired_at > 0
+                     ? body->fired_at
+                     : console_event_time(ev);
+    int level = body->has_level ? body->level : 1;
+    if (console_lead_ensure(store, body->lead_id, at) != 0)
+        return -1;
+    if (body->task_id != NULL && body->task_id[0] != '\0') {
+        /* the task may not be known yet: keep a row that TaskCreated
+         * completes */
+        sqlite3_stmt *stmt = cv_store_prepare(
+            store,
+            "INSERT INTO tasks (task_id, lead_id, staff_id, kind, due_at, "
+            "overdue, escalation_level, created_at) "
+            "VALUES (?1, ?2, ?3, '', ?4, 1, ?5, ?6) "
+            "ON CONFLICT (task_id) DO UPDATE SET overdue = 1, "
+            "escalation_level = max(escalation_level, excluded."
+            "escalation_level)");
+        if (stmt == NULL)
+            return -1;
+        cv_store_bind_text(stmt, 1, body->task_id);
+        cv_store_bind_text(stmt, 2, body->lead_id);
+        cv_store_bind_text(stmt, 3, console_text(body->staff_id));
+        sqlite3_bind_int64(stmt, 4, body->has_due_at ? body->due_at : at);
+        sqlite3_bind_int(stmt, 5, level);
+        sqlite3_bind_int64(stmt, 6, at);
+        if (cv_store_step_done(stmt) != 0)
+            return -1;
+    }
+    char fact[200];
+    snprintf(fact, sizeof(fact), "escalation:%s:L%d", body->timer_id, level);
+    char due[40] = "unknown";
+    if (body->has_due_at)
+        cv_clock_format(body->due_at, due, sizeof(due));
+    return console_timeline_add(
+               store, body->lead_id, at,
+               console_actor(ev, "followup-scheduler"), "escalation", fact,
+               "%s missed (due %s) by %s, level %d: %s%s%s",
+               body->kind != NULL && body->kind[0] ? body->kind : "SLA", due,
+               body->staff_id != NULL && body->staff_id[0] ? body->staff_id
+                                                           : "nobody",
+               level, console_escalation_step(level),
+               body->reason != NULL && body->reason[0] ? ", " : "",
+               console_text(body->reason)) < 0
+               ? -1
+               : 0;
+}
+
+static int console_on_notification(cv_store_t *store,
+                                   const Conveyor__Envelope *ev)
+{
+    const Conveyor__NotificationDelivered *body = ev->notification_delivered;
+    int64_t at = body->has_delivered_at && body->delivered_at > 0
+                     ? body->delivered_at
+                     : console_event_time(ev);
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO notifications (notification_id, lead_id, "
+               "staff_id, channel, attempts, http_status, delivered_at) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+               "ON CONFLICT (notification_id) DO NOTHING");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, body->notification_id);
+    cv_store_bind_text(stmt, 2, body->lead_id);
+    cv_store_bind_text(stmt, 3, body->staff_id);
+    cv_store_bind_text(stmt, 4, body->channel);
+    if (body->has_attempts)
+        sqlite3_bind_int(stmt, 5, body->attempts);
+    if (body->has_http_status)
+        sqlite3_bind_int(stmt, 6, body->http_status);
+    sqlite3_bind_int64(stmt, 7, at);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (body->lead_id == NULL || body->lead_id[0] == '\0')
+        return 0;
+    if (console_lead_ensure(store, body->lead_id, at) != 0)
+        return -1;
+    char fact[200];
+    snprintf(fact, sizeof(fact), "notified:%s", body->notification_id);
+    int attempts = body->has_attempts ? body->attempts : 1;
+    char status[32] = "";
+    if (body->has_http_status && body->http_status > 0)
+        snprintf(status, sizeof(status), ", HTTP %d", (int)body->http_status);
+    return console_timeline_add(
+               store, body->lead_id, at, console_actor(ev, "notifier"),
+               "notification_delivered", fact,
+               "%s told by %s after %d attempt%s%s (%s)",
+               body->staff_id != NULL && body->staff_id[0] ? body->staff_id
+                                                           : "staff",
+               body->channel != NULL && body->channel[0] ? body->channel
+                                                         : "console",
+               attempts, attempts == 1 ? "" : "s", status,
+               body->notification_id) < 0
+               ? -1
+               : 0;
+}
+
+static int console_on_proposal(cv_store_t *store,
+                               const Conveyor__Envelope *ev)
+{
+    const Conveyor__ProposalRendered *body = ev->proposal_rendered;
+    int64_t at = console_event_time(ev);
+    if (console_lead_ensure(store, body->lead_id, at) != 0)
+        return -1;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO proposals (proposal_id, lead_id, segment, kind, "
+               "title, html, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+               "ON CONFLICT (proposal_id) DO NOTHING");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, body->proposal_id);
+    cv_store_bind_text(stmt, 2, body->lead_id);
+    cv_store_bind_text(stmt, 3, body->segment);
+    cv_store_bind_text(stmt, 4, body->kind);
+    cv_store_bind_text(stmt, 5, body->title);
+    cv_store_bind_text(stmt, 6, console_text(body->html));
+    sqlite3_bind_int64(stmt, 7, at);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    char fact[200];
+    snprintf(fact, sizeof(fact), "proposal:%s", body->proposal_id);
+    return console_timeline_add(
+               store, body->lead_id, at,
+               console_actor(ev, "proposal-generator"), "proposal_rendered",
+               fact, "%s %s rendered%s%s",
+               body->kind != NULL && body->kind[0] ? body->kind : "proposal",
+               body->proposal_id,
+               body->title != NULL && body->title[0] ? ": " : "",
+               console_text(body->title)) < 0
+               ? -1
+               : 0;
+}
+
+static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
+{
+    const Conveyor__AccountOpened *body = ev->account_opened;
+    int64_t at = body->has_opened_at && body->opened_at > 0
+                     ? body->opened_at
+                     : console_event_time(ev);
+    if (console_lead_ensure(store, body->lead_id, at) != 0)
+        return -1;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE leads SET account_id = ?2, account_company = ?3, "
+               "account_owner_id = ?4, account_opened_at = ?5, "
+               "updated_at = max(updated_at, ?5) WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, body->lead_id);
+    cv_store_bind_text(stmt, 2, body->account_id);
+    cv_store_bind_text(stmt, 3, body->company);
+    cv_store_bind_text(stmt, 4, body->owner_id);
+    sqlite3_bind_int64(stmt, 5, at);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (console_stage_advance(store, body->lead_id, "won", at) != 0)
+        return -1;
+    char fact[200];
+    snprintf(fact, sizeof(fact), "account:%s", body->account_id);
+    return console_timeline_add(
+               store, body->lead_id, at,
+               console_actor(ev, "account-retention"), "account_opened",
+               fact, "account %s opened%s%s", body->account_id,
+               body->company != NULL && body->company[0] ? " for " : "",
+               console_text(body->company)) < 0
+               ? -1
+               : 0;
+}
+
+int console_events_handle(void *arg, cv_bus_t *bus,
+                          const Conveyor__Envelope *event)
+{
+    (void)arg;
+    static cv_metric_t *applied;
+    static cv_metric_t *dropped;
+    if (applied == NULL) {
+        /* the bus thread is the only caller, so no race here */
+        applied = cv_metrics_counter("conveyor_console_events_applied_total",
+                                     "events applied to the lead cards");
+        dropped = cv_metrics_counter("conveyor_console_events_dropped_total",
+                                     "events the console could not use");
+    }
+    cv_store_t *store = cv_bus_store(bus);
+    int rc;
+    switch (event->body_case) {
+    case CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED:
+        rc = console_on_lead_received(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_SCORED:
+        rc = console_on_lead_scored(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED:
+        rc = console_on_lead_assigned(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_UNASSIGNED:
+        rc = console_on_lead_unassigned(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_TASK_CREATED:
+        rc = console_on_task_created(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_ESCALATION:
+        rc = console_on_escalation(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_DELIVERED:
+        rc = console_on_notification(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_PROPOSAL_RENDERED:
+        rc = console_on_proposal(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_ACCOUNT_OPENED:
+        rc = console_on_account(store, event);
+        break;
+    default:
+        cv_log_warn("dropping event '%s': the console has no use for '%s'",
+                    console_text(event->event_id),
+                    cv_event_type_name(cv_event_type_of(event)));
+        rc = CV_BUS_DROP;
+        break;
+    }
+    if (rc == 0)
+        cv_metric_add(applied, 1);
+    else if (rc == CV_BUS_DROP)
+        cv_metric_add(dropped, 1);
+    return rc;
+}

@@ -1,0 +1,588 @@
+/* console_store: the console's schema, the HTTP threads' connections and
+ * the writes that keep a lead's card (the read model) up to date. */
+#include "console.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_log.h"
+
+/* Times are conveyor-clock milliseconds. JSON columns hold arrays and
+ * objects exactly as the API shows them. Staff tokens are stored as issued:
+ * hashing them needs a crypto library the project does not link. */
+static const char console_schema_v1[] =
+    "CREATE TABLE staff ("
+    "  staff_id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  tier INTEGER NOT NULL,"
+    "  team TEXT,"
+    "  channels TEXT NOT NULL DEFAULT '[]',"
+    "  industries TEXT NOT NULL DEFAULT '[]',"
+    "  regions TEXT NOT NULL DEFAULT '[]',"
+    "  products TEXT NOT NULL DEFAULT '[]',"
+    "  timezone TEXT NOT NULL,"
+    "  working_hours TEXT NOT NULL DEFAULT '{}',"
+    "  capacity_per_day INTEGER NOT NULL,"
+    "  weight INTEGER NOT NULL,"
+    "  active INTEGER NOT NULL,"
+    "  notify TEXT NOT NULL DEFAULT '{}',"
+    "  token TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE leads ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  name TEXT, company TEXT, phone TEXT, email TEXT, telegram TEXT,"
+    "  message TEXT, channel TEXT, source TEXT, region TEXT, industry TEXT,"
+    "  product TEXT, budget REAL, currency TEXT, inn TEXT, timezone TEXT,"
+    "  domain TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,"
+    "  extra TEXT,"
+    "  received_at INTEGER,"
+    "  stage TEXT NOT NULL DEFAULT 'new',"
+    "  stage_at INTEGER NOT NULL,"
+    "  score BLOB,"                     /* packed conveyor.Score */
+    "  score_total INTEGER,"
+    "  segment TEXT,"
+    "  knocked_out INTEGER,"
+    "  score_at INTEGER,"               /* event time of that score */
+    "  owner_id TEXT,"
+    "  owner_name TEXT,"
+    "  owner_at INTEGER,"               /* event time of the assignment */
+    "  account_id TEXT,"
+    "  account_company TEXT,"
+    "  account_owner_id TEXT,"
+    "  account_opened_at INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX leads_by_stage ON leads(stage, created_at);"
+    "CREATE INDEX leads_by_owner ON leads(owner_id, created_at);"
+    "CREATE INDEX leads_by_segment ON leads(segment, created_at);"
+    "CREATE INDEX leads_by_created ON leads(created_at);"
+    "CREATE TABLE lead_channels ("
+    "  lead_id TEXT NOT NULL,"
+    "  channel TEXT NOT NULL,"
+    "  first_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (lead_id, channel)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE lead_messages ("
+    "  lead_id TEXT NOT NULL,"
+    "  fact TEXT NOT NULL,"             /* one message per business fact */
+    "  at INTEGER NOT NULL,"
+    "  channel TEXT,"
+    "  text TEXT NOT NULL,"
+    "  PRIMARY KEY (lead_id, fact)"
+    ") STRICT;"
+    "CREATE TABLE timeline ("
+    "  id INTEGER PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  fact TEXT NOT NULL,"             /* dedupe key of the entry */
+    "  UNIQUE (lead_id, fact)"
+    ") STRICT;"
+    "CREATE INDEX timeline_by_lead ON timeline(lead_id, at, id);"
+    "CREATE TABLE tasks ("
+    "  task_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  staff_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"             /* '' until TaskCreated is seen */
+    "  title TEXT,"
+    "  due_at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'open',"    /* open | done */
+    "  overdue INTEGER NOT NULL DEFAULT 0,"
+    "  escalation_level INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  completed_at INTEGER,"
+    "  completed_by TEXT"
+    ") STRICT;"
+    "CREATE INDEX tasks_by_staff ON tasks(staff_id, status, due_at);"
+    "CREATE INDEX tasks_by_lead ON tasks(lead_id, status);"
+    "CREATE TABLE notifications ("
+    "  notification_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT,"
+    "  staff_id TEXT,"
+    "  channel TEXT,"
+    "  attempts INTEGER,"
+    "  http_status INTEGER,"
+    "  delivered_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX notifications_by_staff ON "
+    "  notifications(staff_id, delivered_at);"
+    "CREATE TABLE proposals ("
+    "  proposal_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  segment TEXT,"
+    "  kind TEXT,"
+    "  title TEXT,"
+    "  html TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX proposals_by_lead ON proposals(lead_id, created_at);"
+    "CREATE TABLE activities ("
+    "  activity_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  duration INTEGER,"
+    "  outcome TEXT,"
+    "  note TEXT,"
+    "  actor TEXT NOT NULL,"
+    "  at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX activities_by_lead ON activities(lead_id, at);"
+    "CREATE TABLE decisions ("
+    "  decision_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  result TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  until TEXT,"
+    "  actor TEXT NOT NULL,"
+    "  at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX decisions_by_lead ON decisions(lead_id, at);";
+
+const char *const console_migrations[] = {console_schema_v1};
+const size_t console_migration_count =
+    sizeof(console_migrations) / sizeof(console_migrations[0]);
+
+/* ------------------------------------------------------------------ */
+/* The connection pool of the HTTP threads                             */
+
+typedef struct console_pool_entry {
+    cv_store_t *store;                  /* an idle connection (owned) */
+    struct console_pool_entry *next;    /* next idle one */
+} console_pool_entry_t;
+
+struct console_pool {
+    pthread_mutex_t lock;               /* guards idle and open_count */
+    console_pool_entry_t *idle;         /* connections nobody uses now */
+    int open_count;                     /* connections opened, for logs */
+    char *path;                         /* database file (owned) */
+};
+
+console_pool_t *console_pool_new(const char *path)
+{
+    console_pool_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        goto fail;
+    self->path = strdup(path);
+    if (self->path == NULL)
+        goto fail;
+    if (pthread_mutex_init(&self->lock, NULL) != 0) {
+        free(self->path);
+        self->path = NULL;
+        goto fail;
+    }
+    return self;
+fail:
+    cv_error("cannot create the connection pool for '%s': out of memory",
+             path);
+    if (self != NULL)
+        free(self->path);
+    free(self);
+    return NULL;
+}
+
+void console_pool_destroy(console_pool_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    console_pool_t *self = *self_p;
+    while (self->idle != NULL) {
+        console_pool_entry_t *entry = self->idle;
+        self->idle = entry->next;
+        cv_store_destroy(&entry->store);
+        free(entry);
+    }
+    pthread_mutex_destroy(&self->lock);
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}
+
+cv_store_t *console_pool_acquire(console_pool_t *self)
+{
+    cv_store_t *store = NULL;
+    pthread_mutex_lock(&self->lock);
+    if (self->idle != NULL) {
+        console_pool_entry_t *entry = self->idle;
+        self->idle = entry->next;
+        store = entry->store;
+        free(entry);
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (store != NULL)
+        return store;
+    /* the schema is in place already: main migrated it at start-up */
+    store = cv_store_open(self->path, console_migrations,
+                          console_migration_count);
+    if (store == NULL)
+        return NULL;
+    pthread_mutex_lock(&self->lock);
+    self->open_count++;
+    int count = self->open_count;
+    pthread_mutex_unlock(&self->lock);
+    cv_log_debug("opened HTTP connection %d to '%s'", count, self->path);
+    return store;
+}
+
+void console_pool_release(console_pool_t *self, cv_store_t *store)
+{
+    if (store == NULL)
+        return;
+    if (cv_store_in_transaction(store))
+        cv_store_rollback(store);
+    console_pool_entry_t *entry = malloc(sizeof(*entry));
+    if (entry == NULL) {
+        /* cannot keep it: close it, the next request opens another */
+        cv_store_destroy(&store);
+        return;
+    }
+    entry->store = store;
+    pthread_mutex_lock(&self->lock);
+    entry->next = self->idle;
+    self->idle = entry;
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stages                                                              */
+
+static const struct {
+    const char *name;   /* stage name */
+    int rank;           /* how far along the belt */
+} console_stages[] = {
+    {"new", 0},       {"scored", 1},   {"assigned", 2},
+    {"contacted", 3}, {"qualified", 4}, {"proposal", 5},
+    {"negotiation", 6}, {"lost", 7},   {"rejected", 7},
+    {"won", 8},
+};
+
+int console_stage_rank(const char *stage)
+{
+    if (stage == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(console_stages) / sizeof(console_stages[0]);
+         i++)
+        if (strcmp(console_stages[i].name, stage) == 0)
+            return console_stages[i].rank;
+    return -1;
+}
+
+bool console_stage_closed(const char *stage)
+{
+    return console_stage_rank(stage) >= console_stage_rank("lost");
+}
+
+/* ------------------------------------------------------------------ */
+/* The card                                                            */
+
+int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO leads (lead_id, stage, stage_at, created_at, "
+               "updated_at) VALUES (?1, 'new', ?2, ?2, ?2) "
+               "ON CONFLICT (lead_id) DO NOTHING");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    sqlite3_bind_int64(stmt, 2, at);
+    return cv_store_step_done(stmt);
+}
+
+int console_lead_add_channel(cv_store_t *store, const char *lead_id,
+                             const char *channel, int64_t at)
+{
+    if (channel == NULL || channel[0] == '\0')
+        return 0;
+    /* keep the earliest time the lead came by this channel */
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO lead_channels (lead_id, channel, first_at) "
+               "VALUES (?1, ?2, ?3) ON CONFLICT (lead_id, channel) DO "
+               "UPDATE SET first_at = min(first_at, excluded.first_at)");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_text(stmt, 2, channel);
+    sqlite3_bind_int64(stmt, 3, at);
+    return cv_store_step_done(stmt);
+}
+
+/* Binds text or SQL NULL for an empty string, so "" never hides a value. */
+static void console_bind_opt(sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text == NULL || text[0] == '\0')
+        sqlite3_bind_null(stmt, index);
+    else
+        cv_store_bind_text(stmt, index, text);
+}
+
+int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
+                        int64_t at, bool primary)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store,
+        "INSERT INTO leads (lead_id, name, company, phone, email, telegram, "
+        "  message, channel, source, region, industry, product, budget, "
+        "  currency, inn, timezone, domain, utm_source, utm_medium, "
+        "  utm_campaign, extra, received_at, stage, stage_at, created_at, "
+        "  updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+        "  ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, 'new', ?23, "
+        "  coalesce(?22, ?23), ?23) "
+        "ON CONFLICT (lead_id) DO UPDATE SET "
+        "  name = coalesce(excluded.name, name),"
+        "  company = coalesce(excluded.company, company),"
+        "  phone = coalesce(excluded.phone, phone),"
+        "  email = coalesce(excluded.email, email),"
+        "  telegram = coalesce(excluded.telegram, telegram),"
+        "  message = coalesce(message, excluded.message),"
+        "  channel = CASE WHEN ?24 THEN coalesce(excluded.channel, channel) "
+        "    ELSE coalesce(channel, excluded.channel) END,"
+        "  source = CASE WHEN ?24 THEN coalesce(excluded.source, source) "
+        "    ELSE coalesce(source, excluded.source) END,"
+        "  region = coalesce(excluded.region, region),"
+        "  industry = coalesce(excluded.industry, industry),"
+        "  product = coalesce(excluded.product, product),"
+        "  budget = coalesce(excluded.budget, budget),"
+        "  currency = coalesce(excluded.currency, currency),"
+        "  inn = coalesce(excluded.inn, inn),"
+        "  timezone = coalesce(excluded.timezone, timezone),"
+        "  domain = coalesce(excluded.domain, domain),"
+        "  utm_source = coalesce(excluded.utm_source, utm_source),"
+        "  utm_medium = coalesce(excluded.utm_medium, utm_medium),"
+        "  utm_campaign = coalesce(excluded.utm_campaign, utm_campaign),"
+        "  extra = coalesce(excluded.extra, extra),"
+        "  received_at = CASE WHEN ?24 THEN "
+        "    coalesce(excluded.received_at, received_at) "
+        "    ELSE coalesce(received_at, excluded.received_at) END,"
+        "  created_at = min(created_at, excluded.created_at),"
+        "  updated_at = max(updated_at, excluded.updated_at)");
+    if (stmt == NULL)
+        return -1;
+    const char *texts[] = {
+        lead->lead_id,  lead->name,     lead->company,    lead->phone,
+        lead->email,    lead->telegram, lead->message,    lead->channel,
+        lead->source,   lead->region,   lead->industry,   lead->product,
+    };
+    for (int i = 0; i < (int)(sizeof(texts) / sizeof(texts[0])); i++)
+        console_bind_opt(stmt, i + 1, texts[i]);
+    if (lead->has_budget)
+        sqlite3_bind_double(stmt, 13, lead->budget);
+    console_bind_opt(stmt, 14, lead->currency);
+    console_bind_opt(stmt, 15, lead->inn);
+    console_bind_opt(stmt, 16, lead->timezone);
+    console_bind_opt(stmt, 17, lead->domain);
+    console_bind_opt(stmt, 18, lead->utm_source);
+    console_bind_opt(stmt, 19, lead->utm_medium);
+    console_bind_opt(stmt, 20, lead->utm_campaign);
+    console_bind_opt(stmt, 21, lead->extra_json);
+    if (lead->has_received_at && lead->received_at > 0)
+        sqlite3_bind_int64(stmt, 22, lead->received_at);
+    sqlite3_bind_int64(stmt, 23, at);
+    sqlite3_bind_int(stmt, 24, primary ? 1 : 0);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    int64_t first_at = lead->has_received_at && lead->received_at > 0
+                           ? lead->received_at
+                           : at;
+    return console_lead_add_channel(store, lead->lead_id, lead->channel,
+                                    first_at);
+}
+
+int console_lead_stage(cv_store_t *store, const char *lead_id, char *buf,
+                       size_t size)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT stage FROM leads WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    int result = 1;
+    if (rc == SQLITE_ROW) {
+        cv_store_column_copy(stmt, 0, buf, size);
+        result = 0;
+    } else if (rc != SQLITE_DONE) {
+        cv_error("cannot read the stage of '%s': %s", lead_id,
+                 sqlite3_errmsg(cv_store_db(store)));
+        result = -1;
+    }
+    sqlite3_reset(stmt);
+    return result;
+}
+
+int console_stage_set(cv_store_t *store, const char *lead_id,
+                      const char *stage, int64_t at)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE leads SET stage = ?2, stage_at = ?3, "
+               "updated_at = max(updated_at, ?3) WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_text(stmt, 2, stage);
+    sqlite3_bind_int64(stmt, 3, at);
+    return cv_store_step_done(stmt);
+}
+
+int console_stage_advance(cv_store_t *store, const char *lead_id,
+                          const char *stage, int64_t at)
+{
+    char current[32];
+    int rc = console_lead_stage(store, lead_id, current, sizeof(current));
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (console_stage_closed(current) && strcmp(stage, "won") != 0)
+        return 0;
+    if (console_stage_rank(stage) <= console_stage_rank(current))
+        return 0;
+    return console_stage_set(store, lead_id, stage, at);
+}
+
+int console_timeline_add(cv_store_t *store, const char *lead_id, int64_t at,
+                         const char *actor, const char *event,
+                         const char *fact, const char *fmt, ...)
+{
+    char detail[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO timeline (lead_id, at, actor, event, detail, "
+               "fact) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+               "ON CONFLICT (lead_id, fact) DO NOTHING");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    sqlite3_bind_int64(stmt, 2, at);
+    cv_store_bind_text(stmt, 3, actor != NULL && actor[0] ? actor : "?");
+    cv_store_bind_text(stmt, 4, event);
+    cv_store_bind_text(stmt, 5, detail);
+    cv_store_bind_text(stmt, 6, fact);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    return sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
+}
+
+int console_task_mark_done(cv_store_t *store, const char *task_id,
+                           const char *actor, int64_t at)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE tasks SET status = 'done', completed_at = ?2, "
+               "completed_by = ?3 WHERE task_id = ?1 AND status <> 'done'");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, task_id);
+    sqlite3_bind_int64(stmt, 2, at);
+    cv_store_bind_text(stmt, 3, actor);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    return sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots for the events the console emits                          */
+
+/* A copy of column `col`, or NULL for SQL NULL; *failed set when out of
+ * memory. */
+static char *console_column_dup(sqlite3_stmt *stmt, int col, bool *failed)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, col);
+    if (text == NULL)
+        return NULL;
+    char *copy = strdup((const char *)text);
+    if (copy == NULL)
+        *failed = true;
+    return copy;
+}
+
+int console_snapshot_load(cv_store_t *store, const char *lead_id,
+                          console_snapshot_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    conveyor__lead__init(&snap->lead);
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store,
+        "SELECT lead_id, name, company, phone, email, telegram, message, "
+        "  channel, source, region, industry, product, currency, inn, "
+        "  timezone, domain, utm_source, utm_medium, utm_campaign, extra, "
+        "  budget, received_at, score, stage, owner_id "
+        "FROM leads WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(stmt);
+        return 1;
+    }
+    if (rc != SQLITE_ROW) {
+        cv_error("cannot read lead '%s': %s", lead_id,
+                 sqlite3_errmsg(cv_store_db(store)));
+        sqlite3_reset(stmt);
+        return -1;
+    }
+    bool failed = false;
+    Conveyor__Lead *l = &snap->lead;
+    char **texts[] = {
+        &l->lead_id,    &l->name,       &l->company,    &l->phone,
+        &l->email,      &l->telegram,   &l->message,    &l->channel,
+        &l->source,     &l->region,     &l->industry,   &l->product,
+        &l->currency,   &l->inn,        &l->timezone,   &l->domain,
+        &l->utm_source, &l->utm_medium, &l->utm_campaign, &l->extra_json,
+    };
+    for (int i = 0; i < (int)(sizeof(texts) / sizeof(texts[0])); i++)
+        *texts[i] = console_column_dup(stmt, i, &failed);
+    if (sqlite3_column_type(stmt, 20) != SQLITE_NULL) {
+        l->has_budget = true;
+        l->budget = sqlite3_column_double(stmt, 20);
+    }
+    if (sqlite3_column_type(stmt, 21) != SQLITE_NULL) {
+        l->has_received_at = true;
+        l->received_at = sqlite3_column_int64(stmt, 21);
+    }
+    int score_size = sqlite3_column_bytes(stmt, 22);
+    const void *score = sqlite3_column_blob(stmt, 22);
+    if (score != NULL && score_size > 0) {
+        snap->score = conveyor__score__unpack(NULL, (size_t)score_size,
+                                              score);
+        if (snap->score == NULL)
+            cv_log_warn("cannot unpack the stored score of '%s'", lead_id);
+    }
+    cv_store_column_copy(stmt, 23, snap->stage, sizeof(snap->stage));
+    cv_store_column_copy(stmt, 24, snap->owner_id, sizeof(snap->owner_id));
+    sqlite3_reset(stmt);
+    if (failed) {
+        console_snapshot_clear(snap);
+        return cv_error("cannot copy lead '%s': out of memory", lead_id);
+    }
+    return 0;
+}
+
+void console_snapshot_clear(console_snapshot_t *snap)
+{
+    if (snap == NULL)
+        return;
+    Conveyor__Lead *l = &snap->lead;
+    char *texts[] = {
+        l->lead_id,    l->name,       l->company,    l->phone,
+        l->email,      l->telegram,   l->message,    l->channel,
+        l->source,     l->region,     l->industry,   l->product,
+        l->currency,   l->inn,        l->timezone,   l->domain,
+        l->utm_source, l->utm_medium, l->utm_campaign, l->extra_json,
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        free(texts[i]);
+    if (snap->score != NULL)
+        conveyor__score__free_unpacked(snap->score, NULL);
+    memset(snap, 0, sizeof(*snap));
+    conveyor__lead__init(&snap->lead);
+}

@@ -1,0 +1,96 @@
+/* What the scheduler tells people: task titles, lead summaries, and the
+ * NotificationRequested events that carry them to the notifier. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cv_log.h"
+#include "followup.h"
+
+static const char *notify_lead_field(const json_t *lead, const char *key)
+{
+    const char *value = json_string_value(json_object_get(lead, key));
+    return value != NULL && value[0] != '\0' ? value : NULL;
+}
+
+char *followup_lead_summary(const json_t *lead, const char *lead_id)
+{
+    static const char *const keys[] = {"name", "company", "phone", "email",
+                                       "telegram"};
+    char *summary = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&summary, &size);
+    if (out == NULL)
+        return NULL;
+    int parts = 0;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *value = notify_lead_field(lead, keys[i]);
+        if (value == NULL)
+            continue;
+        fprintf(out, "%s%s", parts > 0 ? ", " : "", value);
+        parts++;
+    }
+    if (parts == 0)
+        fprintf(out, "lead %s", lead_id != NULL ? lead_id : "(unknown)");
+    if (fclose(out) != 0) {
+        free(summary);
+        return NULL;
+    }
+    return summary;
+}
+
+char *followup_first_contact_title(const char *channel, const char *name)
+{
+    char *title = NULL;
+    const char *who = name != NULL && name[0] != '\0' ? name : "the client";
+    int n;
+    if (channel != NULL && strcmp(channel, "phone") == 0)
+        n = asprintf(&title, "Call back %s", who);
+    else
+        n = asprintf(&title,
+                     "First contact with %s: get a phone number, the "
+                     "client's time zone and a convenient time to call",
+                     who);
+    return n < 0 ? NULL : title;
+}
+
+int followup_notify(cv_bus_t *bus, const char *notification_id,
+                    const char *lead_id, const char *staff_id,
+                    Conveyor__NotifyTarget *target, const char *subject,
+                    const char *text, const json_t *payload)
+{
+    int rc = -1;
+    char *payload_json = json_dumps(payload, JSON_COMPACT);
+    if (payload_json == NULL) {
+        cv_log(CV_LOG_ERROR, "cannot encode the payload of '%s'",
+               notification_id);
+        goto out;
+    }
+    Conveyor__NotificationRequested request =
+        CONVEYOR__NOTIFICATION_REQUESTED__INIT;
+    request.notification_id = (char *)notification_id;
+    request.lead_id = (char *)lead_id;
+    request.staff_id = (char *)staff_id;
+    request.target = target;
+    request.subject = (char *)subject;
+    request.text = (char *)text;
+    request.payload_json = payload_json;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    env.body_case = CONVEYOR__ENVELOPE__BODY_NOTIFICATION_REQUESTED;
+    env.notification_requested = &request;
+    rc = cv_bus_emit(bus, &env, "notifier", NULL);
+out:
+    free(payload_json);
+    return rc;
+}
+
+char *followup_format_time(int64_t ms, char *buf, size_t size)
+{
+    time_t seconds = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&seconds, &tm) == NULL ||
+        strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf(buf, size, "%lld ms", (long long)ms);
+    return buf;
+}

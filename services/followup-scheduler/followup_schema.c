@@ -1,0 +1,46 @@
+/* followup-scheduler's tables. Append migrations; never edit one that
+ * has shipped. */
+#include "followup.h"
+
+const char *const followup_migrations[] = {
+    /* 1: tasks and their SLA timers */
+    "CREATE TABLE followup_task ("
+    "  task_id TEXT PRIMARY KEY,"        /* <lead_id>-first-contact */
+    "  lead_id TEXT NOT NULL,"
+    "  staff_id TEXT NOT NULL,"          /* the owner */
+    "  kind TEXT NOT NULL,"              /* first_contact */
+    "  title TEXT NOT NULL,"
+    "  due_at INTEGER NOT NULL,"         /* ms, conveyor clock */
+    "  status TEXT NOT NULL DEFAULT 'open'"
+    "    CHECK (status IN ('open', 'done')),"
+    "  created_at INTEGER NOT NULL,"
+    "  completed_at INTEGER,"
+    "  completed_by TEXT,"
+    "  lead_json TEXT NOT NULL,"         /* the lead as assigned, for the
+                                            escalation's notification */
+    "  notify_webhook_url TEXT,"         /* the owner's notify target */
+    "  notify_telegram_chat_id TEXT,"
+    "  notify_email TEXT"
+    ") STRICT;"
+    "CREATE INDEX followup_task_by_lead ON followup_task (lead_id);"
+    "CREATE TABLE followup_timer ("
+    "  timer_id TEXT PRIMARY KEY,"       /* tmr-<task_id> */
+    "  task_id TEXT NOT NULL REFERENCES followup_task (task_id),"
+    "  lead_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"              /* sla_first_contact */
+    "  due_at INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending'"
+    "    CHECK (state IN ('pending', 'fired', 'cancelled')),"
+    "  fired_at INTEGER,"
+    "  cancelled_at INTEGER,"
+    "  cancel_reason TEXT"
+    ") STRICT;"
+    /* the source asks for the earliest pending timer every turn */
+    "CREATE INDEX followup_timer_pending_due ON followup_timer (due_at)"
+    "  WHERE state = 'pending';"
+    "CREATE INDEX followup_timer_by_task ON followup_timer (task_id);"
+    "CREATE INDEX followup_timer_by_lead ON followup_timer (lead_id);",
+};
+
+const size_t followup_migration_count =
+    sizeof(followup_migrations) / sizeof(followup_migrations[0]);

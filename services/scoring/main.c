@@ -1,0 +1,24 @@
+/* scoring: pre-scores new leads (PRODUCT.md section 2). */
+#include "scoring.h"
+
+#include "cv_service.h"
+
+int main(int argc, char **argv)
+{
+    scoring_t scoring = {.model = cv_scoring_default_model()};
+    cv_service_options_t options = {
+        .name = "scoring",
+        .migrations = scoring_migrations,
+        .migration_count = scoring_migration_count,
+        .worker = true,
+        .handler = scoring_handle,
+        .arg = &scoring,
+        .admin_http = true,
+    };
+    cv_service_t *svc = cv_service_new(&options, argc, argv);
+    if (svc == NULL)
+        return 1;
+    int rc = cv_service_run(svc);
+    cv_service_destroy(&svc);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,656 @@
+"""A harness that runs the whole conveyor for end-to-end tests.
+
+It starts the nine real processes on free ports with a temporary data
+directory, talks to them over their real HTTP ports, records what the
+notifier delivers in a local HTTP sink, and can kill, restart and stop
+processes and move the shared clock (CONVEYOR_CLOCK_FILE) forward.
+
+Python 3 standard library only.
+"""
+
+import http.client
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+# Start order: the broker first, the public edges last, so a lead posted as
+# soon as intake is healthy finds every stage registered.
+SERVICES = [
+    "broker",
+    "console",
+    "scoring",
+    "routing",
+    "followup-scheduler",
+    "notifier",
+    "proposal-generator",
+    "account-retention",
+    "intake",
+]
+
+ADMIN_TOKEN = "e2e-admin-token"
+INTAKE_SOURCE = "e2e"
+INTAKE_KEY = "e2e-intake-key"
+ALL_WEEK = {d: "00:00-23:59"
+            for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+class HarnessError(AssertionError):
+    """A condition the conveyor never reached; the message says which."""
+
+
+def free_port():
+    """Returns a TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(fn, timeout=20.0, interval=0.1, what="condition"):
+    """Calls fn() until it returns something truthy and returns that.
+
+    Raises HarnessError naming `what` and the last value (or exception)
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise HarnessError("timed out after %.0f s waiting for %s; "
+                               "last: %r" % (timeout, what, last))
+        time.sleep(interval)
+
+
+class Response:
+    """An HTTP reply: status, headers (lower-cased names), body, json."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body.decode("utf-8")) if body else None
+        except (UnicodeDecodeError, ValueError):
+            self.json = None
+
+    def __repr__(self):
+        text = self.body[:300].decode("utf-8", "replace")
+        return "<%d %s>" % (self.status, text)
+
+
+def http_request(addr, method, path, body=None, headers=None, timeout=10.0):
+    """Sends one request to "host:port" and returns a Response.
+
+    `body` may be bytes, str, or any other value (sent as JSON with
+    Content-Type application/json unless headers name another). A server
+    that answers and closes before reading the whole body (413) still
+    yields its reply when it can be read."""
+    host, port = addr.rsplit(":", 1)
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server may have replied already (e.g. 413) and closed.
+            pass
+        resp = conn.getresponse()
+        data = resp.read()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        return Response(resp.status, headers, data)
+    finally:
+        conn.close()
+
+
+class Sink:
+    """A local HTTP server standing in for a staff member's webhook.
+
+    Records every request (path, headers, raw body, parsed JSON) and can be
+    told to fail the first N requests with 500."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []      # every request, failed ones included
+        self.fail_remaining = 0
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length > 0 else b""
+                try:
+                    parsed = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    parsed = None
+                with sink.lock:
+                    failing = sink.fail_remaining > 0
+                    if failing:
+                        sink.fail_remaining -= 1
+                    sink.requests.append({
+                        "path": self.path,
+                        "headers": {k.lower(): v
+                                    for k, v in self.headers.items()},
+                        "key": self.headers.get("Idempotency-Key"),
+                        "raw": raw.decode("utf-8", "replace"),
+                        "json": parsed,
+                        "status": 500 if failing else 200,
+                        "at": time.time(),
+                    })
+                status = 500 if failing else 200
+                reply = b'{"ok":false}' if failing else b'{"ok":true}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            do_PUT = do_POST
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path="/hook"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def fail_first(self, n):
+        """The next n requests are answered 500."""
+        with self.lock:
+            self.fail_remaining = n
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def delivered(self):
+        """The requests that were answered 200."""
+        return [r for r in self.snapshot() if r["status"] == 200]
+
+    def for_lead(self, lead_id, delivered_only=True):
+        """Requests whose body mentions the lead id."""
+        reqs = self.delivered() if delivered_only else self.snapshot()
+        return [r for r in reqs if lead_id in r["raw"]]
+
+    def with_key(self, key, delivered_only=True):
+        reqs = self.delivered() if delivered_only else self.snapshot()
+        return [r for r in reqs if r["key"] == key]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Conveyor:
+    """The nine processes of one conveyor, on free ports in a temp dir."""
+
+    def __init__(self, build, name="conveyor", extra_env=None):
+        self.build = os.path.abspath(build)
+        self.dir = tempfile.mkdtemp(prefix="conveyor-e2e-%s-" % name)
+        self.data_dir = os.path.join(self.dir, "var")
+        self.log_dir = os.path.join(self.dir, "logs")
+        os.makedirs(self.data_dir)
+        os.makedirs(self.log_dir)
+        self.clock_file = os.path.join(self.dir, "clock")
+        self.broker_port = free_port()
+        self.broker = "tcp://127.0.0.1:%d" % self.broker_port
+        self.intake_addr = "127.0.0.1:%d" % free_port()
+        self.console_addr = "127.0.0.1:%d" % free_port()
+        self.admin_addr = {}
+        for svc in SERVICES:
+            if svc in ("intake", "console"):
+                self.admin_addr[svc] = getattr(self, svc + "_addr")
+            else:
+                self.admin_addr[svc] = "127.0.0.1:%d" % free_port()
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("CONVEYOR_"):
+                del self.env[k]
+        self.env.update({
+            "CONVEYOR_DATA_DIR": self.data_dir,
+            "CONVEYOR_BROKER_BIND": self.broker,
+            "CONVEYOR_BROKER": self.broker,
+            "CONVEYOR_INTAKE_ADDR": self.intake_addr,
+            "CONVEYOR_CONSOLE_ADDR": self.console_addr,
+            "CONVEYOR_ADMIN_TOKEN": ADMIN_TOKEN,
+            "CONVEYOR_INTAKE_KEYS": "%s:%s" % (INTAKE_SOURCE, INTAKE_KEY),
+            "CONVEYOR_CLOCK_FILE": self.clock_file,
+            "CONVEYOR_DEMO": "0",
+        })
+        for svc in SERVICES:
+            if svc not in ("intake", "console"):
+                var = "CONVEYOR_%s_ADMIN_ADDR" % svc.upper().replace("-", "_")
+                self.env[var] = self.admin_addr[svc]
+        self.env.update(extra_env or {})
+        self.procs = {}
+        self.logs = {}
+        self.restarts = {svc: 0 for svc in SERVICES}
+        self.clock_offset = 0
+
+    # --- processes ---------------------------------------------------------
+
+    def binary(self, svc):
+        return os.path.join(self.build, "bin", svc)
+
+    def log_path(self, svc):
+        return os.path.join(self.log_dir, svc + ".log")
+
+    def spawn(self, svc):
+        """Starts one process (its log is appended to)."""
+        path = self.binary(svc)
+        if not os.access(path, os.X_OK):
+            raise HarnessError("'%s' is not built" % path)
+        log = open(self.log_path(svc), "ab")
+        log.write(("--- start %s at %s ---\n" %
+                   (svc, time.strftime("%H:%M:%S"))).encode())
+        log.flush()
+        self.procs[svc] = subprocess.Popen(
+            [path], env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        old = self.logs.get(svc)
+        if old is not None:
+            old.close()
+        self.logs[svc] = log
+
+    def healthy(self, svc):
+        try:
+            r = http_request(self.admin_addr[svc], "GET", "/healthz",
+                             timeout=2.0)
+            return r.status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def wait_healthy(self, svc, timeout=20.0):
+        def check():
+            p = self.procs.get(svc)
+            if p is not None and p.poll() is not None:
+                raise HarnessError("'%s' exited with %s while starting\n%s"
+                                   % (svc, p.returncode, self.tail(svc)))
+            return self.healthy(svc)
+        try:
+            poll(check, timeout, 0.05, "'%s' /healthz" % svc)
+        except HarnessError as e:
+            raise HarnessError("%s\n%s" % (e, self.tail(svc))) from None
+
+    def start(self, timeout=20.0):
+        """Starts every process, each once its predecessors are healthy
+        enough to be useful, then waits for all of them."""
+        try:
+            for svc in SERVICES:
+                self.spawn(svc)
+                if svc == "broker":
+                    self.wait_healthy(svc, timeout)
+            for svc in SERVICES:
+                self.wait_healthy(svc, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def alive(self, svc):
+        p = self.procs.get(svc)
+        return p is not None and p.poll() is None
+
+    def dead(self):
+        """Names of processes that are not running."""
+        return [svc for svc in SERVICES if not self.alive(svc)]
+
+    def kill(self, svc, sig=signal.SIGKILL):
+        """Sends `sig` (SIGKILL by default) and reaps the process."""
+        p = self.procs.get(svc)
+        if p is None or p.poll() is not None:
+            return
+        try:
+            p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=10)
+
+    def restart(self, svc, wait=True, timeout=20.0):
+        self.kill(svc)
+        self.spawn(svc)
+        self.restarts[svc] += 1
+        if wait:
+            self.wait_healthy(svc, timeout)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM to everyone, SIGKILL to whoever is left after timeout.
+        Returns {service: exit code} of the processes that were running."""
+        codes = {}
+        running = [s for s in SERVICES if self.alive(s)]
+        for svc in reversed(running):
+            try:
+                self.procs[svc].send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        for svc in running:
+            p = self.procs[svc]
+            try:
+                codes[svc] = p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[svc] = p.wait()
+        for log in self.logs.values():
+            log.close()
+        self.logs = {}
+        return codes
+
+    def cleanup(self, keep=False):
+        """Stops everything and removes the temp dir unless `keep`."""
+        self.stop()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def tail(self, svc, lines=30):
+        try:
+            with open(self.log_path(svc), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return "(no log for %s: %s)" % (svc, e)
+        rows = text.splitlines()[-lines:]
+        return "--- %s (last %d lines of %s) ---\n%s" % (
+            svc, len(rows), self.log_path(svc), "\n".join(rows))
+
+    def tails(self, lines=15):
+        return "\n".join(self.tail(svc, lines) for svc in SERVICES)
+
+    # --- clock -------------------------------------------------------------
+
+    def set_clock(self, offset_seconds):
+        """Every process's clock becomes wall clock + offset_seconds."""
+        tmp = self.clock_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % int(offset_seconds))
+        os.replace(tmp, self.clock_file)
+        self.clock_offset = int(offset_seconds)
+
+    def advance_clock(self, seconds):
+        self.set_clock(self.clock_offset + seconds)
+
+    def now(self):
+        """The conveyor's time, seconds since the epoch."""
+        return time.time() + self.clock_offset
+
+    # --- intake ------------------------------------------------------------
+
+    def intake(self, method, path, body=None, headers=None, key=INTAKE_KEY,
+               timeout=10.0):
+        hdrs = dict(headers or {})
+        if key is not None:
+            hdrs.setdefault("Authorization", "Bearer %s" % key)
+        return http_request(self.intake_addr, method, path, body, hdrs,
+                            timeout)
+
+    def post_lead(self, lead, key=INTAKE_KEY, idempotency_key=None,
+                  headers=None, timeout=10.0):
+        hdrs = dict(headers or {})
+        if idempotency_key is not None:
+            hdrs["Idempotency-Key"] = idempotency_key
+        return self.intake("POST", "/v1/leads", lead, hdrs, key, timeout)
+
+    def accept_lead(self, lead, **kw):
+        """Posts a lead that must be accepted; returns the 202 JSON."""
+        r = self.post_lead(lead, **kw)
+        if r.status != 202 or not isinstance(r.json, dict):
+            raise HarnessError("lead %r not accepted: %r\n%s"
+                               % (lead, r, self.tail("intake")))
+        return r.json
+
+    # --- console -----------------------------------------------------------
+
+    def console(self, method, path, body=None, token=ADMIN_TOKEN,
+                headers=None, timeout=10.0):
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = "Bearer %s" % token
+        return http_request(self.console_addr, method, path, body, hdrs,
+                            timeout)
+
+    def console_ok(self, method, path, body=None, token=ADMIN_TOKEN):
+        r = self.console(method, path, body, token)
+        if r.status // 100 != 2:
+            raise HarnessError("console %s %s -> %r\n%s" % (
+                method, path, r, self.tail("console")))
+        return r.json
+
+    def create_staff(self, staff_id, role="sales", tier=2, webhook=None,
+                     **fields):
+        """Creates a staff member working all week; returns the reply
+        (with the member's `token`)."""
+        body = {
+            "id": staff_id,
+            "name": fields.pop("name", staff_id.replace("-", " ").title()),
+            "role": role,
+            "tier": tier,
+            "team": "e2e",
+            "timezone": "UTC",
+            "working_hours": ALL_WEEK,
+            "capacity_per_day": 100000,
+            "weight": 1,
+            "active": True,
+        }
+        if webhook is not None:
+            body["notify"] = {"webhook_url": webhook}
+        body.update(fields)
+        body = {k: v for k, v in body.items() if v is not None}
+        return self.console_ok("POST", "/v1/staff", body)
+
+    def lead(self, lead_id, token=ADMIN_TOKEN):
+        """The lead card, or None when the console does not have it."""
+        r = self.console("GET", "/v1/leads/%s" % urllib.parse.quote(lead_id),
+                         token=token)
+        if r.status == 404:
+            return None
+        if r.status != 200:
+            raise HarnessError("GET lead '%s' -> %r" % (lead_id, r))
+        return r.json
+
+    def wait_lead(self, lead_id, pred, timeout=20.0, what=None):
+        """Polls the card until pred(card) holds; returns the card."""
+        def check():
+            card = self.lead(lead_id)
+            return card if card is not None and pred(card) else None
+        try:
+            return poll(check, timeout, 0.1,
+                        what or "lead '%s' to reach a state" % lead_id)
+        except HarnessError as e:
+            raise HarnessError("%s\ncard now: %s\n%s" % (
+                e, json.dumps(self.lead(lead_id))[:2000],
+                self.tails())) from None
+
+    def leads(self, query="", token=ADMIN_TOKEN):
+        """The console's search result as a list of lead objects."""
+        r = self.console("GET", "/v1/leads" + query, token=token)
+        if r.status != 200:
+            raise HarnessError("GET /v1/leads%s -> %r" % (query, r))
+        return as_list(r.json, ("leads", "items", "results", "data"))
+
+
+# --- reading the console's JSON without over-fitting its shape -------------
+
+def as_list(value, keys):
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for k in keys:
+            if isinstance(value.get(k), list):
+                return value[k]
+    return []
+
+
+def lead_id_of(item):
+    if isinstance(item, dict):
+        return item.get("lead_id") or item.get("id")
+    return item
+
+
+def owner_id(card):
+    """The owner's staff id from a card (`owner` as id or object)."""
+    owner = card.get("owner") if isinstance(card, dict) else None
+    if isinstance(owner, dict):
+        return owner.get("id") or owner.get("staff_id")
+    return owner or None
+
+
+def score_params(card):
+    """{name: {value, reason, ...}} from the card's score params (a list of
+    objects with `name`, or an object keyed by name)."""
+    score = card.get("score") or {}
+    params = score.get("params")
+    if isinstance(params, dict):
+        out = {}
+        for name, p in params.items():
+            out[name] = p if isinstance(p, dict) else {"value": p}
+        return out
+    if isinstance(params, list):
+        return {p.get("name"): p for p in params if isinstance(p, dict)}
+    return {}
+
+
+def tasks_of(card, kind=None):
+    tasks = as_list(card.get("tasks"), ("tasks", "items"))
+    if kind is not None:
+        tasks = [t for t in tasks if t.get("kind") == kind]
+    return tasks
+
+
+def timeline_text(card):
+    return json.dumps(card.get("timeline", []), ensure_ascii=False).lower()
+
+
+def to_epoch(value):
+    """Seconds since the epoch from RFC 3339 text or epoch ms/s numbers."""
+    if isinstance(value, (int, float)):
+        return value / 1000.0 if value > 1e11 else float(value)
+    if isinstance(value, str):
+        import datetime
+        text = value.strip().replace("Z", "+00:00")
+        if " " in text and "T" not in text:
+            text = text.replace(" ", "T", 1)
+        return datetime.datetime.fromisoformat(text).timestamp()
+    raise ValueError("not a time: %r" % (value,))
+
+
+def first_contact_key(lead_id):
+    """The notifier's Idempotency-Key for a lead's first-contact task."""
+    return "ntf-%s-first-contact" % lead_id
+
+
+# --- unittest glue ---------------------------------------------------------
+
+
+
+
+def build_dir():
+    """The build folder under test: E2E_BUILD, default "build"."""
+    return os.environ.get("E2E_BUILD", "build")
+
+
+class ConveyorCase(unittest.TestCase):
+    """A test class that owns one running conveyor (`cls.cv`) and a sink.
+
+    Subclasses set SALES (staff ids of tier-2 sales managers notified
+    through the sink) and may override seed(). The run.py runner prints the
+    tail of every log when a test of the class fails."""
+
+    SALES = ("sales-anna", "sales-boris", "sales-vera")
+    EXTRA_ENV = None
+    cv = None
+    sink = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = Sink()
+        cls.cv = Conveyor(build_dir(), cls.__name__.lower(), cls.EXTRA_ENV)
+        try:
+            cls.cv.start()
+            cls.tokens = {}
+            for sid in cls.SALES:
+                reply = cls.cv.create_staff(
+                    sid, webhook=cls.sink.url("/staff/%s" % sid))
+                cls.tokens[sid] = reply.get("token")
+            cls.seed()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def seed(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        keep = os.environ.get("E2E_KEEP") == "1"
+        if cls.cv is not None:
+            cls.cv.cleanup(keep=keep)
+            if keep:
+                print("kept %s" % cls.cv.dir)
+        if cls.sink is not None:
+            cls.sink.close()
+
+    # helpers shared by the tests
+
+    def new_lead(self, tag, **fields):
+        """A web lead with a unique e-mail derived from `tag`."""
+        unique = "%s-%d-%d" % (tag, os.getpid(), time.monotonic_ns())
+        lead = {
+            "name": "Client %s" % tag,
+            "company": "OOO %s" % tag.title(),
+            "email": "%s@client-%s.ru" % (unique, tag),
+            "message": "We need a CRM integration for 40 users",
+            "channel": "web",
+            "source": "site-form",
+            "region": "Moscow",
+            "industry": "retail",
+            "budget": 1500000,
+            "currency": "RUB",
+        }
+        lead.update(fields)
+        return lead
+
+    def wait_assigned(self, lead_id, timeout=20.0):
+        """The card once it has an owner and its first-contact task."""
+        return self.cv.wait_lead(
+            lead_id,
+            lambda c: owner_id(c) and tasks_of(c, "first_contact"),
+            timeout, "lead '%s' assigned with a first-contact task"
+            % lead_id)
+
+    def wait_sink_key(self, key, timeout=30.0):
+        try:
+            return poll(lambda: self.sink.with_key(key), timeout, 0.1,
+                        "a delivered notification with Idempotency-Key "
+                        "'%s'" % key)
+        except HarnessError as e:
+            seen = [(r["path"], r["key"], r["status"])
+                    for r in self.sink.snapshot()][-8:]
+            raise HarnessError("%s\nsink saw (path, key, status): %s\n%s"
+                               % (e, seen, self.cv.tail("notifier"))) \
+                from None

@@ -1,0 +1,334 @@
+/* The bus between two stages: every event applied exactly once, through a
+ * real broker over real ZeroMQ sockets and real SQLite files, even when the
+ * receiver fails, events repeat, garbage arrives or the broker restarts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "cv_broker.h"
+#include "cv_bus.h"
+#include "cv_clock.h"
+#include "cv_config.h"
+#include "cv_log.h"
+#include "cv_store.h"
+
+typedef struct {
+    char dir[256];            /* temp folder for both databases */
+    char endpoint[256];       /* the broker's address */
+    cv_broker_t *broker;
+    pthread_t broker_thread;
+    cv_config_t sender_config;
+    cv_config_t worker_config;
+    cv_store_t *sender_store;
+    cv_store_t *worker_store;
+    cv_bus_t *sender;
+    cv_bus_t *worker;
+    pthread_t sender_thread;
+    pthread_t worker_thread;
+    int fail_first;           /* handler fails the first try of this many */
+    int failures;             /* failures so far */
+} fixture_t;
+
+static const char *worker_schema[] = {
+    "CREATE TABLE applied (lead_id TEXT PRIMARY KEY, times INTEGER)",
+};
+
+static void *broker_main(void *arg)
+{
+    cv_broker_run(arg);
+    return NULL;
+}
+
+static void *bus_main(void *arg)
+{
+    cv_bus_run(arg);
+    return NULL;
+}
+
+/* Applies a lead_received event: counts how often each lead was applied. */
+static int worker_handle(void *arg, cv_bus_t *bus,
+                         const Conveyor__Envelope *event)
+{
+    fixture_t *f = arg;
+    if (f->failures < f->fail_first) {
+        f->failures++;
+        return -1;
+    }
+    sqlite3_stmt *stmt = cv_store_prepare(
+        cv_bus_store(bus),
+        "INSERT INTO applied VALUES (?, 1) ON CONFLICT (lead_id) "
+        "DO UPDATE SET times = times + 1");
+    cv_store_bind_text(stmt, 1, event->lead_received->lead->lead_id);
+    return cv_store_step_done(stmt);
+}
+
+static void config_for(cv_config_t *config, const char *service,
+                       const char *endpoint)
+{
+    memset(config, 0, sizeof(*config));
+    snprintf(config->service, sizeof(config->service), "%s", service);
+    snprintf(config->broker_endpoint, sizeof(config->broker_endpoint), "%s",
+             endpoint);
+    config->batch_max = 64;
+    config->lease_ms = 400;
+    config->heartbeat_ms = 100;
+}
+
+static void broker_start(fixture_t *f, const char *bind)
+{
+    f->broker = cv_broker_new(bind, 100);
+    assert_non_null(f->broker);
+    snprintf(f->endpoint, sizeof(f->endpoint), "%s",
+             cv_broker_endpoint(f->broker));
+    assert_int_equal(
+        pthread_create(&f->broker_thread, NULL, broker_main, f->broker), 0);
+}
+
+static void broker_stop(fixture_t *f)
+{
+    cv_broker_stop(f->broker);
+    pthread_join(f->broker_thread, NULL);
+    cv_broker_destroy(&f->broker);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/cv-test-bus-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    broker_start(f, "tcp://127.0.0.1:*");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/sender.db", f->dir);
+    f->sender_store = cv_store_open(path, NULL, 0);
+    snprintf(path, sizeof(path), "%s/worker.db", f->dir);
+    f->worker_store = cv_store_open(path, worker_schema, 1);
+    assert_non_null(f->sender_store);
+    assert_non_null(f->worker_store);
+    assert_int_equal(cv_outbox_create(f->sender_store), 0);
+    config_for(&f->sender_config, "intake", f->endpoint);
+    config_for(&f->worker_config, "scoring", f->endpoint);
+    *state = f;
+    return 0;
+}
+
+static void buses_start(fixture_t *f)
+{
+    cv_bus_options_t worker = {
+        .config = &f->worker_config, .store = f->worker_store,
+        .worker_service = "scoring", .handler = worker_handle, .arg = f,
+    };
+    cv_bus_options_t sender = {
+        .config = &f->sender_config, .store = f->sender_store,
+    };
+    f->worker = cv_bus_new(&worker);
+    f->sender = cv_bus_new(&sender);
+    assert_non_null(f->worker);
+    assert_non_null(f->sender);
+    pthread_create(&f->worker_thread, NULL, bus_main, f->worker);
+    pthread_create(&f->sender_thread, NULL, bus_main, f->sender);
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    if (f->sender != NULL) {
+        cv_bus_stop(f->sender);
+        pthread_join(f->sender_thread, NULL);
+    }
+    if (f->worker != NULL) {
+        cv_bus_stop(f->worker);
+        pthread_join(f->worker_thread, NULL);
+    }
+    cv_bus_destroy(&f->sender);
+    cv_bus_destroy(&f->worker);
+    cv_store_destroy(&f->sender_store);
+    cv_store_destroy(&f->worker_store);
+    if (f->broker != NULL)
+        broker_stop(f);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Puts `count` lead_received events into the sender's outbox, committed,
+ * with lead ids lead_<first>... ; `event_id` fixes the id when non-NULL. */
+static void outbox_fill(fixture_t *f, int first, int count,
+                        const char *event_id)
+{
+    assert_int_equal(cv_store_begin(f->sender_store), 0);
+    for (int i = first; i < first + count; i++) {
+        char lead_id[32];
+        snprintf(lead_id, sizeof(lead_id), "lead_%06d", i);
+        Conveyor__Lead lead = CONVEYOR__LEAD__INIT;
+        lead.lead_id = lead_id;
+        Conveyor__LeadReceived received = CONVEYOR__LEAD_RECEIVED__INIT;
+        received.lead = &lead;
+        Conveyor__Envelope event = CONVEYOR__ENVELOPE__INIT;
+        event.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED;
+        event.lead_received = &received;
+        event.event_id = (char *)event_id;
+        assert_int_equal(
+            cv_outbox_put(f->sender_store, "intake", &event, "scoring", NULL),
+            0);
+    }
+    assert_int_equal(cv_store_commit(f->sender_store), 0);
+    if (f->sender != NULL)
+        cv_bus_wake(f->sender);
+}
+
+static int64_t count_rows(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int64_t n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 2000);
+        sqlite3_stmt *stmt = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+            sqlite3_step(stmt) == SQLITE_ROW)
+            n = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+/* Waits up to `seconds` until every lead in [0, total) was applied and the
+ * sender's outbox is empty. */
+static void wait_delivered(fixture_t *f, int total, int seconds)
+{
+    char worker[512];
+    char sender[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    int64_t applied = 0;
+    int64_t pending = 0;
+    for (int i = 0; i < seconds * 20; i++) {
+        applied = count_rows(worker, "SELECT count(*) FROM applied");
+        pending = count_rows(sender, "SELECT count(*) FROM cv_outbox");
+        if (applied == total && pending == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(applied, total);
+    assert_int_equal(pending, 0);
+    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
+}
+
+static void test_every_event_applied_exactly_once(void **state)
+{
+    fixture_t *f = *state;
+    outbox_fill(f, 0, 3000, NULL); /* waiting before the buses start */
+    buses_start(f);
+    outbox_fill(f, 3000, 2000, NULL); /* and while they run */
+    wait_delivered(f, 5000, 20);
+}
+
+static void test_failed_event_is_resent_and_applied_once(void **state)
+{
+    fixture_t *f = *state;
+    f->fail_first = 5;
+    buses_start(f);
+    outbox_fill(f, 0, 50, NULL);
+    wait_delivered(f, 50, 10);
+    assert_int_equal(f->failures, 5);
+}
+
+static void test_repeated_event_id_is_applied_once(void **state)
+{
+    fixture_t *f = *state;
+    buses_start(f);
+    outbox_fill(f, 0, 1, "evt_same");
+    outbox_fill(f, 1, 1, "evt_same"); /* same id: the inbox skips it */
+    outbox_fill(f, 2, 1, NULL);
+    char worker[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    char sender[512];
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    for (int i = 0; i < 200; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 2);
+}
+
+static void test_garbage_is_dropped_and_work_goes_on(void **state)
+{
+    fixture_t *f = *state;
+    buses_start(f);
+    void *ctx = zmq_ctx_new();
+    void *rogue = zmq_socket(ctx, ZMQ_DEALER);
+    assert_int_equal(zmq_connect(rogue, f->endpoint), 0);
+    usleep(200 * 1000);
+    zmq_send(rogue, "junk", 4, 0);                      /* not CV1 */
+    zmq_send(rogue, "CV1", 3, ZMQ_SNDMORE);             /* unknown command */
+    zmq_send(rogue, "EXPLODE", 7, 0);
+    zmq_send(rogue, "CV1", 3, ZMQ_SNDMORE);             /* garbage event */
+    zmq_send(rogue, "REQ", 3, ZMQ_SNDMORE);
+    zmq_send(rogue, "scoring", 7, ZMQ_SNDMORE);
+    zmq_send(rogue, "1", 1, ZMQ_SNDMORE);
+    zmq_send(rogue, "\xff\xfe\x01garbage", 10, 0);
+    char reply[64];
+    zmq_pollitem_t item = {rogue, 0, ZMQ_POLLIN, 0};
+    bool acked = false;
+    for (int i = 0; i < 40 && !acked; i++) {
+        if (zmq_poll(&item, 1, 50) > 0) {
+            int n = zmq_recv(rogue, reply, sizeof(reply), 0);
+            int more = 0;
+            size_t more_size = sizeof(more);
+            zmq_getsockopt(rogue, ZMQ_RCVMORE, &more, &more_size);
+            /* frames: CV1, ACK, 1: the garbage event was acknowledged */
+            if (n == 3 && memcmp(reply, "ACK", 3) == 0)
+                acked = true;
+        }
+    }
+    assert_true(acked);
+    zmq_close(rogue);
+    zmq_ctx_term(ctx);
+    outbox_fill(f, 0, 100, NULL);
+    wait_delivered(f, 100, 10);
+}
+
+static void test_broker_restart_loses_nothing(void **state)
+{
+    fixture_t *f = *state;
+    buses_start(f);
+    char bind[256];
+    snprintf(bind, sizeof(bind), "%s", f->endpoint);
+    outbox_fill(f, 0, 1000, NULL);
+    broker_stop(f);
+    outbox_fill(f, 1000, 1000, NULL); /* nowhere to go for now */
+    usleep(300 * 1000);
+    broker_start(f, bind);
+    outbox_fill(f, 2000, 1000, NULL);
+    wait_delivered(f, 3000, 20);
+}
+
+int main(void)
+{
+    cv_log_init("test_bus");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_event_applied_exactly_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_failed_event_is_resent_and_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,176 @@
+/* cv_clock: RFC 3339 text both ways, and the clock file that moves time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cv_clock.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_format_shows_utc_with_milliseconds(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_string_equal(cv_clock_format(1795362078123LL, buf, sizeof(buf)),
+                        "2026-11-22T15:41:18.123Z");
+    assert_string_equal(cv_clock_format(0, buf, sizeof(buf)),
+                        "1970-01-01T00:00:00.000Z");
+    assert_string_equal(cv_clock_format(-500, buf, sizeof(buf)),
+                        "1969-12-31T23:59:59.500Z");
+}
+
+static void test_parse_accepts_rfc3339_forms(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(cv_clock_parse("2026-11-22T15:41:18.123Z", &ms), 0);
+    assert_int_equal(ms, 1795362078123LL);
+    assert_int_equal(cv_clock_parse("2026-11-22T15:41:18Z", &ms), 0);
+    assert_int_equal(ms, 1795362078000LL);
+    /* Moscow time is three hours ahead of UTC */
+    assert_int_equal(cv_clock_parse("2026-11-22T18:41:18.123+03:00", &ms), 0);
+    assert_int_equal(ms, 1795362078123LL);
+    assert_int_equal(cv_clock_parse("2026-11-22T10:41:18.123-05:00", &ms), 0);
+    assert_int_equal(ms, 1795362078123LL);
+    /* a plain date is midnight UTC; 2024 is a leap year */
+    assert_int_equal(cv_clock_parse("2024-02-29", &ms), 0);
+    assert_int_equal(ms, 1709164800000LL);
+    /* more than three fraction digits are cut to milliseconds */
+    assert_int_equal(cv_clock_parse("2026-11-22T15:41:18.123456Z", &ms), 0);
+    assert_int_equal(ms, 1795362078123LL);
+}
+
+static void test_parse_round_trips_format(void **state)
+{
+    (void)state;
+    char buf[32];
+    int64_t samples[] = {0, 1, 999, 1795362078123LL, 951782400000LL, -500};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        int64_t back = 0;
+        cv_clock_format(samples[i], buf, sizeof(buf));
+        assert_int_equal(cv_clock_parse(buf, &back), 0);
+        assert_int_equal(back, samples[i]);
+    }
+}
+
+static void test_parse_refuses_what_is_not_a_time(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",
+        "yesterday",
+        "2026-11-22T15:41:18",      /* no zone */
+        "2026-02-30",               /* no such day */
+        "2023-02-29",               /* not a leap year */
+        "2026-13-01",
+        "2026-11-22T24:00:00Z",
+        "2026-11-22T15:61:00Z",
+        "2026-11-22T15:41:18.Z",
+        "2026-11-22T15:41:18+0300", /* offset needs a colon */
+        "2026-11-22T15:41:18Z trailing",
+        "26-11-22",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t ms = 42;
+        if (cv_clock_parse(bad[i], &ms) != -1)
+            fail_msg("'%s' parsed as a time", bad[i]);
+        assert_int_equal(ms, 42);
+    }
+    assert_int_equal(cv_clock_parse(NULL, NULL), -1);
+}
+
+static void test_clock_file_moves_time_forward(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cv-clock-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/clock", dir);
+
+    /* no file yet: the conveyor clock is the wall clock */
+    setenv("CONVEYOR_CLOCK_FILE", path, 1);
+    int64_t before = wall_ms();
+    int64_t now = cv_clock_now_ms();
+    assert_true(now >= before && now - before < 1000);
+
+    /* an hour ahead, seen within 100 ms */
+    write_file(path, "3600\n");
+    sleep_ms(150);
+    before = wall_ms();
+    now = cv_clock_now_ms();
+    assert_true(now - before >= 3600 * 1000 - 5);
+    assert_true(now - before < 3600 * 1000 + 1000);
+
+    /* a day further, and the file is re-read */
+    write_file(path, "90000");
+    sleep_ms(150);
+    before = wall_ms();
+    now = cv_clock_now_ms();
+    assert_true(now - before >= 90000LL * 1000 - 5);
+    assert_true(now - before < 90000LL * 1000 + 1000);
+
+    /* text that is not a whole number of seconds counts as 0 */
+    write_file(path, "1.5 hours");
+    sleep_ms(150);
+    before = wall_ms();
+    now = cv_clock_now_ms();
+    assert_true(now - before < 1000);
+
+    unlink(path);
+    rmdir(dir);
+    unsetenv("CONVEYOR_CLOCK_FILE");
+}
+
+static void test_monotonic_never_goes_back(void **state)
+{
+    (void)state;
+    int64_t last = cv_clock_monotonic_ms();
+    for (int i = 0; i < 1000; i++) {
+        int64_t now = cv_clock_monotonic_ms();
+        assert_true(now >= last);
+        last = now;
+    }
+    int64_t start = cv_clock_monotonic_ms();
+    sleep_ms(20);
+    assert_true(cv_clock_monotonic_ms() - start >= 19);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_shows_utc_with_milliseconds),
+        cmocka_unit_test(test_parse_accepts_rfc3339_forms),
+        cmocka_unit_test(test_parse_round_trips_format),
+        cmocka_unit_test(test_parse_refuses_what_is_not_a_time),
+        cmocka_unit_test(test_clock_file_moves_time_forward),
+        cmocka_unit_test(test_monotonic_never_goes_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,146 @@
+/* conveyor-bench: throughput and end-to-end latency of the whole conveyor.
+ *
+ * A load generator posts leads to intake over keep-alive connections; a
+ * sink receives the webhook notifications that the notifier sends to the
+ * staff the leads were routed to. The time from a lead's scheduled send to
+ * the first notification naming it is its end-to-end latency. Both halves
+ * live in one process and read the same monotonic clock.
+ *
+ *   bench_table: lead id -> request and first arrival, shared by both
+ *   bench_sink:  the HTTP server that receives notifications
+ *   bench_load:  the open-loop (fixed rate) or closed-loop generator
+ *   bench_stats: percentiles and the resident memory of the services */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define BENCH_ID_MAX 64     /* longest lead id kept, with its NUL */
+#define BENCH_PROCS_MAX 32  /* services whose memory is sampled */
+
+/* Microseconds on CLOCK_MONOTONIC: one clock for sends and arrivals. */
+static inline int64_t bench_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* --- bench_table: which leads this run sent and when each arrived --- */
+typedef struct bench_table bench_table_t;
+
+/* Returns NULL when out of memory. */
+bench_table_t *bench_table_new(void);
+/* NULL-safe; nulls *self_p. */
+void bench_table_destroy(bench_table_t **self_p);
+/* The sink saw a notification for `lead_id` at `us`; only the first one
+ * counts, later ones are counted as repeats. Thread-safe. */
+void bench_table_arrive(bench_table_t *self, const char *lead_id, int64_t us);
+/* Intake accepted `lead_id` as request `request` of this run. */
+void bench_table_expect(bench_table_t *self, const char *lead_id,
+                        int64_t request);
+/* First arrival time of `lead_id`, or 0 when none arrived. */
+int64_t bench_table_arrival(bench_table_t *self, const char *lead_id);
+
+typedef struct {
+    size_t expected;    /* leads intake accepted in this run */
+    size_t matched;     /* of those, how many were notified */
+    size_t arrivals;    /* distinct lead ids notified */
+    size_t repeats;     /* notifications for a lead already notified */
+    size_t unexpected;  /* lead ids not sent by this run (older runs) */
+    size_t dropped;     /* ids not recorded for lack of memory */
+} bench_table_counts_t;
+
+void bench_table_counts(bench_table_t *self, bench_table_counts_t *counts);
+
+/* --- bench_sink: receives webhook notifications --- */
+typedef struct bench_sink bench_sink_t;
+
+typedef struct {
+    size_t requests;    /* every request the sink answered */
+    size_t no_lead;     /* POSTs in which no lead id could be found */
+} bench_sink_counts_t;
+
+/* Listens on 127.0.0.1:`port` (0 picks a free one) and records every
+ * notification into `table`. Returns NULL after printing why. */
+bench_sink_t *bench_sink_start(int port, bench_table_t *table);
+/* Stops the server. NULL-safe; nulls *self_p. */
+void bench_sink_destroy(bench_sink_t **self_p);
+int bench_sink_port(const bench_sink_t *self);
+void bench_sink_counts(const bench_sink_t *self, bench_sink_counts_t *out);
+
+/* --- bench_stats: memory of the services under test --- */
+typedef struct {
+    char name[64];      /* service name, e.g. "intake" */
+    pid_t pid;          /* its process */
+    double last_mb;     /* VmRSS at the last sample */
+    double peak_mb;     /* largest VmRSS sampled during the run */
+} bench_proc_t;
+
+typedef struct {
+    bench_proc_t procs[BENCH_PROCS_MAX]; /* the sampled services */
+    size_t count;                        /* how many of procs are used */
+} bench_rss_t;
+
+/* Adds "name=pid". Returns 0, or -1 when the text is not of that form or
+ * the list is full. */
+int bench_rss_add(bench_rss_t *rss, const char *spec);
+/* Reads VmRSS of every process; a vanished one keeps its old figures. */
+void bench_rss_sample(bench_rss_t *rss);
+
+/* The value at quantile `q` (0..1) of `values`, which it sorts in place;
+ * 0 when `count` is 0. */
+int64_t bench_quantile(int64_t *values, size_t count, double q);
+
+/* --- bench_load: the generator --- */
+typedef struct {
+    char host[256];        /* intake host (numeric or name) */
+    int port;              /* intake port */
+    const char *key;       /* intake API key (Bearer) */
+    int connections;       /* keep-alive connections */
+    bool saturate;         /* closed loop instead of a fixed rate */
+    double rate;           /* leads per second (open loop) */
+    double duration_s;     /* how long requests are issued */
+    int tag;               /* 0..99, makes phones unique per run */
+    char run_id[32];       /* random hex, makes emails unique per run */
+    size_t max_pending;    /* saturate: accepted but not yet notified
+                              leads allowed at once, 0 = no limit */
+    double drain_s;        /* wait for replies after the last send */
+} bench_load_options_t;
+
+typedef struct {
+    int64_t sched_us;      /* when it was due (open loop) or sent */
+    int64_t sent_us;       /* when its last attempt was written */
+    int64_t ack_us;        /* when intake's reply was read, 0 if none */
+    int status;            /* HTTP status, 0 when no reply */
+    int attempts;          /* sends, > 1 after a broken connection */
+    bool merged;           /* intake folded it into another lead */
+    char lead_id[BENCH_ID_MAX]; /* from the 202 reply */
+} bench_request_t;
+
+typedef struct {
+    bench_request_t *requests; /* one per issued request, owned */
+    size_t issued;             /* requests issued */
+    int64_t t0_us;             /* the first scheduled send */
+    int64_t send_end_us;       /* when issuing stopped */
+    size_t by_status[600];     /* replies per HTTP status */
+    size_t failed;             /* requests given up without a reply */
+    size_t conn_errors;        /* connections broken or refused */
+    size_t bad_replies;        /* 202s without a usable lead_id */
+} bench_load_result_t;
+
+/* Runs the generator to completion; every accepted lead is registered in
+ * `table`, and `rss` is sampled along the way. Returns 0, or -1 after
+ * printing why when it could not start (address, memory). */
+int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
+                   bench_rss_t *rss, bench_load_result_t *result);
+
+/* Frees result->requests. */
+void bench_load_result_free(bench_load_result_t *result);
+
+#endif
