@@ -224,8 +224,8 @@ static int cv_config_file_text(char *field, size_t size, const char *value,
 }
 
 #define CV_FILE_TEXT(cfg, loaded, member, file)                                \
-    cv_config_file_text((cfg)->member, sizeof((cfg)->member), (loaded)->member, \
-                        (file), #member)
+    cv_config_file_text((cfg)->member, sizeof((cfg)->member),                  \
+                        (loaded)->member, (file), #member)
 
 static const char *cv_config_file_admin_addr(const cv_config_file_admin_t *a,
                                              const char *service)

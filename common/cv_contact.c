@@ -1,6 +1,7 @@
 /* cv_contact: contact details in one canonical form. */
 #include "cv_contact.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define CV_CONTACT_PHONE_MIN 10 /* digits in the shortest number we take */
@@ -74,7 +75,7 @@ int cv_contact_phone(const char *text, char *out, size_t size)
     }
     digits[count] = '\0';
     const char *national = digits;
-    char e164[CV_CONTACT_PHONE_MAX + 4];
+    char e164[sizeof(digits) + 2];
     if (plus) {
         snprintf(e164, sizeof(e164), "%s", digits);
     } else if (count > 2 && digits[0] == '0' && digits[1] == '0') {

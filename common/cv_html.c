@@ -194,8 +194,7 @@ void cv_html_raw(cv_html_t *self, const char *markup)
     self->length += n;
 }
 
-static void html_append_escaped(cv_html_t *self, const char *text,
-                                bool breaks)
+static void html_append_escaped(cv_html_t *self, const char *text, bool breaks)
 {
     if (text == NULL || self->failed)
         return;

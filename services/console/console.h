@@ -161,6 +161,14 @@ void console_reply_storage(cv_http_request_t *req);
  * `owner_id` (may be NULL or "") owns. */
 bool console_may_see(console_ctx_t *ctx, const char *owner_id);
 
+/* A JSON string, or null for NULL or text that is not UTF-8 (event fields
+ * are not checked for it on the wire). */
+json_t *console_json_text(const char *text);
+
+/* Sets `key` to text column `col` of the current row (null for NULL). */
+void console_put_column(json_t *obj, const char *key, sqlite3_stmt *stmt,
+                        int col);
+
 /* RFC 3339 text of a conveyor time, as a JSON string (null for 0). */
 json_t *console_time_json(int64_t ms);
 

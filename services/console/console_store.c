@@ -60,7 +60,7 @@ static const char console_schema_v1[] =
     "  updated_at INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX leads_by_stage ON leads(stage, created_at);"
-    "CREATE INDEX leads_by_owner ON leads(owner_id, created_at);"
+    "CREATE INDEX leads_by_owner ON leads(owner_id, owner_at);"
     "CREATE INDEX leads_by_segment ON leads(segment, created_at);"
     "CREATE INDEX leads_by_created ON leads(created_at);"
     "CREATE TABLE lead_channels ("

@@ -19,9 +19,10 @@
 
 #include "cv_bus.h"
 #include "cv_config.h"
+#include "cv_metrics.h"
 
-#define FOLLOWUP_SERVICE "followup-scheduler"
-#define FOLLOWUP_KIND_FIRST_CONTACT "first_contact"
+#define FOLLOWUP_SERVICE             "followup-scheduler"
+#define FOLLOWUP_KIND_FIRST_CONTACT  "first_contact"
 #define FOLLOWUP_TIMER_FIRST_CONTACT "sla_first_contact"
 
 /* The first-contact SLA when the configuration gives none. */
@@ -40,6 +41,9 @@ typedef struct {
     bool next_due_known;       /* next_due_ms matches the database */
     int64_t next_due_ms;       /* earliest pending due_at, INT64_MAX when
                                   none; valid while next_due_known */
+    cv_metric_t *tasks_opened; /* first-contact tasks created */
+    cv_metric_t *timers_fired; /* SLA timers that came due */
+    cv_metric_t *escalations;  /* of those, escalated (task still open) */
 } followup_t;
 
 extern const char *const followup_migrations[];
@@ -68,10 +72,9 @@ int followup_timer_cancel_lead(followup_t *self, cv_bus_t *bus,
                                const char *lead_id, const char *reason);
 
 /* Inserts a pending timer for `task_id` (ignored when the id exists). */
-int followup_timer_insert(followup_t *self, cv_bus_t *bus,
-                          const char *timer_id, const char *task_id,
-                          const char *lead_id, const char *kind,
-                          int64_t due_at);
+int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
+                          const char *task_id, const char *lead_id,
+                          const char *kind, int64_t due_at);
 
 /* The bus source that fires due timers; 0 or -1. */
 int followup_timer_register(followup_t *self, cv_bus_t *bus);

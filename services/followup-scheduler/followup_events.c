@@ -10,8 +10,7 @@
 static bool events_is_contact(const char *type)
 {
     static const char *const contact_types[] = {
-        "call", "meeting", "interview", "proposal_presented",
-        "proposal_sent",
+        "call", "meeting", "interview", "proposal_presented", "proposal_sent",
     };
     for (size_t i = 0; i < sizeof(contact_types) / sizeof(contact_types[0]);
          i++) {
@@ -25,8 +24,10 @@ static int events_activity(followup_t *self, cv_bus_t *bus,
                            const Conveyor__ActivityRecorded *activity)
 {
     if (!events_is_contact(activity->type)) {
-        cv_log(CV_LOG_DEBUG, "activity '%s' of type '%s' leaves timers as "
-               "they are", activity->activity_id, activity->type);
+        cv_log(CV_LOG_DEBUG,
+               "activity '%s' of type '%s' leaves timers as "
+               "they are",
+               activity->activity_id, activity->type);
         return 0;
     }
     char task_id[256];
@@ -53,8 +54,10 @@ int followup_handle_event(void *arg, cv_bus_t *bus,
     switch (event->body_case) {
     case CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED:
         if (event->lead_assigned->lead == NULL) {
-            cv_log(CV_LOG_WARN, "event '%s': assignment without a lead, "
-                   "dropped", event->event_id);
+            cv_log(CV_LOG_WARN,
+                   "event '%s': assignment without a lead, "
+                   "dropped",
+                   event->event_id);
             return CV_BUS_DROP;
         }
         return followup_task_open_first_contact(self, bus,
@@ -66,9 +69,10 @@ int followup_handle_event(void *arg, cv_bus_t *bus,
     case CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED:
         return events_decision(self, bus, event->decision_recorded);
     default:
-        cv_log(CV_LOG_WARN, "event '%s' of type '%s' is not for the "
-               "scheduler, dropped", event->event_id,
-               cv_event_type_name(event->type));
+        cv_log(CV_LOG_WARN,
+               "event '%s' of type '%s' is not for the "
+               "scheduler, dropped",
+               event->event_id, cv_event_type_name(event->type));
         return CV_BUS_DROP;
     }
 }

@@ -5,29 +5,29 @@
 const char *const followup_migrations[] = {
     /* 1: tasks and their SLA timers */
     "CREATE TABLE followup_task ("
-    "  task_id TEXT PRIMARY KEY,"        /* <lead_id>-first-contact */
+    "  task_id TEXT PRIMARY KEY," /* <lead_id>-first-contact */
     "  lead_id TEXT NOT NULL,"
-    "  staff_id TEXT NOT NULL,"          /* the owner */
-    "  kind TEXT NOT NULL,"              /* first_contact */
+    "  staff_id TEXT NOT NULL," /* the owner */
+    "  kind TEXT NOT NULL,"     /* first_contact */
     "  title TEXT NOT NULL,"
-    "  due_at INTEGER NOT NULL,"         /* ms, conveyor clock */
+    "  due_at INTEGER NOT NULL," /* ms, conveyor clock */
     "  status TEXT NOT NULL DEFAULT 'open'"
     "    CHECK (status IN ('open', 'done')),"
     "  created_at INTEGER NOT NULL,"
     "  completed_at INTEGER,"
     "  completed_by TEXT,"
-    "  lead_json TEXT NOT NULL,"         /* the lead as assigned, for the
-                                            escalation's notification */
-    "  notify_webhook_url TEXT,"         /* the owner's notify target */
+    "  lead_json TEXT NOT NULL," /* the lead as assigned, for the
+                                    escalation's notification */
+    "  notify_webhook_url TEXT," /* the owner's notify target */
     "  notify_telegram_chat_id TEXT,"
     "  notify_email TEXT"
     ") STRICT;"
     "CREATE INDEX followup_task_by_lead ON followup_task (lead_id);"
     "CREATE TABLE followup_timer ("
-    "  timer_id TEXT PRIMARY KEY,"       /* tmr-<task_id> */
+    "  timer_id TEXT PRIMARY KEY," /* tmr-<task_id> */
     "  task_id TEXT NOT NULL REFERENCES followup_task (task_id),"
     "  lead_id TEXT NOT NULL,"
-    "  kind TEXT NOT NULL,"              /* sla_first_contact */
+    "  kind TEXT NOT NULL," /* sla_first_contact */
     "  due_at INTEGER NOT NULL,"
     "  state TEXT NOT NULL DEFAULT 'pending'"
     "    CHECK (state IN ('pending', 'fired', 'cancelled')),"

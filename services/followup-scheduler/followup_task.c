@@ -19,8 +19,8 @@ static const char *task_text_or_null(const char *text)
 
 static int64_t task_first_contact_ms(const followup_t *self)
 {
-    int minutes = self->config != NULL ? self->config->first_contact_minutes
-                                       : 0;
+    int minutes =
+        self->config != NULL ? self->config->first_contact_minutes : 0;
     if (minutes <= 0)
         minutes = FOLLOWUP_FIRST_CONTACT_MINUTES;
     return (int64_t)minutes * 60 * 1000;
@@ -95,8 +95,8 @@ static int task_notify_created(cv_bus_t *bus, const char *task_id,
     char due_text[64];
     char due_rfc3339[40];
 
-    if ((size_t)snprintf(notification_id, sizeof(notification_id),
-                         "ntf-%s", task_id) >= sizeof(notification_id)) {
+    if ((size_t)snprintf(notification_id, sizeof(notification_id), "ntf-%s",
+                         task_id) >= sizeof(notification_id)) {
         cv_log(CV_LOG_ERROR, "task id '%s' too long", task_id);
         goto out;
     }
@@ -114,28 +114,22 @@ static int task_notify_created(cv_bus_t *bus, const char *task_id,
     if (asprintf(&text,
                  "%s\nLead: %s\nChannel: %s\nRequest: %s\nDue: %s\n"
                  "Lead id: %s",
-                 title, summary,
-                 lead->channel != NULL ? lead->channel : "web",
+                 title, summary, lead->channel != NULL ? lead->channel : "web",
                  message != NULL ? message : "(none)", due_text,
                  lead->lead_id) < 0) {
         text = NULL;
         goto oom;
     }
-    payload = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}",
-                        "notification_id", notification_id,
-                        "kind", "task_created",
-                        "task_id", task_id,
-                        "lead_id", lead->lead_id,
-                        "staff_id", assigned->staff_id,
-                        "due_at", due_rfc3339,
-                        "due_at_ms", (json_int_t)due_at,
-                        "title", title,
-                        "lead", lead_json);
+    payload = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}", "notification_id",
+        notification_id, "kind", "task_created", "task_id", task_id, "lead_id",
+        lead->lead_id, "staff_id", assigned->staff_id, "due_at", due_rfc3339,
+        "due_at_ms", (json_int_t)due_at, "title", title, "lead", lead_json);
     if (payload == NULL)
         goto oom;
-    rc = followup_notify(bus, notification_id, lead->lead_id,
-                         assigned->staff_id, assigned->notify, subject, text,
-                         payload);
+    rc =
+        followup_notify(bus, notification_id, lead->lead_id, assigned->staff_id,
+                        assigned->notify, subject, text, payload);
     goto out;
 oom:
     cv_log(CV_LOG_ERROR, "out of memory notifying about '%s'", task_id);
@@ -189,9 +183,10 @@ int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
     if (followup_timer_insert(self, bus, timer_id, task_id, lead->lead_id,
                               FOLLOWUP_TIMER_FIRST_CONTACT, due_at) != 0 ||
         task_emit_created(bus, task_id, assigned, title, due_at) != 0 ||
-        task_notify_created(bus, task_id, assigned, title, due_at,
-                            lead_json) != 0)
+        task_notify_created(bus, task_id, assigned, title, due_at, lead_json) !=
+            0)
         goto out;
+    cv_metric_add(self->tasks_opened, 1);
     cv_log(CV_LOG_INFO, "task '%s' for '%s' due in %lld min", task_id,
            assigned->staff_id, (long long)((due_at - now) / 60000));
     rc = 0;

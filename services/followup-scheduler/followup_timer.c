@@ -27,14 +27,14 @@ typedef struct {
 
 /* The task a fired timer guards, as far as the escalation needs it. */
 typedef struct {
-    char *staff_id;          /* the owner (owned) */
-    char *status;            /* open | done (owned) */
-    char *title;             /* (owned) */
-    char *lead_json;         /* the lead snapshot (owned) */
-    char *webhook_url;       /* the owner's notify target, NULL when
-                                unset (owned) */
-    char *telegram_chat_id;  /* (owned) */
-    char *email;             /* (owned) */
+    char *staff_id;         /* the owner (owned) */
+    char *status;           /* open | done (owned) */
+    char *title;            /* (owned) */
+    char *lead_json;        /* the lead snapshot (owned) */
+    char *webhook_url;      /* the owner's notify target, NULL when
+                               unset (owned) */
+    char *telegram_chat_id; /* (owned) */
+    char *email;            /* (owned) */
 } timer_task_t;
 
 static char *timer_column_dup(sqlite3_stmt *stmt, int col)
@@ -69,10 +69,9 @@ static void timer_forget_next_due(followup_t *self)
     self->next_due_known = false;
 }
 
-int followup_timer_insert(followup_t *self, cv_bus_t *bus,
-                          const char *timer_id, const char *task_id,
-                          const char *lead_id, const char *kind,
-                          int64_t due_at)
+int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
+                          const char *task_id, const char *lead_id,
+                          const char *kind, int64_t due_at)
 {
     static const char sql[] =
         "INSERT OR IGNORE INTO followup_timer (timer_id, task_id, lead_id,"
@@ -105,8 +104,8 @@ static int timer_cancel(followup_t *self, cv_bus_t *bus, const char *sql,
     int cancelled = sqlite3_changes(cv_store_db(store));
     if (cancelled > 0) {
         timer_forget_next_due(self);
-        cv_log(CV_LOG_INFO, "cancelled %d timer(s) of '%s': %s", cancelled,
-               key, reason);
+        cv_log(CV_LOG_INFO, "cancelled %d timer(s) of '%s': %s", cancelled, key,
+               reason);
     }
     return 0;
 }
@@ -204,9 +203,8 @@ static int timer_notify_owner(cv_bus_t *bus, const timer_due_t *due,
     char due_rfc3339[40];
     char fired_rfc3339[40];
 
-    if ((size_t)snprintf(notification_id, sizeof(notification_id),
-                         "ntf-%s-L1", due->timer_id) >=
-        sizeof(notification_id)) {
+    if ((size_t)snprintf(notification_id, sizeof(notification_id), "ntf-%s-L1",
+                         due->timer_id) >= sizeof(notification_id)) {
         cv_log(CV_LOG_ERROR, "timer id '%s' too long", due->timer_id);
         goto out;
     }
@@ -223,8 +221,7 @@ static int timer_notify_owner(cv_bus_t *bus, const timer_due_t *due,
     summary = followup_lead_summary(lead, due->lead_id);
     if (summary == NULL)
         goto oom;
-    if (asprintf(&subject, "SLA missed: first contact with %s", summary) <
-        0) {
+    if (asprintf(&subject, "SLA missed: first contact with %s", summary) < 0) {
         subject = NULL;
         goto oom;
     }
@@ -235,20 +232,14 @@ static int timer_notify_owner(cv_bus_t *bus, const timer_due_t *due,
     }
     cv_clock_format(due->due_at, due_rfc3339, sizeof(due_rfc3339));
     cv_clock_format(now, fired_rfc3339, sizeof(fired_rfc3339));
-    payload = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s,"
-                        " s:I, s:s, s:O}",
-                        "notification_id", notification_id,
-                        "kind", "escalation",
-                        "escalation_kind", due->kind,
-                        "level", 1,
-                        "timer_id", due->timer_id,
-                        "task_id", due->task_id,
-                        "lead_id", due->lead_id,
-                        "staff_id", task->staff_id,
-                        "due_at", due_rfc3339,
-                        "due_at_ms", (json_int_t)due->due_at,
-                        "fired_at", fired_rfc3339,
-                        "lead", lead);
+    payload = json_pack(
+        "{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s,"
+        " s:I, s:s, s:O}",
+        "notification_id", notification_id, "kind", "escalation",
+        "escalation_kind", due->kind, "level", 1, "timer_id", due->timer_id,
+        "task_id", due->task_id, "lead_id", due->lead_id, "staff_id",
+        task->staff_id, "due_at", due_rfc3339, "due_at_ms",
+        (json_int_t)due->due_at, "fired_at", fired_rfc3339, "lead", lead);
     if (payload == NULL)
         goto oom;
     Conveyor__NotifyTarget target = CONVEYOR__NOTIFY_TARGET__INIT;
@@ -258,8 +249,7 @@ static int timer_notify_owner(cv_bus_t *bus, const timer_due_t *due,
     bool has_target = task->webhook_url != NULL ||
                       task->telegram_chat_id != NULL || task->email != NULL;
     rc = followup_notify(bus, notification_id, due->lead_id, task->staff_id,
-                         has_target ? &target : NULL, subject, text,
-                         payload);
+                         has_target ? &target : NULL, subject, text, payload);
     goto out;
 oom:
     cv_log(CV_LOG_ERROR, "out of memory escalating '%s'", due->timer_id);
@@ -274,7 +264,8 @@ out:
 
 /* Fires one timer: marks it fired and, while its task is open, escalates
  * to level 1. 0 or -1 (the turn is rolled back and retried). */
-static int timer_fire(cv_bus_t *bus, const timer_due_t *due, int64_t now)
+static int timer_fire(followup_t *self, cv_bus_t *bus, const timer_due_t *due,
+                      int64_t now)
 {
     static const char sql[] =
         "UPDATE followup_timer SET state = 'fired', fired_at = ?"
@@ -293,6 +284,7 @@ static int timer_fire(cv_bus_t *bus, const timer_due_t *due, int64_t now)
         rc = 0; /* no longer pending */
         goto out;
     }
+    cv_metric_add(self->timers_fired, 1);
     bool found = false;
     if (timer_load_task(bus, due->task_id, &task, &found) != 0)
         goto out;
@@ -312,6 +304,7 @@ static int timer_fire(cv_bus_t *bus, const timer_due_t *due, int64_t now)
     if (timer_emit_escalation(bus, due, &task, now, reason) != 0 ||
         timer_notify_owner(bus, due, &task, now, reason) != 0)
         goto out;
+    cv_metric_add(self->escalations, 1);
     cv_log(CV_LOG_INFO, "timer '%s' fired: '%s' reminded about '%s'",
            due->timer_id, task.staff_id, due->task_id);
     rc = 0;
@@ -373,7 +366,7 @@ static int timer_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     if (count > 0)
         timer_forget_next_due(self);
     for (int i = 0; i < count; i++) {
-        if (timer_fire(bus, &due[i], now_ms) != 0)
+        if (timer_fire(self, bus, &due[i], now_ms) != 0)
             goto out;
     }
     rc = 0;
@@ -402,8 +395,7 @@ static int timer_read_next_due(cv_bus_t *bus, int64_t *due_at)
     /* reset at once: a stepped statement would hold a read snapshot */
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE)
-        return cv_error("cannot read the next timer: %s",
-                        sqlite3_errstr(rc));
+        return cv_error("cannot read the next timer: %s", sqlite3_errstr(rc));
     return 0;
 }
 

@@ -21,6 +21,13 @@ int main(int argc, char **argv)
     if (svc == NULL)
         goto out;
     followup.config = cv_service_config(svc);
+    followup.tasks_opened = cv_metrics_counter(
+        "conveyor_followup_tasks_opened_total", "first-contact tasks opened");
+    followup.timers_fired = cv_metrics_counter(
+        "conveyor_followup_timers_fired_total", "SLA timers that came due");
+    followup.escalations =
+        cv_metrics_counter("conveyor_followup_escalations_total",
+                           "SLA timers fired while their task was open");
     if (followup_timer_register(&followup, cv_service_bus(svc)) != 0)
         goto out;
     rc = cv_service_run(svc) == 0 ? 0 : 1;

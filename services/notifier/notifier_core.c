@@ -285,11 +285,11 @@ static int notifier_apply(notifier_t *self, cv_bus_t *bus,
     if (notifier_store_schedule_retry(store, job, &job->row_found) != 0)
         return -1;
     if (job->row_found) {
-        cv_log_level_t level = job->attempts == 1
-                                       || job->attempts % NOTIFIER_WARN_EVERY
-                                              == 0
-                                   ? CV_LOG_WARN
-                                   : CV_LOG_DEBUG;
+        /* The first failure and every n-th after it are worth a warning;
+         * the rest would flood the log while a receiver is down. */
+        bool notable = job->attempts == 1
+                       || job->attempts % NOTIFIER_WARN_EVERY == 0;
+        cv_log_level_t level = notable ? CV_LOG_WARN : CV_LOG_DEBUG;
         cv_log(level,
                "cannot deliver notification '%s' to '%s' (attempt %d): %s; "
                "retrying in %lld ms",

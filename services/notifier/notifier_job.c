@@ -67,9 +67,51 @@ void notifier_job_list_destroy(notifier_job_t **list_p)
     *list_p = NULL;
 }
 
+/* The length of the UTF-8 sequence a lead byte starts (1 for ASCII and
+ * for bytes that cannot start one). */
+static size_t notifier_job_utf8_length(unsigned char lead)
+{
+    if (lead >= 0xf0)
+        return 4;
+    if (lead >= 0xe0)
+        return 3;
+    if (lead >= 0xc0)
+        return 2;
+    return 1;
+}
+
+/* A copy of `text` with every byte that is not part of a valid UTF-8
+ * sequence replaced by '?' (jansson decides what is valid). NULL when out
+ * of memory. */
+static char *notifier_job_utf8_repair(const char *text)
+{
+    size_t size = strlen(text);
+    char *copy = malloc(size + 1);
+    if (copy == NULL)
+        return NULL;
+    size_t at = 0;
+    while (at < size) {
+        unsigned char lead = (unsigned char)text[at];
+        size_t length = notifier_job_utf8_length(lead);
+        bool valid = lead < 0x80;
+        if (!valid && length > 1 && at + length <= size) {
+            json_t *probe = json_stringn(text + at, length);
+            valid = probe != NULL;
+            json_decref(probe);
+        }
+        if (!valid)
+            length = 1;
+        for (size_t i = 0; i < length; i++)
+            copy[at + i] = valid ? text[at + i] : '?';
+        at += length;
+    }
+    copy[size] = '\0';
+    return copy;
+}
+
 /* Sets `key` to the string `value` unless that is NULL. Text that is not
- * valid UTF-8 (the bus does not check) is sent with every non-ASCII byte
- * as '?', so the receiver still gets valid JSON. -1 when out of memory. */
+ * valid UTF-8 (the bus does not check) is sent with its invalid bytes as
+ * '?', so the receiver still gets valid JSON. -1 when out of memory. */
 static int notifier_job_set(json_t *object, const char *key,
                             const char *value)
 {
@@ -77,15 +119,11 @@ static int notifier_job_set(json_t *object, const char *key,
         return 0;
     json_t *text = json_string(value);
     if (text == NULL) {
-        char *ascii = strdup(value);
-        if (ascii == NULL)
+        char *repaired = notifier_job_utf8_repair(value);
+        if (repaired == NULL)
             return -1;
-        for (char *c = ascii; *c != '\0'; c++) {
-            if ((unsigned char)*c >= 0x80)
-                *c = '?';
-        }
-        text = json_string(ascii);
-        free(ascii);
+        text = json_string(repaired);
+        free(repaired);
         if (text == NULL)
             return -1;
     }

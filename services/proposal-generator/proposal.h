@@ -42,8 +42,8 @@ int proposal_handle_event(void *arg, cv_bus_t *bus,
  * `activity`, dated `now_ms`. 0, or -1 when out of memory (logged). Free
  * with proposal_doc_clear. */
 int proposal_render(const char *proposal_id,
-                    const Conveyor__ActivityRecorded *activity,
-                    int64_t now_ms, proposal_doc_t *doc);
+                    const Conveyor__ActivityRecorded *activity, int64_t now_ms,
+                    proposal_doc_t *doc);
 
 /* Frees what a doc owns and zeroes it; NULL-safe. */
 void proposal_doc_clear(proposal_doc_t *doc);

@@ -22,16 +22,14 @@ typedef struct {
 } render_stage_t;
 
 static const render_stage_t render_standard_stages[] = {
-    {"Analysis of your task and a detailed specification", 0.15,
-     "1–2 weeks"},
+    {"Analysis of your task and a detailed specification", 0.15, "1–2 weeks"},
     {"Implementation", 0.70, "4–8 weeks"},
     {"Launch and handover to your team", 0.15, "1 week"},
 };
 
 static const render_stage_t render_full_stages[] = {
     {"Business analysis, market and competitor review", 0.15, "2 weeks"},
-    {"Specification and project plan with the working group", 0.10,
-     "1 week"},
+    {"Specification and project plan with the working group", 0.10, "1 week"},
     {"Implementation", 0.55, "6–10 weeks"},
     {"Launch, training and handover", 0.10, "1–2 weeks"},
     {"Support and development, with a personal account manager", 0.10,
@@ -82,8 +80,8 @@ static bool render_has_budget(const Conveyor__Lead *lead)
 
 static const char *render_currency(const Conveyor__Lead *lead)
 {
-    const char *currency = lead != NULL ? render_nonempty(lead->currency)
-                                        : NULL;
+    const char *currency =
+        lead != NULL ? render_nonempty(lead->currency) : NULL;
     return currency != NULL ? currency : "RUB";
 }
 
@@ -105,8 +103,9 @@ static void render_head(cv_html_t *html, const char *title)
 }
 
 static void render_header(cv_html_t *html, const char *proposal_id,
-                          const char *kind, const Conveyor__ActivityRecorded
-                          *activity, const char *title, int64_t now_ms)
+                          const char *kind,
+                          const Conveyor__ActivityRecorded *activity,
+                          const char *title, int64_t now_ms)
 {
     char date[32];
     time_t seconds = (time_t)(now_ms / 1000);
@@ -128,8 +127,7 @@ static void render_header(cv_html_t *html, const char *proposal_id,
 }
 
 /* A definition-list row, left out when the value is unknown. */
-static void render_fact(cv_html_t *html, const char *label,
-                        const char *value)
+static void render_fact(cv_html_t *html, const char *label, const char *value)
 {
     if (render_nonempty(value) == NULL)
         return;
@@ -162,8 +160,7 @@ static void render_request(cv_html_t *html,
                            const Conveyor__ActivityRecorded *activity)
 {
     const Conveyor__Lead *lead = activity->lead;
-    const char *message = lead != NULL ? render_nonempty(lead->message)
-                                       : NULL;
+    const char *message = lead != NULL ? render_nonempty(lead->message) : NULL;
     cv_html_raw(html, "<section class=\"request\">\n<h2>Your request</h2>\n");
     if (message != NULL) {
         cv_html_raw(html, "<blockquote><p>");
@@ -184,28 +181,30 @@ static void render_request(cv_html_t *html,
     cv_html_raw(html, "</section>\n");
 }
 
-static void render_value(cv_html_t *html, const Conveyor__Lead *lead,
-                         bool full)
+static void render_value(cv_html_t *html, const Conveyor__Lead *lead, bool full)
 {
-    const char *industry = lead != NULL ? render_nonempty(lead->industry)
-                                        : NULL;
-    const char *product = lead != NULL ? render_nonempty(lead->product)
-                                       : NULL;
+    const char *industry =
+        lead != NULL ? render_nonempty(lead->industry) : NULL;
+    const char *product = lead != NULL ? render_nonempty(lead->product) : NULL;
     cv_html_raw(html, "<section class=\"value\">\n<h2>What you get</h2>\n"
                       "<ul>\n<li>");
     if (product != NULL)
-        cv_html_textf(html, "A working %s built around the task you "
-                            "described, not a set of features to choose "
-                            "from", product);
+        cv_html_textf(html,
+                      "A working %s built around the task you "
+                      "described, not a set of features to choose "
+                      "from",
+                      product);
     else
         cv_html_text(html, "A working solution built around the task you "
                            "described, not a set of features to choose "
                            "from");
     cv_html_raw(html, "</li>\n<li>");
     if (industry != NULL)
-        cv_html_textf(html, "A team with projects in %s behind it: your "
-                            "manager will walk you through the cases "
-                            "closest to yours", industry);
+        cv_html_textf(html,
+                      "A team with projects in %s behind it: your "
+                      "manager will walk you through the cases "
+                      "closest to yours",
+                      industry);
     else
         cv_html_text(html, "A team with projects like yours behind it: "
                            "your manager will walk you through the "
@@ -300,7 +299,8 @@ static void render_rejection_reasons(cv_html_t *html,
         cv_html_raw(html, "</li>\n");
         listed++;
     }
-    for (size_t i = 0; score != NULL && listed == 0 && i < score->n_params;
+    bool knocked_out = listed > 0;
+    for (size_t i = 0; score != NULL && !knocked_out && i < score->n_params;
          i++) {
         const Conveyor__ScoreParam *param = score->params[i];
         if (param == NULL || param->value >= 0)
@@ -312,11 +312,7 @@ static void render_rejection_reasons(cv_html_t *html,
             cv_html_textf(html, "%s does not match what we do best",
                           param->name);
         cv_html_raw(html, "</li>\n");
-    }
-    for (size_t i = 0; score != NULL && listed == 0 && i < score->n_params;
-         i++) {
-        if (score->params[i] != NULL && score->params[i]->value < 0)
-            listed++;
+        listed++;
     }
     if (listed == 0)
         cv_html_raw(html, "<li>Your task is outside what our team does "
@@ -355,10 +351,11 @@ static void render_approval(cv_html_t *html, const Conveyor__Score *score)
 {
     cv_html_raw(html, "<p class=\"approval\" data-approval=\"head-of-sales\""
                       ">");
-    cv_html_textf(html, "Internal: the score is %+d (above %d), so the head "
-                        "of sales must approve this proposal before it goes "
-                        "to the client.", score->total,
-                  PROPOSAL_APPROVAL_ABOVE);
+    cv_html_textf(html,
+                  "Internal: the score is %+d (above %d), so the head "
+                  "of sales must approve this proposal before it goes "
+                  "to the client.",
+                  score->total, PROPOSAL_APPROVAL_ABOVE);
     cv_html_raw(html, "</p>\n");
 }
 
@@ -385,8 +382,8 @@ static void render_choose(const Conveyor__Score *score, proposal_doc_t *doc)
 }
 
 int proposal_render(const char *proposal_id,
-                    const Conveyor__ActivityRecorded *activity,
-                    int64_t now_ms, proposal_doc_t *doc)
+                    const Conveyor__ActivityRecorded *activity, int64_t now_ms,
+                    proposal_doc_t *doc)
 {
     const Conveyor__Lead *lead = activity->lead;
     cv_html_t *html = NULL;
@@ -412,8 +409,7 @@ int proposal_render(const char *proposal_id,
     if (html == NULL)
         goto out;
     render_head(html, doc->title);
-    render_header(html, proposal_id, doc->kind, activity, doc->title,
-                  now_ms);
+    render_header(html, proposal_id, doc->kind, activity, doc->title, now_ms);
     if (doc->needs_approval)
         render_approval(html, activity->score);
     render_client(html, lead);

@@ -5,15 +5,15 @@
 const char *const proposal_migrations[] = {
     /* 1: rendered proposals, one per presenting/sending activity */
     "CREATE TABLE proposal ("
-    "  proposal_id TEXT PRIMARY KEY,"   /* prop-<activity_id> */
+    "  proposal_id TEXT PRIMARY KEY," /* prop-<activity_id> */
     "  activity_id TEXT NOT NULL,"
     "  lead_id TEXT NOT NULL,"
-    "  activity_type TEXT NOT NULL,"    /* proposal_presented | _sent */
-    "  segment TEXT NOT NULL,"          /* A | B | C */
+    "  activity_type TEXT NOT NULL," /* proposal_presented | _sent */
+    "  segment TEXT NOT NULL,"       /* A | B | C */
     "  kind TEXT NOT NULL"
     "    CHECK (kind IN ('proposal', 'rejection', 'full_package')),"
-    "  score_total INTEGER,"            /* NULL when the event had none */
-    "  needs_approval INTEGER NOT NULL,"/* 1: head of sales approves */
+    "  score_total INTEGER,"             /* NULL when the event had none */
+    "  needs_approval INTEGER NOT NULL," /* 1: head of sales approves */
     "  title TEXT NOT NULL,"
     "  html TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL"

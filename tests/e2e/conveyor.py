@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -452,7 +453,7 @@ class Conveyor:
             "team": "e2e",
             "timezone": "UTC",
             "working_hours": ALL_WEEK,
-            "capacity_per_day": 100000,
+            "capacity_per_day": 10000,
             "weight": 1,
             "active": True,
         }
@@ -485,12 +486,25 @@ class Conveyor:
                 e, json.dumps(self.lead(lead_id))[:2000],
                 self.tails())) from None
 
-    def leads(self, query="", token=ADMIN_TOKEN):
-        """The console's search result as a list of lead objects."""
-        r = self.console("GET", "/v1/leads" + query, token=token)
+    def leads(self, query="limit=500", token=ADMIN_TOKEN):
+        """The console's search result (GET /v1/leads?query) as a list of
+        lead objects; the console returns at most 500."""
+        path = "/v1/leads" + ("?" + query if query else "")
+        r = self.console("GET", path, token=token)
         if r.status != 200:
-            raise HarnessError("GET /v1/leads%s -> %r" % (query, r))
+            raise HarnessError("GET %s -> %r" % (path, r))
         return as_list(r.json, ("leads", "items", "results", "data"))
+
+    def console_db_lead_ids(self):
+        """Every lead id in the console's SQLite file (opened read-only),
+        one entry per row: the console's `leads` table."""
+        path = os.path.join(self.data_dir, "console.db")
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+        try:
+            return [row[0] for row in
+                    db.execute("SELECT lead_id FROM leads")]
+        finally:
+            db.close()
 
 
 # --- reading the console's JSON without over-fitting its shape -------------
@@ -509,6 +523,17 @@ def lead_id_of(item):
     if isinstance(item, dict):
         return item.get("lead_id") or item.get("id")
     return item
+
+
+def contact(card, name):
+    """A contact (phone, email, telegram) from the card, top-level or under
+    `contacts`."""
+    if not isinstance(card, dict):
+        return None
+    contacts = card.get("contacts")
+    if isinstance(contacts, dict) and contacts.get(name):
+        return contacts[name]
+    return card.get(name)
 
 
 def owner_id(card):

@@ -47,7 +47,7 @@ class BadInput(ConveyorCase):
         email = self.unique_email("badjson")
         out.append(("not an object", email, dict(
             body='["%s"]' % email,
-            headers={"Content-Type": "application/json"}), 400))
+            headers={"Content-Type": "application/json"}), (400, 422)))
         return out
 
     def console_lead_ids(self):
@@ -60,14 +60,15 @@ class BadInput(ConveyorCase):
             with self.subTest(case=name):
                 key = req.pop("key", INTAKE_KEY)
                 r = self.cv.intake("POST", "/v1/leads", key=key, **req)
-                self.assertEqual(r.status, status, "%s: %r" % (name, r))
+                allowed = status if isinstance(status, tuple) else (status,)
+                self.assertIn(r.status, allowed, "%s: %r" % (name, r))
                 body = r.json
                 self.assertIsInstance(body, dict, "%s: %r" % (name, r))
                 self.assertTrue(isinstance(body.get("error"), str)
                                 and body["error"], body)
                 self.assertTrue(isinstance(body.get("message"), str)
                                 and body["message"], body)
-                if status == 422:
+                if r.status == 422:
                     self.assertTrue(body.get("field"),
                                     "422 does not name the field: %r" % body)
 

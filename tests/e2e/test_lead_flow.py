@@ -10,8 +10,8 @@ import json
 import time
 import unittest
 
-from conveyor import (ConveyorCase, first_contact_key, owner_id, poll,
-                      score_params, tasks_of, timeline_text, to_epoch)
+from conveyor import (ConveyorCase, contact, first_contact_key, owner_id,
+                      poll, score_params, tasks_of, timeline_text, to_epoch)
 
 SCORE_PARAMS = 15
 
@@ -111,8 +111,9 @@ class LeadFlow(ConveyorCase):
             phone=phone))
         lead_id = first["lead_id"]
         card = self.wait_assigned(lead_id)
-        self.assertEqual(card.get("email"), email, "e-mail not normalised")
-        self.assertEqual(card.get("phone"), "+7912" + local,
+        self.assertEqual(contact(card, "email"), email,
+                         "e-mail not normalised")
+        self.assertEqual(contact(card, "phone"), "+7912" + local,
                          "phone not E.164")
         before = len(card.get("timeline", []))
 
@@ -197,9 +198,18 @@ class LeadFlow(ConveyorCase):
         act_id = (act or {}).get("id") or (act or {}).get("activity_id")
         if act_id:
             self.assertEqual(pid, "prop-%s" % act_id)
-        html = prop.get("html") or ""
-        self.assertIn("<", html, "proposal without HTML: %r" % prop)
+        html = prop.get("html")
+        if html is None and prop.get("url"):
+            # The card links the proposal; the console serves its HTML.
+            r = self.cv.console("GET", prop["url"], token=token)
+            self.assertEqual(r.status, 200, r)
+            self.assertIn("text/html", r.headers.get("content-type", ""))
+            html = r.body.decode("utf-8")
+        self.assertIsInstance(html, str, "proposal without HTML: %r" % prop)
+        self.assertIn("<", html)
         self.assertIn("</", html)
+        self.assertIn(card.get("company") or "", html,
+                      "the proposal does not name the client")
 
     def test_won_decision_opens_an_account(self):
         lead_id = self.cv.accept_lead(self.new_lead("won"))["lead_id"]

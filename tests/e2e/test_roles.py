@@ -12,8 +12,6 @@ class Roles(ConveyorCase):
 
     @classmethod
     def seed(cls):
-        reply = cls.cv.create_staff("head-olga", role="head", tier=None)
-        cls.head_token = reply.get("token")
         # Round-robin gives each of the two managers one of two leads.
         cls.lead_ids = []
         for i in range(2):
@@ -21,6 +19,11 @@ class Roles(ConveyorCase):
                     "email": "roles-%d-%d@client.ru" % (i, id(cls)),
                     "company": "Roles %d" % i}
             cls.lead_ids.append(cls.cv.accept_lead(lead)["lead_id"])
+        for lid in cls.lead_ids:
+            cls.cv.wait_lead(lid, owner_id, 20, "lead '%s' assigned" % lid)
+        # The head joins afterwards, so routing cannot have picked them.
+        reply = cls.cv.create_staff("head-olga", role="head", tier=None)
+        cls.head_token = reply.get("token")
 
     def owners(self):
         return {lid: owner_id(self.wait_assigned(lid))

@@ -1,0 +1,237 @@
+/* intake_api: the public HTTP endpoint channels post leads to. */
+#include "intake_api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_clock.h"
+#include "cv_log.h"
+#include "cv_metrics.h"
+
+#define INTAKE_IDEMPOTENCY_KEY_MAX 255 /* bytes in an Idempotency-Key */
+
+typedef struct {
+    char *source;   /* the source name stored on its leads (owned) */
+    char *key;      /* its API key (owned) */
+} intake_key_t;
+
+struct intake_api {
+    intake_key_t *keys;      /* the sources allowed to post (owned) */
+    size_t key_count;        /* entries in keys */
+    intake_queue_t *queue;   /* where valid leads wait (not owned) */
+    cv_metric_t *rejected;   /* 4xx answers */
+};
+
+/* Copies text[0..len) without surrounding blanks; NULL when empty. */
+static char *intake_api_trim(const char *text, size_t len)
+{
+    while (len > 0 && (*text == ' ' || *text == '\t')) {
+        text++;
+        len--;
+    }
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    return len > 0 ? strndup(text, len) : NULL;
+}
+
+/* Parses "source:key,source:key". An entry without ':' or with an empty
+ * part is an error (named by position: keys are secrets, never logged). */
+static int intake_api_parse_keys(intake_api_t *self, const char *text)
+{
+    size_t entry = 0;
+    const char *at = text != NULL ? text : "";
+    while (*at != '\0') {
+        const char *comma = strchr(at, ',');
+        size_t len = comma != NULL ? (size_t)(comma - at) : strlen(at);
+        entry++;
+        const char *colon = memchr(at, ':', len);
+        char *source = NULL;
+        char *key = NULL;
+        if (colon != NULL) {
+            source = intake_api_trim(at, (size_t)(colon - at));
+            key = intake_api_trim(colon + 1, len - (size_t)(colon - at) - 1);
+        }
+        bool blank = true;
+        for (size_t i = 0; i < len && blank; i++)
+            blank = at[i] == ' ' || at[i] == '\t';
+        if (!blank && (source == NULL || key == NULL)) {
+            free(source);
+            free(key);
+            return cv_error("bad CONVEYOR_INTAKE_KEYS entry %zu: want "
+                            "source:key", entry);
+        }
+        if (!blank) {
+            intake_key_t *grown = realloc(
+                self->keys, (self->key_count + 1) * sizeof(*self->keys));
+            if (grown == NULL) {
+                free(source);
+                free(key);
+                return cv_error("out of memory reading intake keys");
+            }
+            self->keys = grown;
+            self->keys[self->key_count].source = source;
+            self->keys[self->key_count].key = key;
+            self->key_count++;
+        }
+        at += len;
+        if (*at == ',')
+            at++;
+    }
+    return 0;
+}
+
+intake_api_t *intake_api_new(const char *keys, intake_queue_t *queue)
+{
+    intake_api_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->queue = queue;
+    self->rejected = cv_metrics_counter(
+        "conveyor_intake_leads_rejected_total",
+        "lead requests refused with a 4xx status");
+    if (intake_api_parse_keys(self, keys) != 0) {
+        intake_api_destroy(&self);
+        return NULL;
+    }
+    if (self->key_count == 0)
+        cv_log_warn("no intake API keys (CONVEYOR_INTAKE_KEYS): every lead "
+                    "will be refused with 401");
+    else
+        cv_log_info("%zu intake sources may post leads", self->key_count);
+    return self;
+}
+
+void intake_api_destroy(intake_api_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    intake_api_t *self = *self_p;
+    for (size_t i = 0; i < self->key_count; i++) {
+        free(self->keys[i].source);
+        free(self->keys[i].key);
+    }
+    free(self->keys);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Compares without stopping at the first difference, so the time taken
+ * says nothing about how much of a guessed key was right. */
+static bool intake_api_same_key(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < lb; i++)
+        diff |= (unsigned char)(a[i < la ? i : 0] ^ b[i]);
+    return diff == 0;
+}
+
+/* The source owning `token`, or NULL. */
+static const char *intake_api_source(const intake_api_t *self,
+                                     const char *token)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < self->key_count; i++) {
+        if (intake_api_same_key(token, self->keys[i].key) && found == NULL)
+            found = self->keys[i].source;
+    }
+    return found;
+}
+
+static bool intake_api_valid_idempotency_key(const char *key)
+{
+    size_t len = strlen(key);
+    if (len == 0 || len > INTAKE_IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c < 0x21 || c > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
+{
+    const char *token = cv_http_bearer(req, true);
+    const char *source = token != NULL ? intake_api_source(self, token)
+                                       : NULL;
+    if (source == NULL) {
+        cv_metric_add(self->rejected, 1);
+        cv_http_add_header(req, "WWW-Authenticate", "Bearer");
+        cv_http_reply_error(req, 401, "unauthorized", NULL,
+                            token == NULL ? "an API key is required "
+                                            "(Authorization: Bearer <key>)"
+                                          : "unknown API key");
+        return;
+    }
+    const char *idempotency_key = cv_http_header(req, "Idempotency-Key");
+    if (idempotency_key != NULL &&
+        !intake_api_valid_idempotency_key(idempotency_key)) {
+        cv_metric_add(self->rejected, 1);
+        cv_http_reply_error(req, 400, "invalid_idempotency_key", NULL,
+                            "an Idempotency-Key is 1 to %d visible ASCII "
+                            "characters", INTAKE_IDEMPOTENCY_KEY_MAX);
+        return;
+    }
+    intake_pending_t *item = calloc(1, sizeof(*item));
+    if (item == NULL) {
+        cv_http_reply_error(req, 503, "out_of_memory", NULL,
+                            "the server is out of memory");
+        return;
+    }
+    const char *media_type = cv_http_content_type(req);
+    intake_error_t error;
+    if (intake_lead_parse(media_type, cv_http_header(req, "Content-Type"),
+                          cv_http_body(req), cv_http_body_size(req),
+                          &item->lead, &error) != 0) {
+        if (error.status < 500)
+            cv_metric_add(self->rejected, 1);
+        cv_http_reply_error(req, error.status, error.code,
+                            error.field[0] != '\0' ? error.field : NULL, "%s",
+                            error.message);
+        intake_pending_free(item);
+        return;
+    }
+    item->req = req;
+    item->lead.api_source = strdup(source);
+    item->lead.received_at = cv_clock_now_ms();
+    if (idempotency_key != NULL)
+        item->idempotency_key = strdup(idempotency_key);
+    if (item->lead.api_source == NULL ||
+        (idempotency_key != NULL && item->idempotency_key == NULL)) {
+        cv_http_reply_error(req, 503, "out_of_memory", NULL,
+                            "the server is out of memory");
+        intake_pending_free(item);
+        return;
+    }
+    /* the same key with another body (or another kind of body) is a
+     * different request */
+    intake_sha256_hex(media_type, strlen(media_type) + 1, cv_http_body(req),
+                      cv_http_body_size(req), item->body_hash);
+    cv_http_suspend(req);
+    if (intake_queue_push(self->queue, item) != 0) {
+        /* shutting down: answer here, and undo the suspend */
+        cv_http_reply_error(req, 503, "store_unavailable", NULL,
+                            "intake is shutting down; try again");
+        cv_http_resume(req);
+        intake_pending_free(item);
+    }
+}
+
+bool intake_api_handle(void *arg, cv_http_request_t *req)
+{
+    intake_api_t *self = arg;
+    const char *path = cv_http_path(req);
+    if (strcmp(path, "/v1/leads") != 0)
+        return false; /* healthz, metrics, or 404 */
+    if (strcmp(cv_http_method(req), "POST") != 0) {
+        cv_http_add_header(req, "Allow", "POST");
+        cv_http_reply_error(req, 405, "method_not_allowed", NULL,
+                            "'%s' takes POST", path);
+        return true;
+    }
+    intake_api_post_lead(self, req);
+    return true;
+}

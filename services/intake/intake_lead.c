@@ -1,0 +1,673 @@
+/* intake_lead: a lead as a channel posts it, read, checked and normalised. */
+#include "intake_lead.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cv_contact.h"
+
+#define INTAKE_FIELD_MAX 4096     /* bytes in any text field but message */
+#define INTAKE_API_FIELDS 17      /* the leading text fields a client sets */
+
+const intake_lead_field_t intake_lead_text_fields[] = {
+    {"name", offsetof(intake_lead_t, name)},
+    {"company", offsetof(intake_lead_t, company)},
+    {"phone", offsetof(intake_lead_t, phone)},
+    {"email", offsetof(intake_lead_t, email)},
+    {"telegram", offsetof(intake_lead_t, telegram)},
+    {"message", offsetof(intake_lead_t, message)},
+    {"channel", offsetof(intake_lead_t, channel)},
+    {"source", offsetof(intake_lead_t, source)},
+    {"region", offsetof(intake_lead_t, region)},
+    {"industry", offsetof(intake_lead_t, industry)},
+    {"product", offsetof(intake_lead_t, product)},
+    {"currency", offsetof(intake_lead_t, currency)},
+    {"inn", offsetof(intake_lead_t, inn)},
+    {"timezone", offsetof(intake_lead_t, timezone)},
+    {"utm_source", offsetof(intake_lead_t, utm_source)},
+    {"utm_medium", offsetof(intake_lead_t, utm_medium)},
+    {"utm_campaign", offsetof(intake_lead_t, utm_campaign)},
+    /* derived or composed by intake, never taken from the client as is */
+    {"extra_json", offsetof(intake_lead_t, extra_json)},
+    {"domain", offsetof(intake_lead_t, domain)},
+};
+const size_t intake_lead_text_field_count =
+    sizeof(intake_lead_text_fields) / sizeof(intake_lead_text_fields[0]);
+
+static const char *const intake_channels[] = {"web", "phone", "social",
+                                              "email"};
+
+char **intake_lead_text(intake_lead_t *lead, size_t index)
+{
+    return (char **)((char *)lead + intake_lead_text_fields[index].offset);
+}
+
+const char *intake_lead_text_get(const intake_lead_t *lead, size_t index)
+{
+    return *(char *const *)((const char *)lead +
+                            intake_lead_text_fields[index].offset);
+}
+
+void intake_lead_clear(intake_lead_t *lead)
+{
+    if (lead == NULL)
+        return;
+    for (size_t i = 0; i < intake_lead_text_field_count; i++)
+        free(*intake_lead_text(lead, i));
+    free(lead->lead_id);
+    free(lead->api_source);
+    memset(lead, 0, sizeof(*lead));
+}
+
+static int intake_fail(intake_error_t *error, int status, const char *code,
+                       const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int intake_fail(intake_error_t *error, int status, const char *code,
+                       const char *field, const char *fmt, ...)
+{
+    error->status = status;
+    snprintf(error->code, sizeof(error->code), "%s", code);
+    snprintf(error->field, sizeof(error->field), "%s",
+             field != NULL ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error->message, sizeof(error->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Index of an API text field, or -1. */
+static int intake_field_index(const char *name)
+{
+    for (size_t i = 0; i < INTAKE_API_FIELDS; i++) {
+        if (strcmp(intake_lead_text_fields[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* A copy of `text` without surrounding white space; NULL when empty.
+ * *oom is set when out of memory. */
+static char *intake_trimmed(const char *text, size_t len, bool *oom)
+{
+    while (len > 0 && strchr(" \t\r\n", text[0]) != NULL) {
+        text++;
+        len--;
+    }
+    while (len > 0 && strchr(" \t\r\n", text[len - 1]) != NULL)
+        len--;
+    if (len == 0)
+        return NULL;
+    char *copy = strndup(text, len);
+    if (copy == NULL)
+        *oom = true;
+    return copy;
+}
+
+static int intake_set_text(intake_lead_t *lead, int index, json_t *value,
+                           intake_error_t *error)
+{
+    const char *name = intake_lead_text_fields[index].name;
+    char number[64];
+    const char *text = NULL;
+    size_t len = 0;
+    bool numeric_ok = strcmp(name, "phone") == 0 || strcmp(name, "inn") == 0;
+    if (json_is_string(value)) {
+        text = json_string_value(value);
+        len = json_string_length(value);
+        if (memchr(text, '\0', len) != NULL)
+            return intake_fail(error, 400, "invalid_body", name,
+                               "'%s' holds a NUL character", name);
+    } else if (json_is_integer(value) && numeric_ok) {
+        snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(value));
+        text = number;
+        len = strlen(number);
+    } else {
+        return intake_fail(error, 422, "invalid_field", name,
+                           "'%s' must be a string", name);
+    }
+    if (strcmp(name, "message") != 0 && len > INTAKE_FIELD_MAX)
+        return intake_fail(error, 422, "invalid_field", name,
+                           "'%s' is longer than %d bytes", name,
+                           INTAKE_FIELD_MAX);
+    bool oom = false;
+    char *copy = intake_trimmed(text, len, &oom);
+    if (oom)
+        return intake_fail(error, 503, "out_of_memory", NULL,
+                           "the server is out of memory");
+    char **slot = intake_lead_text(lead, (size_t)index);
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int intake_set_budget(intake_lead_t *lead, json_t *value,
+                             bool from_form, intake_error_t *error)
+{
+    double budget = 0;
+    if (json_is_number(value)) {
+        budget = json_number_value(value);
+    } else if (from_form && json_is_string(value)) {
+        const char *text = json_string_value(value);
+        bool oom = false;
+        char *trimmed = intake_trimmed(text, strlen(text), &oom);
+        if (trimmed == NULL)
+            return oom ? intake_fail(error, 503, "out_of_memory", NULL,
+                                     "the server is out of memory")
+                       : 0;
+        char *end = NULL;
+        errno = 0;
+        budget = strtod(trimmed, &end);
+        bool ok = errno == 0 && end != trimmed && *end == '\0';
+        free(trimmed);
+        if (!ok)
+            return intake_fail(error, 422, "invalid_field", "budget",
+                               "'budget' must be a number");
+    } else {
+        return intake_fail(error, 422, "invalid_field", "budget",
+                           "'budget' must be a number");
+    }
+    if (!isfinite(budget) || budget < 0)
+        return intake_fail(error, 422, "invalid_field", "budget",
+                           "'budget' must be a number of at least 0");
+    lead->has_budget = true;
+    lead->budget = budget;
+    return 0;
+}
+
+/* `extra` from the client: an object, or (in a form) its JSON text. */
+static int intake_set_extra(json_t *extra, json_t *value, bool from_form,
+                            intake_error_t *error)
+{
+    json_t *object = NULL;
+    if (json_is_object(value)) {
+        object = json_incref(value);
+    } else if (from_form && json_is_string(value)) {
+        json_error_t parse_error;
+        object = json_loads(json_string_value(value), JSON_REJECT_DUPLICATES,
+                            &parse_error);
+    }
+    if (!json_is_object(object)) {
+        json_decref(object);
+        return intake_fail(error, 422, "invalid_field", "extra",
+                           "'extra' must be a JSON object");
+    }
+    json_object_update(extra, object);
+    json_decref(object);
+    return 0;
+}
+
+/* Normalises one contact in place with `normalise`; 422 when it is not
+ * such a contact. */
+static int intake_normalise(char **slot, const char *field,
+                            int (*normalise)(const char *, char *, size_t),
+                            const char *want, intake_error_t *error)
+{
+    if (*slot == NULL)
+        return 0;
+    char canonical[CV_CONTACT_SIZE];
+    if (normalise(*slot, canonical, sizeof(canonical)) != 0)
+        return intake_fail(error, 422, "invalid_field", field,
+                           "'%s' is not %s", field, want);
+    char *copy = strdup(canonical);
+    if (copy == NULL)
+        return intake_fail(error, 503, "out_of_memory", NULL,
+                           "the server is out of memory");
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Channel, currency, budget and contacts: the checks that make a lead
+ * usable, and the canonical forms the rest of the conveyor relies on. */
+static int intake_validate(intake_lead_t *lead, intake_error_t *error)
+{
+    if (lead->channel == NULL) {
+        lead->channel = strdup("web");
+    } else {
+        for (char *p = lead->channel; *p != '\0'; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        bool known = false;
+        for (size_t i = 0; i < 4; i++)
+            known = known || strcmp(lead->channel, intake_channels[i]) == 0;
+        if (!known)
+            return intake_fail(error, 422, "invalid_field", "channel",
+                               "'channel' must be one of web, phone, "
+                               "social, email");
+    }
+    if (lead->currency == NULL) {
+        lead->currency = strdup("RUB");
+    } else {
+        size_t len = strlen(lead->currency);
+        bool ok = len == 3;
+        for (size_t i = 0; i < len && ok; i++) {
+            char c = lead->currency[i];
+            if (c >= 'a' && c <= 'z')
+                lead->currency[i] = (char)(c - 'a' + 'A');
+            else if (!(c >= 'A' && c <= 'Z'))
+                ok = false;
+        }
+        if (!ok)
+            return intake_fail(error, 422, "invalid_field", "currency",
+                               "'currency' must be a 3-letter ISO 4217 code");
+    }
+    if (lead->channel == NULL || lead->currency == NULL)
+        return intake_fail(error, 503, "out_of_memory", NULL,
+                           "the server is out of memory");
+    if (lead->phone == NULL && lead->email == NULL && lead->telegram == NULL)
+        return intake_fail(error, 422, "missing_contact", "phone",
+                           "a lead needs at least one contact: 'phone', "
+                           "'email' or 'telegram'");
+    if (intake_normalise(&lead->phone, "phone", cv_contact_phone,
+                         "a phone number (want +<country><number>, or a "
+                         "Russian number)", error) != 0 ||
+        intake_normalise(&lead->email, "email", cv_contact_email,
+                         "an email address", error) != 0 ||
+        intake_normalise(&lead->telegram, "telegram", cv_contact_telegram,
+                         "a Telegram username", error) != 0 ||
+        intake_normalise(&lead->inn, "inn", cv_contact_inn,
+                         "an INN (10 or 12 digits)", error) != 0)
+        return -1;
+    char domain[CV_CONTACT_SIZE];
+    if (lead->email != NULL &&
+        cv_contact_company_domain(lead->email, domain, sizeof(domain))) {
+        lead->domain = strdup(domain);
+        if (lead->domain == NULL)
+            return intake_fail(error, 503, "out_of_memory", NULL,
+                               "the server is out of memory");
+    }
+    return 0;
+}
+
+/* Reads the fields of a parsed body; unknown fields go to `extra`. */
+static int intake_from_object(json_t *obj, bool from_form,
+                              intake_lead_t *lead, intake_error_t *error)
+{
+    int rc = -1;
+    json_t *extra = json_object();
+    json_t *unknown = json_object();
+    if (extra == NULL || unknown == NULL) {
+        intake_fail(error, 503, "out_of_memory", NULL,
+                    "the server is out of memory");
+        goto out;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        if (json_is_null(value))
+            continue;
+        int index = intake_field_index(key);
+        if (index >= 0) {
+            if (intake_set_text(lead, index, value, error) != 0)
+                goto out;
+        } else if (strcmp(key, "budget") == 0) {
+            if (intake_set_budget(lead, value, from_form, error) != 0)
+                goto out;
+        } else if (strcmp(key, "extra") == 0) {
+            if (intake_set_extra(extra, value, from_form, error) != 0)
+                goto out;
+        } else {
+            json_object_set(unknown, key, value);
+        }
+    }
+    json_object_update_missing(extra, unknown);
+    if (json_object_size(extra) > 0) {
+        lead->extra_json = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
+        if (lead->extra_json == NULL) {
+            intake_fail(error, 503, "out_of_memory", NULL,
+                        "the server is out of memory");
+            goto out;
+        }
+    }
+    rc = intake_validate(lead, error);
+out:
+    json_decref(extra);
+    json_decref(unknown);
+    return rc;
+}
+
+static int intake_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes one form component (%xx and '+') into a new json string; NULL
+ * with `error` filled when it is malformed or not UTF-8. */
+static json_t *intake_form_decode(const char *text, size_t len,
+                                  intake_error_t *error)
+{
+    char *out = malloc(len + 1);
+    if (out == NULL) {
+        intake_fail(error, 503, "out_of_memory", NULL,
+                    "the server is out of memory");
+        return NULL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '+') {
+            out[n++] = ' ';
+        } else if (text[i] == '%') {
+            int hi = i + 2 < len ? intake_hex(text[i + 1]) : -1;
+            int lo = i + 2 < len ? intake_hex(text[i + 2]) : -1;
+            if (hi >= 0 && lo >= 0) {
+                out[n++] = (char)(hi * 16 + lo);
+                i += 2;
+                continue;
+            }
+            free(out);
+            intake_fail(error, 400, "invalid_form", NULL,
+                        "bad %%-escape at byte %zu of the form", i);
+            return NULL;
+        } else {
+            out[n++] = text[i];
+        }
+    }
+    json_t *value = NULL;
+    if (memchr(out, '\0', n) == NULL)
+        value = json_stringn(out, n);
+    free(out);
+    if (value == NULL)
+        intake_fail(error, 400, "invalid_form", NULL,
+                    "the form holds text that is not UTF-8");
+    return value;
+}
+
+/* Adds name=value to `obj`; a name given twice is refused. */
+static int intake_form_put(json_t *obj, json_t *name, json_t *value,
+                           intake_error_t *error)
+{
+    const char *key = json_string_value(name);
+    if (key[0] == '\0') {
+        json_decref(value);
+        return 0;
+    }
+    if (json_object_get(obj, key) != NULL) {
+        intake_fail(error, 400, "invalid_form", key,
+                    "the form field '%s' appears twice", key);
+        json_decref(value);
+        return -1;
+    }
+    json_object_set_new(obj, key, value);
+    return 0;
+}
+
+static json_t *intake_parse_form(const char *body, size_t size,
+                                 intake_error_t *error)
+{
+    json_t *obj = json_object();
+    if (obj == NULL)
+        return NULL;
+    size_t at = 0;
+    while (at < size) {
+        const char *pair = body + at;
+        const char *amp = memchr(pair, '&', size - at);
+        size_t len = amp != NULL ? (size_t)(amp - pair) : size - at;
+        at += len + 1;
+        if (len == 0)
+            continue;
+        const char *eq = memchr(pair, '=', len);
+        size_t name_len = eq != NULL ? (size_t)(eq - pair) : len;
+        json_t *name = intake_form_decode(pair, name_len, error);
+        if (name == NULL) {
+            json_decref(obj);
+            return NULL;
+        }
+        json_t *value = eq != NULL ? intake_form_decode(
+                                         eq + 1, len - name_len - 1, error)
+                                   : json_string("");
+        int rc = value != NULL ? intake_form_put(obj, name, value, error)
+                               : -1;
+        json_decref(name);
+        if (rc != 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* The boundary parameter of a multipart Content-Type, into buf. */
+static int intake_boundary(const char *header, char *buf, size_t size)
+{
+    const char *p = header != NULL ? strcasestr(header, "boundary=") : NULL;
+    if (p == NULL)
+        return -1;
+    p += strlen("boundary=");
+    bool quoted = *p == '"';
+    if (quoted)
+        p++;
+    size_t len = 0;
+    while (p[len] != '\0' && (quoted ? p[len] != '"'
+                                     : p[len] != ';' && p[len] != ' '))
+        len++;
+    if (len == 0 || len > 70 || len + 1 > size)
+        return -1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+/* The value of name="..." in a Content-Disposition header line. */
+static bool intake_disposition_param(const char *line, size_t len,
+                                     const char *param, char *buf,
+                                     size_t size)
+{
+    size_t plen = strlen(param);
+    for (size_t i = 0; i + plen + 2 <= len; i++) {
+        bool boundary_before = i == 0 || line[i - 1] == ' ' ||
+                               line[i - 1] == ';';
+        if (!boundary_before || strncasecmp(line + i, param, plen) != 0 ||
+            line[i + plen] != '=' || line[i + plen + 1] != '"')
+            continue;
+        const char *start = line + i + plen + 2;
+        const char *end = memchr(start, '"', len - (size_t)(start - line));
+        if (end == NULL || (size_t)(end - start) + 1 > size)
+            return false;
+        memcpy(buf, start, (size_t)(end - start));
+        buf[end - start] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* multipart/form-data (RFC 7578): text parts become fields; file parts
+ * are not leads and are skipped. */
+static json_t *intake_parse_multipart(const char *header, const char *body,
+                                      size_t size, intake_error_t *error)
+{
+    char boundary[80];
+    char delimiter[88];
+    if (intake_boundary(header, boundary, sizeof(boundary)) != 0) {
+        intake_fail(error, 400, "invalid_form", NULL,
+                    "multipart body without a usable boundary");
+        return NULL;
+    }
+    int dlen = snprintf(delimiter, sizeof(delimiter), "\r\n--%s", boundary);
+    json_t *obj = json_object();
+    if (obj == NULL)
+        return NULL;
+    /* the first delimiter may start the body without the CRLF */
+    const char *at = NULL;
+    if (size >= (size_t)dlen - 2 &&
+        memcmp(body, delimiter + 2, (size_t)dlen - 2) == 0)
+        at = body + dlen - 2;
+    else {
+        at = memmem(body, size, delimiter, (size_t)dlen);
+        if (at != NULL)
+            at += dlen;
+    }
+    const char *end = body + size;
+    for (;;) {
+        if (at == NULL || end - at < 2)
+            goto bad;
+        if (at[0] == '-' && at[1] == '-')
+            return obj; /* the closing delimiter */
+        if (at[0] != '\r' || at[1] != '\n')
+            goto bad;
+        at += 2;
+        const char *headers_end = memmem(at, (size_t)(end - at), "\r\n\r\n",
+                                         4);
+        if (headers_end == NULL)
+            goto bad;
+        char name[256] = "";
+        char filename[256];
+        bool has_name = false;
+        bool is_file = false;
+        for (const char *line = at; line < headers_end;) {
+            const char *eol = memmem(line, (size_t)(headers_end - line),
+                                     "\r\n", 2);
+            size_t len = eol != NULL ? (size_t)(eol - line)
+                                     : (size_t)(headers_end - line);
+            if (len > 20 && strncasecmp(line, "Content-Disposition:", 20)
+                                == 0) {
+                has_name = intake_disposition_param(line, len, "name", name,
+                                                    sizeof(name));
+                is_file = intake_disposition_param(line, len, "filename",
+                                                   filename,
+                                                   sizeof(filename));
+            }
+            line += len + 2;
+        }
+        const char *content = headers_end + 4;
+        const char *next = memmem(content, (size_t)(end - content), delimiter,
+                                  (size_t)dlen);
+        if (next == NULL || !has_name)
+            goto bad;
+        if (!is_file) {
+            json_t *value = NULL;
+            size_t len = (size_t)(next - content);
+            if (memchr(content, '\0', len) == NULL)
+                value = json_stringn(content, len);
+            if (value == NULL) {
+                intake_fail(error, 400, "invalid_form", name,
+                            "the form field '%s' is not UTF-8 text", name);
+                json_decref(obj);
+                return NULL;
+            }
+            json_t *key = json_string(name);
+            if (key == NULL) {
+                json_decref(value);
+                goto bad;
+            }
+            int rc = intake_form_put(obj, key, value, error);
+            json_decref(key);
+            if (rc != 0) {
+                json_decref(obj);
+                return NULL;
+            }
+        }
+        at = next + dlen;
+    }
+bad:
+    json_decref(obj);
+    intake_fail(error, 400, "invalid_form", NULL,
+                "malformed multipart body");
+    return NULL;
+}
+
+int intake_lead_parse(const char *media_type, const char *content_type_header,
+                      const char *body, size_t size, intake_lead_t *lead,
+                      intake_error_t *error)
+{
+    memset(lead, 0, sizeof(*lead));
+    memset(error, 0, sizeof(*error));
+    json_t *obj = NULL;
+    bool from_form = false;
+    if (strcmp(media_type, "application/json") == 0) {
+        json_error_t parse_error;
+        obj = json_loadb(body, size, JSON_REJECT_DUPLICATES, &parse_error);
+        if (obj == NULL)
+            return intake_fail(error, 400, "invalid_json", NULL,
+                               "invalid JSON at line %d, column %d: %s",
+                               parse_error.line, parse_error.column,
+                               parse_error.text);
+        if (!json_is_object(obj)) {
+            json_decref(obj);
+            return intake_fail(error, 400, "invalid_json", NULL,
+                               "the body must be a JSON object");
+        }
+    } else if (strcmp(media_type, "application/x-www-form-urlencoded") == 0) {
+        from_form = true;
+        obj = intake_parse_form(body, size, error);
+    } else if (strcmp(media_type, "multipart/form-data") == 0) {
+        from_form = true;
+        obj = intake_parse_multipart(content_type_header, body, size, error);
+    } else {
+        return intake_fail(error, 415, "unsupported_media_type", NULL,
+                           "send application/json, "
+                           "application/x-www-form-urlencoded or "
+                           "multipart/form-data, not '%.100s'",
+                           media_type[0] != '\0' ? media_type : "nothing");
+    }
+    if (obj == NULL) {
+        if (error->status == 0)
+            intake_fail(error, 503, "out_of_memory", NULL,
+                        "the server is out of memory");
+        return -1;
+    }
+    int rc = intake_from_object(obj, from_form, lead, error);
+    json_decref(obj);
+    if (rc != 0)
+        intake_lead_clear(lead);
+    return rc;
+}
+
+int intake_lead_merge(intake_lead_t *into, const intake_lead_t *from)
+{
+    for (size_t i = 0; i < intake_lead_text_field_count; i++) {
+        char **slot = intake_lead_text(into, i);
+        const char *value = intake_lead_text_get(from, i);
+        if (*slot != NULL || value == NULL)
+            continue;
+        *slot = strdup(value);
+        if (*slot == NULL)
+            return -1;
+    }
+    if (!into->has_budget && from->has_budget) {
+        into->has_budget = true;
+        into->budget = from->budget;
+    }
+    return 0;
+}
+
+void intake_lead_to_proto(const intake_lead_t *lead, Conveyor__Lead *out)
+{
+    out->lead_id = lead->lead_id;
+    out->name = lead->name;
+    out->company = lead->company;
+    out->phone = lead->phone;
+    out->email = lead->email;
+    out->telegram = lead->telegram;
+    out->message = lead->message;
+    out->channel = lead->channel;
+    out->source = lead->source != NULL ? lead->source : lead->api_source;
+    out->region = lead->region;
+    out->industry = lead->industry;
+    out->product = lead->product;
+    out->has_budget = lead->has_budget;
+    out->budget = lead->budget;
+    out->currency = lead->currency;
+    out->inn = lead->inn;
+    out->timezone = lead->timezone;
+    out->utm_source = lead->utm_source;
+    out->utm_medium = lead->utm_medium;
+    out->utm_campaign = lead->utm_campaign;
+    out->extra_json = lead->extra_json;
+    out->has_received_at = true;
+    out->received_at = lead->received_at;
+    out->domain = lead->domain;
+}

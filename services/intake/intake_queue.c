@@ -1,0 +1,239 @@
+/* intake_queue: leads waiting for the bus thread's next transaction. */
+#include "intake_queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "cv_log.h"
+#include "cv_metrics.h"
+
+struct intake_queue {
+    pthread_mutex_t lock;        /* guards head, tail, closed */
+    intake_pending_t *head;      /* waiting, oldest first */
+    intake_pending_t *tail;      /* the newest */
+    bool closed;                 /* no more pushes */
+    int fd;                      /* eventfd: readable while leads wait */
+    int batch_max;               /* leads per transaction */
+    intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
+    cv_metric_t *accepted;       /* new leads committed */
+    cv_metric_t *merged;         /* repeat contacts committed */
+    cv_metric_t *rejected;       /* 4xx answers */
+    cv_metric_t *failed;         /* 503 answers: not stored */
+    cv_metric_t *replayed;       /* Idempotency-Key retries answered */
+};
+
+void intake_pending_free(intake_pending_t *item)
+{
+    if (item == NULL)
+        return;
+    intake_lead_clear(&item->lead);
+    free(item->idempotency_key);
+    intake_outcome_clear(&item->outcome);
+    free(item);
+}
+
+intake_queue_t *intake_queue_new(int batch_max)
+{
+    intake_queue_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->fd < 0 || pthread_mutex_init(&self->lock, NULL) != 0) {
+        cv_error("cannot create the intake queue: %s", strerror(errno));
+        if (self->fd >= 0)
+            close(self->fd);
+        free(self);
+        return NULL;
+    }
+    self->batch_max = batch_max > 0 ? batch_max : 256;
+    self->accepted = cv_metrics_counter("conveyor_intake_leads_accepted_total",
+                                        "new leads stored");
+    self->merged = cv_metrics_counter("conveyor_intake_leads_merged_total",
+                                      "repeat contacts merged into a lead");
+    self->rejected = cv_metrics_counter(
+        "conveyor_intake_leads_rejected_total",
+        "lead requests refused with a 4xx status");
+    self->failed = cv_metrics_counter(
+        "conveyor_intake_store_failures_total",
+        "lead requests answered 503: not stored durably");
+    self->replayed = cv_metrics_counter(
+        "conveyor_intake_idempotent_replays_total",
+        "Idempotency-Key retries answered with the stored reply");
+    return self;
+}
+
+void intake_queue_destroy(intake_queue_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    intake_queue_t *self = *self_p;
+    intake_queue_close(self);
+    close(self->fd);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+static void intake_queue_signal(intake_queue_t *self)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already huge: the loop is awake */
+    if (write(self->fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        cv_log_warn("cannot wake the intake queue: %s", strerror(errno));
+}
+
+int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
+{
+    item->next = NULL;
+    pthread_mutex_lock(&self->lock);
+    bool closed = self->closed;
+    if (!closed) {
+        if (self->tail != NULL)
+            self->tail->next = item;
+        else
+            self->head = item;
+        self->tail = item;
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (closed)
+        return -1;
+    intake_queue_signal(self);
+    return 0;
+}
+
+/* Sends the outcome (or 503 when the turn did not commit) and resumes. */
+static void intake_queue_answer(intake_queue_t *self, intake_pending_t *item,
+                                bool committed)
+{
+    cv_http_request_t *req = item->req;
+    const intake_outcome_t *outcome = &item->outcome;
+    if (!committed || outcome->status == 0 || outcome->reply == NULL ||
+        outcome->status == 503) {
+        cv_metric_add(self->failed, 1);
+        cv_http_reply_error(req, 503, "store_unavailable", NULL,
+                            "the lead could not be stored durably; "
+                            "try again");
+    } else {
+        if (outcome->created)
+            cv_metric_add(self->accepted, 1);
+        if (outcome->merged)
+            cv_metric_add(self->merged, 1);
+        if (outcome->replayed) {
+            cv_metric_add(self->replayed, 1);
+            cv_http_add_header(req, "Idempotent-Replayed", "true");
+        }
+        if (outcome->status >= 400 && outcome->status < 500)
+            cv_metric_add(self->rejected, 1);
+        cv_http_reply(req, outcome->status, "application/json",
+                      outcome->reply, strlen(outcome->reply));
+    }
+    cv_http_resume(req);
+    item->req = NULL;
+    intake_pending_free(item);
+}
+
+static void intake_queue_drain_fd(intake_queue_t *self)
+{
+    uint64_t count;
+    while (read(self->fd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
+}
+
+/* Bus thread, inside the turn's transaction: stores up to batch_max
+ * waiting leads. */
+static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
+{
+    (void)now_ms;
+    intake_queue_t *self = arg;
+    intake_queue_drain_fd(self);
+    pthread_mutex_lock(&self->lock);
+    intake_pending_t *taken = self->head;
+    intake_pending_t *last = NULL;
+    int count = 0;
+    for (intake_pending_t *p = self->head;
+         p != NULL && count < self->batch_max; p = p->next) {
+        last = p;
+        count++;
+    }
+    if (last != NULL) {
+        self->head = last->next;
+        if (self->head == NULL)
+            self->tail = NULL;
+        last->next = NULL;
+    } else {
+        taken = NULL;
+    }
+    bool more = self->head != NULL;
+    pthread_mutex_unlock(&self->lock);
+    if (more)
+        intake_queue_signal(self);
+    /* append to what an earlier, uncommitted call of this turn took */
+    intake_pending_t **tail = &self->inflight;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = taken;
+    for (intake_pending_t *p = taken; p != NULL; p = p->next) {
+        if (intake_store_accept(bus, &p->lead, p->idempotency_key,
+                                p->body_hash, &p->outcome) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Bus thread, after the turn: the replies. */
+static void intake_queue_committed(void *arg, cv_bus_t *bus, bool ok)
+{
+    (void)bus;
+    intake_queue_t *self = arg;
+    intake_pending_t *list = self->inflight;
+    self->inflight = NULL;
+    if (!ok && list == NULL) {
+        /* the turn failed before our work ran (the database would not
+         * even begin): do not leave clients waiting on it */
+        pthread_mutex_lock(&self->lock);
+        list = self->head;
+        self->head = NULL;
+        self->tail = NULL;
+        pthread_mutex_unlock(&self->lock);
+        intake_queue_drain_fd(self);
+    }
+    if (!ok && list != NULL)
+        cv_log_warn("intake transaction did not commit; answering 503");
+    while (list != NULL) {
+        intake_pending_t *next = list->next;
+        intake_queue_answer(self, list, ok);
+        list = next;
+    }
+}
+
+void intake_queue_source(intake_queue_t *self, cv_bus_source_t *source)
+{
+    memset(source, 0, sizeof(*source));
+    source->fd = self->fd;
+    source->work = intake_queue_work;
+    source->committed = intake_queue_committed;
+    source->next_due = NULL;
+    source->arg = self;
+}
+
+void intake_queue_close(intake_queue_t *self)
+{
+    if (self == NULL)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->closed = true;
+    intake_pending_t *list = self->head;
+    self->head = NULL;
+    self->tail = NULL;
+    pthread_mutex_unlock(&self->lock);
+    while (list != NULL) {
+        intake_pending_t *next = list->next;
+        intake_queue_answer(self, list, false);
+        list = next;
+    }
+}

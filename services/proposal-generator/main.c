@@ -1,0 +1,24 @@
+/* proposal-generator: the process. Renders a commercial proposal whenever
+ * one is presented or sent, and puts it on the lead's card. Stateless
+ * apart from its store of documents, so it scales by adding workers. */
+#include "cv_service.h"
+#include "proposal.h"
+
+int main(int argc, char **argv)
+{
+    cv_service_options_t options = {
+        .name = PROPOSAL_SERVICE,
+        .migrations = proposal_migrations,
+        .migration_count = proposal_migration_count,
+        .worker = true,
+        .handler = proposal_handle_event,
+        .arg = NULL,
+        .admin_http = true,
+    };
+    cv_service_t *svc = cv_service_new(&options, argc, argv);
+    if (svc == NULL)
+        return 1;
+    int rc = cv_service_run(svc);
+    cv_service_destroy(&svc);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,216 @@
+/* routing_pending: scored leads that nobody could take yet, in arrival
+ * order, retried when the staff directory changes. */
+#include "routing.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_clock.h"
+#include "cv_log.h"
+
+/* One waiting lead, copied out of the table before it is retried. */
+typedef struct {
+    int64_t seq;          /* place in the queue */
+    uint8_t *payload;     /* packed LeadScored (owned) */
+    size_t size;          /* bytes in payload */
+    char *trace_id;       /* the lead's trace, owned, NULL when unknown */
+} pending_row_t;
+
+static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT 1 FROM pending WHERE lead_id = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cv_error("cannot look up pending lead '%s' in '%s': %s",
+                        lead_id, cv_store_path(store), sqlite3_errstr(rc));
+    *yes = rc == SQLITE_ROW;
+    return 0;
+}
+
+int routing_pending_put(cv_store_t *store, const Conveyor__LeadScored *scored,
+                        int tier, const char *reason, const char *trace_id,
+                        bool *fresh)
+{
+    const char *lead_id = scored->lead->lead_id;
+    bool waiting = false;
+    if (pending_exists(store, lead_id, &waiting) != 0)
+        return -1;
+    size_t size = conveyor__lead_scored__get_packed_size(scored);
+    uint8_t *payload = malloc(size > 0 ? size : 1);
+    if (payload == NULL)
+        return cv_error("cannot queue lead '%s': out of memory", lead_id);
+    conveyor__lead_scored__pack(scored, payload);
+    int rc = -1;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO pending (lead_id, tier, reason, lead_scored,"
+               " trace_id, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT (lead_id) DO UPDATE SET tier = excluded.tier,"
+               " reason = excluded.reason,"
+               " lead_scored = excluded.lead_scored");
+    if (stmt == NULL)
+        goto out;
+    cv_store_bind_text(stmt, 1, lead_id);
+    sqlite3_bind_int(stmt, 2, tier);
+    cv_store_bind_text(stmt, 3, reason);
+    sqlite3_bind_blob(stmt, 4, payload, (int)size, SQLITE_STATIC);
+    cv_store_bind_text(stmt, 5, trace_id);
+    sqlite3_bind_int64(stmt, 6, cv_clock_now_ms());
+    if (cv_store_step_done(stmt) != 0)
+        goto out;
+    *fresh = !waiting;
+    rc = 0;
+out:
+    free(payload);
+    return rc;
+}
+
+int routing_pending_remove(cv_store_t *store, const char *lead_id)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "DELETE FROM pending WHERE lead_id = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    return cv_store_step_done(stmt);
+}
+
+int64_t routing_pending_count(cv_store_t *store)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(store, "SELECT count(*) FROM pending");
+    if (stmt == NULL)
+        return -1;
+    int64_t count = -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        count = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    return count;
+}
+
+static void rows_free(pending_row_t *rows, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(rows[i].payload);
+        free(rows[i].trace_id);
+    }
+    free(rows);
+}
+
+/* Copies the whole queue out, oldest first, so that retrying may change
+ * the table. */
+static int rows_load(cv_store_t *store, pending_row_t **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT seq, lead_scored, trace_id FROM pending ORDER BY seq");
+    if (stmt == NULL)
+        return -1;
+    pending_row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    bool failed = false;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t grown_cap = cap ? cap * 2 : 16;
+            pending_row_t *grown = realloc(rows, grown_cap * sizeof(*grown));
+            if (grown == NULL) {
+                failed = true;
+                break;
+            }
+            rows = grown;
+            cap = grown_cap;
+        }
+        pending_row_t *row = &rows[n++];
+        memset(row, 0, sizeof(*row));
+        row->seq = sqlite3_column_int64(stmt, 0);
+        const void *blob = sqlite3_column_blob(stmt, 1);
+        row->size = (size_t)sqlite3_column_bytes(stmt, 1);
+        row->payload = malloc(row->size > 0 ? row->size : 1);
+        if (row->payload == NULL) {
+            failed = true;
+            break;
+        }
+        if (row->size > 0)
+            memcpy(row->payload, blob, row->size);
+        const unsigned char *trace = sqlite3_column_text(stmt, 2);
+        if (trace != NULL) {
+            row->trace_id = strdup((const char *)trace);
+            if (row->trace_id == NULL) {
+                failed = true;
+                break;
+            }
+        }
+    }
+    sqlite3_reset(stmt);
+    if (failed || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+        rows_free(rows, n);
+        if (failed)
+            return cv_error("cannot load the pending leads: out of memory");
+        return cv_error("cannot load the pending leads from '%s': %s",
+                        cv_store_path(store), sqlite3_errstr(rc));
+    }
+    *out = rows;
+    *count = n;
+    return 0;
+}
+
+static int pending_delete_seq(cv_store_t *store, int64_t seq)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "DELETE FROM pending WHERE seq = ?");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, seq);
+    return cv_store_step_done(stmt);
+}
+
+int routing_pending_retry(cv_bus_t *bus)
+{
+    cv_store_t *store = cv_bus_store(bus);
+    pending_row_t *rows = NULL;
+    size_t count = 0;
+    if (rows_load(store, &rows, &count) != 0)
+        return -1;
+    int rc = 0;
+    size_t done = 0;
+    for (size_t i = 0; i < count; i++) {
+        Conveyor__LeadScored *scored = conveyor__lead_scored__unpack(
+            NULL, rows[i].size, rows[i].payload);
+        if (scored == NULL || scored->lead == NULL) {
+            /* written by us, so this is a damaged row: keep it for a look */
+            cv_log_warn("pending lead row %lld in '%s' does not parse; "
+                        "skipped",
+                        (long long)rows[i].seq, cv_store_path(store));
+            conveyor__lead_scored__free_unpacked(scored, NULL);
+            continue;
+        }
+        bool assigned = false;
+        routing_trace_t why;
+        int owned = routing_is_assigned(store, scored->lead->lead_id);
+        if (owned < 0) {
+            rc = -1;
+        } else if (owned == 0 &&
+                   routing_assign(bus, scored, rows[i].trace_id, &assigned,
+                                  &why) != 0) {
+            rc = -1;
+        } else if (owned == 1 || assigned) {
+            rc = pending_delete_seq(store, rows[i].seq);
+            done++;
+        }
+        conveyor__lead_scored__free_unpacked(scored, NULL);
+        if (rc != 0)
+            break;
+        if (owned == 0 && !assigned)
+            break; /* nobody is free for this one, so for none behind it */
+    }
+    if (rc == 0 && count > 0)
+        cv_log_info("retried pending leads: %zu assigned, %zu still waiting",
+                    done, count - done);
+    rows_free(rows, count);
+    return rc;
+}

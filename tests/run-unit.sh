@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every unit-test binary in BUILD/tests, shows its output and ends with
+#   unit: N passed, N failed
+# counting cmocka test cases. A binary that dies before it reports a test
+# (crash, failed group setup, timeout) counts as one more failure.
+set -u
+
+build=${1:-build}
+dir="$build/tests"
+if [ ! -d "$dir" ]; then
+    echo "run-unit: no folder '$dir' (build first)" >&2
+    echo "unit: 0 passed, 1 failed"
+    exit 1
+fi
+
+export CMOCKA_MESSAGE_OUTPUT=STDOUT
+passed=0
+failed=0
+binaries=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+for test in "$dir"/test_*; do
+    [ -f "$test" ] && [ -x "$test" ] || continue
+    binaries=$((binaries + 1))
+    echo "== $(basename "$test")"
+    timeout 300 "$test" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    ran=$(grep -c '^\[ RUN      \]' "$log")
+    ok=$(grep -c '^\[       OK \]' "$log")
+    bad=$((ran - ok))
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+        echo "run-unit: $(basename "$test") exited with status $rc"
+        bad=1
+    fi
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+done
+
+if [ "$binaries" -eq 0 ]; then
+    echo "run-unit: no test binaries in '$dir'" >&2
+    failed=$((failed + 1))
+fi
+echo "unit: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

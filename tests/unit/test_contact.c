@@ -1,0 +1,176 @@
+/* cv_contact: the spellings a lead's contacts arrive in, and the one
+ * canonical form each must come out as (or a refusal). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <string.h>
+
+#include "cv_contact.h"
+
+static void expect_phone(const char *text, const char *want)
+{
+    char out[CV_CONTACT_SIZE];
+    int rc = cv_contact_phone(text, out, sizeof(out));
+    if (want == NULL) {
+        if (rc != -1)
+            fail_msg("phone '%s' accepted as '%s'", text, out);
+        assert_string_equal(out, "");
+        return;
+    }
+    if (rc != 0)
+        fail_msg("phone '%s' refused", text);
+    assert_string_equal(out, want);
+}
+
+static void test_phone_russian_forms(void **state)
+{
+    (void)state;
+    expect_phone("8 (912) 345-67-89", "+79123456789");
+    expect_phone("+7 912 345 67 89", "+79123456789");
+    expect_phone("9123456789", "+79123456789");
+    expect_phone("79123456789", "+79123456789");
+    expect_phone("  8-912-345-67-89 ", "+79123456789");
+    expect_phone("(495) 123.45.67", "+74951234567");
+    expect_phone("+7 (912) 345 67 8", NULL);     /* 10 digits after +7 */
+    expect_phone("+7 912 345 67 890", NULL);     /* 12 digits after +7 */
+}
+
+static void test_phone_international(void **state)
+{
+    (void)state;
+    expect_phone("+44 20 7946 0958", "+442079460958");
+    expect_phone("+1 (415) 555-2671", "+14155552671");
+    expect_phone("0044 20 7946 0958", "+442079460958");
+    expect_phone("+380 50 123 4567", "+380501234567");
+    expect_phone("+123456789012345", "+123456789012345");  /* 15 digits */
+    expect_phone("+1234567890123456", NULL);               /* 16 digits */
+    expect_phone("+12345678", NULL);                       /* 8 digits */
+}
+
+static void test_phone_refused(void **state)
+{
+    (void)state;
+    expect_phone("", NULL);
+    expect_phone("call me", NULL);
+    expect_phone("912345678", NULL);             /* 9 digits */
+    expect_phone("123456789012", NULL);          /* no +, not Russian */
+    expect_phone("8 912 345 67 89 ext 5", NULL);
+    expect_phone("79+123456789", NULL);          /* + in the middle */
+    expect_phone("++79123456789", NULL);
+    expect_phone(NULL, NULL);
+    char tiny[8];
+    assert_int_equal(cv_contact_phone("+79123456789", tiny, sizeof(tiny)),
+                     -1);
+}
+
+static void expect_email(const char *text, const char *want)
+{
+    char out[CV_CONTACT_SIZE];
+    int rc = cv_contact_email(text, out, sizeof(out));
+    if (want == NULL) {
+        if (rc != -1)
+            fail_msg("email '%s' accepted as '%s'", text, out);
+        return;
+    }
+    if (rc != 0)
+        fail_msg("email '%s' refused", text);
+    assert_string_equal(out, want);
+}
+
+static void test_email(void **state)
+{
+    (void)state;
+    expect_email("  Ivan.Petrov@Example.COM \n", "ivan.petrov@example.com");
+    expect_email("a+tag@sub.example.ru", "a+tag@sub.example.ru");
+    expect_email("o'neil@example.co.uk", "o'neil@example.co.uk");
+    expect_email("plainaddress", NULL);
+    expect_email("@example.com", NULL);
+    expect_email("a@b@example.com", NULL);
+    expect_email("a@localhost", NULL);
+    expect_email("a@example.c", NULL);
+    expect_email("a b@example.com", NULL);
+    expect_email("a..b@example.com", NULL);
+    expect_email(".a@example.com", NULL);
+    expect_email("a@-example.com", NULL);
+    expect_email("a@example..com", NULL);
+    expect_email("", NULL);
+}
+
+static void expect_telegram(const char *text, const char *want)
+{
+    char out[CV_CONTACT_SIZE];
+    int rc = cv_contact_telegram(text, out, sizeof(out));
+    if (want == NULL) {
+        if (rc != -1)
+            fail_msg("telegram '%s' accepted as '%s'", text, out);
+        return;
+    }
+    if (rc != 0)
+        fail_msg("telegram '%s' refused", text);
+    assert_string_equal(out, want);
+}
+
+static void test_telegram(void **state)
+{
+    (void)state;
+    expect_telegram("@Ivan_Petrov", "ivan_petrov");
+    expect_telegram("ivan_petrov", "ivan_petrov");
+    expect_telegram(" https://t.me/IvanPetrov ", "ivanpetrov");
+    expect_telegram("t.me/ivan", "ivan");
+    expect_telegram("@", NULL);
+    expect_telegram("ivan petrov", NULL);
+    expect_telegram("@ivan-petrov", NULL);
+}
+
+static void test_inn(void **state)
+{
+    (void)state;
+    char out[CV_CONTACT_SIZE];
+    assert_int_equal(cv_contact_inn("7707083893", out, sizeof(out)), 0);
+    assert_string_equal(out, "7707083893");
+    assert_int_equal(cv_contact_inn("7707 0838-93", out, sizeof(out)), 0);
+    assert_string_equal(out, "7707083893");
+    assert_int_equal(cv_contact_inn("500100732259", out, sizeof(out)), 0);
+    assert_string_equal(out, "500100732259");
+    assert_int_equal(cv_contact_inn("12345", out, sizeof(out)), -1);
+    assert_int_equal(cv_contact_inn("77070838931", out, sizeof(out)), -1);
+    assert_int_equal(cv_contact_inn("77070838A3", out, sizeof(out)), -1);
+}
+
+static void test_company_domain(void **state)
+{
+    (void)state;
+    char out[CV_CONTACT_SIZE];
+    assert_true(cv_contact_company_domain("ivan@acme.ru", out, sizeof(out)));
+    assert_string_equal(out, "acme.ru");
+    const char *free_mail[] = {"a@gmail.com", "a@mail.ru", "a@yandex.ru",
+                               "a@ya.ru", "a@bk.ru", "a@list.ru",
+                               "a@inbox.ru", "a@outlook.com",
+                               "a@hotmail.com", "a@yahoo.com",
+                               "a@icloud.com", "a@rambler.ru"};
+    for (size_t i = 0; i < sizeof(free_mail) / sizeof(free_mail[0]); i++) {
+        assert_false(cv_contact_company_domain(free_mail[i], out,
+                                               sizeof(out)));
+        assert_string_equal(out, "");
+    }
+    assert_false(cv_contact_company_domain(NULL, out, sizeof(out)));
+    assert_true(cv_contact_free_mail("gmail.com"));
+    assert_false(cv_contact_free_mail("gmail.com.evil.ru"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_phone_russian_forms),
+        cmocka_unit_test(test_phone_international),
+        cmocka_unit_test(test_phone_refused),
+        cmocka_unit_test(test_email),
+        cmocka_unit_test(test_telegram),
+        cmocka_unit_test(test_inn),
+        cmocka_unit_test(test_company_domain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,317 @@
+/* cv_store: durable settings, migrations, the statement cache and
+ * transactions, as a service sees them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cv_store.h"
+
+typedef struct {
+    char dir[64];   /* temporary folder */
+    char path[128]; /* database file inside it */
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/cv-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < 4; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static const char *const migrations[] = {
+    "CREATE TABLE leads (id TEXT PRIMARY KEY, name TEXT);"
+    "CREATE TABLE log (what TEXT);"
+    "INSERT INTO log VALUES ('migration 1');",
+    "CREATE TABLE tasks (id TEXT PRIMARY KEY,"
+    " lead_id TEXT NOT NULL REFERENCES leads(id));"
+    "INSERT INTO log VALUES ('migration 2');",
+};
+
+static int64_t query_int(cv_store_t *store, const char *sql)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
+    assert_non_null(stmt);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    return v;
+}
+
+static void query_text(cv_store_t *store, const char *sql, char *buf,
+                       size_t size)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
+    assert_non_null(stmt);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    cv_store_column_copy(stmt, 0, buf, size);
+    sqlite3_reset(stmt);
+}
+
+static void insert_lead(cv_store_t *store, const char *id, const char *name)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO leads (id, name) VALUES (?1, ?2)");
+    assert_non_null(stmt);
+    cv_store_bind_text(stmt, 1, id);
+    cv_store_bind_text(stmt, 2, name);
+    assert_int_equal(cv_store_step_done(stmt), 0);
+}
+
+static void test_opens_durably(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    char mode[16];
+    query_text(store, "PRAGMA journal_mode", mode, sizeof(mode));
+    assert_string_equal(mode, "wal");
+    assert_int_equal(query_int(store, "PRAGMA synchronous"), 2); /* FULL */
+    assert_int_equal(query_int(store, "PRAGMA foreign_keys"), 1);
+    assert_int_equal(query_int(store, "PRAGMA busy_timeout"), 10000);
+    assert_string_equal(cv_store_path(store), f->path);
+    assert_non_null(cv_store_db(store));
+    cv_store_destroy(&store);
+    assert_null(store);
+    cv_store_destroy(&store); /* NULL-safe */
+    cv_store_destroy(NULL);
+}
+
+static void test_migration_applies_once(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 1);
+    assert_non_null(store);
+    assert_int_equal(query_int(store, "PRAGMA user_version"), 1);
+    cv_store_destroy(&store);
+
+    /* a newer build adds the second migration; the first is not re-run */
+    for (int round = 0; round < 3; round++) {
+        store = cv_store_open(f->path, migrations, 2);
+        assert_non_null(store);
+        assert_int_equal(query_int(store, "PRAGMA user_version"), 2);
+        assert_int_equal(query_int(store, "SELECT count(*) FROM log"), 2);
+        cv_store_destroy(&store);
+    }
+}
+
+static void test_failed_migration_is_rolled_back(void **state)
+{
+    fixture_t *f = *state;
+    const char *const broken[] = {
+        migrations[0],
+        "CREATE TABLE half (x INT); INSERT INTO no_such_table VALUES (1);",
+    };
+    assert_null(cv_store_open(f->path, broken, 2));
+
+    /* the first migration stayed, the broken one left nothing behind */
+    cv_store_t *store = cv_store_open(f->path, migrations, 1);
+    assert_non_null(store);
+    assert_int_equal(query_int(store, "PRAGMA user_version"), 1);
+    assert_int_equal(
+        query_int(store, "SELECT count(*) FROM sqlite_master"
+                         " WHERE name = 'half'"),
+        0);
+    cv_store_destroy(&store);
+}
+
+static void test_newer_database_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    cv_store_destroy(&store);
+    assert_null(cv_store_open(f->path, migrations, 1));
+}
+
+static void test_data_survives_reopen(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    assert_int_equal(cv_store_begin(store), 0);
+    insert_lead(store, "lead_1", "Anna");
+    assert_int_equal(cv_store_commit(store), 0);
+    cv_store_destroy(&store);
+
+    store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    char name[32];
+    query_text(store, "SELECT name FROM leads WHERE id = 'lead_1'", name,
+               sizeof(name));
+    assert_string_equal(name, "Anna");
+    cv_store_destroy(&store);
+}
+
+static void test_rollback_discards_and_is_safe_without_transaction(
+    void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    assert_false(cv_store_in_transaction(store));
+    assert_int_equal(cv_store_rollback(store), 0);
+
+    assert_int_equal(cv_store_begin(store), 0);
+    assert_true(cv_store_in_transaction(store));
+    insert_lead(store, "lead_2", "Boris");
+    assert_int_equal(cv_store_rollback(store), 0);
+    assert_false(cv_store_in_transaction(store));
+    assert_int_equal(query_int(store, "SELECT count(*) FROM leads"), 0);
+    cv_store_destroy(&store);
+}
+
+static void test_foreign_keys_are_enforced(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO tasks (id, lead_id) VALUES (?1, ?2)");
+    assert_non_null(stmt);
+    cv_store_bind_text(stmt, 1, "task_1");
+    cv_store_bind_text(stmt, 2, "lead_missing");
+    assert_int_equal(cv_store_step_done(stmt), -1);
+    assert_int_equal(query_int(store, "SELECT count(*) FROM tasks"), 0);
+    cv_store_destroy(&store);
+}
+
+static void test_statements_are_cached_and_reset(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    const char *sql = "SELECT ?1";
+    sqlite3_stmt *first = cv_store_prepare(store, sql);
+    assert_non_null(first);
+    cv_store_bind_text(first, 1, "bound");
+    assert_int_equal(sqlite3_step(first), SQLITE_ROW);
+
+    /* same text, same statement, bindings cleared */
+    char copy[] = "SELECT ?1";
+    sqlite3_stmt *again = cv_store_prepare(store, copy);
+    assert_ptr_equal(first, again);
+    assert_int_equal(sqlite3_step(again), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_type(again, 0), SQLITE_NULL);
+    char text[8] = "junk";
+    cv_store_column_copy(again, 0, text, sizeof(text));
+    assert_string_equal(text, "");
+
+    /* many different statements still come back from the cache */
+    sqlite3_stmt *seen[200];
+    for (int i = 0; i < 200; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "SELECT %d", i);
+        seen[i] = cv_store_prepare(store, q);
+        assert_non_null(seen[i]);
+    }
+    for (int i = 0; i < 200; i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "SELECT %d", i);
+        assert_ptr_equal(cv_store_prepare(store, q), seen[i]);
+        assert_int_equal(query_int(store, q), i);
+    }
+    assert_ptr_equal(cv_store_prepare(store, sql), first);
+
+    assert_null(cv_store_prepare(store, "SELEKT nonsense"));
+    cv_store_destroy(&store);
+}
+
+static void test_bind_null_and_copy_truncates(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    insert_lead(store, "lead_3", NULL);
+    assert_int_equal(
+        query_int(store, "SELECT count(*) FROM leads WHERE name IS NULL"), 1);
+    insert_lead(store, "lead_4", "Konstantin Konstantinopolsky");
+    char small[8];
+    query_text(store, "SELECT name FROM leads WHERE id = 'lead_4'", small,
+               sizeof(small));
+    assert_string_equal(small, "Konstan");
+    /* the same id twice violates the primary key */
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO leads (id, name) VALUES (?1, ?2)");
+    cv_store_bind_text(stmt, 1, "lead_4");
+    assert_int_equal(cv_store_step_done(stmt), -1);
+    cv_store_destroy(&store);
+}
+
+static void test_second_connection_sees_commits(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *writer = cv_store_open(f->path, migrations, 2);
+    cv_store_t *reader = cv_store_open(f->path, migrations, 2);
+    assert_non_null(writer);
+    assert_non_null(reader);
+    assert_int_equal(cv_store_begin(writer), 0);
+    insert_lead(writer, "lead_5", "Vera");
+    assert_int_equal(query_int(reader, "SELECT count(*) FROM leads"), 0);
+    assert_int_equal(cv_store_commit(writer), 0);
+    assert_int_equal(query_int(reader, "SELECT count(*) FROM leads"), 1);
+    assert_int_equal(cv_store_exec(reader, "DELETE FROM leads"), 0);
+    assert_int_equal(query_int(writer, "SELECT count(*) FROM leads"), 0);
+    assert_int_equal(cv_store_exec(reader, "DELETE FROM nowhere"), -1);
+    cv_store_destroy(&reader);
+    cv_store_destroy(&writer);
+}
+
+static void test_unopenable_path_is_refused(void **state)
+{
+    (void)state;
+    assert_null(cv_store_open("/nonexistent-dir/sub/x.db", migrations, 2));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_opens_durably, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_applies_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_migration_is_rolled_back,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_database_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_data_survives_reopen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rollback_discards_and_is_safe_without_transaction, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_keys_are_enforced, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_statements_are_cached_and_reset,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind_null_and_copy_truncates,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_connection_sees_commits,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unopenable_path_is_refused, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

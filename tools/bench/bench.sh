@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Throughput and latency of the whole conveyor: `make bench` runs this.
+#
+#   tools/bench/bench.sh BUILD
+#
+# Starts every process from BUILD/bin on free ports with its data in a
+# temporary folder, creates sales staff whose webhook is the bench's sink,
+# then runs conveyor-bench three times: a warm-up, a fixed offered rate
+# (BENCH_RATE leads/s for BENCH_DURATION s) and a saturation run (closed
+# loop for BENCH_SATURATE s). Prints each run's report, and last one JSON
+# line: the fixed-rate figures plus `saturation_leads_per_s`. Everything it
+# started is stopped on the way out, also on failure; the logs are kept
+# (and named) when something went wrong.
+#
+# Exit status: 0 when every lead of the fixed-rate run was notified, 1
+# otherwise or when the conveyor could not be started.
+set -euo pipefail
+
+BUILD=${1:-build}
+RATE=${BENCH_RATE:-2000}
+DURATION=${BENCH_DURATION:-20}
+SATURATE=${BENCH_SATURATE:-15}
+WARMUP_RATE=${BENCH_WARMUP_RATE:-500}
+WARMUP=${BENCH_WARMUP:-5}
+STAFF=${BENCH_STAFF:-5}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+SAT_CONNECTIONS=${BENCH_SAT_CONNECTIONS:-64}
+# Saturation is closed over the whole conveyor, not just intake: at most
+# this many accepted leads may wait for their notification, so the run
+# measures what the conveyor sustains instead of how fast intake alone
+# can fill its outbox.
+MAX_PENDING=${BENCH_MAX_PENDING:-20000}
+
+SERVICES=(broker intake scoring routing proposal-generator
+          followup-scheduler account-retention notifier console)
+
+bin=$BUILD/bin
+for exe in "${SERVICES[@]}" conveyor-bench; do
+    if [ ! -x "$bin/$exe" ]; then
+        echo "bench: '$bin/$exe' is missing; build it first" >&2
+        exit 1
+    fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/conveyor-bench.XXXXXX")
+mkdir -p "$tmp/data" "$tmp/logs"
+pids=()
+names=()
+ok=0
+
+stop_all() {
+    local i pid deadline
+    # Newest first, so the broker goes last.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[$i]}" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + 10))
+    for pid in "${pids[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "bench: process $pid did not stop; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    pids=()
+}
+
+finish() {
+    stop_all
+    if [ "$ok" = 1 ]; then
+        rm -rf "$tmp"
+    else
+        echo "bench: logs kept in '$tmp/logs'" >&2
+    fi
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# Free ports, all held open at once so they are distinct.
+read -r -a ports <<<"$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(11)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+')"
+
+key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+admin=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+sink_port=${ports[10]}
+
+unset CONVEYOR_CONFIG CONVEYOR_CLOCK_FILE
+export CONVEYOR_DATA_DIR=$tmp/data
+export CONVEYOR_BROKER_BIND=tcp://127.0.0.1:${ports[0]}
+export CONVEYOR_BROKER=tcp://127.0.0.1:${ports[0]}
+export CONVEYOR_INTAKE_ADDR=127.0.0.1:${ports[1]}
+export CONVEYOR_CONSOLE_ADDR=127.0.0.1:${ports[2]}
+export CONVEYOR_BROKER_ADMIN_ADDR=127.0.0.1:${ports[3]}
+export CONVEYOR_SCORING_ADMIN_ADDR=127.0.0.1:${ports[4]}
+export CONVEYOR_ROUTING_ADMIN_ADDR=127.0.0.1:${ports[5]}
+export CONVEYOR_PROPOSAL_GENERATOR_ADMIN_ADDR=127.0.0.1:${ports[6]}
+export CONVEYOR_FOLLOWUP_SCHEDULER_ADMIN_ADDR=127.0.0.1:${ports[7]}
+export CONVEYOR_ACCOUNT_RETENTION_ADMIN_ADDR=127.0.0.1:${ports[8]}
+export CONVEYOR_NOTIFIER_ADMIN_ADDR=127.0.0.1:${ports[9]}
+export CONVEYOR_ADMIN_TOKEN=$admin
+export CONVEYOR_INTAKE_KEYS=bench:$key
+export CONVEYOR_DEMO=0
+# A log line per lead would measure the terminal, not the conveyor.
+export CONVEYOR_LOG_LEVEL=${CONVEYOR_LOG_LEVEL:-warn}
+
+health_addr() {
+    case "$1" in
+        intake) echo "$CONVEYOR_INTAKE_ADDR" ;;
+        console) echo "$CONVEYOR_CONSOLE_ADDR" ;;
+        *)
+            local var
+            var=CONVEYOR_$(echo "$1" | tr 'a-z-' 'A-Z_')_ADMIN_ADDR
+            echo "${!var}"
+            ;;
+    esac
+}
+
+# Waits (bounded) for GET /healthz of service $1 (process $2) to say 200.
+wait_healthy() {
+    local addr deadline
+    addr=$(health_addr "$1")
+    deadline=$((SECONDS + 20))
+    until curl -fsS -o /dev/null --max-time 1 "http://$addr/healthz"; do
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "bench: '$1' exited during start-up:" >&2
+            tail -n 20 "$tmp/logs/$1.log" >&2
+            return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            echo "bench: '$1' not healthy on '$addr' after 20 s" >&2
+            tail -n 20 "$tmp/logs/$1.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+start() {
+    "$bin/$1" >"$tmp/logs/$1.log" 2>&1 &
+    pids+=($!)
+    names+=("$1")
+}
+
+echo "bench: starting the conveyor from '$bin' in '$tmp'"
+start broker
+wait_healthy broker "${pids[0]}"
+for svc in "${SERVICES[@]:1}"; do
+    start "$svc"
+done
+for i in "${!names[@]}"; do
+    wait_healthy "${names[$i]}" "${pids[$i]}"
+done
+
+pid_args=()
+for i in "${!names[@]}"; do
+    pid_args+=(--pid "${names[$i]}=${pids[$i]}")
+done
+
+echo "bench: creating $STAFF sales staff notified at 127.0.0.1:$sink_port"
+# capacity_per_day 0: no daily limit, the runs route tens of thousands.
+staff_format='{"id":"bench-sales-%d","name":"Bench Sales %d","role":"sales",'
+staff_format+='"tier":2,"team":"bench","capacity_per_day":0,"weight":1,'
+staff_format+='"active":true,'
+staff_format+='"notify":{"webhook_url":"http://127.0.0.1:%d/hook"}}'
+for ((n = 1; n <= STAFF; n++)); do
+    # shellcheck disable=SC2059
+    body=$(printf "$staff_format" "$n" "$n" "$sink_port")
+    if ! curl -fsS -o /dev/null --max-time 10 -X POST \
+            -H "Authorization: Bearer $admin" \
+            -H 'Content-Type: application/json' \
+            --data "$body" "http://$CONVEYOR_CONSOLE_ADDR/v1/staff"; then
+        echo "bench: cannot create staff member 'bench-sales-$n'" >&2
+        exit 1
+    fi
+done
+# Routing learns of staff through StaffUpdated events; give them a moment.
+sleep 1
+
+common=(--intake "$CONVEYOR_INTAKE_ADDR" --key "$key"
+        --sink-port "$sink_port" "${pid_args[@]}")
+
+# Runs conveyor-bench with the given arguments, its output both shown and
+# kept in $tmp/$1.out. Status 0 or 2 (finished, figures printed) is fine
+# here; the caller decides what they mean.
+run() {
+    local name=$1 rc=0
+    shift
+    "$bin/conveyor-bench" "${common[@]}" "$@" | tee "$tmp/$name.out" ||
+        rc=${PIPESTATUS[0]}
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then
+        echo "bench: the $name run failed (status $rc)" >&2
+        exit 1
+    fi
+    return "$rc"
+}
+
+run warmup --label warm-up --tag 1 --rate "$WARMUP_RATE" \
+    --duration "$WARMUP" --connections "$CONNECTIONS" || true
+rate_rc=0
+run rate --label "fixed rate" --tag 2 --rate "$RATE" \
+    --duration "$DURATION" --connections "$CONNECTIONS" || rate_rc=$?
+run saturation --label saturation --tag 3 --saturate \
+    --duration "$SATURATE" --connections "$SAT_CONNECTIONS" \
+    --max-pending "$MAX_PENDING" || true
+
+rate_json=$(tail -n 1 "$tmp/rate.out")
+sat_json=$(tail -n 1 "$tmp/saturation.out")
+python3 -c '
+import json, sys
+rate = json.loads(sys.argv[1])
+sat = json.loads(sys.argv[2])
+rate["saturation_leads_per_s"] = sat["leads_per_s"]
+rate["saturation_offered_per_s"] = sat["offered_per_s"]
+rate["saturation_p99_ms"] = sat["p99_ms"]
+print(json.dumps(rate, separators=(",", ":")))
+' "$rate_json" "$sat_json"
+
+if [ "$rate_rc" -eq 0 ]; then
+    ok=1
+else
+    echo "bench: the fixed-rate run lost or failed leads" >&2
+    exit 1
+fi
