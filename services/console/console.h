@@ -103,6 +103,7 @@ typedef struct {
     Conveyor__Score *score;     /* unpacked score, or NULL (owned) */
     char stage[32];             /* where the lead is */
     char owner_id[CONSOLE_ID_SIZE]; /* "" when nobody owns it */
+    char trace_id[CONSOLE_ID_SIZE]; /* the lead's trace, "" if unknown */
 } console_snapshot_t;
 
 /* Fills `snap` from the card. 0, 1 when there is no card, -1 on error.
@@ -110,6 +111,14 @@ typedef struct {
 int console_snapshot_load(cv_store_t *store, const char *lead_id,
                           console_snapshot_t *snap);
 void console_snapshot_clear(console_snapshot_t *snap);
+
+/* The trace id the lead's first event carried (intake's), kept so the
+ * events the console emits about the lead continue its journey. */
+int console_lead_set_trace(cv_store_t *store, const char *lead_id,
+                           const char *trace_id);
+/* Copies it into buf ("" when unknown). 0 or -1. */
+int console_lead_get_trace(cv_store_t *store, const char *lead_id, char *buf,
+                           size_t size);
 
 /* Marks a task done; 1 when it changed, 0 when it was done already. */
 int console_task_mark_done(cv_store_t *store, const char *task_id,
@@ -119,6 +128,13 @@ int console_task_mark_done(cv_store_t *store, const char *task_id,
 
 int console_events_handle(void *arg, cv_bus_t *bus,
                           const Conveyor__Envelope *event);
+
+#define CONSOLE_METRIC_ACTIVITIES "conveyor_console_activities_total"
+#define CONSOLE_METRIC_DECISIONS "conveyor_console_decisions_total"
+
+/* Registers the console's counters so /metrics shows them from the start
+ * (registering again later returns the same counter). */
+void console_metrics_register(void);
 
 /* --- console_auth.c --- */
 

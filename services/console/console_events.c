@@ -73,7 +73,8 @@ out:
 
 /* The stage a newly stored score implies: a knock-out rejects a lead that
  * is still open; a score without one lifts an earlier rejection (the
- * manager re-scored it) and otherwise moves a new lead to `scored`. */
+ * manager re-scored it: the lead returns to `scored`, or `assigned` when
+ * it has an owner) and otherwise moves a new lead to `scored`. */
 static int console_score_stage(cv_store_t *store, const char *lead_id,
                                const Conveyor__Score *score, int64_t at)
 {
@@ -87,8 +88,18 @@ static int console_score_stage(cv_store_t *store, const char *lead_id,
             return 0;
         return console_stage_set(store, lead_id, "rejected", at);
     }
-    if (strcmp(stage, "rejected") == 0)
-        return console_stage_set(store, lead_id, "scored", at);
+    if (strcmp(stage, "rejected") == 0) {
+        /* back to where a lead with this score and owner would be */
+        sqlite3_stmt *stmt = cv_store_prepare(
+            store, "UPDATE leads SET stage = CASE WHEN owner_id IS NULL "
+                   "THEN 'scored' ELSE 'assigned' END, stage_at = ?2 "
+                   "WHERE lead_id = ?1");
+        if (stmt == NULL)
+            return -1;
+        cv_store_bind_text(stmt, 1, lead_id);
+        sqlite3_bind_int64(stmt, 2, at);
+        return cv_store_step_done(stmt);
+    }
     return console_stage_advance(store, lead_id, "scored", at);
 }
 
@@ -321,7 +332,8 @@ static int console_on_task_created(cv_store_t *store,
     char due[40];
     cv_clock_format(body->due_at, due, sizeof(due));
     return console_timeline_add(
-               store, body->lead_id, at, console_actor(ev, "followup-scheduler"),
+               store, body->lead_id, at,
+               console_actor(ev, "followup-scheduler"),
                "task_created", fact, "task %s for %s, due %s%s%s",
                body->kind, body->staff_id, due,
                body->title != NULL && body->title[0] ? ": " : "",
@@ -515,19 +527,26 @@ static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
                : 0;
 }
 
+static cv_metric_t *console_applied;    /* events applied to the cards */
+static cv_metric_t *console_dropped;    /* events acknowledged unused */
+
+void console_metrics_register(void)
+{
+    console_applied =
+        cv_metrics_counter("conveyor_console_events_applied_total",
+                           "events applied to the lead cards");
+    console_dropped =
+        cv_metrics_counter("conveyor_console_events_dropped_total",
+                           "events the console could not use");
+    cv_metrics_counter(CONSOLE_METRIC_ACTIVITIES, "activities staff recorded");
+    cv_metrics_counter(CONSOLE_METRIC_DECISIONS,
+                       "won and lost decisions recorded");
+}
+
 int console_events_handle(void *arg, cv_bus_t *bus,
                           const Conveyor__Envelope *event)
 {
     (void)arg;
-    static cv_metric_t *applied;
-    static cv_metric_t *dropped;
-    if (applied == NULL) {
-        /* the bus thread is the only caller, so no race here */
-        applied = cv_metrics_counter("conveyor_console_events_applied_total",
-                                     "events applied to the lead cards");
-        dropped = cv_metrics_counter("conveyor_console_events_dropped_total",
-                                     "events the console could not use");
-    }
     cv_store_t *store = cv_bus_store(bus);
     int rc;
     switch (event->body_case) {
@@ -565,9 +584,13 @@ int console_events_handle(void *arg, cv_bus_t *bus,
         rc = CV_BUS_DROP;
         break;
     }
+    const char *lead_id = cv_event_body_lead_id(event);
+    if (rc == 0 && lead_id != NULL && lead_id[0] != '\0' &&
+        console_lead_set_trace(store, lead_id, event->trace_id) != 0)
+        rc = -1;
     if (rc == 0)
-        cv_metric_add(applied, 1);
+        cv_metric_add(console_applied, 1);
     else if (rc == CV_BUS_DROP)
-        cv_metric_add(dropped, 1);
+        cv_metric_add(console_dropped, 1);
     return rc;
 }

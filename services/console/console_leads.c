@@ -248,7 +248,7 @@ void console_leads_get(console_ctx_t *ctx, const char *lead_id)
                           "SELECT task_id, lead_id, staff_id, kind, title, "
                           "due_at, status, overdue, escalation_level "
                           "FROM tasks WHERE lead_id = ?1 AND status = "
-                          "'open' ORDER BY due_at, task_id",
+                          "'open' AND kind <> '' ORDER BY due_at, task_id",
                           lead_id, console_task_row) != 0 ||
         console_card_list(store, card, "timeline",
                           "SELECT at, actor, event, detail FROM timeline "
@@ -364,8 +364,8 @@ void console_leads_search(console_ctx_t *ctx)
         return;
     }
     json_t *reply = json_object();
-    json_object_set_new(reply, "count", json_integer(
-                                            (json_int_t)json_array_size(leads)));
+    json_int_t count = (json_int_t)json_array_size(leads);
+    json_object_set_new(reply, "count", json_integer(count));
     json_object_set_new(reply, "leads", leads);
     cv_http_reply_json(ctx->req, 200, reply);
 }
@@ -412,7 +412,8 @@ static bool console_opt_string(console_ctx_t *ctx, json_t *body,
 /* Closes the lead's open first-contact tasks after a contact activity and
  * tells the scheduler each is done. 0 or -1. */
 static int console_close_first_contact(console_ctx_t *ctx,
-                                       const char *lead_id, int64_t now)
+                                       const char *lead_id,
+                                       const char *trace_id, int64_t now)
 {
     char ids[CONSOLE_TASKS_MAX][CONSOLE_ID_SIZE];
     char staff[CONSOLE_TASKS_MAX][CONSOLE_ID_SIZE];
@@ -423,7 +424,7 @@ static int console_close_first_contact(console_ctx_t *ctx,
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
-    int rc;
+    int rc = SQLITE_DONE;
     while (count < CONSOLE_TASKS_MAX &&
            (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         cv_store_column_copy(stmt, 0, ids[count], sizeof(ids[count]));
@@ -431,6 +432,9 @@ static int console_close_first_contact(console_ctx_t *ctx,
         count++;
     }
     sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cv_error("cannot list the open tasks of '%s': %s", lead_id,
+                        sqlite3_errmsg(cv_store_db(ctx->store)));
     const char *actor = console_caller_actor(&ctx->caller);
     for (int i = 0; i < count; i++) {
         int changed = console_task_mark_done(ctx->store, ids[i], actor, now);
@@ -453,6 +457,7 @@ static int console_close_first_contact(console_ctx_t *ctx,
         done.has_completed_at = true;
         done.completed_at = now;
         Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+        env.trace_id = trace_id[0] ? (char *)trace_id : NULL;
         env.body_case = CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED;
         env.task_completed = &done;
         if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env,
@@ -561,7 +566,7 @@ void console_leads_activity(console_ctx_t *ctx, const char *lead_id)
                              note != NULL ? note : "") < 0)
         goto storage;
     if (console_activity_types[kind].contact &&
-        console_close_first_contact(ctx, lead_id, now) != 0)
+        console_close_first_contact(ctx, lead_id, snap.trace_id, now) != 0)
         goto storage;
 
     Conveyor__ActivityRecorded activity = CONVEYOR__ACTIVITY_RECORDED__INIT;
@@ -579,6 +584,7 @@ void console_leads_activity(console_ctx_t *ctx, const char *lead_id)
     activity.score = snap.score;
     activity.owner_id = snap.owner_id[0] ? snap.owner_id : NULL;
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    env.trace_id = snap.trace_id[0] ? snap.trace_id : NULL;
     env.body_case = CONVEYOR__ENVELOPE__BODY_ACTIVITY_RECORDED;
     env.activity_recorded = &activity;
     if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env, "followup-scheduler",
@@ -586,9 +592,7 @@ void console_leads_activity(console_ctx_t *ctx, const char *lead_id)
         goto storage;
     if (console_commit_and_wake(ctx) != 0)
         goto out;
-    cv_metric_add(cv_metrics_counter("conveyor_console_activities_total",
-                                     "activities staff recorded"),
-                  1);
+    cv_metric_add(cv_metrics_counter(CONSOLE_METRIC_ACTIVITIES, NULL), 1);
     json_t *reply = json_object();
     json_object_set_new(reply, "activity_id", json_string(activity_id));
     json_object_set_new(reply, "lead_id", console_json_text(lead_id));
@@ -718,6 +722,7 @@ void console_leads_decision(console_ctx_t *ctx, const char *lead_id)
     decision.lead = &snap.lead;
     decision.owner_id = snap.owner_id[0] ? snap.owner_id : NULL;
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    env.trace_id = snap.trace_id[0] ? snap.trace_id : NULL;
     env.body_case = CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED;
     env.decision_recorded = &decision;
     if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env, "followup-scheduler",
@@ -725,9 +730,7 @@ void console_leads_decision(console_ctx_t *ctx, const char *lead_id)
         goto storage;
     if (console_commit_and_wake(ctx) != 0)
         goto out;
-    cv_metric_add(cv_metrics_counter("conveyor_console_decisions_total",
-                                     "won and lost decisions recorded"),
-                  1);
+    cv_metric_add(cv_metrics_counter(CONSOLE_METRIC_DECISIONS, NULL), 1);
     json_t *reply = json_object();
     json_object_set_new(reply, "decision_id", json_string(decision_id));
     json_object_set_new(reply, "lead_id", console_json_text(lead_id));

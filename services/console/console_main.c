@@ -24,6 +24,7 @@ int main(int argc, char **argv)
     cv_service_t *service = cv_service_new(&options, argc, argv);
     if (service == NULL)
         return 1;
+    console_metrics_register();
     console.config = cv_service_config(service);
     console.bus = cv_service_bus(service);
     if (console.config->admin_token[0] == '\0')

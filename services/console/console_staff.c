@@ -527,8 +527,8 @@ static int console_staff_write(cv_store_t *store, json_t *staff,
     cv_store_bind_text(stmt, 10,
                        json_string_value(json_object_get(staff, "timezone")));
     cv_store_bind_text(stmt, 11, texts[4]);
-    sqlite3_bind_int64(
-        stmt, 12, json_integer_value(json_object_get(staff, "capacity_per_day")));
+    json_t *capacity = json_object_get(staff, "capacity_per_day");
+    sqlite3_bind_int64(stmt, 12, json_integer_value(capacity));
     sqlite3_bind_int64(stmt, 13,
                        json_integer_value(json_object_get(staff, "weight")));
     sqlite3_bind_int(stmt, 14,

@@ -56,6 +56,7 @@ static const char console_schema_v1[] =
     "  account_company TEXT,"
     "  account_owner_id TEXT,"
     "  account_opened_at INTEGER,"
+    "  trace_id TEXT,"                  /* the lead's journey, from intake */
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL"
     ") STRICT;"
@@ -472,6 +473,40 @@ int console_timeline_add(cv_store_t *store, const char *lead_id, int64_t at,
     return sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
 }
 
+int console_lead_set_trace(cv_store_t *store, const char *lead_id,
+                           const char *trace_id)
+{
+    if (trace_id == NULL || trace_id[0] == '\0')
+        return 0;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE leads SET trace_id = ?2 WHERE lead_id = ?1 AND "
+               "trace_id IS NULL");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_text(stmt, 2, trace_id);
+    return cv_store_step_done(stmt);
+}
+
+int console_lead_get_trace(cv_store_t *store, const char *lead_id, char *buf,
+                           size_t size)
+{
+    buf[0] = '\0';
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT trace_id FROM leads WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        cv_store_column_copy(stmt, 0, buf, size);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cv_error("cannot read the trace of '%s': %s", lead_id,
+                        sqlite3_errmsg(cv_store_db(store)));
+    return 0;
+}
+
 int console_task_mark_done(cv_store_t *store, const char *task_id,
                            const char *actor, int64_t at)
 {
@@ -514,7 +549,7 @@ int console_snapshot_load(cv_store_t *store, const char *lead_id,
         "SELECT lead_id, name, company, phone, email, telegram, message, "
         "  channel, source, region, industry, product, currency, inn, "
         "  timezone, domain, utm_source, utm_medium, utm_campaign, extra, "
-        "  budget, received_at, score, stage, owner_id "
+        "  budget, received_at, score, stage, owner_id, trace_id "
         "FROM leads WHERE lead_id = ?1");
     if (stmt == NULL)
         return -1;
@@ -559,6 +594,7 @@ int console_snapshot_load(cv_store_t *store, const char *lead_id,
     }
     cv_store_column_copy(stmt, 23, snap->stage, sizeof(snap->stage));
     cv_store_column_copy(stmt, 24, snap->owner_id, sizeof(snap->owner_id));
+    cv_store_column_copy(stmt, 25, snap->trace_id, sizeof(snap->trace_id));
     sqlite3_reset(stmt);
     if (failed) {
         console_snapshot_clear(snap);

@@ -154,7 +154,12 @@ void console_tasks_done(console_ctx_t *ctx, const char *task_id)
         done.actor = (char *)actor;
         done.has_completed_at = true;
         done.completed_at = now;
+        char trace_id[CONSOLE_ID_SIZE];
+        if (console_lead_get_trace(ctx->store, lead_id, trace_id,
+                                   sizeof(trace_id)) != 0)
+            goto storage;
         Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+        env.trace_id = trace_id[0] ? trace_id : NULL;
         env.body_case = CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED;
         env.task_completed = &done;
         if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env,

@@ -12,6 +12,8 @@
 #include "cv_log.h"
 #include "cv_metrics.h"
 
+#define INTAKE_PRUNE_EVERY_MS (3600 * 1000LL) /* idempotency clean-up */
+
 struct intake_queue {
     pthread_mutex_t lock;        /* guards head, tail, closed */
     intake_pending_t *head;      /* waiting, oldest first */
@@ -20,6 +22,7 @@ struct intake_queue {
     int fd;                      /* eventfd: readable while leads wait */
     int batch_max;               /* leads per transaction */
     intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
+    int64_t next_prune_ms;       /* when old idempotency rows go next */
     cv_metric_t *accepted;       /* new leads committed */
     cv_metric_t *merged;         /* repeat contacts committed */
     cv_metric_t *rejected;       /* 4xx answers */
@@ -148,8 +151,12 @@ static void intake_queue_drain_fd(intake_queue_t *self)
  * waiting leads. */
 static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
 {
-    (void)now_ms;
     intake_queue_t *self = arg;
+    if (now_ms >= self->next_prune_ms) {
+        if (intake_store_prune(cv_bus_store(bus), now_ms) != 0)
+            return -1;
+        self->next_prune_ms = now_ms + INTAKE_PRUNE_EVERY_MS;
+    }
     intake_queue_drain_fd(self);
     pthread_mutex_lock(&self->lock);
     intake_pending_t *taken = self->head;
@@ -185,6 +192,13 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     return 0;
 }
 
+static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
+{
+    (void)bus;
+    const intake_queue_t *self = arg;
+    return self->next_prune_ms;
+}
+
 /* Bus thread, after the turn: the replies. */
 static void intake_queue_committed(void *arg, cv_bus_t *bus, bool ok)
 {
@@ -217,7 +231,7 @@ void intake_queue_source(intake_queue_t *self, cv_bus_source_t *source)
     source->fd = self->fd;
     source->work = intake_queue_work;
     source->committed = intake_queue_committed;
-    source->next_due = NULL;
+    source->next_due = intake_queue_next_due;
     source->arg = self;
 }
 

@@ -52,7 +52,8 @@ static const char intake_schema_v1[] =
     "  reply TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (source, key)"
-    ") STRICT, WITHOUT ROWID;";
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX idempotency_by_age ON idempotency (created_at);";
 
 const char *const intake_migrations[] = {intake_schema_v1};
 const size_t intake_migration_count =
@@ -428,4 +429,14 @@ fail:
     outcome->reply = intake_error_reply(
         "store_unavailable", "the lead could not be stored; try again");
     return 0;
+}
+
+int intake_store_prune(cv_store_t *store, int64_t now_ms)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "DELETE FROM idempotency WHERE created_at < ?1");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, now_ms - INTAKE_IDEMPOTENCY_KEEP_MS);
+    return cv_store_step_done(stmt);
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "cv_bus.h"
+#include "cv_store.h"
 #include "intake_lead.h"
 
 extern const char *const intake_migrations[];
@@ -36,5 +37,13 @@ int intake_store_accept(cv_bus_t *bus, intake_lead_t *lead,
                         intake_outcome_t *outcome);
 
 void intake_outcome_clear(intake_outcome_t *outcome);
+
+/* Idempotency-Key replies are kept this long (a client retries within
+ * minutes or hours; a week covers any sane retry policy). */
+#define INTAKE_IDEMPOTENCY_KEEP_MS (7 * 24 * 3600 * 1000LL)
+
+/* Forgets idempotency replies older than INTAKE_IDEMPOTENCY_KEEP_MS,
+ * inside the caller's transaction. 0 or -1 (logged). */
+int intake_store_prune(cv_store_t *store, int64_t now_ms);
 
 #endif

@@ -129,7 +129,10 @@ typedef struct {
     int64_t t0_us;             /* the first scheduled send */
     int64_t send_end_us;       /* when issuing stopped */
     size_t by_status[600];     /* replies per HTTP status */
-    size_t failed;             /* requests given up without a reply */
+    size_t failed;             /* requests sent but given up without a
+                                  reply */
+    size_t unsent;             /* open loop: requests still waiting for a
+                                  free connection when the run gave up */
     size_t conn_errors;        /* connections broken or refused */
     size_t bad_replies;        /* 202s without a usable lead_id */
 } bench_load_result_t;

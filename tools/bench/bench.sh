@@ -29,7 +29,7 @@ SAT_CONNECTIONS=${BENCH_SAT_CONNECTIONS:-64}
 # this many accepted leads may wait for their notification, so the run
 # measures what the conveyor sustains instead of how fast intake alone
 # can fill its outbox.
-MAX_PENDING=${BENCH_MAX_PENDING:-20000}
+MAX_PENDING=${BENCH_MAX_PENDING:-2000}
 
 SERVICES=(broker intake scoring routing proposal-generator
           followup-scheduler account-retention notifier console)

@@ -737,12 +737,13 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
         if (!issuing && self.busy == 0 && self.retry_len == 0)
             break;
         if (now >= give_up) {
-            size_t unsent = options->saturate ? 0
-                                              : self.total - result->issued;
-
-            result->failed += self.busy + self.retry_len + unsent;
-            fprintf(stderr, "conveyor-bench: gave up on %zu requests "
-                    "without a reply\n", self.busy + self.retry_len + unsent);
+            if (!options->saturate)
+                result->unsent = self.total - result->issued;
+            result->failed += self.busy + self.retry_len;
+            fprintf(stderr, "conveyor-bench: gave up %.0f s after the last "
+                    "due request: %zu without a reply, %zu never sent\n",
+                    options->drain_s, self.busy + self.retry_len,
+                    result->unsent);
             break;
         }
         wake = load_dispatch(&self, now, issuing);

@@ -403,11 +403,15 @@ static int print_report(const main_options_t *opt,
     pmax = bench_quantile(fig->e2e, fig->e2e_count, 1.0);
 
     printf("  sent        %zu requests in %.1f s (%.1f/s): %zu accepted, "
-           "%zu merged, %zu other replies, %zu failed, "
+           "%zu merged, %zu other replies, %zu without a reply, "
            "%zu connection errors\n",
            res->issued, send_s, send_s > 0 ? (double)res->issued / send_s : 0,
            fig->accepted, fig->merged, fig->other, res->failed,
            res->conn_errors);
+    if (res->unsent > 0)
+        printf("  unsent      %zu requests were due but no connection was "
+               "free before the run gave up: intake is slower than the "
+               "offered rate\n", res->unsent);
     for (int s = 100; s < 600; s++) {
         if (res->by_status[s] > 0 && s != 202) {
             printf("  status %d   %zu replies\n", s, res->by_status[s]);
@@ -439,7 +443,7 @@ static int print_report(const main_options_t *opt,
                             json_real(round1(opt->rss.procs[i].peak_mb)));
     json = json_pack(
         "{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
-        " s:I, s:I, s:I, s:o}",
+        " s:I, s:I, s:I, s:I, s:o}",
         "mode", opt->load.saturate ? "saturate" : "rate",
         "offered_per_s", round1(offered),
         "leads_per_s", round1(leads_per_s),
@@ -451,6 +455,7 @@ static int print_report(const main_options_t *opt,
         "accepted", (json_int_t)fig->accepted,
         "missing", (json_int_t)fig->missing,
         "failed", (json_int_t)res->failed,
+        "unsent", (json_int_t)res->unsent,
         "errors", (json_int_t)errors,
         "rss_mb", rss);
     line = json == NULL ? NULL
@@ -465,7 +470,8 @@ static int print_report(const main_options_t *opt,
     fflush(stdout);
     free(line);
     json_decref(json);
-    if (fig->missing > 0 || res->failed > 0 || errors > 0 ||
+    if (fig->missing > 0 || res->failed > 0 || res->unsent > 0 ||
+        errors > 0 ||
         fig->accepted == 0 || res->bad_replies > 0)
         return 2;
     return 0;
