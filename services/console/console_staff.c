@@ -353,7 +353,8 @@ static bool console_staff_apply(console_ctx_t *ctx, json_t *input,
     return true;
 }
 
-/* A new member before the request's fields: the defaults. */
+/* A new member before the request's fields: the defaults (capacity 0 =
+ * no daily cap). */
 static json_t *console_staff_defaults(const char *staff_id)
 {
     return json_pack(
@@ -362,7 +363,7 @@ static json_t *console_staff_defaults(const char *staff_id)
         "id", staff_id, "channels", "industries", "regions", "products",
         "timezone", "UTC", "working_hours", "mon", "09:00-18:00", "tue",
         "09:00-18:00", "wed", "09:00-18:00", "thu", "09:00-18:00", "fri",
-        "09:00-18:00", "capacity_per_day", 20, "weight", 1, "active", 1,
+        "09:00-18:00", "capacity_per_day", 0, "weight", 1, "active", 1,
         "notify", json_object(), "team");
 }
 

@@ -101,6 +101,20 @@ class LeadFlow(ConveyorCase):
         self.assertLessEqual(max(counts.values()) - min(counts.values()), 1,
                              owners)
 
+    def test_head_of_sales_is_not_in_the_round_robin(self):
+        # The head assigns by hand and takes escalations (PRODUCT.md); the
+        # linear queue is for the sales managers.
+        self.cv.create_staff("head-nina", role="head", tier=None,
+                             webhook=self.sink.url("/staff/head-nina"))
+        try:
+            ids = [self.cv.accept_lead(self.new_lead("hos%d" % i))["lead_id"]
+                   for i in range(len(self.SALES) + 1)]
+            owners = [owner_id(self.wait_assigned(i)) for i in ids]
+            self.assertNotIn("head-nina", owners)
+        finally:
+            self.cv.console_ok("PATCH", "/v1/staff/head-nina",
+                               {"active": False})
+
     def test_repeat_contact_is_merged_into_the_first_lead(self):
         n = time.time_ns()
         email = "anna.petrova.%d@example.com" % n
