@@ -19,10 +19,10 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *id;         /* the member's id (not owned) */
-    int weight;             /* share of the picks; values < 1 count as 1 */
-    int64_t current;        /* the algorithm's state, in and out */
-    bool available;         /* false: skipped by this pick, state kept */
+    const char *id;  /* the member's id (not owned) */
+    int weight;      /* share of the picks; values < 1 count as 1 */
+    int64_t current; /* the algorithm's state, in and out */
+    bool available;  /* false: skipped by this pick, state kept */
 } cv_routing_rr_member_t;
 
 /* Picks one available member and updates the `current` of the available

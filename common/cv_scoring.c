@@ -10,38 +10,75 @@
 /* ---- the default rules: one table, replaced by a rules file later ---- */
 
 static const cv_scoring_rate_t default_rates[] = {
-    {"RUB", 1.0},  {"USD", 90.0}, {"EUR", 100.0}, {"GBP", 115.0},
-    {"CNY", 12.5}, {"KZT", 0.2},  {"BYN", 28.0},  {"UAH", 2.2},
-    {NULL, 0.0},
+    {"RUB", 1.0}, {"USD", 90.0}, {"EUR", 100.0}, {"GBP", 115.0}, {"CNY", 12.5},
+    {"KZT", 0.2}, {"BYN", 28.0}, {"UAH", 2.2},   {NULL, 0.0},
 };
 
 static const char *const default_target_industries[] = {
-    "it", "software", "saas", "fintech", "banking", "finance", "retail",
-    "e-commerce", "ecommerce", "manufacturing", "logistics", "telecom",
-    "healthcare", "education", "ит", "розница", "производство", "логистика",
-    "финансы", "банки", "телеком", "медицина", "образование", NULL,
+    "it",        "software",     "saas",        "fintech",   "banking",
+    "finance",   "retail",       "e-commerce",  "ecommerce", "manufacturing",
+    "logistics", "telecom",      "healthcare",  "education", "ит",
+    "розница",   "производство", "логистика",   "финансы",   "банки",
+    "телеком",   "медицина",     "образование", NULL,
 };
 
 static const char *const default_served_regions[] = {
-    "ru", "russia", "россия", "moscow", "москва", "ru-mow",
-    "moscow region", "московская область", "ru-mos", "saint petersburg",
-    "st. petersburg", "санкт-петербург", "ru-spe", "leningrad region",
-    "ленинградская область", "ru-len", "novosibirsk", "новосибирск",
-    "ekaterinburg", "yekaterinburg", "екатеринбург", "kazan", "казань",
-    "nizhny novgorod", "нижний новгород", "krasnodar", "краснодар", "kz",
-    "kazakhstan", "казахстан", "by", "belarus", "беларусь", NULL,
+    "ru",
+    "russia",
+    "россия",
+    "moscow",
+    "москва",
+    "ru-mow",
+    "moscow region",
+    "московская область",
+    "ru-mos",
+    "saint petersburg",
+    "st. petersburg",
+    "санкт-петербург",
+    "ru-spe",
+    "leningrad region",
+    "ленинградская область",
+    "ru-len",
+    "novosibirsk",
+    "новосибирск",
+    "ekaterinburg",
+    "yekaterinburg",
+    "екатеринбург",
+    "kazan",
+    "казань",
+    "nizhny novgorod",
+    "нижний новгород",
+    "krasnodar",
+    "краснодар",
+    "kz",
+    "kazakhstan",
+    "казахстан",
+    "by",
+    "belarus",
+    "беларусь",
+    NULL,
 };
 
 static const char *const default_blacklisted_domains[] = {
     "mailinator.com", "guerrillamail.com", "10minutemail.com",
-    "tempmail.com", "temp-mail.org", "yopmail.com", "trashmail.com",
-    "sharklasers.com", NULL,
+    "tempmail.com",   "temp-mail.org",     "yopmail.com",
+    "trashmail.com",  "sharklasers.com",   NULL,
 };
 
 static const char *const default_spam_markers[] = {
-    "casino", "viagra", "porn", "crypto giveaway", "seo promotion",
-    "buy followers", "loan approved", "казино", "ставки на спорт",
-    "раскрутка сайта", "быстрый заработок", "онлайн займ", NULL,
+    "casino",
+    "viagra",
+    "porn",
+    "crypto giveaway",
+    "seo promotion",
+    "buy followers",
+    "loan approved",
+    "казино",
+    "ставки на спорт",
+    "раскрутка сайта",
+    "быстрый заработок",
+    "онлайн займ",
+    NULL,
 };
 
 static const cv_scoring_model_t default_model = {
@@ -60,8 +97,8 @@ static const cv_scoring_model_t default_model = {
 
 /* The model's parameters, in the order of PRODUCT.md. */
 static const struct {
-    const char *name;   /* parameter name */
-    const char *block;  /* block it belongs to */
+    const char *name;  /* parameter name */
+    const char *block; /* block it belongs to */
 } param_table[CV_SCORING_PARAM_COUNT] = {
     {"budget", "request"},
     {"volume", "request"},
@@ -110,17 +147,15 @@ static uint32_t utf8_next(const unsigned char *s, size_t *len)
         *len = 2;
         return ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
     }
-    if ((c & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 &&
-        (s[2] & 0xC0) == 0x80) {
+    if ((c & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
         *len = 3;
         return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) |
                (s[2] & 0x3F);
     }
-    if ((c & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 &&
-        (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80) {
+    if ((c & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+        (s[3] & 0xC0) == 0x80) {
         *len = 4;
-        return ((uint32_t)(c & 0x07) << 18) |
-               ((uint32_t)(s[1] & 0x3F) << 12) |
+        return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
                ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
     }
     *len = 1;
@@ -272,9 +307,9 @@ static void add_knockout(cv_scoring_result_t *out, const char *fmt, ...)
 }
 
 typedef enum {
-    BUDGET_NONE,        /* no budget given */
-    BUDGET_KNOWN,       /* converted to roubles */
-    BUDGET_CURRENCY,    /* a currency the rate table does not know */
+    BUDGET_NONE,     /* no budget given */
+    BUDGET_KNOWN,    /* converted to roubles */
+    BUDGET_CURRENCY, /* a currency the rate table does not know */
 } budget_kind_t;
 
 /* The lead's budget in roubles, with the currency code used. */
@@ -290,8 +325,7 @@ static budget_kind_t budget_rub(const cv_scoring_model_t *model,
     const char *cur = trim(lead->currency, &len);
     if (len > 0 && !(len == 3 && strncasecmp(cur, "RUB", 3) == 0)) {
         const cv_scoring_rate_t *found = NULL;
-        for (size_t i = 0; model->rates != NULL && model->rates[i].code;
-             i++) {
+        for (size_t i = 0; model->rates != NULL && model->rates[i].code; i++) {
             if (strlen(model->rates[i].code) == len &&
                 strncasecmp(cur, model->rates[i].code, len) == 0) {
                 found = &model->rates[i];
@@ -315,9 +349,8 @@ static void describe_budget(char *buf, size_t size, double amount,
     if (strcmp(code, "RUB") == 0)
         snprintf(buf, size, "%.0f RUB", amount);
     else
-        snprintf(buf, size,
-                 "%.0f %s (~%.0f RUB at the fixed rate %g RUB/%s)", amount,
-                 code, amount * rate, rate, code);
+        snprintf(buf, size, "%.0f %s (~%.0f RUB at the fixed rate %g RUB/%s)",
+                 amount, code, amount * rate, rate, code);
 }
 
 static const char *email_domain(const char *email)
@@ -357,8 +390,7 @@ static int count_links(const char *text)
 }
 
 static void knockout_phase(const cv_scoring_model_t *model,
-                           const Conveyor__Lead *lead,
-                           cv_scoring_result_t *out)
+                           const Conveyor__Lead *lead, cv_scoring_result_t *out)
 {
     double rub = 0.0, rate;
     const char *code;
@@ -377,8 +409,8 @@ static void knockout_phase(const cv_scoring_model_t *model,
     const char *fields[] = {lead->name, lead->company, lead->message};
     const char *names[] = {"name", "company", "message"};
     for (size_t f = 0; f < 3; f++) {
-        for (size_t i = 0; model->spam_markers != NULL &&
-                           model->spam_markers[i] != NULL;
+        for (size_t i = 0;
+             model->spam_markers != NULL && model->spam_markers[i] != NULL;
              i++) {
             if (contains(fields[f], model->spam_markers[i])) {
                 add_knockout(out, "spam marker '%s' in %s",
@@ -394,8 +426,7 @@ static void knockout_phase(const cv_scoring_model_t *model,
 }
 
 static void score_budget(const cv_scoring_model_t *model,
-                         const Conveyor__Lead *lead,
-                         cv_scoring_result_t *out)
+                         const Conveyor__Lead *lead, cv_scoring_result_t *out)
 {
     double rub = 0.0, rate;
     const char *code;
@@ -427,8 +458,7 @@ static void score_budget(const cv_scoring_model_t *model,
 }
 
 static void score_clarity(const cv_scoring_model_t *model,
-                          const Conveyor__Lead *lead,
-                          cv_scoring_result_t *out)
+                          const Conveyor__Lead *lead, cv_scoring_result_t *out)
 {
     size_t len;
     const char *msg = trim(lead->message, &len);
@@ -452,8 +482,7 @@ static void score_fit(const cv_scoring_model_t *model,
     size_t len;
     const char *industry = trim(lead->industry, &len);
     if (len == 0)
-        set_param(out, P_INDUSTRY, 0, "target_industry",
-                  "industry not given");
+        set_param(out, P_INDUSTRY, 0, "target_industry", "industry not given");
     else if (list_find(model->target_industries, industry) != NULL)
         set_param(out, P_INDUSTRY, 1, "target_industry",
                   "industry '%.*s' is a target industry", (int)len, industry);
@@ -512,8 +541,8 @@ static void score_communication(const Conveyor__Lead *lead,
                 break;
             used += (size_t)w;
         }
-        set_param(out, P_BRIEF, n_missing == 1 ? 0 : -1,
-                  "brief_completeness", "brief lacks %s", list);
+        set_param(out, P_BRIEF, n_missing == 1 ? 0 : -1, "brief_completeness",
+                  "brief lacks %s", list);
     }
 
     size_t len;
@@ -533,8 +562,8 @@ void cv_scoring_score(const cv_scoring_model_t *model,
     if (model == NULL)
         model = &default_model;
     memset(out, 0, sizeof(*out));
-    out->model_version = model->version != NULL ? model->version
-                                                : CV_SCORING_MODEL_VERSION;
+    out->model_version =
+        model->version != NULL ? model->version : CV_SCORING_MODEL_VERSION;
     for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
         out->params[i].name = param_table[i].name;
         out->params[i].block = param_table[i].block;
@@ -595,8 +624,8 @@ const char *cv_scoring_param_block(int index)
     return param_table[index].block;
 }
 
-void cv_scoring_to_proto(const cv_scoring_result_t *score,
-                         Conveyor__Score *out, Conveyor__ScoreParam *params,
+void cv_scoring_to_proto(const cv_scoring_result_t *score, Conveyor__Score *out,
+                         Conveyor__ScoreParam *params,
                          Conveyor__ScoreParam **param_ptrs)
 {
     conveyor__score__init(out);

@@ -18,10 +18,10 @@
 
 #include "conveyor.pb-c.h"
 
-#define CV_SCORING_PARAM_COUNT 15
+#define CV_SCORING_PARAM_COUNT   15
 #define CV_SCORING_MODEL_VERSION "default-1"
-#define CV_SCORING_REASON_SIZE 256
-#define CV_SCORING_SOURCE_SIZE 64
+#define CV_SCORING_REASON_SIZE   256
+#define CV_SCORING_SOURCE_SIZE   64
 
 /* Segment bounds on the total (PRODUCT.md). */
 #define CV_SCORING_SEGMENT_C_MAX (-10)
@@ -29,36 +29,36 @@
 
 /* One currency's value in roubles, for comparing budgets. */
 typedef struct {
-    const char *code;       /* ISO 4217, upper case ("USD") */
-    double rub;             /* roubles per unit */
+    const char *code; /* ISO 4217, upper case ("USD") */
+    double rub;       /* roubles per unit */
 } cv_scoring_rate_t;
 
 /* The rules' numbers and lists. Lists are NULL-terminated arrays of
  * lower-case UTF-8 strings; matching ignores case (ASCII and Cyrillic). */
 typedef struct {
-    const char *version;                /* model version, "default-1" */
-    double knockout_budget_rub;         /* a known budget below this is
-                                           knocked out */
-    double budget_low_rub;              /* below this: budget -1 */
-    double budget_high_rub;             /* at or above this: budget +1 */
-    const cv_scoring_rate_t *rates;     /* ends with a NULL code; RUB is
-                                           always 1 */
-    size_t detailed_message_chars;      /* clarity +1 from this many
-                                           characters (code points) */
-    const char *const *target_industries; /* industry_experience +1 */
-    const char *const *served_regions;  /* geography +1; others -1 */
+    const char *version;                    /* model version, "default-1" */
+    double knockout_budget_rub;             /* a known budget below this is
+                                               knocked out */
+    double budget_low_rub;                  /* below this: budget -1 */
+    double budget_high_rub;                 /* at or above this: budget +1 */
+    const cv_scoring_rate_t *rates;         /* ends with a NULL code; RUB is
+                                               always 1 */
+    size_t detailed_message_chars;          /* clarity +1 from this many
+                                               characters (code points) */
+    const char *const *target_industries;   /* industry_experience +1 */
+    const char *const *served_regions;      /* geography +1; others -1 */
     const char *const *blacklisted_domains; /* knock-out; subdomains too */
-    const char *const *spam_markers;    /* knock-out when the name, company
-                                           or message contains one */
-    int spam_max_links;                 /* knock-out when the message has
-                                           more links than this */
+    const char *const *spam_markers;        /* knock-out when the name, company
+                                               or message contains one */
+    int spam_max_links;                     /* knock-out when the message has
+                                               more links than this */
 } cv_scoring_model_t;
 
 /* One parameter's judgement. */
 typedef struct {
-    const char *name;                   /* "budget" (static) */
-    const char *block;                  /* request | fit | communication */
-    int value;                          /* -1, 0 or +1 */
+    const char *name;                    /* "budget" (static) */
+    const char *block;                   /* request | fit | communication */
+    int value;                           /* -1, 0 or +1 */
     char source[CV_SCORING_SOURCE_SIZE]; /* "auto:<rule>" or a staff id */
     char reason[CV_SCORING_REASON_SIZE]; /* why, for the lead card */
 } cv_scoring_param_t;
@@ -66,11 +66,11 @@ typedef struct {
 /* A whole score. */
 typedef struct {
     cv_scoring_param_t params[CV_SCORING_PARAM_COUNT]; /* model order */
-    int total;                          /* sum of the values, -15..+15 */
-    char segment[2];                    /* "A", "B" or "C" */
-    bool knocked_out;                   /* failed the knock-out phase */
+    int total;        /* sum of the values, -15..+15 */
+    char segment[2];  /* "A", "B" or "C" */
+    bool knocked_out; /* failed the knock-out phase */
     char knockout_reason[CV_SCORING_REASON_SIZE]; /* why, or "" */
-    const char *model_version;          /* the model's version (static) */
+    const char *model_version; /* the model's version (static) */
 } cv_scoring_result_t;
 
 /* The built-in rules table. */
@@ -98,8 +98,8 @@ const char *cv_scoring_param_block(int index);
 /* Points `out` at a protobuf view of `score`. The caller provides the
  * storage (`params`, `param_ptrs`, CV_SCORING_PARAM_COUNT each); `out`
  * borrows strings from `score`, so it lives no longer than `score`. */
-void cv_scoring_to_proto(const cv_scoring_result_t *score,
-                         Conveyor__Score *out, Conveyor__ScoreParam *params,
+void cv_scoring_to_proto(const cv_scoring_result_t *score, Conveyor__Score *out,
+                         Conveyor__ScoreParam *params,
                          Conveyor__ScoreParam **param_ptrs);
 
 #endif

@@ -22,22 +22,22 @@
 
 /* One directory member who could take a lead, with today's load. */
 typedef struct {
-    char *staff_id;             /* owned */
-    char *name;                 /* owned; "" when unknown */
-    char *webhook_url;          /* notify target, owned, NULL when none */
-    char *telegram_chat_id;     /* owned, NULL when none */
-    char *email;                /* owned, NULL when none */
-    int weight;                 /* round-robin weight, >= 1 */
-    int capacity_per_day;       /* 0: no limit */
-    int assigned_today;         /* leads given since the day began (UTC) */
-    int64_t current;            /* round-robin state */
+    char *staff_id;         /* owned */
+    char *name;             /* owned; "" when unknown */
+    char *webhook_url;      /* notify target, owned, NULL when none */
+    char *telegram_chat_id; /* owned, NULL when none */
+    char *email;            /* owned, NULL when none */
+    int weight;             /* round-robin weight, >= 1 */
+    int capacity_per_day;   /* 0: no limit */
+    int assigned_today;     /* leads given since the day began (UTC) */
+    int64_t current;        /* round-robin state */
 } routing_member_t;
 
 /* The members of one tier that are active now. */
 typedef struct {
-    routing_member_t *members;  /* owned array */
-    size_t count;               /* members in use */
-    size_t capacity;            /* allocated */
+    routing_member_t *members; /* owned array */
+    size_t count;              /* members in use */
+    size_t capacity;           /* allocated */
 } routing_pool_t;
 
 /* A human-readable explanation being built. */
@@ -53,8 +53,8 @@ extern const size_t routing_migration_count;
 /* --- routing_staff.c: the directory copy and the round-robin pools --- */
 
 /* Stores or replaces a member from a StaffUpdated event. 0 or -1. */
-int routing_staff_apply(cv_store_t *store,
-                        const Conveyor__StaffMember *member, int64_t now_ms);
+int routing_staff_apply(cv_store_t *store, const Conveyor__StaffMember *member,
+                        int64_t now_ms);
 
 /* Loads the active members of `tier` (role `role` or that tier number)
  * with their round-robin state for `pool` and their assignments since
@@ -81,8 +81,7 @@ void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
  * when not NULL). *assigned says whether it happened; `why` explains the
  * decision either way. 0, or -1 on a database error (logged). */
 int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                   const char *trace_id, bool *assigned,
-                   routing_trace_t *why);
+                   const char *trace_id, bool *assigned, routing_trace_t *why);
 
 /* True when the lead already has an owner here; -1 on error. */
 int routing_is_assigned(cv_store_t *store, const char *lead_id);

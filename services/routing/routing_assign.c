@@ -11,7 +11,7 @@
 #include "cv_log.h"
 #include "cv_routing_rr.h"
 
-#define DAY_MS (24LL * 3600 * 1000)
+#define DAY_MS   (24LL * 3600 * 1000)
 #define STRATEGY "round_robin"
 
 void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
@@ -91,8 +91,8 @@ static int store_assignment(cv_store_t *store, const char *lead_id,
 }
 
 static int emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                         const routing_member_t *m, int tier,
-                         const char *trace, const char *trace_id)
+                         const routing_member_t *m, int tier, const char *trace,
+                         const char *trace_id)
 {
     Conveyor__NotifyTarget notify = CONVEYOR__NOTIFY_TARGET__INIT;
     notify.webhook_url = m->webhook_url;
@@ -143,17 +143,15 @@ static void trace_pool(routing_trace_t *why, const routing_pool_t *pool,
         const routing_member_t *m = &pool->members[i];
         if (rr[i].available)
             continue;
-        routing_trace_add(why, "%s%s %d/%d", first ? "; at capacity today: "
-                                                   : ", ",
-                          m->staff_id, m->assigned_today,
-                          m->capacity_per_day);
+        routing_trace_add(why, "%s%s %d/%d",
+                          first ? "; at capacity today: " : ", ", m->staff_id,
+                          m->assigned_today, m->capacity_per_day);
         first = false;
     }
 }
 
 int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                   const char *trace_id, bool *assigned,
-                   routing_trace_t *why)
+                   const char *trace_id, bool *assigned, routing_trace_t *why)
 {
     cv_store_t *store = cv_bus_store(bus);
     const char *lead_id = scored->lead->lead_id;
@@ -170,8 +168,7 @@ int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     routing_trace_add(why, "tier %d %s", tier, kind);
     if (score != NULL)
         routing_trace_add(why, " (segment %s, score %d)",
-                          score->segment ? score->segment : "?",
-                          score->total);
+                          score->segment ? score->segment : "?", score->total);
     int64_t now = cv_clock_now_ms();
     int64_t day_start = now - now % DAY_MS;
     if (routing_pool_load(store, pool_name, tier, role, day_start, &pool) != 0)

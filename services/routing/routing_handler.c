@@ -9,11 +9,11 @@
 #include "cv_log.h"
 #include "cv_metrics.h"
 
-static cv_metric_t *metric_assigned;   /* leads given to somebody */
-static cv_metric_t *metric_waiting;    /* leads that found nobody */
-static cv_metric_t *metric_rejected;   /* knocked-out leads kept back */
-static cv_metric_t *metric_pending;    /* leads waiting now */
-static cv_metric_t *metric_staff;      /* directory updates applied */
+static cv_metric_t *metric_assigned; /* leads given to somebody */
+static cv_metric_t *metric_waiting;  /* leads that found nobody */
+static cv_metric_t *metric_rejected; /* knocked-out leads kept back */
+static cv_metric_t *metric_pending;  /* leads waiting now */
+static cv_metric_t *metric_staff;    /* directory updates applied */
 
 static void metrics_register(void)
 {
@@ -112,9 +112,8 @@ static int on_lead_scored(cv_bus_t *bus, const Conveyor__Envelope *event)
     if (scored->score->has_knocked_out && scored->score->knocked_out) {
         char reason[512];
         snprintf(reason, sizeof(reason), "knocked out: %s",
-                 scored->score->knockout_reason
-                     ? scored->score->knockout_reason
-                     : "no reason given");
+                 scored->score->knockout_reason ? scored->score->knockout_reason
+                                                : "no reason given");
         bool fresh = false;
         if (reject(store, scored, reason, event->trace_id, &fresh) != 0 ||
             routing_pending_remove(store, lead_id) != 0)
@@ -163,8 +162,8 @@ static int on_staff_updated(cv_bus_t *bus, const Conveyor__Envelope *event)
     if (routing_staff_apply(store, member, cv_clock_now_ms()) != 0)
         return -1;
     cv_metric_add(metric_staff, 1);
-    cv_log_info("staff member '%s' updated (%s, tier %d, %s)",
-                member->staff_id, member->role ? member->role : "no role",
+    cv_log_info("staff member '%s' updated (%s, tier %d, %s)", member->staff_id,
+                member->role ? member->role : "no role",
                 member->has_tier ? member->tier : 0,
                 member->has_active && !member->active ? "inactive" : "active");
     return routing_pending_retry(bus);

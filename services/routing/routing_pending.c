@@ -10,10 +10,10 @@
 
 /* One waiting lead, copied out of the table before it is retried. */
 typedef struct {
-    int64_t seq;          /* place in the queue */
-    uint8_t *payload;     /* packed LeadScored (owned) */
-    size_t size;          /* bytes in payload */
-    char *trace_id;       /* the lead's trace, owned, NULL when unknown */
+    int64_t seq;      /* place in the queue */
+    uint8_t *payload; /* packed LeadScored (owned) */
+    size_t size;      /* bytes in payload */
+    char *trace_id;   /* the lead's trace, owned, NULL when unknown */
 } pending_row_t;
 
 static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
@@ -26,8 +26,8 @@ static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return cv_error("cannot look up pending lead '%s' in '%s': %s",
-                        lead_id, cv_store_path(store), sqlite3_errstr(rc));
+        return cv_error("cannot look up pending lead '%s' in '%s': %s", lead_id,
+                        cv_store_path(store), sqlite3_errstr(rc));
     *yes = rc == SQLITE_ROW;
     return 0;
 }
@@ -81,7 +81,8 @@ int routing_pending_remove(cv_store_t *store, const char *lead_id)
 
 int64_t routing_pending_count(cv_store_t *store)
 {
-    sqlite3_stmt *stmt = cv_store_prepare(store, "SELECT count(*) FROM pending");
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT count(*) FROM pending");
     if (stmt == NULL)
         return -1;
     int64_t count = -1;
@@ -179,8 +180,8 @@ int routing_pending_retry(cv_bus_t *bus)
     int rc = 0;
     size_t done = 0;
     for (size_t i = 0; i < count; i++) {
-        Conveyor__LeadScored *scored = conveyor__lead_scored__unpack(
-            NULL, rows[i].size, rows[i].payload);
+        Conveyor__LeadScored *scored =
+            conveyor__lead_scored__unpack(NULL, rows[i].size, rows[i].payload);
         if (scored == NULL || scored->lead == NULL) {
             /* written by us, so this is a damaged row: keep it for a look */
             cv_log_warn("pending lead row %lld in '%s' does not parse; "
@@ -194,9 +195,8 @@ int routing_pending_retry(cv_bus_t *bus)
         int owned = routing_is_assigned(store, scored->lead->lead_id);
         if (owned < 0) {
             rc = -1;
-        } else if (owned == 0 &&
-                   routing_assign(bus, scored, rows[i].trace_id, &assigned,
-                                  &why) != 0) {
+        } else if (owned == 0 && routing_assign(bus, scored, rows[i].trace_id,
+                                                &assigned, &why) != 0) {
             rc = -1;
         } else if (owned == 1 || assigned) {
             rc = pending_delete_seq(store, rows[i].seq);

@@ -29,8 +29,8 @@ static const char *or_null(const char *text)
     return text != NULL && text[0] != '\0' ? text : NULL;
 }
 
-int routing_staff_apply(cv_store_t *store,
-                        const Conveyor__StaffMember *member, int64_t now_ms)
+int routing_staff_apply(cv_store_t *store, const Conveyor__StaffMember *member,
+                        int64_t now_ms)
 {
     int rc = -1;
     char *lists[4] = {NULL, NULL, NULL, NULL};

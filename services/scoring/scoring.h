@@ -18,7 +18,7 @@
 
 /* What the handler needs besides the bus. */
 typedef struct {
-    const cv_scoring_model_t *model;    /* the rules in force (not owned) */
+    const cv_scoring_model_t *model; /* the rules in force (not owned) */
 } scoring_t;
 
 /* The schema of var/scoring.db, in order (scoring_schema.c). */

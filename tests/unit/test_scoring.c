@@ -63,8 +63,8 @@ static void test_recompute_thresholds(void **state)
 {
     (void)state;
     static const struct {
-        int total;              /* wanted total */
-        const char *segment;    /* expected segment */
+        int total;           /* wanted total */
+        const char *segment; /* expected segment */
     } cases[] = {{-10, "C"}, {-9, "B"}, {9, "B"}, {10, "A"}};
     Conveyor__Lead lead = good_lead();
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -272,8 +272,8 @@ static void test_communication_rules(void **state)
     assert_int_equal(score_value(&lead, "digital_literacy", &r), 1);
     lead.channel = "web";
     assert_int_equal(score_value(&lead, "responsiveness", &r), 0);
-    assert_non_null(strstr(param(&r, "responsiveness")->reason,
-                           "not judged yet"));
+    assert_non_null(
+        strstr(param(&r, "responsiveness")->reason, "not judged yet"));
     lead.channel = "phone";
     assert_int_equal(score_value(&lead, "responsiveness", &r), 1);
     assert_int_equal(score_value(&lead, "brief_quality", &r), 1);
