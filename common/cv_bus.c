@@ -30,7 +30,12 @@
 #include "cv_wire.h"
 
 #define OUTBOX_WINDOW 100000      /* outbox rows held in memory at most */
-#define INFLIGHT_PER_DEST 4096    /* unacknowledged events per destination */
+#define INFLIGHT_PER_DEST 512     /* unacknowledged events per destination:
+                                     enough to keep a receiver's batches
+                                     full, few enough that they are all
+                                     applied well within one lease (a larger
+                                     window queues at a slow receiver until
+                                     leases run out and re-sends pile on) */
 #define NAK_RETRY_MS 200          /* re-send delay when no worker was there */
 #define DELETE_FLUSH_COUNT 512    /* acknowledged rows that force a delete */
 #define DELETE_FLUSH_MS 200       /* ...or the age that does */
@@ -861,6 +866,20 @@ static int inbox_record(cv_bus_t *self, const char *event_id, bool *fresh)
     return 0;
 }
 
+/* Runs one cached statement without results (savepoints on the hot path:
+ * sqlite3_exec would parse them again for every event). */
+static int bus_sql(cv_bus_t *self, const char *sql)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(self->store, sql);
+    return stmt == NULL ? -1 : cv_store_step_done(stmt);
+}
+
+static void rollback_event(cv_bus_t *self)
+{
+    bus_sql(self, "ROLLBACK TO cv_event");
+    bus_sql(self, "RELEASE cv_event");
+}
+
 /* Applies one inbound event inside its own savepoint. */
 static int apply_event(cv_bus_t *self, inbound_t *in)
 {
@@ -872,14 +891,14 @@ static int apply_event(cv_bus_t *self, inbound_t *in)
         return 0;
     }
     int rc = 0;
-    if (cv_store_exec(self->store, "SAVEPOINT cv_event") != 0) {
+    if (bus_sql(self, "SAVEPOINT cv_event") != 0) {
         rc = -1;
         goto out;
     }
     size_t staged_before = self->staged_count;
     bool fresh = false;
     if (inbox_record(self, event->event_id, &fresh) != 0) {
-        cv_store_exec(self->store, "ROLLBACK TO cv_event; RELEASE cv_event");
+        rollback_event(self);
         staged_discard(self, staged_before);
         rc = -1;
         goto out;
@@ -887,25 +906,25 @@ static int apply_event(cv_bus_t *self, inbound_t *in)
     if (!fresh) {
         cv_metric_add(metric_duplicate, 1);
         in->ack = true;
-        cv_store_exec(self->store, "RELEASE cv_event");
+        bus_sql(self, "RELEASE cv_event");
         goto out;
     }
     self->current = event;
     int handled = self->handler(self->arg, self, event);
     self->current = NULL;
     if (handled == 0) {
-        cv_store_exec(self->store, "RELEASE cv_event");
+        bus_sql(self, "RELEASE cv_event");
         in->ack = true;
         cv_metric_add(metric_in, 1);
     } else if (handled == CV_BUS_DROP) {
         /* keep only the inbox row, so the event is not handled again */
-        cv_store_exec(self->store, "ROLLBACK TO cv_event");
+        bus_sql(self, "ROLLBACK TO cv_event");
         staged_discard(self, staged_before);
         inbox_record(self, event->event_id, &fresh);
-        cv_store_exec(self->store, "RELEASE cv_event");
+        bus_sql(self, "RELEASE cv_event");
         in->ack = true;
     } else {
-        cv_store_exec(self->store, "ROLLBACK TO cv_event; RELEASE cv_event");
+        rollback_event(self);
         staged_discard(self, staged_before);
         cv_log_warn("'%s' event '%s' failed; it will be re-sent",
                     cv_event_type_name(event->type), event->event_id);

@@ -1,6 +1,7 @@
 /* cv_service: the shared start-up and shut-down of a stage process. */
 #include "cv_service.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "cv_http.h"
@@ -13,6 +14,12 @@ struct cv_service {
     cv_http_t *admin;         /* healthz + metrics, or NULL (owned) */
 };
 
+void cv_service_tune_memory(void)
+{
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+}
+
 cv_service_t *cv_service_new(const cv_service_options_t *options, int argc,
                              char **argv)
 {
@@ -20,6 +27,7 @@ cv_service_t *cv_service_new(const cv_service_options_t *options, int argc,
     if (self == NULL)
         return NULL;
     cv_log_init(options->name);
+    cv_service_tune_memory();
     if (cv_config_load(&self->config, options->name, argc, argv) != 0)
         goto fail;
     self->store = cv_store_open(self->config.db_path, options->migrations,

@@ -8,6 +8,7 @@
 #include "cv_config.h"
 #include "cv_http.h"
 #include "cv_log.h"
+#include "cv_service.h"
 
 static cv_broker_t *running;
 
@@ -21,6 +22,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     cv_log_init("broker");
+    cv_service_tune_memory();
     cv_config_t config;
     if (cv_config_load(&config, "broker", argc, argv) != 0)
         return 1;

@@ -174,7 +174,7 @@ int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     if (routing_pool_load(store, pool_name, tier, role, day_start, &pool) != 0)
         goto out;
     if (pool.count == 0) {
-        routing_trace_add(why, "; no active staff with role %s or tier %d",
+        routing_trace_add(why, "; no active staff with role %s and tier %d",
                           role, tier);
         rc = 0;
         goto out;

@@ -147,12 +147,15 @@ int routing_pool_load(cv_store_t *store, const char *pool, int tier,
         store,
         "SELECT s.staff_id, s.name, s.weight, s.capacity_per_day,"
         " COALESCE(r.current, 0),"
-        " (SELECT count(*) FROM assignments a WHERE a.staff_id = s.staff_id"
-        "  AND a.assigned_at >= ?3),"
+        /* counted only under a cap, where the cap bounds the count */
+        " CASE WHEN s.capacity_per_day > 0 THEN"
+        "  (SELECT count(*) FROM assignments a"
+        "   WHERE a.staff_id = s.staff_id AND a.assigned_at >= ?3)"
+        " ELSE 0 END,"
         " s.notify_webhook_url, s.notify_telegram_chat_id, s.notify_email"
         " FROM staff s LEFT JOIN rr_state r"
         "  ON r.pool = ?1 AND r.staff_id = s.staff_id"
-        " WHERE s.active = 1 AND (s.role = ?2 OR s.tier = ?4)"
+        " WHERE s.active = 1 AND s.role = ?2 AND s.tier = ?4"
         " ORDER BY s.staff_id");
     if (stmt == NULL)
         return -1;

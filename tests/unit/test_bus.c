@@ -27,7 +27,9 @@ typedef struct {
     pthread_t broker_thread;
     cv_config_t sender_config;
     cv_config_t worker_config;
-    cv_store_t *sender_store;
+    cv_store_t *sender_store; /* the sender bus's connection */
+    cv_store_t *writer_store; /* the test's own connection to sender.db,
+                                 as an HTTP thread has in a service */
     cv_store_t *worker_store;
     cv_bus_t *sender;
     cv_bus_t *worker;
@@ -108,11 +110,13 @@ static int setup(void **state)
     char path[512];
     snprintf(path, sizeof(path), "%s/sender.db", f->dir);
     f->sender_store = cv_store_open(path, NULL, 0);
+    f->writer_store = cv_store_open(path, NULL, 0);
     snprintf(path, sizeof(path), "%s/worker.db", f->dir);
     f->worker_store = cv_store_open(path, worker_schema, 1);
     assert_non_null(f->sender_store);
     assert_non_null(f->worker_store);
-    assert_int_equal(cv_outbox_create(f->sender_store), 0);
+    assert_non_null(f->writer_store);
+    assert_int_equal(cv_outbox_create(f->writer_store), 0);
     config_for(&f->sender_config, "intake", f->endpoint);
     config_for(&f->worker_config, "scoring", f->endpoint);
     *state = f;
@@ -150,6 +154,7 @@ static int teardown(void **state)
     cv_bus_destroy(&f->sender);
     cv_bus_destroy(&f->worker);
     cv_store_destroy(&f->sender_store);
+    cv_store_destroy(&f->writer_store);
     cv_store_destroy(&f->worker_store);
     if (f->broker != NULL)
         broker_stop(f);
@@ -165,7 +170,7 @@ static int teardown(void **state)
 static void outbox_fill(fixture_t *f, int first, int count,
                         const char *event_id)
 {
-    assert_int_equal(cv_store_begin(f->sender_store), 0);
+    assert_int_equal(cv_store_begin(f->writer_store), 0);
     for (int i = first; i < first + count; i++) {
         char lead_id[32];
         snprintf(lead_id, sizeof(lead_id), "lead_%06d", i);
@@ -178,10 +183,10 @@ static void outbox_fill(fixture_t *f, int first, int count,
         event.lead_received = &received;
         event.event_id = (char *)event_id;
         assert_int_equal(
-            cv_outbox_put(f->sender_store, "intake", &event, "scoring", NULL),
+            cv_outbox_put(f->writer_store, "intake", &event, "scoring", NULL),
             0);
     }
-    assert_int_equal(cv_store_commit(f->sender_store), 0);
+    assert_int_equal(cv_store_commit(f->writer_store), 0);
     if (f->sender != NULL)
         cv_bus_wake(f->sender);
 }
