@@ -742,7 +742,7 @@ static void console_staff_save(console_ctx_t *ctx, json_t *input,
         if (json_object_get(staff, "tier") == NULL)
             json_object_set_new(staff, "tier",
                                 json_integer(console_role_tier(role)));
-        cv_id_new("tok", token, sizeof(token));
+        cv_id_secret("tok", token, sizeof(token));
     }
 
     int64_t now = cv_clock_now_ms();

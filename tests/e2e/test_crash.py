@@ -24,7 +24,7 @@ POSTERS = 3
 POST_PAUSE = 0.05           # between one poster's leads
 RETRY_PAUSE = 0.2           # after a refused or failed attempt
 CONVERGE_SECONDS = 120      # for the belt to catch up after the storm
-LEAD_ID = re.compile(r"lead_[0-9a-f]{16}")
+LEAD_ID = re.compile(r"lead_[0-9a-f]{24}")
 
 
 class CrashStorm(ConveyorCase):

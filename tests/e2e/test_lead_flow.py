@@ -36,7 +36,7 @@ class LeadFlow(ConveyorCase):
         posted_at = self.cv.now()
         reply = self.cv.accept_lead(self.new_lead("flow"))
         lead_id = reply["lead_id"]
-        self.assertRegex(lead_id, r"^lead_[0-9a-f]{16}$")
+        self.assertRegex(lead_id, r"^lead_[0-9a-f]{24}$")
         self.assertEqual(reply["status"], "accepted")
         self.assertIn("duplicate_of", reply)
         self.assertIsNone(reply["duplicate_of"])
