@@ -137,12 +137,33 @@ static void reply_nak(cv_broker_t *broker, zmq_msg_t *client, zmq_msg_t *msg_id)
 }
 
 /* REQ from a sender: to the next live worker of the destination. */
+/* Sends `count` received frames on, in the order `order` gives, after a
+ * routing frame; the frames move into ZeroMQ (no copy). Returns 0, or -1
+ * with errno when the routing frame is refused (then nothing was sent and
+ * the frames are untouched). */
+static int forward_frames(cv_broker_t *broker, const void *route,
+                          size_t route_size, zmq_msg_t *frames,
+                          const int *order, int count)
+{
+    if (zmq_send(broker->router, route, route_size,
+                 ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
+        return -1;
+    for (int i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
+        /* after an accepted routing frame the rest of a message is taken */
+        zmq_msg_send(&frames[order[i]], broker->router, flags);
+    }
+    return 0;
+}
+
+/* REQ from a sender: to the next live worker of the destination. The
+ * worker gets CV1 REQ <client> <msg id> <payload>. */
 static void route_request(cv_broker_t *broker, zmq_msg_t *frames)
 {
     zmq_msg_t *client = &frames[0];
     zmq_msg_t *dest = &frames[3];
     zmq_msg_t *msg_id = &frames[4];
-    zmq_msg_t *payload = &frames[5];
+    static const int order[] = {1, 2, 0, 4, 5};
     int64_t now = cv_clock_monotonic_ms();
     int64_t liveness = (int64_t)broker->heartbeat_ms * CV_WIRE_LIVENESS;
     int high = broker->peer_high;
@@ -152,13 +173,8 @@ static void route_request(cv_broker_t *broker, zmq_msg_t *frames)
             strlen(p->service) != zmq_msg_size(dest) ||
             memcmp(p->service, zmq_msg_data(dest), zmq_msg_size(dest)) != 0)
             continue;
-        const void *data[] = {p->identity, CV_WIRE_PROTOCOL, CV_WIRE_REQUEST,
-                              zmq_msg_data(client), zmq_msg_data(msg_id),
-                              zmq_msg_data(payload)};
-        size_t sizes[] = {p->identity_size, strlen(CV_WIRE_PROTOCOL),
-                          strlen(CV_WIRE_REQUEST), zmq_msg_size(client),
-                          zmq_msg_size(msg_id), zmq_msg_size(payload)};
-        if (send_parts(broker->router, data, sizes, 6) == 0) {
+        if (forward_frames(broker, p->identity, p->identity_size, frames,
+                           order, 5) == 0) {
             broker->rotation = (unsigned)((broker->rotation + n + 1) % high);
             cv_metric_add(metric_routed, 1);
             return;
@@ -172,16 +188,13 @@ static void route_request(cv_broker_t *broker, zmq_msg_t *frames)
     reply_nak(broker, client, msg_id);
 }
 
-/* ACK from a worker: back to the sender. */
+/* ACK from a worker: back to the sender as CV1 ACK <msg id>. */
 static void route_ack(cv_broker_t *broker, zmq_msg_t *frames)
 {
     zmq_msg_t *client = &frames[3];
-    zmq_msg_t *msg_id = &frames[4];
-    const void *data[] = {zmq_msg_data(client), CV_WIRE_PROTOCOL, CV_WIRE_ACK,
-                          zmq_msg_data(msg_id)};
-    size_t sizes[] = {zmq_msg_size(client), strlen(CV_WIRE_PROTOCOL),
-                      strlen(CV_WIRE_ACK), zmq_msg_size(msg_id)};
-    if (send_parts(broker->router, data, sizes, 4) == 0)
+    static const int order[] = {1, 2, 4};
+    if (forward_frames(broker, zmq_msg_data(client), zmq_msg_size(client),
+                       frames, order, 3) == 0)
         cv_metric_add(metric_acks, 1);
 }
 

@@ -2,6 +2,7 @@
 #include "cv_service.h"
 
 #include <malloc.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include "cv_http.h"
@@ -18,6 +19,9 @@ void cv_service_tune_memory(void)
 {
     mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    /* SQLite's allocation statistics take a global mutex on every malloc;
+     * nothing reads them. Must precede the first use of SQLite. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 cv_service_t *cv_service_new(const cv_service_options_t *options, int argc,

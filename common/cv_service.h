@@ -39,8 +39,9 @@ typedef struct {
 
 /* Keeps freed memory in the process instead of returning it to the kernel
  * after every burst: trimming the heap costs a TLB flush on every core,
- * which showed up as the largest single cost under load. Called by
- * cv_service_new; the broker calls it itself. */
+ * which showed up as the largest single cost under load; and turns off
+ * SQLite's allocation statistics (a global lock per malloc). Called by
+ * cv_service_new before anything else; the broker calls it itself. */
 void cv_service_tune_memory(void);
 
 /* Returns NULL after logging when any part cannot start. */
