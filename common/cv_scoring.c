@@ -1,9 +1,11 @@
 /* cv_scoring: the 3 x 5 lead scoring model with its knock-out phase. */
 #include "cv_scoring.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -224,6 +226,97 @@ static size_t match_at(const char *h, size_t hlen, const char *needle)
     return (size_t)(p - (const unsigned char *)h);
 }
 
+/* Longest needle (in code points) the folded search takes; longer ones
+ * use contains(). */
+#define NEEDLE_MAX 64
+
+/* A text decoded once into folded code points, for searching it for many
+ * needles without decoding it again for each. */
+typedef struct {
+    uint32_t *cps;   /* folded code points, in order */
+    bool *starts;    /* the code point starts at a character's first byte
+                        (contains() begins matches only there) */
+    size_t count;    /* code points decoded */
+    uint32_t cp_buf[256];  /* storage for short texts */
+    bool start_buf[256];   /* storage for short texts */
+    uint32_t *cp_heap;     /* storage for long texts (owned) */
+    bool *start_heap;      /* storage for long texts (owned) */
+} folded_t;
+
+static bool contains(const char *text, const char *needle);
+
+/* Decodes `text` into `f`; false when out of memory (then call
+ * contains() instead). The decoding steps exactly as match_at() does. */
+static bool folded_init(folded_t *f, const char *text)
+{
+    size_t hlen = text != NULL ? strlen(text) : 0;
+    f->count = 0;
+    f->cp_heap = NULL;
+    f->start_heap = NULL;
+    f->cps = f->cp_buf;
+    f->starts = f->start_buf;
+    if (hlen > sizeof(f->cp_buf) / sizeof(f->cp_buf[0])) {
+        f->cp_heap = malloc(hlen * sizeof(*f->cp_heap));
+        f->start_heap = malloc(hlen * sizeof(*f->start_heap));
+        if (f->cp_heap == NULL || f->start_heap == NULL) {
+            free(f->cp_heap);
+            free(f->start_heap);
+            f->cp_heap = NULL;
+            f->start_heap = NULL;
+            return false;
+        }
+        f->cps = f->cp_heap;
+        f->starts = f->start_heap;
+    }
+    const unsigned char *p = (const unsigned char *)text;
+    size_t at = 0;
+    while (at < hlen) {
+        size_t len;
+        f->starts[f->count] = (p[at] & 0xC0) != 0x80;
+        f->cps[f->count++] = fold(utf8_next(p + at, &len));
+        at += len;
+    }
+    return true;
+}
+
+static void folded_clear(folded_t *f)
+{
+    free(f->cp_heap);
+    free(f->start_heap);
+    f->cp_heap = NULL;
+    f->start_heap = NULL;
+}
+
+/* contains(text, needle) for the decoded text `f` of `text`. */
+static bool folded_contains(const folded_t *f, const char *text,
+                            const char *needle)
+{
+    if (text == NULL || needle[0] == '\0')
+        return false;
+    uint32_t want[NEEDLE_MAX];
+    size_t n = 0;
+    const unsigned char *q = (const unsigned char *)needle;
+    while (*q != '\0') {
+        if (n == NEEDLE_MAX)
+            return contains(text, needle);
+        size_t len;
+        want[n++] = fold(utf8_next(q, &len));
+        q += len;
+    }
+    if (n > f->count)
+        return false;
+    for (size_t i = 0; i + n <= f->count; i++) {
+        if (!f->starts[i] || f->cps[i] != want[0])
+            continue;
+        size_t k = 1;
+        while (k < n && f->cps[i + k] == want[k])
+            k++;
+        if (k == n)
+            return true;
+    }
+    return false;
+}
+
 static bool contains(const char *text, const char *needle)
 {
     if (text == NULL || needle[0] == '\0')
@@ -267,7 +360,80 @@ static size_t utf8_chars(const char *s, size_t len)
     return count;
 }
 
+/* ---- reason texts, built without printf where the format is fixed ---- */
+
+/* A bounded text being appended to; truncates exactly as snprintf. */
+typedef struct {
+    char *buf;   /* NUL-terminated */
+    size_t size; /* bytes of buf */
+    size_t len;  /* bytes used, < size */
+} text_t;
+
+static void text_init(text_t *t, char *buf, size_t size)
+{
+    t->buf = buf;
+    t->size = size;
+    t->len = 0;
+    buf[0] = '\0';
+}
+
+static void text_addn(text_t *t, const char *s, size_t n)
+{
+    size_t room = t->size - 1 - t->len;
+    if (n > room)
+        n = room;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void text_add(text_t *t, const char *s)
+{
+    text_addn(t, s, strlen(s));
+}
+
+static void text_add_uint(text_t *t, uint64_t v)
+{
+    char digits[24];
+    size_t at = sizeof(digits);
+    do {
+        digits[--at] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    text_addn(t, digits + at, sizeof(digits) - at);
+}
+
+/* "%.0f" of `x`: digits directly for whole non-negative amounts, printf
+ * for the rest. */
+static void text_add_amount(text_t *t, double x)
+{
+    if (x >= 0.0 && x < 1e15 && !signbit(x) && x == (double)(uint64_t)x) {
+        text_add_uint(t, (uint64_t)x);
+        return;
+    }
+    int n = snprintf(t->buf + t->len, t->size - t->len, "%.0f", x);
+    if (n < 0)
+        return;
+    t->len += (size_t)n < t->size - 1 - t->len ? (size_t)n
+                                                : t->size - 1 - t->len;
+}
+
 /* ---- the rules ---- */
+
+/* Sets a parameter with a ready reason: "auto:<rule>" and `reason`,
+ * truncated like the formatted ones. */
+static void set_param_text(cv_scoring_result_t *out, int index, int value,
+                           const char *rule, const char *reason)
+{
+    cv_scoring_param_t *p = &out->params[index];
+    p->value = value;
+    text_t t;
+    text_init(&t, p->source, sizeof(p->source));
+    text_addn(&t, "auto:", 5);
+    text_add(&t, rule);
+    text_init(&t, p->reason, sizeof(p->reason));
+    text_add(&t, reason);
+}
 
 static void set_param(cv_scoring_result_t *out, int index, int value,
                       const char *rule, const char *fmt, ...)
@@ -346,9 +512,12 @@ static budget_kind_t budget_rub(const cv_scoring_model_t *model,
 static void describe_budget(char *buf, size_t size, double amount,
                             const char *code, double rate)
 {
-    if (strcmp(code, "RUB") == 0)
-        snprintf(buf, size, "%.0f RUB", amount);
-    else
+    if (strcmp(code, "RUB") == 0) {
+        text_t t;
+        text_init(&t, buf, size);
+        text_add_amount(&t, amount);
+        text_addn(&t, " RUB", 4);
+    } else
         snprintf(buf, size, "%.0f %s (~%.0f RUB at the fixed rate %g RUB/%s)",
                  amount, code, amount * rate, rate, code);
 }
@@ -409,15 +578,24 @@ static void knockout_phase(const cv_scoring_model_t *model,
     const char *fields[] = {lead->name, lead->company, lead->message};
     const char *names[] = {"name", "company", "message"};
     for (size_t f = 0; f < 3; f++) {
+        folded_t *text = NULL;
+        folded_t folded;
+        if (fields[f] != NULL && model->spam_markers != NULL &&
+            folded_init(&folded, fields[f]))
+            text = &folded;
         for (size_t i = 0;
              model->spam_markers != NULL && model->spam_markers[i] != NULL;
              i++) {
-            if (contains(fields[f], model->spam_markers[i])) {
-                add_knockout(out, "spam marker '%s' in %s",
-                             model->spam_markers[i], names[f]);
+            const char *marker = model->spam_markers[i];
+            if (text != NULL ? folded_contains(text, fields[f], marker)
+                             : contains(fields[f], marker)) {
+                add_knockout(out, "spam marker '%s' in %s", marker,
+                             names[f]);
                 break;
             }
         }
+        if (text != NULL)
+            folded_clear(text);
     }
     int links = count_links(lead->message);
     if (links > model->spam_max_links)
@@ -433,7 +611,7 @@ static void score_budget(const cv_scoring_model_t *model,
     char what[128];
     switch (budget_rub(model, lead, &rub, &code, &rate)) {
     case BUDGET_NONE:
-        set_param(out, P_BUDGET, 0, "budget_band", "budget not given");
+        set_param_text(out, P_BUDGET, 0, "budget_band", "budget not given");
         return;
     case BUDGET_CURRENCY:
         set_param(out, P_BUDGET, 0, "budget_band",
@@ -444,17 +622,28 @@ static void score_budget(const cv_scoring_model_t *model,
         break;
     }
     describe_budget(what, sizeof(what), lead->budget, code, rate);
-    if (rub >= model->budget_high_rub)
-        set_param(out, P_BUDGET, 1, "budget_band",
-                  "budget %s at or above %.0f RUB", what,
-                  model->budget_high_rub);
-    else if (rub < model->budget_low_rub)
-        set_param(out, P_BUDGET, -1, "budget_band", "budget %s below %.0f RUB",
-                  what, model->budget_low_rub);
-    else
-        set_param(out, P_BUDGET, 0, "budget_band",
-                  "budget %s between %.0f and %.0f RUB", what,
-                  model->budget_low_rub, model->budget_high_rub);
+    char reason[CV_SCORING_REASON_SIZE];
+    text_t t;
+    text_init(&t, reason, sizeof(reason));
+    text_addn(&t, "budget ", 7);
+    text_add(&t, what);
+    int value = 0;
+    if (rub >= model->budget_high_rub) {
+        value = 1;
+        text_add(&t, " at or above ");
+        text_add_amount(&t, model->budget_high_rub);
+    } else if (rub < model->budget_low_rub) {
+        value = -1;
+        text_add(&t, " below ");
+        text_add_amount(&t, model->budget_low_rub);
+    } else {
+        text_add(&t, " between ");
+        text_add_amount(&t, model->budget_low_rub);
+        text_add(&t, " and ");
+        text_add_amount(&t, model->budget_high_rub);
+    }
+    text_addn(&t, " RUB", 4);
+    set_param_text(out, P_BUDGET, value, "budget_band", reason);
 }
 
 static void score_clarity(const cv_scoring_model_t *model,
@@ -463,43 +652,58 @@ static void score_clarity(const cv_scoring_model_t *model,
     size_t len;
     const char *msg = trim(lead->message, &len);
     size_t chars = utf8_chars(msg, len);
-    if (chars == 0)
-        set_param(out, P_CLARITY, -1, "message_clarity",
-                  "no message describing the task");
-    else if (chars >= model->detailed_message_chars)
-        set_param(out, P_CLARITY, 1, "message_clarity",
-                  "detailed message (%zu characters, at least %zu)", chars,
-                  model->detailed_message_chars);
-    else
-        set_param(out, P_CLARITY, 0, "message_clarity",
-                  "short message (%zu characters, under %zu)", chars,
-                  model->detailed_message_chars);
+    if (chars == 0) {
+        set_param_text(out, P_CLARITY, -1, "message_clarity",
+                       "no message describing the task");
+        return;
+    }
+    bool detailed = chars >= model->detailed_message_chars;
+    char reason[CV_SCORING_REASON_SIZE];
+    text_t t;
+    text_init(&t, reason, sizeof(reason));
+    text_add(&t, detailed ? "detailed message (" : "short message (");
+    text_add_uint(&t, chars);
+    text_add(&t, detailed ? " characters, at least " : " characters, under ");
+    text_add_uint(&t, model->detailed_message_chars);
+    text_addn(&t, ")", 1);
+    set_param_text(out, P_CLARITY, detailed ? 1 : 0, "message_clarity",
+                   reason);
 }
 
 static void score_fit(const cv_scoring_model_t *model,
                       const Conveyor__Lead *lead, cv_scoring_result_t *out)
 {
     size_t len;
+    char reason[CV_SCORING_REASON_SIZE];
+    text_t t;
     const char *industry = trim(lead->industry, &len);
-    if (len == 0)
-        set_param(out, P_INDUSTRY, 0, "target_industry", "industry not given");
-    else if (list_find(model->target_industries, industry) != NULL)
-        set_param(out, P_INDUSTRY, 1, "target_industry",
-                  "industry '%.*s' is a target industry", (int)len, industry);
-    else
-        set_param(out, P_INDUSTRY, 0, "target_industry",
-                  "industry '%.*s' is not a target industry", (int)len,
-                  industry);
+    if (len == 0) {
+        set_param_text(out, P_INDUSTRY, 0, "target_industry",
+                       "industry not given");
+    } else {
+        bool target = list_find(model->target_industries, industry) != NULL;
+        text_init(&t, reason, sizeof(reason));
+        text_add(&t, "industry '");
+        text_addn(&t, industry, len);
+        text_add(&t, target ? "' is a target industry"
+                            : "' is not a target industry");
+        set_param_text(out, P_INDUSTRY, target ? 1 : 0, "target_industry",
+                       reason);
+    }
 
     const char *region = trim(lead->region, &len);
-    if (len == 0)
-        set_param(out, P_GEOGRAPHY, 0, "served_region", "region not given");
-    else if (list_find(model->served_regions, region) != NULL)
-        set_param(out, P_GEOGRAPHY, 1, "served_region",
-                  "region '%.*s' is served", (int)len, region);
-    else
-        set_param(out, P_GEOGRAPHY, -1, "served_region",
-                  "region '%.*s' is not served", (int)len, region);
+    if (len == 0) {
+        set_param_text(out, P_GEOGRAPHY, 0, "served_region",
+                       "region not given");
+    } else {
+        bool served = list_find(model->served_regions, region) != NULL;
+        text_init(&t, reason, sizeof(reason));
+        text_add(&t, "region '");
+        text_addn(&t, region, len);
+        text_add(&t, served ? "' is served" : "' is not served");
+        set_param_text(out, P_GEOGRAPHY, served ? 1 : -1, "served_region",
+                       reason);
+    }
 }
 
 static void score_communication(const Conveyor__Lead *lead,
@@ -509,14 +713,15 @@ static void score_communication(const Conveyor__Lead *lead,
     bool telegram = present(lead->telegram);
     bool phone = present(lead->phone);
     if (email && telegram)
-        set_param(out, P_DIGITAL, 1, "contact_channels",
-                  "gave email and telegram");
+        set_param_text(out, P_DIGITAL, 1, "contact_channels",
+                       "gave email and telegram");
     else if (email || telegram)
-        set_param(out, P_DIGITAL, 1, "contact_channels", "gave %s",
-                  email ? "an email address" : "a telegram contact");
+        set_param_text(out, P_DIGITAL, 1, "contact_channels",
+                       email ? "gave an email address"
+                             : "gave a telegram contact");
     else
-        set_param(out, P_DIGITAL, 0, "contact_channels",
-                  "no email or telegram given");
+        set_param_text(out, P_DIGITAL, 0, "contact_channels",
+                       "no email or telegram given");
 
     const char *missing[4];
     int n_missing = 0;
@@ -529,31 +734,40 @@ static void score_communication(const Conveyor__Lead *lead,
     if (!email && !telegram && !phone)
         missing[n_missing++] = "contact";
     if (n_missing == 0) {
-        set_param(out, P_BRIEF, 1, "brief_completeness",
-                  "complete brief: name, company, message and contact");
+        set_param_text(out, P_BRIEF, 1, "brief_completeness",
+                       "complete brief: name, company, message and contact");
     } else {
-        char list[64] = "";
-        size_t used = 0;
-        for (int i = 0; i < n_missing && used < sizeof(list); i++) {
-            int w = snprintf(list + used, sizeof(list) - used, "%s%s",
-                             i > 0 ? ", " : "", missing[i]);
-            if (w < 0)
-                break;
-            used += (size_t)w;
+        /* at most "name, company, message, contact": no truncation */
+        char reason[CV_SCORING_REASON_SIZE];
+        text_t t;
+        text_init(&t, reason, sizeof(reason));
+        text_add(&t, "brief lacks ");
+        for (int i = 0; i < n_missing; i++) {
+            if (i > 0)
+                text_addn(&t, ", ", 2);
+            text_add(&t, missing[i]);
         }
-        set_param(out, P_BRIEF, n_missing == 1 ? 0 : -1, "brief_completeness",
-                  "brief lacks %s", list);
+        set_param_text(out, P_BRIEF, n_missing == 1 ? 0 : -1,
+                       "brief_completeness", reason);
     }
 
     size_t len;
     const char *channel = trim(lead->channel, &len);
-    if (len == 5 && strncasecmp(channel, "phone", 5) == 0)
-        set_param(out, P_RESPONSIVENESS, 1, "channel_warmth",
-                  "called in by phone (warm channel)");
-    else
-        set_param(out, P_RESPONSIVENESS, 0, "channel_warmth",
-                  "not judged yet: set after the first call (channel '%.*s')",
-                  (int)(len > 0 ? len : 3), len > 0 ? channel : "web");
+    if (len == 5 && strncasecmp(channel, "phone", 5) == 0) {
+        set_param_text(out, P_RESPONSIVENESS, 1, "channel_warmth",
+                       "called in by phone (warm channel)");
+    } else {
+        char reason[CV_SCORING_REASON_SIZE];
+        text_t t;
+        text_init(&t, reason, sizeof(reason));
+        text_add(&t, "not judged yet: set after the first call (channel '");
+        if (len > 0)
+            text_addn(&t, channel, len);
+        else
+            text_addn(&t, "web", 3);
+        text_addn(&t, "')", 2);
+        set_param_text(out, P_RESPONSIVENESS, 0, "channel_warmth", reason);
+    }
 }
 
 void cv_scoring_score(const cv_scoring_model_t *model,
@@ -567,8 +781,8 @@ void cv_scoring_score(const cv_scoring_model_t *model,
     for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
         out->params[i].name = param_table[i].name;
         out->params[i].block = param_table[i].block;
-        set_param(out, i, 0, "not_judged",
-                  "not judged yet: set after the first call");
+        set_param_text(out, i, 0, "not_judged",
+                       "not judged yet: set after the first call");
     }
     knockout_phase(model, lead, out);
     score_budget(model, lead, out);
@@ -596,8 +810,8 @@ void cv_scoring_recompute(cv_scoring_result_t *score)
         total += score->params[i].value;
     }
     score->total = total;
-    snprintf(score->segment, sizeof(score->segment), "%s",
-             cv_scoring_segment(total, score->knocked_out));
+    /* one letter and its NUL */
+    memcpy(score->segment, cv_scoring_segment(total, score->knocked_out), 2);
 }
 
 int cv_scoring_param_index(const char *name)

@@ -60,17 +60,57 @@ void console_pool_release(console_pool_t *self, cv_store_t *store);
 int console_stage_rank(const char *stage);
 bool console_stage_closed(const char *stage);
 
+/* Binds `text` (SQL NULL for NULL) without copying it, for the bus
+ * thread's statements that are stepped before their text goes away. */
+void console_bind_text(sqlite3_stmt *stmt, int index, const char *text);
+
 /* Creates an empty card for `lead_id` when there is none, so an event that
- * arrives before LeadReceived still has a card to land on. 0 or -1. */
-int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at);
+ * arrives before LeadReceived still has a card to land on. `trace_id` (may
+ * be NULL or "") becomes the card's trace when it has none. 0 or -1. */
+int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at,
+                        const char *trace_id);
 
 /* Inserts the card or fills it from `lead` (a field the event carries
  * replaces the card's; a field it lacks keeps the card's). `primary` is
  * true for the lead's own LeadReceived, whose channel is the lead's first
  * channel; for other events the card's channel is kept when it has one.
- * The lead's channel joins the card's channel list. 0 or -1. */
+ * The lead's channel joins the card's channel list; `trace_id` (may be
+ * NULL or "") becomes the card's trace when it has none. 0 or -1. */
 int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
-                        int64_t at, bool primary);
+                        int64_t at, bool primary, const char *trace_id);
+
+/* What the event handlers need to know of a card. */
+typedef struct {
+    char stage[32];             /* where the lead is */
+    bool has_owner;             /* owner_id is set */
+    bool has_score_at;          /* a score is stored ... */
+    int64_t score_at;           /* ... with this event time */
+    bool has_owner_at;          /* an assignment is stored ... */
+    int64_t owner_at;           /* ... with this event time */
+} console_card_t;
+
+/* console_lead_upsert with primary false, but it reads the card first and
+ * writes it only when `lead` changes one of its fields (the caller's
+ * console_card_update moves updated_at and the trace), then fills `card`.
+ * 0 or -1. */
+int console_lead_merge(cv_store_t *store, const Conveyor__Lead *lead,
+                       int64_t at, const char *trace_id,
+                       console_card_t *card);
+
+/* The parts of a card one event changes; NULL leaves a part as it is. */
+typedef struct {
+    const Conveyor__Score *score;   /* the newer score to store */
+    const char *owner_id;           /* the newer owner ... */
+    const char *owner_name;         /* ... and their name (may be NULL) */
+    const char *stage;              /* the stage to set */
+} console_card_change_t;
+
+/* Writes `change` to the card in one statement, with owner_at, score_at
+ * and stage_at as `at`, updated_at moved up to `at` and `trace_id` kept
+ * when the card has no trace. 0 or -1. */
+int console_card_update(cv_store_t *store, const char *lead_id, int64_t at,
+                        const char *trace_id,
+                        const console_card_change_t *change);
 
 /* Adds `channel` to the card's channel list (first time it was seen). */
 int console_lead_add_channel(cv_store_t *store, const char *lead_id,
@@ -113,9 +153,8 @@ int console_snapshot_load(cv_store_t *store, const char *lead_id,
 void console_snapshot_clear(console_snapshot_t *snap);
 
 /* The trace id the lead's first event carried (intake's), kept so the
- * events the console emits about the lead continue its journey. */
-int console_lead_set_trace(cv_store_t *store, const char *lead_id,
-                           const char *trace_id);
+ * events the console emits about the lead continue its journey; set by
+ * console_lead_ensure, console_lead_upsert and console_card_update. */
 /* Copies it into buf ("" when unknown). 0 or -1. */
 int console_lead_get_trace(cv_store_t *store, const char *lead_id, char *buf,
                            size_t size);

@@ -37,70 +37,37 @@ static int64_t console_event_time(const Conveyor__Envelope *ev)
     return ev->occurred_at > 0 ? ev->occurred_at : cv_clock_now_ms();
 }
 
-/* Stores `score` on the card when it is newer than the one there (event
- * time `at`). Returns 1 when stored, 0 when an older score was ignored,
- * -1 on error. */
-static int console_score_store(cv_store_t *store, const char *lead_id,
-                               const Conveyor__Score *score, int64_t at)
+/* `target` when moving a card at `current` there goes forward (a closed
+ * stage is only left for won), else NULL: console_stage_advance's rule. */
+static const char *console_advance_to(const char *current,
+                                      const char *target)
 {
-    size_t size = conveyor__score__get_packed_size(score);
-    uint8_t *packed = malloc(size > 0 ? size : 1);
-    if (packed == NULL)
-        return cv_error("cannot store the score of '%s': out of memory",
-                        lead_id);
-    conveyor__score__pack(score, packed);
-    int rc = -1;
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "UPDATE leads SET score = ?2, score_total = ?3, segment = ?4, "
-               "knocked_out = ?5, score_at = ?6, "
-               "updated_at = max(updated_at, ?6) "
-               "WHERE lead_id = ?1 AND (score_at IS NULL OR score_at <= ?6)");
-    if (stmt == NULL)
-        goto out;
-    cv_store_bind_text(stmt, 1, lead_id);
-    sqlite3_bind_blob(stmt, 2, packed, (int)size, SQLITE_TRANSIENT);
-    sqlite3_bind_int(stmt, 3, score->total);
-    cv_store_bind_text(stmt, 4, score->segment);
-    sqlite3_bind_int(stmt, 5, score->has_knocked_out && score->knocked_out);
-    sqlite3_bind_int64(stmt, 6, at);
-    if (cv_store_step_done(stmt) != 0)
-        goto out;
-    rc = sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
-out:
-    free(packed);
-    return rc;
+    if (console_stage_closed(current) && strcmp(target, "won") != 0)
+        return NULL;
+    if (console_stage_rank(target) <= console_stage_rank(current))
+        return NULL;
+    return target;
 }
 
-/* The stage a newly stored score implies: a knock-out rejects a lead that
- * is still open; a score without one lifts an earlier rejection (the
- * manager re-scored it: the lead returns to `scored`, or `assigned` when
- * it has an owner) and otherwise moves a new lead to `scored`. */
-static int console_score_stage(cv_store_t *store, const char *lead_id,
-                               const Conveyor__Score *score, int64_t at)
+/* The stage a newly stored score implies for `card`, or NULL to keep it:
+ * a knock-out rejects a lead that is still open; a score without one lifts
+ * an earlier rejection (the manager re-scored it: the lead returns to
+ * `scored`, or `assigned` when it has an owner) and otherwise moves a new
+ * lead to `scored`. */
+static const char *console_score_stage(const console_card_t *card,
+                                       const Conveyor__Score *score)
 {
-    char stage[32];
-    int rc = console_lead_stage(store, lead_id, stage, sizeof(stage));
-    if (rc != 0)
-        return rc < 0 ? -1 : 0;
-    bool knocked = score->has_knocked_out && score->knocked_out;
-    if (knocked) {
-        if (console_stage_closed(stage))
-            return 0;
-        return console_stage_set(store, lead_id, "rejected", at);
-    }
-    if (strcmp(stage, "rejected") == 0) {
-        /* back to where a lead with this score and owner would be */
-        sqlite3_stmt *stmt = cv_store_prepare(
-            store, "UPDATE leads SET stage = CASE WHEN owner_id IS NULL "
-                   "THEN 'scored' ELSE 'assigned' END, stage_at = ?2 "
-                   "WHERE lead_id = ?1");
-        if (stmt == NULL)
-            return -1;
-        cv_store_bind_text(stmt, 1, lead_id);
-        sqlite3_bind_int64(stmt, 2, at);
-        return cv_store_step_done(stmt);
-    }
-    return console_stage_advance(store, lead_id, "scored", at);
+    if (score->has_knocked_out && score->knocked_out)
+        return console_stage_closed(card->stage) ? NULL : "rejected";
+    if (strcmp(card->stage, "rejected") == 0)
+        return card->has_owner ? "assigned" : "scored";
+    return console_advance_to(card->stage, "scored");
+}
+
+/* The event's trace, NULL when it carries none. */
+static const char *console_trace(const Conveyor__Envelope *ev)
+{
+    return ev->trace_id != NULL && ev->trace_id[0] ? ev->trace_id : NULL;
 }
 
 static int console_on_lead_received(cv_store_t *store,
@@ -118,7 +85,8 @@ static int console_on_lead_received(cv_store_t *store,
         int64_t at = lead->has_received_at && lead->received_at > 0
                          ? lead->received_at
                          : console_event_time(ev);
-        if (console_lead_upsert(store, lead, at, true) != 0)
+        const char *trace = console_trace(ev);
+        if (console_lead_upsert(store, lead, at, true, trace) != 0)
             return -1;
         if (lead->message != NULL && lead->message[0] != '\0') {
             sqlite3_stmt *stmt = cv_store_prepare(
@@ -127,10 +95,10 @@ static int console_on_lead_received(cv_store_t *store,
                        "ON CONFLICT (lead_id, fact) DO NOTHING");
             if (stmt == NULL)
                 return -1;
-            cv_store_bind_text(stmt, 1, lead->lead_id);
+            console_bind_text(stmt, 1, lead->lead_id);
             sqlite3_bind_int64(stmt, 2, at);
-            cv_store_bind_text(stmt, 3, lead->channel);
-            cv_store_bind_text(stmt, 4, lead->message);
+            console_bind_text(stmt, 3, lead->channel);
+            console_bind_text(stmt, 4, lead->message);
             if (cv_store_step_done(stmt) != 0)
                 return -1;
         }
@@ -154,7 +122,8 @@ static int console_on_lead_received(cv_store_t *store,
                                   body->merged_channel[0]
                               ? body->merged_channel
                               : lead->channel;
-    if (console_lead_upsert(store, lead, at, false) != 0)
+    const char *trace = console_trace(ev);
+    if (console_lead_upsert(store, lead, at, false, trace) != 0)
         return -1;
     if (console_lead_add_channel(store, lead->lead_id, channel, at) != 0)
         return -1;
@@ -168,11 +137,11 @@ static int console_on_lead_received(cv_store_t *store,
                    "ON CONFLICT (lead_id, fact) DO NOTHING");
         if (stmt == NULL)
             return -1;
-        cv_store_bind_text(stmt, 1, lead->lead_id);
-        cv_store_bind_text(stmt, 2, fact);
+        console_bind_text(stmt, 1, lead->lead_id);
+        console_bind_text(stmt, 2, fact);
         sqlite3_bind_int64(stmt, 3, at);
-        cv_store_bind_text(stmt, 4, channel);
-        cv_store_bind_text(stmt, 5, message);
+        console_bind_text(stmt, 4, channel);
+        console_bind_text(stmt, 5, message);
         if (cv_store_step_done(stmt) != 0)
             return -1;
     }
@@ -198,12 +167,17 @@ static int console_on_lead_scored(cv_store_t *store,
         return CV_BUS_DROP;
     }
     int64_t at = console_event_time(ev);
-    if (console_lead_upsert(store, lead, at, false) != 0)
+    console_card_t card;
+    if (console_lead_merge(store, lead, at, console_trace(ev), &card) != 0)
         return -1;
-    int stored = console_score_store(store, lead->lead_id, score, at);
-    if (stored < 0)
-        return -1;
-    if (stored > 0 && console_score_stage(store, lead->lead_id, score, at))
+    /* the newest score wins, whatever order they arrive in */
+    console_card_change_t change = {0};
+    if (!card.has_score_at || card.score_at <= at) {
+        change.score = score;
+        change.stage = console_score_stage(&card, score);
+    }
+    if (console_card_update(store, lead->lead_id, at, console_trace(ev),
+                            &change) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "scored:%s", console_text(ev->event_id));
@@ -237,25 +211,21 @@ static int console_on_lead_assigned(cv_store_t *store,
         return CV_BUS_DROP;
     }
     int64_t at = console_event_time(ev);
-    if (console_lead_upsert(store, lead, at, false) != 0)
+    console_card_t card;
+    if (console_lead_merge(store, lead, at, console_trace(ev), &card) != 0)
         return -1;
-    if (body->score != NULL &&
-        console_score_store(store, lead->lead_id, body->score, at) < 0)
-        return -1;
-    /* the newest assignment wins, whatever order they arrive in */
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "UPDATE leads SET owner_id = ?2, owner_name = ?3, "
-               "owner_at = ?4, updated_at = max(updated_at, ?4) "
-               "WHERE lead_id = ?1 AND (owner_at IS NULL OR owner_at <= ?4)");
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
-    cv_store_bind_text(stmt, 2, body->staff_id);
-    cv_store_bind_text(stmt, 3, body->staff_name);
-    sqlite3_bind_int64(stmt, 4, at);
-    if (cv_store_step_done(stmt) != 0)
-        return -1;
-    if (console_stage_advance(store, lead->lead_id, "assigned", at) != 0)
+    /* the newest score and the newest assignment win, whatever order
+     * they arrive in */
+    console_card_change_t change = {0};
+    if (body->score != NULL && (!card.has_score_at || card.score_at <= at))
+        change.score = body->score;
+    if (!card.has_owner_at || card.owner_at <= at) {
+        change.owner_id = body->staff_id;
+        change.owner_name = body->staff_name;
+    }
+    change.stage = console_advance_to(card.stage, "assigned");
+    if (console_card_update(store, lead->lead_id, at, console_trace(ev),
+                            &change) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "assigned:%s", console_text(ev->event_id));
@@ -284,7 +254,8 @@ static int console_on_lead_unassigned(cv_store_t *store,
 {
     const Conveyor__LeadUnassigned *body = ev->lead_unassigned;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at) != 0)
+    if (console_lead_ensure(store, body->lead_id, at,
+                            console_trace(ev)) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "unassigned:%s", console_text(ev->event_id));
@@ -306,7 +277,8 @@ static int console_on_task_created(cv_store_t *store,
 {
     const Conveyor__TaskCreated *body = ev->task_created;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at) != 0)
+    if (console_lead_ensure(store, body->lead_id, at,
+                            console_trace(ev)) != 0)
         return -1;
     /* a row an early Escalation left has no kind yet: fill it in */
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -318,11 +290,11 @@ static int console_on_task_created(cv_store_t *store,
                "excluded.created_at WHERE kind = ''");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, body->task_id);
-    cv_store_bind_text(stmt, 2, body->lead_id);
-    cv_store_bind_text(stmt, 3, body->staff_id);
-    cv_store_bind_text(stmt, 4, body->kind);
-    cv_store_bind_text(stmt, 5, body->title);
+    console_bind_text(stmt, 1, body->task_id);
+    console_bind_text(stmt, 2, body->lead_id);
+    console_bind_text(stmt, 3, body->staff_id);
+    console_bind_text(stmt, 4, body->kind);
+    console_bind_text(stmt, 5, body->title);
     sqlite3_bind_int64(stmt, 6, body->due_at);
     sqlite3_bind_int64(stmt, 7, at);
     if (cv_store_step_done(stmt) != 0)
@@ -364,7 +336,8 @@ static int console_on_escalation(cv_store_t *store,
                      ? body->fired_at
                      : console_event_time(ev);
     int level = body->has_level ? body->level : 1;
-    if (console_lead_ensure(store, body->lead_id, at) != 0)
+    if (console_lead_ensure(store, body->lead_id, at,
+                            console_trace(ev)) != 0)
         return -1;
     if (body->task_id != NULL && body->task_id[0] != '\0') {
         /* the task may not be known yet: keep a row that TaskCreated
@@ -421,10 +394,10 @@ static int console_on_notification(cv_store_t *store,
                "ON CONFLICT (notification_id) DO NOTHING");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, body->notification_id);
-    cv_store_bind_text(stmt, 2, body->lead_id);
-    cv_store_bind_text(stmt, 3, body->staff_id);
-    cv_store_bind_text(stmt, 4, body->channel);
+    console_bind_text(stmt, 1, body->notification_id);
+    console_bind_text(stmt, 2, body->lead_id);
+    console_bind_text(stmt, 3, body->staff_id);
+    console_bind_text(stmt, 4, body->channel);
     if (body->has_attempts)
         sqlite3_bind_int(stmt, 5, body->attempts);
     if (body->has_http_status)
@@ -434,7 +407,8 @@ static int console_on_notification(cv_store_t *store,
         return -1;
     if (body->lead_id == NULL || body->lead_id[0] == '\0')
         return 0;
-    if (console_lead_ensure(store, body->lead_id, at) != 0)
+    if (console_lead_ensure(store, body->lead_id, at,
+                            console_trace(ev)) != 0)
         return -1;
     char fact[200];
     snprintf(fact, sizeof(fact), "notified:%s", body->notification_id);
@@ -461,7 +435,8 @@ static int console_on_proposal(cv_store_t *store,
 {
     const Conveyor__ProposalRendered *body = ev->proposal_rendered;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at) != 0)
+    if (console_lead_ensure(store, body->lead_id, at,
+                            console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO proposals (proposal_id, lead_id, segment, kind, "
@@ -498,7 +473,8 @@ static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
     int64_t at = body->has_opened_at && body->opened_at > 0
                      ? body->opened_at
                      : console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at) != 0)
+    if (console_lead_ensure(store, body->lead_id, at,
+                            console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "UPDATE leads SET account_id = ?2, account_company = ?3, "
@@ -584,10 +560,9 @@ int console_events_handle(void *arg, cv_bus_t *bus,
         rc = CV_BUS_DROP;
         break;
     }
-    const char *lead_id = cv_event_body_lead_id(event);
-    if (rc == 0 && lead_id != NULL && lead_id[0] != '\0' &&
-        console_lead_set_trace(store, lead_id, event->trace_id) != 0)
-        rc = -1;
+    /* every handler keeps the event's trace on the card in the statement
+     * that creates or fills it (console_lead_ensure, console_lead_upsert,
+     * console_card_update) */
     if (rc == 0)
         cv_metric_add(console_applied, 1);
     else if (rc == CV_BUS_DROP)

@@ -148,7 +148,13 @@ static const char console_schema_v1[] =
     ") STRICT;"
     "CREATE INDEX decisions_by_lead ON decisions(lead_id, at);";
 
-const char *const console_migrations[] = {console_schema_v1};
+/* The timeline is read one lead at a time through its UNIQUE (lead_id,
+ * fact) index and sorted there (a lead has tens of entries); a second
+ * index on it only cost every event one more b-tree insert. */
+static const char console_schema_v2[] = "DROP INDEX timeline_by_lead;";
+
+const char *const console_migrations[] = {console_schema_v1,
+                                          console_schema_v2};
 const size_t console_migration_count =
     sizeof(console_migrations) / sizeof(console_migrations[0]);
 
@@ -284,16 +290,60 @@ bool console_stage_closed(const char *stage)
 /* ------------------------------------------------------------------ */
 /* The card                                                            */
 
-int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at)
+void console_bind_text(sqlite3_stmt *stmt, int index, const char *text)
 {
+    if (text == NULL)
+        sqlite3_bind_null(stmt, index);
+    else
+        sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
+}
+
+/* Binds text or SQL NULL for an empty string, so "" never hides a value;
+ * without a copy, as console_bind_text. */
+static void console_bind_opt(sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text == NULL || text[0] == '\0')
+        sqlite3_bind_null(stmt, index);
+    else
+        sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
+}
+
+int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at,
+                        const char *trace_id)
+{
+    /* most events land on a card that exists and has its trace: a read
+     * by the primary key is all they need */
     sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT INTO leads (lead_id, stage, stage_at, created_at, "
-               "updated_at) VALUES (?1, 'new', ?2, ?2, ?2) "
-               "ON CONFLICT (lead_id) DO NOTHING");
+        store, "SELECT trace_id IS NULL FROM leads WHERE lead_id = ?1");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
+    console_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    bool untraced = rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) != 0;
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return cv_error("cannot read lead '%s': %s", lead_id,
+                        sqlite3_errmsg(cv_store_db(store)));
+    bool traced = trace_id != NULL && trace_id[0] != '\0';
+    if (rc == SQLITE_ROW) {
+        if (!untraced || !traced)
+            return 0;
+        stmt = cv_store_prepare(
+            store, "UPDATE leads SET trace_id = ?2 WHERE lead_id = ?1");
+        if (stmt == NULL)
+            return -1;
+        console_bind_text(stmt, 1, lead_id);
+        console_bind_text(stmt, 2, trace_id);
+        return cv_store_step_done(stmt);
+    }
+    stmt = cv_store_prepare(
+        store, "INSERT INTO leads (lead_id, stage, stage_at, created_at, "
+               "updated_at, trace_id) VALUES (?1, 'new', ?2, ?2, ?2, ?3)");
+    if (stmt == NULL)
+        return -1;
+    console_bind_text(stmt, 1, lead_id);
     sqlite3_bind_int64(stmt, 2, at);
+    console_bind_opt(stmt, 3, trace_id);
     return cv_store_step_done(stmt);
 }
 
@@ -306,26 +356,18 @@ int console_lead_add_channel(cv_store_t *store, const char *lead_id,
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO lead_channels (lead_id, channel, first_at) "
                "VALUES (?1, ?2, ?3) ON CONFLICT (lead_id, channel) DO "
-               "UPDATE SET first_at = min(first_at, excluded.first_at)");
+               "UPDATE SET first_at = excluded.first_at "
+               "WHERE excluded.first_at < first_at");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, channel);
+    console_bind_text(stmt, 1, lead_id);
+    console_bind_text(stmt, 2, channel);
     sqlite3_bind_int64(stmt, 3, at);
     return cv_store_step_done(stmt);
 }
 
-/* Binds text or SQL NULL for an empty string, so "" never hides a value. */
-static void console_bind_opt(sqlite3_stmt *stmt, int index, const char *text)
-{
-    if (text == NULL || text[0] == '\0')
-        sqlite3_bind_null(stmt, index);
-    else
-        cv_store_bind_text(stmt, index, text);
-}
-
 int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
-                        int64_t at, bool primary)
+                        int64_t at, bool primary, const char *trace_id)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         store,
@@ -333,10 +375,10 @@ int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
         "  message, channel, source, region, industry, product, budget, "
         "  currency, inn, timezone, domain, utm_source, utm_medium, "
         "  utm_campaign, extra, received_at, stage, stage_at, created_at, "
-        "  updated_at) "
+        "  updated_at, trace_id) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
         "  ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, 'new', ?23, "
-        "  coalesce(?22, ?23), ?23) "
+        "  coalesce(?22, ?23), ?23, ?25) "
         "ON CONFLICT (lead_id) DO UPDATE SET "
         "  name = coalesce(excluded.name, name),"
         "  company = coalesce(excluded.company, company),"
@@ -364,7 +406,8 @@ int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
         "    coalesce(excluded.received_at, received_at) "
         "    ELSE coalesce(received_at, excluded.received_at) END,"
         "  created_at = min(created_at, excluded.created_at),"
-        "  updated_at = max(updated_at, excluded.updated_at)");
+        "  updated_at = max(updated_at, excluded.updated_at),"
+        "  trace_id = coalesce(trace_id, excluded.trace_id)");
     if (stmt == NULL)
         return -1;
     const char *texts[] = {
@@ -388,6 +431,7 @@ int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
         sqlite3_bind_int64(stmt, 22, lead->received_at);
     sqlite3_bind_int64(stmt, 23, at);
     sqlite3_bind_int(stmt, 24, primary ? 1 : 0);
+    console_bind_opt(stmt, 25, trace_id);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     int64_t first_at = lead->has_received_at && lead->received_at > 0
@@ -395,6 +439,188 @@ int console_lead_upsert(cv_store_t *store, const Conveyor__Lead *lead,
                            : at;
     return console_lead_add_channel(store, lead->lead_id, lead->channel,
                                     first_at);
+}
+
+/* True when the card's text (NULL for SQL NULL) would change to `text`
+ * under "a field the event carries replaces the card's". */
+static bool console_text_replaces(const unsigned char *stored,
+                                  const char *text)
+{
+    if (text == NULL || text[0] == '\0')
+        return false;
+    return stored == NULL || strcmp((const char *)stored, text) != 0;
+}
+
+/* True when the card's text would change under "the card's value wins,
+ * the event only fills a gap". */
+static bool console_text_fills(const unsigned char *stored, const char *text)
+{
+    return stored == NULL && text != NULL && text[0] != '\0';
+}
+
+/* Reads the card into `card`; *stale set when applying `lead` as a
+ * non-primary copy (console_lead_upsert with primary false) would change
+ * any column other than updated_at and trace_id. 0, 1 when there is no
+ * card, -1 on error. */
+static int console_card_read(cv_store_t *store, const Conveyor__Lead *lead,
+                             int64_t at, console_card_t *card, bool *stale)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store,
+        "SELECT name, company, phone, email, telegram, region, industry, "
+        "  product, currency, inn, timezone, domain, utm_source, "
+        "  utm_medium, utm_campaign, extra, message, channel, source, "
+        "  budget, received_at, created_at, stage, owner_id IS NOT NULL, "
+        "  score_at, owner_at FROM leads WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    console_bind_text(stmt, 1, lead->lead_id);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        if (rc == SQLITE_DONE)
+            return 1;
+        return cv_error("cannot read lead '%s': %s", lead->lead_id,
+                        sqlite3_errmsg(cv_store_db(store)));
+    }
+    /* the same columns, in the same order, as the SELECT above */
+    const char *replaced[] = {
+        lead->name,       lead->company,    lead->phone,
+        lead->email,      lead->telegram,   lead->region,
+        lead->industry,   lead->product,    lead->currency,
+        lead->inn,        lead->timezone,   lead->domain,
+        lead->utm_source, lead->utm_medium, lead->utm_campaign,
+        lead->extra_json,
+    };
+    const char *filled[] = {lead->message, lead->channel, lead->source};
+    const int nreplaced = (int)(sizeof(replaced) / sizeof(replaced[0]));
+    bool changes = false;
+    for (int i = 0; !changes && i < nreplaced; i++)
+        changes = console_text_replaces(sqlite3_column_text(stmt, i),
+                                        replaced[i]);
+    for (int i = 0; !changes && i < 3; i++)
+        changes = console_text_fills(
+            sqlite3_column_text(stmt, nreplaced + i), filled[i]);
+    bool has_received = lead->has_received_at && lead->received_at > 0;
+    if (!changes && lead->has_budget)
+        changes = sqlite3_column_type(stmt, 19) == SQLITE_NULL ||
+                  sqlite3_column_double(stmt, 19) != lead->budget;
+    if (!changes && has_received)
+        changes = sqlite3_column_type(stmt, 20) == SQLITE_NULL;
+    if (!changes)
+        changes = (has_received ? lead->received_at : at) <
+                  sqlite3_column_int64(stmt, 21);
+    *stale = changes;
+    cv_store_column_copy(stmt, 22, card->stage, sizeof(card->stage));
+    card->has_owner = sqlite3_column_int(stmt, 23) != 0;
+    card->has_score_at = sqlite3_column_type(stmt, 24) != SQLITE_NULL;
+    card->score_at = sqlite3_column_int64(stmt, 24);
+    card->has_owner_at = sqlite3_column_type(stmt, 25) != SQLITE_NULL;
+    card->owner_at = sqlite3_column_int64(stmt, 25);
+    sqlite3_reset(stmt);
+    return 0;
+}
+
+int console_lead_merge(cv_store_t *store, const Conveyor__Lead *lead,
+                       int64_t at, const char *trace_id,
+                       console_card_t *card)
+{
+    memset(card, 0, sizeof(*card));
+    bool stale = true;
+    int rc = console_card_read(store, lead, at, card, &stale);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && !stale) {
+        /* the card has every field the copy carries: only the channel
+         * list may still learn an earlier first time */
+        int64_t first_at = lead->has_received_at && lead->received_at > 0
+                               ? lead->received_at
+                               : at;
+        return console_lead_add_channel(store, lead->lead_id, lead->channel,
+                                        first_at);
+    }
+    if (console_lead_upsert(store, lead, at, false, trace_id) != 0)
+        return -1;
+    rc = console_card_read(store, lead, at, card, &stale);
+    if (rc == 0)
+        return 0;
+    if (rc > 0)
+        cv_error("cannot read lead '%s': gone after its upsert",
+                 lead->lead_id);
+    return -1;
+}
+
+/* console_card_update's statements: the score (1), owner (2) and stage (4)
+ * columns are set only by the variants whose bit is in the index. Every
+ * variant numbers its parameters the same way: ?1 lead, ?3-?6 score,
+ * ?7 event time, ?8-?9 owner, ?10 stage, ?11 trace. */
+#define CONSOLE_CARD_SET "UPDATE leads SET "
+#define CONSOLE_CARD_SCORE                                                  \
+    "score = ?3, score_total = ?4, segment = ?5, knocked_out = ?6, "        \
+    "score_at = ?7, "
+#define CONSOLE_CARD_OWNER "owner_id = ?8, owner_name = ?9, owner_at = ?7, "
+#define CONSOLE_CARD_STAGE "stage = ?10, stage_at = ?7, "
+#define CONSOLE_CARD_END                                                    \
+    "updated_at = max(updated_at, ?7), trace_id = coalesce(trace_id, ?11) " \
+    "WHERE lead_id = ?1"
+
+static const char *const console_card_sql[8] = {
+    CONSOLE_CARD_SET CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_SCORE CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_OWNER CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_SCORE CONSOLE_CARD_OWNER CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_STAGE CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_SCORE CONSOLE_CARD_STAGE CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_OWNER CONSOLE_CARD_STAGE CONSOLE_CARD_END,
+    CONSOLE_CARD_SET CONSOLE_CARD_SCORE CONSOLE_CARD_OWNER CONSOLE_CARD_STAGE
+        CONSOLE_CARD_END,
+};
+
+int console_card_update(cv_store_t *store, const char *lead_id, int64_t at,
+                        const char *trace_id, const console_card_change_t *c)
+{
+    uint8_t local[1024];
+    uint8_t *packed = local;
+    size_t size = 0;
+    int rc = -1;
+    if (c->score != NULL) {
+        size = conveyor__score__get_packed_size(c->score);
+        if (size > sizeof(local)) {
+            packed = malloc(size);
+            if (packed == NULL)
+                return cv_error("cannot store the score of '%s': out of "
+                                "memory", lead_id);
+        }
+        conveyor__score__pack(c->score, packed);
+    }
+    /* one write of the row for everything an event changes, naming only
+     * the columns that change so SQLite leaves the other indexes alone */
+    int variant = (c->score != NULL ? 1 : 0) | (c->owner_id != NULL ? 2 : 0) |
+                  (c->stage != NULL ? 4 : 0);
+    sqlite3_stmt *stmt = cv_store_prepare(store, console_card_sql[variant]);
+    if (stmt == NULL)
+        goto out;
+    console_bind_text(stmt, 1, lead_id);
+    if (c->score != NULL) {
+        sqlite3_bind_blob(stmt, 3, packed, (int)size, SQLITE_STATIC);
+        sqlite3_bind_int(stmt, 4, c->score->total);
+        console_bind_text(stmt, 5, c->score->segment);
+        sqlite3_bind_int(stmt, 6,
+                         c->score->has_knocked_out && c->score->knocked_out);
+    }
+    sqlite3_bind_int64(stmt, 7, at);
+    if (c->owner_id != NULL) {
+        console_bind_text(stmt, 8, c->owner_id);
+        console_bind_text(stmt, 9, c->owner_name);
+    }
+    if (c->stage != NULL)
+        console_bind_text(stmt, 10, c->stage);
+    console_bind_opt(stmt, 11, trace_id);
+    rc = cv_store_step_done(stmt);
+out:
+    if (packed != local)
+        free(packed);
+    return rc;
 }
 
 int console_lead_stage(cv_store_t *store, const char *lead_id, char *buf,
@@ -462,30 +688,15 @@ int console_timeline_add(cv_store_t *store, const char *lead_id, int64_t at,
                "ON CONFLICT (lead_id, fact) DO NOTHING");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
+    console_bind_text(stmt, 1, lead_id);
     sqlite3_bind_int64(stmt, 2, at);
-    cv_store_bind_text(stmt, 3, actor != NULL && actor[0] ? actor : "?");
-    cv_store_bind_text(stmt, 4, event);
-    cv_store_bind_text(stmt, 5, detail);
-    cv_store_bind_text(stmt, 6, fact);
+    console_bind_text(stmt, 3, actor != NULL && actor[0] ? actor : "?");
+    console_bind_text(stmt, 4, event);
+    console_bind_text(stmt, 5, detail);
+    console_bind_text(stmt, 6, fact);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     return sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
-}
-
-int console_lead_set_trace(cv_store_t *store, const char *lead_id,
-                           const char *trace_id)
-{
-    if (trace_id == NULL || trace_id[0] == '\0')
-        return 0;
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "UPDATE leads SET trace_id = ?2 WHERE lead_id = ?1 AND "
-               "trace_id IS NULL");
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, trace_id);
-    return cv_store_step_done(stmt);
 }
 
 int console_lead_get_trace(cv_store_t *store, const char *lead_id, char *buf,

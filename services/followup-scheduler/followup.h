@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cv_bus.h"
+#include "cv_jsonw.h"
 #include "cv_config.h"
 #include "cv_metrics.h"
 
@@ -101,5 +102,19 @@ int followup_notify(cv_bus_t *bus, const char *notification_id,
                     const char *lead_id, const char *staff_id,
                     Conveyor__NotifyTarget *target, const char *subject,
                     const char *text, const json_t *payload);
+
+/* Emits NotificationRequested like followup_notify, with the payload
+ * already as JSON text. 0 or -1. */
+int followup_notify_text(cv_bus_t *bus, const char *notification_id,
+                         const char *lead_id, const char *staff_id,
+                         Conveyor__NotifyTarget *target, const char *subject,
+                         const char *text, const char *payload_json);
+
+/* The summary of followup_lead_summary made from the lead's fields, for a
+ * lead whose JSON snapshot cv_jsonw_lead wrote without failing.
+ * Caller frees; NULL when out of memory. */
+char *followup_lead_summary_fields(const Conveyor__Lead *lead);
+
+/* JSON written directly: common/cv_jsonw.h */
 
 #endif

@@ -55,18 +55,11 @@ char *followup_first_contact_title(const char *channel, const char *name)
     return n < 0 ? NULL : title;
 }
 
-int followup_notify(cv_bus_t *bus, const char *notification_id,
-                    const char *lead_id, const char *staff_id,
-                    Conveyor__NotifyTarget *target, const char *subject,
-                    const char *text, const json_t *payload)
+int followup_notify_text(cv_bus_t *bus, const char *notification_id,
+                         const char *lead_id, const char *staff_id,
+                         Conveyor__NotifyTarget *target, const char *subject,
+                         const char *text, const char *payload_json)
 {
-    int rc = -1;
-    char *payload_json = json_dumps(payload, JSON_COMPACT);
-    if (payload_json == NULL) {
-        cv_log(CV_LOG_ERROR, "cannot encode the payload of '%s'",
-               notification_id);
-        goto out;
-    }
     Conveyor__NotificationRequested request =
         CONVEYOR__NOTIFICATION_REQUESTED__INIT;
     request.notification_id = (char *)notification_id;
@@ -75,14 +68,64 @@ int followup_notify(cv_bus_t *bus, const char *notification_id,
     request.target = target;
     request.subject = (char *)subject;
     request.text = (char *)text;
-    request.payload_json = payload_json;
+    request.payload_json = (char *)payload_json;
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
     env.body_case = CONVEYOR__ENVELOPE__BODY_NOTIFICATION_REQUESTED;
     env.notification_requested = &request;
-    rc = cv_bus_emit(bus, &env, "notifier", NULL);
-out:
+    return cv_bus_emit(bus, &env, "notifier", NULL);
+}
+
+int followup_notify(cv_bus_t *bus, const char *notification_id,
+                    const char *lead_id, const char *staff_id,
+                    Conveyor__NotifyTarget *target, const char *subject,
+                    const char *text, const json_t *payload)
+{
+    char *payload_json = json_dumps(payload, JSON_COMPACT);
+    if (payload_json == NULL) {
+        cv_log(CV_LOG_ERROR, "cannot encode the payload of '%s'",
+               notification_id);
+        return -1;
+    }
+    int rc = followup_notify_text(bus, notification_id, lead_id, staff_id,
+                                  target, subject, text, payload_json);
     free(payload_json);
     return rc;
+}
+
+char *followup_lead_summary_fields(const Conveyor__Lead *lead)
+{
+    const char *const values[] = {lead->name, lead->company, lead->phone,
+                                  lead->email, lead->telegram};
+    size_t size = 1;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+        if (values[i] != NULL)
+            size += strlen(values[i]) + 2;
+    const char *id = lead->lead_id != NULL ? lead->lead_id : "(unknown)";
+    size += strlen(id) + 5;
+    char *summary = malloc(size);
+    if (summary == NULL)
+        return NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (values[i] == NULL || values[i][0] == '\0')
+            continue;
+        if (used > 0) {
+            memcpy(summary + used, ", ", 2);
+            used += 2;
+        }
+        size_t n = strlen(values[i]);
+        memcpy(summary + used, values[i], n);
+        used += n;
+    }
+    if (used == 0) {
+        memcpy(summary, "lead ", 5);
+        used = 5;
+        size_t n = strlen(id);
+        memcpy(summary + used, id, n);
+        used += n;
+    }
+    summary[used] = '\0';
+    return summary;
 }
 
 char *followup_format_time(int64_t ms, char *buf, size_t size)

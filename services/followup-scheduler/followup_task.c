@@ -79,18 +79,72 @@ static int task_emit_created(cv_bus_t *bus, const char *task_id,
     return cv_bus_emit(bus, &env, "console", NULL);
 }
 
-/* Tells the owner about the new task: who the lead is and by when. */
+/* The payload of the task_created notification as JSON text, written
+ * directly when it can be (see followup_json.c), else through jansson as
+ * json_pack + json_dumps would make it. Caller frees; NULL when out of
+ * memory. */
+static char *task_payload(const char *notification_id, const char *task_id,
+                          const Conveyor__LeadAssigned *assigned,
+                          const char *title, int64_t due_at,
+                          const char *due_rfc3339, const char *lead_text)
+{
+    const Conveyor__Lead *lead = assigned->lead;
+    cv_jsonw_t b;
+    cv_jsonw_init(&b);
+    cv_jsonw_raw(&b, "{", 1);
+    cv_jsonw_member(&b, "notification_id", true);
+    cv_jsonw_string(&b, notification_id);
+    cv_jsonw_member(&b, "kind", false);
+    cv_jsonw_string(&b, "task_created");
+    cv_jsonw_member(&b, "task_id", false);
+    cv_jsonw_string(&b, task_id);
+    cv_jsonw_member(&b, "lead_id", false);
+    cv_jsonw_string(&b, lead->lead_id);
+    cv_jsonw_member(&b, "staff_id", false);
+    cv_jsonw_string(&b, assigned->staff_id);
+    cv_jsonw_member(&b, "due_at", false);
+    cv_jsonw_string(&b, due_rfc3339);
+    cv_jsonw_member(&b, "due_at_ms", false);
+    cv_jsonw_int(&b, (long long)due_at);
+    cv_jsonw_member(&b, "title", false);
+    cv_jsonw_string(&b, title);
+    cv_jsonw_member(&b, "lead", false);
+    cv_jsonw_raw(&b, lead_text, strlen(lead_text));
+    cv_jsonw_raw(&b, "}", 1);
+    if (!b.failed)
+        return b.data;
+    cv_jsonw_clear(&b);
+
+    char *text = NULL;
+    json_error_t error;
+    json_t *lead_json = json_loads(lead_text, 0, &error);
+    json_t *payload = NULL;
+    if (lead_json != NULL)
+        payload = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}",
+            "notification_id", notification_id, "kind", "task_created",
+            "task_id", task_id, "lead_id", lead->lead_id, "staff_id",
+            assigned->staff_id, "due_at", due_rfc3339, "due_at_ms",
+            (json_int_t)due_at, "title", title, "lead", lead_json);
+    if (payload != NULL)
+        text = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    json_decref(lead_json);
+    return text;
+}
+
+/* Tells the owner about the new task: who the lead is and by when.
+ * `summary` is the lead's one-line description. */
 static int task_notify_created(cv_bus_t *bus, const char *task_id,
                                const Conveyor__LeadAssigned *assigned,
                                const char *title, int64_t due_at,
-                               json_t *lead_json)
+                               const char *lead_text, const char *summary)
 {
     const Conveyor__Lead *lead = assigned->lead;
     int rc = -1;
-    char *summary = NULL;
     char *subject = NULL;
     char *text = NULL;
-    json_t *payload = NULL;
+    char *payload = NULL;
     char notification_id[TASK_ID_SIZE];
     char due_text[64];
     char due_rfc3339[40];
@@ -102,9 +156,6 @@ static int task_notify_created(cv_bus_t *bus, const char *task_id,
     }
     followup_format_time(due_at, due_text, sizeof(due_text));
     cv_clock_format(due_at, due_rfc3339, sizeof(due_rfc3339));
-    summary = followup_lead_summary(lead_json, lead->lead_id);
-    if (summary == NULL)
-        goto oom;
     if (asprintf(&subject, "New lead: %s (first contact by %s)", summary,
                  due_text) < 0) {
         subject = NULL;
@@ -120,25 +171,48 @@ static int task_notify_created(cv_bus_t *bus, const char *task_id,
         text = NULL;
         goto oom;
     }
-    payload = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}", "notification_id",
-        notification_id, "kind", "task_created", "task_id", task_id, "lead_id",
-        lead->lead_id, "staff_id", assigned->staff_id, "due_at", due_rfc3339,
-        "due_at_ms", (json_int_t)due_at, "title", title, "lead", lead_json);
+    payload = task_payload(notification_id, task_id, assigned, title, due_at,
+                           due_rfc3339, lead_text);
     if (payload == NULL)
         goto oom;
-    rc =
-        followup_notify(bus, notification_id, lead->lead_id, assigned->staff_id,
-                        assigned->notify, subject, text, payload);
+    rc = followup_notify_text(bus, notification_id, lead->lead_id,
+                              assigned->staff_id, assigned->notify, subject,
+                              text, payload);
     goto out;
 oom:
     cv_log(CV_LOG_ERROR, "out of memory notifying about '%s'", task_id);
 out:
-    json_decref(payload);
+    free(payload);
     free(text);
     free(subject);
-    free(summary);
     return rc;
+}
+
+/* The lead's JSON snapshot (as json_dumps of cv_event_lead_to_json) and
+ * its one-line summary, into *text and *summary (caller frees both).
+ * 0, or -1 when out of memory. */
+static int task_lead_snapshot(const Conveyor__Lead *lead, char **text,
+                              char **summary)
+{
+    *text = NULL;
+    *summary = NULL;
+    cv_jsonw_t b;
+    cv_jsonw_init(&b);
+    cv_jsonw_lead(&b, lead);
+    if (!b.failed) {
+        /* every field went in as it is, so the summary can read them */
+        *text = b.data;
+        *summary = followup_lead_summary_fields(lead);
+        return *summary != NULL ? 0 : -1;
+    }
+    cv_jsonw_clear(&b);
+    json_t *json = cv_event_lead_to_json(lead);
+    if (json == NULL)
+        return -1;
+    *text = json_dumps(json, JSON_COMPACT);
+    *summary = followup_lead_summary(json, lead->lead_id);
+    json_decref(json);
+    return *text != NULL && *summary != NULL ? 0 : -1;
 }
 
 int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
@@ -146,8 +220,8 @@ int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
 {
     const Conveyor__Lead *lead = assigned->lead;
     int rc = -1;
-    json_t *lead_json = NULL;
     char *lead_text = NULL;
+    char *summary = NULL;
     char *title = NULL;
     char task_id[TASK_ID_SIZE];
     char timer_id[TASK_ID_SIZE];
@@ -162,12 +236,10 @@ int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
     }
     int64_t now = cv_clock_now_ms();
     int64_t due_at = now + task_first_contact_ms(self);
-    lead_json = cv_event_lead_to_json(lead);
-    if (lead_json == NULL)
+    if (task_lead_snapshot(lead, &lead_text, &summary) != 0)
         goto oom;
-    lead_text = json_dumps(lead_json, JSON_COMPACT);
     title = followup_first_contact_title(lead->channel, lead->name);
-    if (lead_text == NULL || title == NULL)
+    if (title == NULL)
         goto oom;
 
     bool created = false;
@@ -183,8 +255,8 @@ int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
     if (followup_timer_insert(self, bus, timer_id, task_id, lead->lead_id,
                               FOLLOWUP_TIMER_FIRST_CONTACT, due_at) != 0 ||
         task_emit_created(bus, task_id, assigned, title, due_at) != 0 ||
-        task_notify_created(bus, task_id, assigned, title, due_at, lead_json) !=
-            0)
+        task_notify_created(bus, task_id, assigned, title, due_at, lead_text,
+                            summary) != 0)
         goto out;
     cv_metric_add(self->tasks_opened, 1);
     cv_log(CV_LOG_INFO, "task '%s' for '%s' due in %lld min", task_id,
@@ -195,8 +267,8 @@ oom:
     cv_log(CV_LOG_ERROR, "out of memory opening task '%s'", task_id);
 out:
     free(title);
+    free(summary);
     free(lead_text);
-    json_decref(lead_json);
     return rc;
 }
 

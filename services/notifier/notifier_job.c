@@ -1,5 +1,6 @@
 /* notifier_job: a notification on its way to a webhook, and its body. */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,9 +131,242 @@ static int notifier_job_set(json_t *object, const char *key,
     return json_object_set_new(object, key, text);
 }
 
+/* ---- a quick check of payload_json that never allocates ----
+ *
+ * json_loads was most of the handler's work per event, only to learn that
+ * the payload parses. These functions accept a subset of what jansson
+ * accepts (JSON_DECODE_ANY, no other flags): objects, arrays, strings of
+ * valid UTF-8 with simple escapes, integers of up to 18 digits, decimals
+ * without exponent, true, false and null, nested at most
+ * NOTIFIER_JSON_DEPTH deep. Anything else, valid or not, is "unsure" and
+ * goes to json_loads as before, so the outcome is always jansson's. */
+
+#define NOTIFIER_JSON_DEPTH 64 /* deeper texts go to jansson */
+
+/* The parse position; NULL once the text is outside the subset. */
+typedef const unsigned char *notifier_json_at;
+
+static notifier_json_at notifier_json_value(notifier_json_at p, int depth);
+
+static notifier_json_at notifier_json_space(notifier_json_at p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static int notifier_json_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Bytes of the UTF-8 sequence at `p` as jansson accepts it (no overlong
+ * forms, surrogates or code points above U+10FFFF), or 0. */
+static size_t notifier_json_utf8(notifier_json_at p)
+{
+    unsigned char c = p[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c < 0xF0) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c < 0xF5) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)
+        || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
+        return 0;
+    return n;
+}
+
+/* A string at `p` (its opening quote). */
+static notifier_json_at notifier_json_string(notifier_json_at p)
+{
+    p++;
+    for (;;) {
+        unsigned char c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL; /* control character or the end of the text */
+        if (c == '\\') {
+            c = p[1];
+            if (c == 'u') {
+                int cp = 0;
+                for (int i = 2; i < 6; i++) {
+                    int h = notifier_json_hex(p[i]);
+                    if (h < 0)
+                        return NULL;
+                    cp = cp * 16 + h;
+                }
+                /* \u0000 and surrogate pairs: left to jansson */
+                if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+                    return NULL;
+                p += 6;
+            } else if (c == '"' || c == '\\' || c == '/' || c == 'b'
+                       || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+                p += 2;
+            } else {
+                return NULL;
+            }
+        } else if (c < 0x80) {
+            p++;
+        } else {
+            size_t n = notifier_json_utf8(p);
+            if (n == 0)
+                return NULL;
+            p += n;
+        }
+    }
+}
+
+static bool notifier_json_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A number: an integer of at most 18 digits, or one with a fraction and
+ * at most 300 digits before the point (strtod cannot overflow). */
+static notifier_json_at notifier_json_number(notifier_json_at p)
+{
+    if (*p == '-')
+        p++;
+    notifier_json_at digits = p;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (notifier_json_digit(*p))
+            p++;
+    } else {
+        return NULL;
+    }
+    size_t whole = (size_t)(p - digits);
+    if (*p == '.') {
+        p++;
+        if (!notifier_json_digit(*p) || whole > 300)
+            return NULL;
+        while (notifier_json_digit(*p))
+            p++;
+    } else if (whole > 18) {
+        return NULL;
+    }
+    if (*p == 'e' || *p == 'E' || notifier_json_digit(*p))
+        return NULL;
+    return p;
+}
+
+static notifier_json_at notifier_json_word(notifier_json_at p,
+                                           const char *word, size_t length)
+{
+    if (strncmp((const char *)p, word, length) != 0)
+        return NULL;
+    p += length;
+    /* jansson reads a whole run of letters as one word */
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+        return NULL;
+    return p;
+}
+
+static notifier_json_at notifier_json_object(notifier_json_at p, int depth)
+{
+    p = notifier_json_space(p + 1);
+    if (*p == '}')
+        return p + 1;
+    for (;;) {
+        if (*p != '"')
+            return NULL;
+        p = notifier_json_string(p);
+        if (p == NULL)
+            return NULL;
+        p = notifier_json_space(p);
+        if (*p != ':')
+            return NULL;
+        p = notifier_json_value(notifier_json_space(p + 1), depth);
+        if (p == NULL)
+            return NULL;
+        p = notifier_json_space(p);
+        if (*p == '}')
+            return p + 1;
+        if (*p != ',')
+            return NULL;
+        p = notifier_json_space(p + 1);
+    }
+}
+
+static notifier_json_at notifier_json_array(notifier_json_at p, int depth)
+{
+    p = notifier_json_space(p + 1);
+    if (*p == ']')
+        return p + 1;
+    for (;;) {
+        p = notifier_json_value(p, depth);
+        if (p == NULL)
+            return NULL;
+        p = notifier_json_space(p);
+        if (*p == ']')
+            return p + 1;
+        if (*p != ',')
+            return NULL;
+        p = notifier_json_space(p + 1);
+    }
+}
+
+/* A value at `p` (no leading space). */
+static notifier_json_at notifier_json_value(notifier_json_at p, int depth)
+{
+    switch (*p) {
+    case '{':
+        return depth < NOTIFIER_JSON_DEPTH ? notifier_json_object(p, depth + 1)
+                                           : NULL;
+    case '[':
+        return depth < NOTIFIER_JSON_DEPTH ? notifier_json_array(p, depth + 1)
+                                           : NULL;
+    case '"':
+        return notifier_json_string(p);
+    case 't':
+        return notifier_json_word(p, "true", 4);
+    case 'f':
+        return notifier_json_word(p, "false", 5);
+    case 'n':
+        return notifier_json_word(p, "null", 4);
+    default:
+        return notifier_json_number(p);
+    }
+}
+
+/* True when `text` is surely JSON that json_loads accepts; false when it
+ * is not or this check cannot tell. */
+static bool notifier_json_surely_valid(const char *text)
+{
+    notifier_json_at p = notifier_json_space((notifier_json_at)text);
+    p = notifier_json_value(p, 0);
+    return p != NULL && *notifier_json_space(p) == '\0';
+}
+
 char *notifier_job_body(const Conveyor__NotificationRequested *request)
 {
     if (request->payload_json != NULL && request->payload_json[0] != '\0') {
+        if (notifier_json_surely_valid(request->payload_json))
+            return strdup(request->payload_json);
         json_error_t error;
         json_t *payload = json_loads(request->payload_json, JSON_DECODE_ANY,
                                      &error);

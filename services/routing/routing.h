@@ -76,6 +76,10 @@ void routing_pool_clear(routing_pool_t *pool);
 void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Appends plain text or a number, truncating as routing_trace_add. */
+void routing_trace_put(routing_trace_t *trace, const char *text);
+void routing_trace_int(routing_trace_t *trace, int value);
+
 /* Tries to assign the scored lead now, inside the open transaction; on
  * success stores the assignment and emits LeadAssigned (with `trace_id`
  * when not NULL). *assigned says whether it happened; `why` explains the

@@ -33,6 +33,38 @@ void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
     trace->length += (size_t)n;
 }
 
+void routing_trace_put(routing_trace_t *trace, const char *text)
+{
+    size_t room = sizeof(trace->text) - trace->length;
+    if (room <= 1)
+        return;
+    size_t n = strlen(text);
+    if (n >= room) {
+        /* as routing_trace_add: fill up, then end in "..." */
+        memcpy(trace->text + trace->length, text, room - 1);
+        trace->length = sizeof(trace->text) - 1;
+        memcpy(trace->text + trace->length - 3, "...", 4);
+        return;
+    }
+    memcpy(trace->text + trace->length, text, n + 1);
+    trace->length += n;
+}
+
+void routing_trace_int(routing_trace_t *trace, int value)
+{
+    char digits[16];
+    size_t at = sizeof(digits) - 1;
+    digits[at] = '\0';
+    unsigned int v = value < 0 ? 0u - (unsigned int)value : (unsigned int)value;
+    do {
+        digits[--at] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    if (value < 0)
+        digits[--at] = '-';
+    routing_trace_put(trace, digits + at);
+}
+
 int routing_is_assigned(cv_store_t *store, const char *lead_id)
 {
     sqlite3_stmt *stmt =
@@ -119,25 +151,28 @@ static int emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
 static void trace_pool(routing_trace_t *why, const routing_pool_t *pool,
                        const cv_routing_rr_member_t *rr)
 {
-    routing_trace_add(why, "; " STRATEGY " over [");
+    /* plain appends: this runs for every member of every lead */
+    routing_trace_put(why, "; " STRATEGY " over [");
     bool first = true;
     for (size_t i = 0; i < pool->count; i++) {
         if (!rr[i].available)
             continue;
-        routing_trace_add(why, "%s%s", first ? "" : ",",
-                          pool->members[i].staff_id);
+        if (!first)
+            routing_trace_put(why, ",");
+        routing_trace_put(why, pool->members[i].staff_id);
         first = false;
     }
-    routing_trace_add(why, "] weights [");
+    routing_trace_put(why, "] weights [");
     first = true;
     for (size_t i = 0; i < pool->count; i++) {
         if (!rr[i].available)
             continue;
-        routing_trace_add(why, "%s%d", first ? "" : ",",
-                          cv_routing_rr_weight(&rr[i]));
+        if (!first)
+            routing_trace_put(why, ",");
+        routing_trace_int(why, cv_routing_rr_weight(&rr[i]));
         first = false;
     }
-    routing_trace_add(why, "]");
+    routing_trace_put(why, "]");
     first = true;
     for (size_t i = 0; i < pool->count; i++) {
         const routing_member_t *m = &pool->members[i];
@@ -200,7 +235,8 @@ int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     for (size_t i = 0; i < pool.count; i++)
         pool.members[i].current = rr[i].current;
     const routing_member_t *m = &pool.members[chosen];
-    routing_trace_add(why, "; chose %s", m->staff_id);
+    routing_trace_put(why, "; chose ");
+    routing_trace_put(why, m->staff_id);
     if (m->capacity_per_day > 0)
         routing_trace_add(why, " (%d/%d today)", m->assigned_today + 1,
                           m->capacity_per_day);

@@ -207,13 +207,16 @@ int routing_pool_load(cv_store_t *store, const char *pool, int tier,
 int routing_pool_save(cv_store_t *store, const char *pool,
                       const routing_pool_t *members)
 {
+    if (members->count == 0)
+        return 0;
+    /* looked up once: cv_store_step_done resets it for the next member */
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO rr_state (pool, staff_id, current)"
+               " VALUES (?, ?, ?) ON CONFLICT (pool, staff_id)"
+               " DO UPDATE SET current = excluded.current");
+    if (stmt == NULL)
+        return -1;
     for (size_t i = 0; i < members->count; i++) {
-        sqlite3_stmt *stmt = cv_store_prepare(
-            store, "INSERT INTO rr_state (pool, staff_id, current)"
-                   " VALUES (?, ?, ?) ON CONFLICT (pool, staff_id)"
-                   " DO UPDATE SET current = excluded.current");
-        if (stmt == NULL)
-            return -1;
         cv_store_bind_text(stmt, 1, pool);
         cv_store_bind_text(stmt, 2, members->members[i].staff_id);
         sqlite3_bind_int64(stmt, 3, members->members[i].current);
