@@ -99,3 +99,14 @@ int cv_service_run(cv_service_t *self)
     cv_log_info("%s stopped", self->config.service);
     return rc;
 }
+
+int cv_service_main(const cv_service_options_t *options, int argc,
+                    char **argv)
+{
+    cv_service_t *svc = cv_service_new(options, argc, argv);
+    if (svc == NULL)
+        return 1;
+    int rc = cv_service_run(svc);
+    cv_service_destroy(&svc);
+    return rc == 0 ? 0 : 1;
+}

@@ -3,15 +3,13 @@
  * Loads the configuration, opens the log, the service's SQLite file (with
  * its migrations), the bus, and for services without an HTTP port of their
  * own an admin server with /healthz and /metrics; then runs the bus loop
- * until SIGINT/SIGTERM. A typical main():
+ * until SIGINT/SIGTERM. A stage with nothing but a handler has the main()
  *
- *     cv_service_t *svc = cv_service_new(&options, argc, argv);
- *     if (svc == NULL)
- *         return 1;
- *     int rc = cv_service_run(svc);
- *     cv_service_destroy(&svc);
- *     return rc == 0 ? 0 : 1;
- */
+ *     return cv_service_main(&options, argc, argv);
+ *
+ * and one with more to set up (sources, its own HTTP server) calls
+ * cv_service_new, adds its parts, then cv_service_run and
+ * cv_service_destroy. */
 #ifndef CV_SERVICE_H
 #define CV_SERVICE_H
 
@@ -58,5 +56,10 @@ cv_bus_t *cv_service_bus(cv_service_t *self);
 /* Marks the service ready (healthz 200) and runs the bus loop. 0 on a
  * clean stop, -1 on a fatal error. */
 int cv_service_run(cv_service_t *self);
+
+/* The whole main() of a stage that needs nothing beyond its handler:
+ * new, run, destroy. Returns the process exit status. */
+int cv_service_main(const cv_service_options_t *options, int argc,
+                    char **argv);
 
 #endif

@@ -14,10 +14,5 @@ int main(int argc, char **argv)
         .arg = NULL,
         .admin_http = true,
     };
-    cv_service_t *svc = cv_service_new(&options, argc, argv);
-    if (svc == NULL)
-        return 1;
-    int rc = cv_service_run(svc);
-    cv_service_destroy(&svc);
-    return rc == 0 ? 0 : 1;
+    return cv_service_main(&options, argc, argv);
 }
