@@ -328,3 +328,14 @@ void cv_store_column_copy(sqlite3_stmt *stmt, int col, char *buf, size_t size)
     const unsigned char *text = sqlite3_column_text(stmt, col);
     snprintf(buf, size, "%s", text ? (const char *)text : "");
 }
+
+char *cv_store_column_dup(sqlite3_stmt *stmt, int col, bool *failed)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, col);
+    if (text == NULL)
+        return NULL;
+    char *copy = strdup((const char *)text);
+    if (copy == NULL && failed != NULL)
+        *failed = true;
+    return copy;
+}

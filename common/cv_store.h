@@ -53,6 +53,10 @@ int cv_store_bind_text(sqlite3_stmt *stmt, int index, const char *text);
  * it. Returns 0, or -1 after logging the SQLite error with the SQL text. */
 int cv_store_step_done(sqlite3_stmt *stmt);
 
+/* A malloc'd copy of column `col` of the current row as text, or NULL for
+ * SQL NULL; sets *failed (when `failed` is not NULL) if out of memory. */
+char *cv_store_column_dup(sqlite3_stmt *stmt, int col, bool *failed);
+
 /* Copies column `col` of the current row as text into buf ("" for NULL). */
 void cv_store_column_copy(sqlite3_stmt *stmt, int col, char *buf,
                           size_t size);

@@ -737,19 +737,6 @@ int console_task_mark_done(cv_store_t *store, const char *task_id,
 /* ------------------------------------------------------------------ */
 /* Snapshots for the events the console emits                          */
 
-/* A copy of column `col`, or NULL for SQL NULL; *failed set when out of
- * memory. */
-static char *console_column_dup(sqlite3_stmt *stmt, int col, bool *failed)
-{
-    const unsigned char *text = sqlite3_column_text(stmt, col);
-    if (text == NULL)
-        return NULL;
-    char *copy = strdup((const char *)text);
-    if (copy == NULL)
-        *failed = true;
-    return copy;
-}
-
 int console_snapshot_load(cv_store_t *store, const char *lead_id,
                           console_snapshot_t *snap)
 {
@@ -786,7 +773,7 @@ int console_snapshot_load(cv_store_t *store, const char *lead_id,
         &l->utm_source, &l->utm_medium, &l->utm_campaign, &l->extra_json,
     };
     for (int i = 0; i < (int)(sizeof(texts) / sizeof(texts[0])); i++)
-        *texts[i] = console_column_dup(stmt, i, &failed);
+        *texts[i] = cv_store_column_dup(stmt, i, &failed);
     if (sqlite3_column_type(stmt, 20) != SQLITE_NULL) {
         l->has_budget = true;
         l->budget = sqlite3_column_double(stmt, 20);

@@ -37,12 +37,6 @@ typedef struct {
     char *email;            /* (owned) */
 } timer_task_t;
 
-static char *timer_column_dup(sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *text = sqlite3_column_text(stmt, col);
-    return text != NULL ? strdup((const char *)text) : NULL;
-}
-
 static void timer_due_clear(timer_due_t *due)
 {
     free(due->timer_id);
@@ -145,13 +139,13 @@ static int timer_load_task(cv_bus_t *bus, const char *task_id,
     int rc = sqlite3_step(stmt);
     *found = false;
     if (rc == SQLITE_ROW) {
-        task->staff_id = timer_column_dup(stmt, 0);
-        task->status = timer_column_dup(stmt, 1);
-        task->title = timer_column_dup(stmt, 2);
-        task->lead_json = timer_column_dup(stmt, 3);
-        task->webhook_url = timer_column_dup(stmt, 4);
-        task->telegram_chat_id = timer_column_dup(stmt, 5);
-        task->email = timer_column_dup(stmt, 6);
+        task->staff_id = cv_store_column_dup(stmt, 0, NULL);
+        task->status = cv_store_column_dup(stmt, 1, NULL);
+        task->title = cv_store_column_dup(stmt, 2, NULL);
+        task->lead_json = cv_store_column_dup(stmt, 3, NULL);
+        task->webhook_url = cv_store_column_dup(stmt, 4, NULL);
+        task->telegram_chat_id = cv_store_column_dup(stmt, 5, NULL);
+        task->email = cv_store_column_dup(stmt, 6, NULL);
         *found = true;
         rc = SQLITE_DONE;
     }
@@ -333,10 +327,10 @@ static int timer_collect_due(cv_bus_t *bus, int64_t now, timer_due_t *due,
         if (rc != SQLITE_ROW)
             break;
         timer_due_t *row = &due[count++];
-        row->timer_id = timer_column_dup(stmt, 0);
-        row->task_id = timer_column_dup(stmt, 1);
-        row->lead_id = timer_column_dup(stmt, 2);
-        row->kind = timer_column_dup(stmt, 3);
+        row->timer_id = cv_store_column_dup(stmt, 0, NULL);
+        row->task_id = cv_store_column_dup(stmt, 1, NULL);
+        row->lead_id = cv_store_column_dup(stmt, 2, NULL);
+        row->kind = cv_store_column_dup(stmt, 3, NULL);
         row->due_at = sqlite3_column_int64(stmt, 4);
         if (row->timer_id == NULL || row->task_id == NULL ||
             row->lead_id == NULL || row->kind == NULL) {

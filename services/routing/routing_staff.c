@@ -105,19 +105,6 @@ out:
     return rc;
 }
 
-/* A copy of column `col`, NULL for SQL NULL; sets *failed when out of
- * memory. */
-static char *column_dup(sqlite3_stmt *stmt, int col, bool *failed)
-{
-    const unsigned char *text = sqlite3_column_text(stmt, col);
-    if (text == NULL)
-        return NULL;
-    char *copy = strdup((const char *)text);
-    if (copy == NULL)
-        *failed = true;
-    return copy;
-}
-
 static void member_free(routing_member_t *m)
 {
     free(m->staff_id);
@@ -179,15 +166,15 @@ int routing_pool_load(cv_store_t *store, const char *pool, int tier,
         }
         routing_member_t *m = &out->members[out->count++];
         memset(m, 0, sizeof(*m));
-        m->staff_id = column_dup(stmt, 0, &failed);
-        m->name = column_dup(stmt, 1, &failed);
+        m->staff_id = cv_store_column_dup(stmt, 0, &failed);
+        m->name = cv_store_column_dup(stmt, 1, &failed);
         m->weight = sqlite3_column_int(stmt, 2);
         m->capacity_per_day = sqlite3_column_int(stmt, 3);
         m->current = sqlite3_column_int64(stmt, 4);
         m->assigned_today = sqlite3_column_int(stmt, 5);
-        m->webhook_url = column_dup(stmt, 6, &failed);
-        m->telegram_chat_id = column_dup(stmt, 7, &failed);
-        m->email = column_dup(stmt, 8, &failed);
+        m->webhook_url = cv_store_column_dup(stmt, 6, &failed);
+        m->telegram_chat_id = cv_store_column_dup(stmt, 7, &failed);
+        m->email = cv_store_column_dup(stmt, 8, &failed);
         if (failed || m->staff_id == NULL)
             break;
     }
