@@ -38,6 +38,10 @@
  * that the connection is closed. */
 #define CV_HTTP_DISCARD_FACTOR 4
 #define CV_HTTP_TIMEOUT_S 60u /* idle connection timeout */
+/* Per-connection memory for request headers and the read buffer. MHD
+ * zeroes all of it for every request, so its default of 32 KiB cost more
+ * than parsing a lead; 16 KiB still takes headers of several KiB. */
+#define CV_HTTP_POOL_BYTES ((size_t)16 * 1024)
 
 typedef struct cv_http_header_item {
     struct cv_http_header_item *next; /* the next header to add */
@@ -456,6 +460,8 @@ cv_http_t *cv_http_start(const cv_http_options_t *options)
         {MHD_OPTION_SOCK_ADDR, 0, &sa},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)cv_http_completed, self},
         {MHD_OPTION_CONNECTION_TIMEOUT, CV_HTTP_TIMEOUT_S, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)CV_HTTP_POOL_BYTES,
+         NULL},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          threads, NULL},
         {MHD_OPTION_END, 0, NULL},

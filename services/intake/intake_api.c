@@ -185,7 +185,7 @@ static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
     intake_error_t error;
     if (intake_lead_parse(media_type, cv_http_header(req, "Content-Type"),
                           cv_http_body(req), cv_http_body_size(req),
-                          &item->lead, &error) != 0) {
+                          &item->sub.lead, &error) != 0) {
         if (error.status < 500)
             cv_metric_add(self->rejected, 1);
         cv_http_reply_error(req, error.status, error.code,
@@ -195,21 +195,26 @@ static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
         return;
     }
     item->req = req;
-    item->lead.api_source = strdup(source);
-    item->lead.received_at = cv_clock_now_ms();
+    item->sub.lead.api_source = strdup(source);
+    item->sub.lead.received_at = cv_clock_now_ms();
     if (idempotency_key != NULL)
-        item->idempotency_key = strdup(idempotency_key);
-    if (item->lead.api_source == NULL ||
-        (idempotency_key != NULL && item->idempotency_key == NULL)) {
+        item->sub.idempotency_key = strdup(idempotency_key);
+    /* ids and the arrival record are made here, in parallel, so that the
+     * bus thread only has SQL left to run */
+    if (item->sub.lead.api_source == NULL ||
+        (idempotency_key != NULL && item->sub.idempotency_key == NULL) ||
+        intake_submission_prepare(&item->sub) != 0) {
         cv_http_reply_error(req, 503, "out_of_memory", NULL,
                             "the server is out of memory");
         intake_pending_free(item);
         return;
     }
     /* the same key with another body (or another kind of body) is a
-     * different request */
-    intake_sha256_hex(media_type, strlen(media_type) + 1, cv_http_body(req),
-                      cv_http_body_size(req), item->body_hash);
+     * different request; without a key the hash is never looked at */
+    if (idempotency_key != NULL)
+        intake_sha256_hex(media_type, strlen(media_type) + 1,
+                          cv_http_body(req), cv_http_body_size(req),
+                          item->sub.body_hash);
     cv_http_suspend(req);
     if (intake_queue_push(self->queue, item) != 0) {
         /* shutting down: answer here, and undo the suspend */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_clock.h"
 #include "cv_contact.h"
 
 #define INTAKE_FIELD_MAX 4096     /* bytes in any text field but message */
@@ -670,4 +671,155 @@ void intake_lead_to_proto(const intake_lead_t *lead, Conveyor__Lead *out)
     out->has_received_at = true;
     out->received_at = lead->received_at;
     out->domain = lead->domain;
+}
+
+/* A growing text for intake_lead_to_json. */
+typedef struct {
+    char *text;      /* NUL-terminated once done (owned) */
+    size_t len;      /* bytes used */
+    size_t cap;      /* bytes allocated */
+    bool oom;        /* an allocation failed */
+} intake_buf_t;
+
+static void intake_buf_put(intake_buf_t *b, const char *data, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 512;
+        while (b->len + len + 1 > cap)
+            cap *= 2;
+        char *grown = realloc(b->text, cap);
+        if (grown == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->text = grown;
+        b->cap = cap;
+    }
+    memcpy(b->text + b->len, data, len);
+    b->len += len;
+}
+
+/* A JSON string the way jansson dumps it without flags: only '"', '\\'
+ * and control characters are escaped; UTF-8 passes as is. */
+static void intake_buf_string(intake_buf_t *b, const char *text)
+{
+    intake_buf_put(b, "\"", 1);
+    const char *run = text;
+    for (const char *p = text; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        intake_buf_put(b, run, (size_t)(p - run));
+        char seq[8];
+        const char *esc = seq;
+        size_t len = 2;
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)c);
+            len = 6;
+        }
+        intake_buf_put(b, esc, len);
+        run = p + 1;
+    }
+    intake_buf_put(b, run, strlen(run));
+    intake_buf_put(b, "\"", 1);
+}
+
+/* ,"key": — every member but lead_id follows another. */
+static void intake_buf_key(intake_buf_t *b, const char *key)
+{
+    intake_buf_put(b, ",\"", 2);
+    intake_buf_put(b, key, strlen(key));
+    intake_buf_put(b, "\":", 2);
+}
+
+/* A text member, left out when unset or empty (cv_event_put_text). */
+static void intake_buf_text(intake_buf_t *b, const char *key,
+                            const char *text)
+{
+    if (text == NULL || text[0] == '\0')
+        return;
+    intake_buf_key(b, key);
+    intake_buf_string(b, text);
+}
+
+/* An amount as cv_event_number makes it: an integer when whole. */
+static void intake_buf_number(intake_buf_t *b, double value)
+{
+    char number[64];
+    if (isfinite(value) && value == floor(value) && fabs(value) < 9.0e15) {
+        int n = snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT,
+                         (json_int_t)value);
+        intake_buf_put(b, number, (size_t)n);
+        return;
+    }
+    if (!isfinite(value)) {
+        intake_buf_put(b, "null", 4);
+        return;
+    }
+    /* jansson's own formatting of reals, to stay byte for byte */
+    json_t *real = json_real(value);
+    char *text = real != NULL ? json_dumps(real, JSON_ENCODE_ANY) : NULL;
+    json_decref(real);
+    if (text == NULL) {
+        b->oom = true;
+        return;
+    }
+    intake_buf_put(b, text, strlen(text));
+    free(text);
+}
+
+char *intake_lead_to_json(const intake_lead_t *lead)
+{
+    intake_buf_t b = {0};
+    intake_buf_put(&b, "{\"lead_id\":", 11);
+    intake_buf_string(&b, lead->lead_id != NULL ? lead->lead_id : "");
+    intake_buf_text(&b, "name", lead->name);
+    intake_buf_text(&b, "company", lead->company);
+    intake_buf_text(&b, "phone", lead->phone);
+    intake_buf_text(&b, "email", lead->email);
+    intake_buf_text(&b, "telegram", lead->telegram);
+    intake_buf_text(&b, "message", lead->message);
+    intake_buf_text(&b, "channel", lead->channel);
+    intake_buf_text(&b, "source",
+                    lead->source != NULL ? lead->source : lead->api_source);
+    intake_buf_text(&b, "region", lead->region);
+    intake_buf_text(&b, "industry", lead->industry);
+    intake_buf_text(&b, "product", lead->product);
+    if (lead->has_budget) {
+        intake_buf_key(&b, "budget");
+        intake_buf_number(&b, lead->budget);
+    }
+    intake_buf_text(&b, "currency", lead->currency);
+    intake_buf_text(&b, "inn", lead->inn);
+    intake_buf_text(&b, "timezone", lead->timezone);
+    intake_buf_text(&b, "utm_source", lead->utm_source);
+    intake_buf_text(&b, "utm_medium", lead->utm_medium);
+    intake_buf_text(&b, "utm_campaign", lead->utm_campaign);
+    /* extra_json is jansson's compact, key-sorted dump of an object, which
+     * a parse and re-dump would give back unchanged */
+    if (lead->extra_json != NULL && lead->extra_json[0] == '{') {
+        intake_buf_key(&b, "extra");
+        intake_buf_put(&b, lead->extra_json, strlen(lead->extra_json));
+    }
+    char when[40];
+    cv_clock_format(lead->received_at, when, sizeof(when));
+    intake_buf_text(&b, "received_at", when);
+    intake_buf_text(&b, "domain", lead->domain);
+    intake_buf_put(&b, "}", 1);
+    if (b.oom) {
+        free(b.text);
+        return NULL;
+    }
+    b.text[b.len] = '\0';
+    return b.text;
 }

@@ -81,4 +81,9 @@ int intake_lead_merge(intake_lead_t *into, const intake_lead_t *from);
  * while `lead` is. */
 void intake_lead_to_proto(const intake_lead_t *lead, Conveyor__Lead *out);
 
+/* The lead as cv_event_lead_to_json + json_dumps(JSON_COMPACT) write it,
+ * byte for byte, without building a jansson tree (source falls back to
+ * api_source as in intake_lead_to_proto). NULL when out of memory. */
+char *intake_lead_to_json(const intake_lead_t *lead);
+
 #endif

@@ -34,8 +34,7 @@ void intake_pending_free(intake_pending_t *item)
 {
     if (item == NULL)
         return;
-    intake_lead_clear(&item->lead);
-    free(item->idempotency_key);
+    intake_submission_clear(&item->sub);
     intake_outcome_clear(&item->outcome);
     free(item);
 }
@@ -185,8 +184,7 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
         tail = &(*tail)->next;
     *tail = taken;
     for (intake_pending_t *p = taken; p != NULL; p = p->next) {
-        if (intake_store_accept(bus, &p->lead, p->idempotency_key,
-                                p->body_hash, &p->outcome) != 0)
+        if (intake_store_accept(bus, &p->sub, &p->outcome) != 0)
             return -1;
     }
     return 0;

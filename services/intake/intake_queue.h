@@ -19,9 +19,7 @@
 typedef struct intake_pending {
     struct intake_pending *next;       /* the next in the queue */
     cv_http_request_t *req;            /* suspended; resumed on reply */
-    intake_lead_t lead;                /* validated and normalised */
-    char *idempotency_key;             /* the header, or NULL (owned) */
-    char body_hash[INTAKE_SHA256_HEX]; /* SHA-256 of type and body */
+    intake_submission_t sub;           /* the validated lead, ready */
     intake_outcome_t outcome;          /* filled in the bus turn */
 } intake_pending_t;
 

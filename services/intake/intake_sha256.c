@@ -2,7 +2,6 @@
 #include "intake_sha256.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -106,16 +105,17 @@ void intake_sha256_hex(const void *a, size_t a_size, const void *b,
         intake_sha256_update(&ctx, a, a_size);
     if (b_size > 0)
         intake_sha256_update(&ctx, b, b_size);
+    /* 0x80, zeros up to 56 bytes into a block, the length in bits */
     uint64_t bits = ctx.length * 8;
-    uint8_t pad = 0x80;
-    intake_sha256_update(&ctx, &pad, 1);
-    pad = 0;
-    while (ctx.used != 56)
-        intake_sha256_update(&ctx, &pad, 1);
-    uint8_t len[8];
+    uint8_t tail[72] = {0x80};
+    size_t pad = ctx.used < 56 ? 56 - ctx.used : 120 - ctx.used;
     for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    intake_sha256_update(&ctx, len, 8);
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 8 * i, 9, "%08x", ctx.state[i]);
+        tail[pad + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
+    intake_sha256_update(&ctx, tail, pad + 8);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 8; j++)
+            hex[8 * i + j] = digits[(ctx.state[i] >> (28 - 4 * j)) & 0xf];
+    }
+    hex[64] = '\0';
 }

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cv_clock.h"
-#include "cv_event.h"
 #include "cv_id.h"
 #include "cv_log.h"
 #include "cv_store.h"
@@ -55,12 +54,30 @@ static const char intake_schema_v1[] =
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX idempotency_by_age ON idempotency (created_at);";
 
-const char *const intake_migrations[] = {intake_schema_v1};
+/* v2: the same contact_keys, with the kind check spelled as comparisons:
+ * SQLite codes `kind IN (...)` in a CHECK as a temporary table built on
+ * every insert, which cost more than the insert itself. */
+static const char intake_schema_v2[] =
+    "CREATE TABLE contact_keys_v2 ("
+    "  kind TEXT NOT NULL"
+    "    CHECK (kind = 'phone' OR kind = 'email' OR kind = 'telegram'"
+    "           OR kind = 'inn'),"
+    "  value TEXT NOT NULL,"
+    "  lead_id TEXT NOT NULL REFERENCES leads (lead_id),"
+    "  PRIMARY KEY (kind, value)"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO contact_keys_v2 (kind, value, lead_id)"
+    "  SELECT kind, value, lead_id FROM contact_keys;"
+    "DROP TABLE contact_keys;"
+    "ALTER TABLE contact_keys_v2 RENAME TO contact_keys;"
+    "CREATE INDEX contact_keys_by_lead ON contact_keys (lead_id);";
+
+const char *const intake_migrations[] = {intake_schema_v1, intake_schema_v2};
 const size_t intake_migration_count =
     sizeof(intake_migrations) / sizeof(intake_migrations[0]);
 
 /* The text columns in intake_lead_text_fields order, bound from ?4 on
- * insert and from ?3 on update. */
+ * insert. */
 static const char intake_sql_insert[] =
     "INSERT INTO leads (lead_id, api_source, received_at, updated_at,"
     " name, company, phone, email, telegram, message, channel, source,"
@@ -69,38 +86,110 @@ static const char intake_sql_insert[] =
     " VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
     " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
 
-static const char intake_sql_update[] =
+/* A repeat contact fills what the stored lead lacks (intake_lead_merge in
+ * SQL) and reads the merged lead back in the same statement: api_source,
+ * received_at, then the text columns from column 2, then budget. */
+static const char intake_sql_merge[] =
     "UPDATE leads SET updated_at = ?2, merge_count = merge_count + 1,"
-    " name = ?3, company = ?4, phone = ?5, email = ?6, telegram = ?7,"
-    " message = ?8, channel = ?9, source = ?10, region = ?11,"
-    " industry = ?12, product = ?13, currency = ?14, inn = ?15,"
-    " timezone = ?16, utm_source = ?17, utm_medium = ?18,"
-    " utm_campaign = ?19, extra_json = ?20, domain = ?21, budget = ?22"
-    " WHERE lead_id = ?1";
+    " name = coalesce(name, ?3), company = coalesce(company, ?4),"
+    " phone = coalesce(phone, ?5), email = coalesce(email, ?6),"
+    " telegram = coalesce(telegram, ?7), message = coalesce(message, ?8),"
+    " channel = coalesce(channel, ?9), source = coalesce(source, ?10),"
+    " region = coalesce(region, ?11), industry = coalesce(industry, ?12),"
+    " product = coalesce(product, ?13), currency = coalesce(currency, ?14),"
+    " inn = coalesce(inn, ?15), timezone = coalesce(timezone, ?16),"
+    " utm_source = coalesce(utm_source, ?17),"
+    " utm_medium = coalesce(utm_medium, ?18),"
+    " utm_campaign = coalesce(utm_campaign, ?19),"
+    " extra_json = coalesce(extra_json, ?20),"
+    " domain = coalesce(domain, ?21), budget = coalesce(budget, ?22)"
+    " WHERE lead_id = ?1"
+    " RETURNING api_source, received_at, name, company, phone, email,"
+    " telegram, message, channel, source, region, industry, product,"
+    " currency, inn, timezone, utm_source, utm_medium, utm_campaign,"
+    " extra_json, domain, budget";
 
-static const char intake_sql_select[] =
-    "SELECT api_source, received_at, name, company, phone, email, telegram,"
-    " message, channel, source, region, industry, product, currency, inn,"
-    " timezone, utm_source, utm_medium, utm_campaign, extra_json, domain,"
-    " budget FROM leads WHERE lead_id = ?1";
+/* The lead owning the first of phone, email, telegram, inn (in that
+ * order) that is already known; NULL when none is. */
+static const char intake_sql_find[] =
+    "SELECT coalesce("
+    "(SELECT lead_id FROM contact_keys WHERE kind = 'phone' AND value = ?1),"
+    "(SELECT lead_id FROM contact_keys WHERE kind = 'email' AND value = ?2),"
+    "(SELECT lead_id FROM contact_keys"
+    " WHERE kind = 'telegram' AND value = ?3),"
+    "(SELECT lead_id FROM contact_keys WHERE kind = 'inn' AND value = ?4))";
+
+/* Points a contact at a lead; a key another lead already owns stays with
+ * it. One row per statement: a multi-row INSERT costs more, as SQLite
+ * then opens a statement journal. */
+static const char intake_sql_key[] =
+    "INSERT OR IGNORE INTO contact_keys (kind, value, lead_id)"
+    " VALUES (?1, ?2, ?3)";
+
+/* Keeps the reply unless (source, key) already has one: then nothing
+ * changes and the earlier reply is looked up. */
+static const char intake_sql_idempotency_put[] =
+    "INSERT INTO idempotency (source, key, body_hash, status, reply,"
+    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " ON CONFLICT (source, key) DO NOTHING";
+
+/* The arrival JSON of a merged lead names the lead it went to. */
+static const char intake_json_prefix[] = "{\"lead_id\":\"";
+#define INTAKE_JSON_PREFIX_LEN (sizeof(intake_json_prefix) - 1)
 
 void intake_outcome_clear(intake_outcome_t *outcome)
 {
     if (outcome == NULL)
         return;
-    free(outcome->reply);
+    if (outcome->reply != outcome->accepted)
+        free(outcome->reply);
     memset(outcome, 0, sizeof(*outcome));
 }
 
-/* {"lead_id": id, "status": "accepted", "duplicate_of": null | id} */
-static char *intake_accepted_reply(const char *lead_id, bool duplicate)
+void intake_submission_clear(intake_submission_t *sub)
 {
-    json_t *body = json_pack("{s:s, s:s, s:o}", "lead_id", lead_id, "status",
-                             "accepted", "duplicate_of",
-                             duplicate ? json_string(lead_id) : json_null());
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    return text;
+    if (sub == NULL)
+        return;
+    intake_lead_clear(&sub->lead);
+    free(sub->arrival_json);
+    free(sub->idempotency_key);
+    memset(sub, 0, sizeof(*sub));
+}
+
+int intake_submission_prepare(intake_submission_t *sub)
+{
+    char id[CV_ID_SIZE];
+    free(sub->lead.lead_id);
+    sub->lead.lead_id = strdup(cv_id_new("lead", id, sizeof(id)));
+    if (sub->lead.lead_id == NULL)
+        return -1;
+    cv_id_new("arr", sub->arrival_id, sizeof(sub->arrival_id));
+    free(sub->arrival_json);
+    sub->arrival_json = intake_lead_to_json(&sub->lead);
+    if (sub->arrival_json == NULL)
+        return -1;
+    /* lead_id is the first key: a merge swaps the id without re-encoding */
+    if (strncmp(sub->arrival_json, intake_json_prefix,
+                INTAKE_JSON_PREFIX_LEN) != 0)
+        return cv_error("arrival JSON of '%s' does not start with lead_id",
+                        sub->lead.lead_id);
+    return 0;
+}
+
+/* {"lead_id": id, "status": "accepted", "duplicate_of": null | id}, the
+ * way json_dumps(JSON_COMPACT) writes it; ids need no escaping. */
+static int intake_accepted_reply(intake_outcome_t *outcome,
+                                 const char *lead_id, bool duplicate)
+{
+    int n = snprintf(outcome->accepted, sizeof(outcome->accepted),
+                     "{\"lead_id\":\"%s\",\"status\":\"accepted\","
+                     "\"duplicate_of\":%s%s%s}",
+                     lead_id, duplicate ? "\"" : "",
+                     duplicate ? lead_id : "null", duplicate ? "\"" : "");
+    if (n < 0 || (size_t)n >= sizeof(outcome->accepted))
+        return cv_error("lead id '%.60s' is too long for a reply", lead_id);
+    outcome->reply = outcome->accepted;
+    return 0;
 }
 
 static char *intake_error_reply(const char *code, const char *message)
@@ -112,11 +201,18 @@ static char *intake_error_reply(const char *code, const char *message)
     return text;
 }
 
-/* Looks up an earlier reply to (source, key). Returns 1 and fills the
- * outcome when there is one, 0 when not, -1 on a database error. */
-static int intake_idempotency_find(cv_store_t *store, const char *source,
-                                   const char *key, const char *body_hash,
-                                   intake_outcome_t *outcome)
+/* Runs one of the savepoint statements. */
+static int intake_savepoint(cv_store_t *store, const char *sql)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
+    return stmt != NULL ? cv_store_step_done(stmt) : -1;
+}
+
+/* The earlier reply to (source, key), which exists: a replay of it when
+ * the body is the same, 422 when not. 0 with the outcome filled, or -1. */
+static int intake_idempotency_replay(cv_store_t *store, const char *source,
+                                     const char *key, const char *body_hash,
+                                     intake_outcome_t *outcome)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "SELECT body_hash, status, reply FROM idempotency"
@@ -126,18 +222,17 @@ static int intake_idempotency_find(cv_store_t *store, const char *source,
     cv_store_bind_text(stmt, 1, source);
     cv_store_bind_text(stmt, 2, key);
     int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(stmt);
-        return 0;
-    }
     if (rc != SQLITE_ROW) {
         cv_error("cannot read idempotency keys in '%s': %s",
-                 cv_store_path(store), sqlite3_errmsg(cv_store_db(store)));
+                 cv_store_path(store),
+                 rc == SQLITE_DONE ? "the row went missing"
+                                   : sqlite3_errmsg(cv_store_db(store)));
         sqlite3_reset(stmt);
         return -1;
     }
     const char *hash = (const char *)sqlite3_column_text(stmt, 0);
     bool same = hash != NULL && strcmp(hash, body_hash) == 0;
+    memset(outcome, 0, sizeof(*outcome));
     if (same) {
         const char *reply = (const char *)sqlite3_column_text(stmt, 2);
         outcome->status = sqlite3_column_int(stmt, 1);
@@ -150,44 +245,57 @@ static int intake_idempotency_find(cv_store_t *store, const char *source,
             "this Idempotency-Key was used with a different body");
     }
     sqlite3_reset(stmt);
-    return outcome->reply != NULL ? 1 : -1;
+    return outcome->reply != NULL ? 0 : -1;
+}
+
+/* Stores the reply for (source, key). 1 when stored, 0 when the pair had
+ * a reply already, -1 on a database error. */
+static int intake_idempotency_put(cv_store_t *store, const char *source,
+                                  const char *key, const char *body_hash,
+                                  const intake_outcome_t *outcome)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_idempotency_put);
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_text(stmt, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, body_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, outcome->status);
+    sqlite3_bind_text(stmt, 5, outcome->reply, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 6, cv_clock_now_ms());
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    return sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
+}
+
+static void intake_bind_contacts(sqlite3_stmt *stmt, const intake_lead_t *lead)
+{
+    sqlite3_bind_text(stmt, 1, lead->phone, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, lead->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, lead->telegram, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, lead->inn, -1, SQLITE_STATIC);
 }
 
 /* The lead that already owns one of `lead`'s contacts, into id (or ""). */
 static int intake_find_existing(cv_store_t *store, const intake_lead_t *lead,
                                 char *id, size_t size)
 {
-    const char *kinds[] = {"phone", "email", "telegram", "inn"};
-    const char *values[] = {lead->phone, lead->email, lead->telegram,
-                            lead->inn};
     id[0] = '\0';
-    for (size_t i = 0; i < 4; i++) {
-        if (values[i] == NULL)
-            continue;
-        sqlite3_stmt *stmt = cv_store_prepare(
-            store, "SELECT lead_id FROM contact_keys"
-                   " WHERE kind = ?1 AND value = ?2");
-        if (stmt == NULL)
-            return -1;
-        cv_store_bind_text(stmt, 1, kinds[i]);
-        cv_store_bind_text(stmt, 2, values[i]);
-        int rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW) {
-            cv_store_column_copy(stmt, 0, id, size);
-            sqlite3_reset(stmt);
-            return 0;
-        }
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_DONE)
-            return cv_error("cannot read contact keys in '%s': %s",
-                            cv_store_path(store),
-                            sqlite3_errmsg(cv_store_db(store)));
-    }
+    sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_find);
+    if (stmt == NULL)
+        return -1;
+    intake_bind_contacts(stmt, lead);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        cv_store_column_copy(stmt, 0, id, size);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW)
+        return cv_error("cannot read contact keys in '%s': %s",
+                        cv_store_path(store),
+                        sqlite3_errmsg(cv_store_db(store)));
     return 0;
 }
 
-/* Points the lead's contacts at lead_id; keys another lead already owns
- * stay with it. */
 static int intake_put_keys(cv_store_t *store, const intake_lead_t *lead)
 {
     const char *kinds[] = {"phone", "email", "telegram", "inn"};
@@ -196,14 +304,12 @@ static int intake_put_keys(cv_store_t *store, const intake_lead_t *lead)
     for (size_t i = 0; i < 4; i++) {
         if (values[i] == NULL)
             continue;
-        sqlite3_stmt *stmt = cv_store_prepare(
-            store, "INSERT OR IGNORE INTO contact_keys (kind, value, lead_id)"
-                   " VALUES (?1, ?2, ?3)");
+        sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_key);
         if (stmt == NULL)
             return -1;
-        cv_store_bind_text(stmt, 1, kinds[i]);
-        cv_store_bind_text(stmt, 2, values[i]);
-        cv_store_bind_text(stmt, 3, lead->lead_id);
+        sqlite3_bind_text(stmt, 1, kinds[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, values[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, lead->lead_id, -1, SQLITE_STATIC);
         if (cv_store_step_done(stmt) != 0)
             return -1;
     }
@@ -214,8 +320,8 @@ static void intake_bind_lead(sqlite3_stmt *stmt, const intake_lead_t *lead,
                              int first_text)
 {
     for (size_t i = 0; i < intake_lead_text_field_count; i++)
-        cv_store_bind_text(stmt, first_text + (int)i,
-                           intake_lead_text_get(lead, i));
+        sqlite3_bind_text(stmt, first_text + (int)i,
+                          intake_lead_text_get(lead, i), -1, SQLITE_STATIC);
     int budget = first_text + (int)intake_lead_text_field_count;
     if (lead->has_budget)
         sqlite3_bind_double(stmt, budget, lead->budget);
@@ -228,35 +334,38 @@ static int intake_insert_lead(cv_store_t *store, const intake_lead_t *lead)
     sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_insert);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
-    cv_store_bind_text(stmt, 2, lead->api_source);
+    sqlite3_bind_text(stmt, 1, lead->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, lead->api_source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, lead->received_at);
     intake_bind_lead(stmt, lead, 4);
     return cv_store_step_done(stmt);
 }
 
-/* Reads the stored lead `lead_id` into `out` (cleared first). */
-static int intake_load_lead(cv_store_t *store, const char *lead_id,
-                            intake_lead_t *out)
+/* Merges `lead` into the stored lead lead->lead_id and reads the result
+ * into `out` (cleared first). */
+static int intake_merge_lead(cv_store_t *store, const intake_lead_t *lead,
+                             intake_lead_t *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_select);
+    sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_merge);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
+    const char *lead_id = lead->lead_id;
+    sqlite3_bind_text(stmt, 1, lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, lead->received_at);
+    intake_bind_lead(stmt, lead, 3);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);
-        return cv_error("cannot read lead '%s' from '%s': %s", lead_id,
+        return cv_error("cannot merge into lead '%s' in '%s': %s", lead_id,
                         cv_store_path(store),
                         rc == SQLITE_DONE ? "no such lead"
                                           : sqlite3_errmsg(cv_store_db(store)));
     }
-    bool oom = false;
     out->lead_id = strdup(lead_id);
     const char *api_source = (const char *)sqlite3_column_text(stmt, 0);
     out->api_source = strdup(api_source != NULL ? api_source : "");
-    oom = out->lead_id == NULL || out->api_source == NULL;
+    bool oom = out->lead_id == NULL || out->api_source == NULL;
     out->received_at = sqlite3_column_int64(stmt, 1);
     for (size_t i = 0; i < intake_lead_text_field_count; i++) {
         const char *text = (const char *)sqlite3_column_text(stmt, 2 + (int)i);
@@ -270,75 +379,65 @@ static int intake_load_lead(cv_store_t *store, const char *lead_id,
         out->has_budget = true;
         out->budget = sqlite3_column_double(stmt, budget);
     }
+    /* finish the statement: RETURNING rows come after the change */
+    rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (oom) {
         intake_lead_clear(out);
         return cv_error("out of memory reading lead '%s'", lead_id);
     }
+    if (rc != SQLITE_DONE) {
+        intake_lead_clear(out);
+        return cv_error("cannot merge into lead '%s' in '%s': %s", lead_id,
+                        cv_store_path(store),
+                        sqlite3_errmsg(cv_store_db(store)));
+    }
     return 0;
 }
 
-static int intake_update_lead(cv_store_t *store, const intake_lead_t *lead,
-                              int64_t now)
+/* Records the submission as it arrived, whichever lead it went to. The
+ * JSON was made with the fresh id `fresh_id`; a merged arrival gets the
+ * lead's id spliced in instead. */
+static int intake_insert_arrival(cv_store_t *store,
+                                 const intake_submission_t *sub,
+                                 const char *fresh_id, bool merged)
 {
-    sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_update);
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
-    sqlite3_bind_int64(stmt, 2, now);
-    intake_bind_lead(stmt, lead, 3);
-    return cv_store_step_done(stmt);
-}
-
-/* Records the submission as it arrived, whichever lead it went to. */
-static int intake_insert_arrival(cv_store_t *store, const intake_lead_t *lead,
-                                 bool merged)
-{
-    Conveyor__Lead proto = CONVEYOR__LEAD__INIT;
-    intake_lead_to_proto(lead, &proto);
-    json_t *json = cv_event_lead_to_json(&proto);
-    char *text = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
-    json_decref(json);
-    if (text == NULL)
-        return cv_error("out of memory recording an arrival of '%s'",
-                        lead->lead_id);
-    char arrival_id[CV_ID_SIZE];
-    cv_id_new("arr", arrival_id, sizeof(arrival_id));
+    const intake_lead_t *lead = &sub->lead;
+    const char *json = sub->arrival_json;
+    size_t json_len = strlen(json);
+    char *spliced = NULL;
+    if (merged) {
+        size_t skip = INTAKE_JSON_PREFIX_LEN + strlen(fresh_id);
+        size_t id_len = strlen(lead->lead_id);
+        size_t len = INTAKE_JSON_PREFIX_LEN + id_len + json_len - skip;
+        spliced = malloc(len + 1);
+        if (spliced == NULL)
+            return cv_error("out of memory recording an arrival of '%s'",
+                            lead->lead_id);
+        memcpy(spliced, intake_json_prefix, INTAKE_JSON_PREFIX_LEN);
+        memcpy(spliced + INTAKE_JSON_PREFIX_LEN, lead->lead_id, id_len);
+        memcpy(spliced + INTAKE_JSON_PREFIX_LEN + id_len, json + skip,
+               json_len - skip + 1);
+        json = spliced;
+        json_len = len;
+    }
     int rc = -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO arrivals (arrival_id, lead_id, received_at,"
                " api_source, channel, merged, lead_json)"
                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (stmt != NULL) {
-        cv_store_bind_text(stmt, 1, arrival_id);
-        cv_store_bind_text(stmt, 2, lead->lead_id);
+        sqlite3_bind_text(stmt, 1, sub->arrival_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, lead->lead_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 3, lead->received_at);
-        cv_store_bind_text(stmt, 4, lead->api_source);
-        cv_store_bind_text(stmt, 5, lead->channel);
+        sqlite3_bind_text(stmt, 4, lead->api_source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, lead->channel, -1, SQLITE_STATIC);
         sqlite3_bind_int(stmt, 6, merged ? 1 : 0);
-        cv_store_bind_text(stmt, 7, text);
+        sqlite3_bind_text(stmt, 7, json, (int)json_len, SQLITE_STATIC);
         rc = cv_store_step_done(stmt);
     }
-    free(text);
+    free(spliced);
     return rc;
-}
-
-static int intake_idempotency_put(cv_store_t *store, const char *source,
-                                  const char *key, const char *body_hash,
-                                  const intake_outcome_t *outcome)
-{
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT INTO idempotency (source, key, body_hash, status,"
-               " reply, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_text(stmt, 1, source);
-    cv_store_bind_text(stmt, 2, key);
-    cv_store_bind_text(stmt, 3, body_hash);
-    sqlite3_bind_int(stmt, 4, outcome->status);
-    cv_store_bind_text(stmt, 5, outcome->reply);
-    sqlite3_bind_int64(stmt, 6, cv_clock_now_ms());
-    return cv_store_step_done(stmt);
 }
 
 static int intake_emit(cv_bus_t *bus, const intake_lead_t *lead,
@@ -360,69 +459,77 @@ static int intake_emit(cv_bus_t *bus, const intake_lead_t *lead,
     return cv_bus_emit(bus, &env, "console", NULL);
 }
 
-int intake_store_accept(cv_bus_t *bus, intake_lead_t *lead,
-                        const char *idempotency_key, const char *body_hash,
+int intake_store_accept(cv_bus_t *bus, intake_submission_t *sub,
                         intake_outcome_t *outcome)
 {
     cv_store_t *store = cv_bus_store(bus);
+    intake_lead_t *lead = &sub->lead;
     memset(outcome, 0, sizeof(*outcome));
     intake_lead_t merged_lead = {0};
+    char *fresh_id = NULL;
     bool savepoint = false;
-    if (idempotency_key != NULL) {
-        int found = intake_idempotency_find(store, lead->api_source,
-                                            idempotency_key, body_hash,
-                                            outcome);
-        if (found > 0)
-            return 0;
-        if (found < 0)
-            goto fail;
-    }
-    if (cv_store_exec(store, "SAVEPOINT intake_lead") != 0)
+    if (intake_savepoint(store, "SAVEPOINT intake_lead") != 0)
         goto fail;
     savepoint = true;
     char existing[CV_ID_SIZE + 16];
     if (intake_find_existing(store, lead, existing, sizeof(existing)) != 0)
         goto fail;
     bool merged = existing[0] != '\0';
-    free(lead->lead_id);
-    lead->lead_id = NULL;
     if (merged) {
+        /* the fresh id made on the HTTP thread is not used, but the
+         * arrival JSON still names it until intake_insert_arrival */
+        fresh_id = lead->lead_id;
         lead->lead_id = strdup(existing);
-        if (lead->lead_id == NULL ||
-            intake_load_lead(store, existing, &merged_lead) != 0 ||
-            intake_lead_merge(&merged_lead, lead) != 0 ||
-            intake_update_lead(store, &merged_lead, lead->received_at) != 0)
-            goto fail;
-    } else {
-        char id[CV_ID_SIZE];
-        lead->lead_id = strdup(cv_id_new("lead", id, sizeof(id)));
-        if (lead->lead_id == NULL || intake_insert_lead(store, lead) != 0)
+        if (lead->lead_id == NULL)
             goto fail;
     }
-    if (intake_put_keys(store, lead) != 0 ||
-        intake_insert_arrival(store, lead, merged) != 0)
+    if (intake_accepted_reply(outcome, lead->lead_id, merged) != 0)
         goto fail;
     outcome->status = 202;
-    outcome->reply = intake_accepted_reply(lead->lead_id, merged);
     outcome->created = !merged;
     outcome->merged = merged;
-    if (outcome->reply == NULL)
+    /* claim the Idempotency-Key first: a retry changes nothing else */
+    if (sub->idempotency_key != NULL) {
+        int put = intake_idempotency_put(store, lead->api_source,
+                                         sub->idempotency_key,
+                                         sub->body_hash, outcome);
+        if (put < 0)
+            goto fail;
+        if (put == 0) {
+            if (intake_idempotency_replay(store, lead->api_source,
+                                          sub->idempotency_key,
+                                          sub->body_hash, outcome) != 0 ||
+                intake_savepoint(store, "RELEASE intake_lead") != 0)
+                goto fail;
+            free(fresh_id);
+            return 0;
+        }
+    }
+    if (merged) {
+        if (intake_merge_lead(store, lead, &merged_lead) != 0)
+            goto fail;
+    } else if (intake_insert_lead(store, lead) != 0) {
         goto fail;
-    if (idempotency_key != NULL &&
-        intake_idempotency_put(store, lead->api_source, idempotency_key,
-                               body_hash, outcome) != 0)
+    }
+    if (intake_put_keys(store, lead) != 0 ||
+        intake_insert_arrival(store, sub, merged ? fresh_id : lead->lead_id,
+                              merged) != 0)
         goto fail;
-    if (cv_store_exec(store, "RELEASE intake_lead") != 0)
+    if (intake_savepoint(store, "RELEASE intake_lead") != 0)
         goto fail;
     savepoint = false;
+    free(fresh_id);
     /* last, because what cv_bus_emit stages cannot be taken back alone */
     int rc = intake_emit(bus, merged ? &merged_lead : lead, lead, merged);
     intake_lead_clear(&merged_lead);
     return rc;
 fail:
-    if (savepoint)
-        cv_store_exec(store,
-                      "ROLLBACK TO intake_lead; RELEASE intake_lead");
+    if (savepoint &&
+        (intake_savepoint(store, "ROLLBACK TO intake_lead") != 0 ||
+         intake_savepoint(store, "RELEASE intake_lead") != 0))
+        cv_log_warn("cannot undo a failed lead in '%s'",
+                    cv_store_path(store));
+    free(fresh_id);
     intake_lead_clear(&merged_lead);
     intake_outcome_clear(outcome);
     outcome->status = 503;
