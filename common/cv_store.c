@@ -17,7 +17,18 @@ typedef struct {
     sqlite3_stmt *stmt;   /* its prepared statement (owned) */
 } cv_store_entry_t;
 
+#define CV_STORE_RECENT 64 /* slots of the by-address cache, a power of two */
+
+/* A statement found before by the address of its SQL text: callers pass
+ * string literals, so the address finds it without hashing the text. */
+typedef struct {
+    const char *caller_sql;   /* the caller's pointer, NULL when empty */
+    const char *sql;          /* the cache's own copy of the text */
+    sqlite3_stmt *stmt;       /* owned by the main cache */
+} cv_store_recent_t;
+
 struct cv_store {
+    cv_store_recent_t recent[CV_STORE_RECENT]; /* by address of the text */
     sqlite3 *db;                /* the connection (owned) */
     char *path;                 /* database file name (owned) */
     cv_store_entry_t *cache;    /* open-addressing table of statements */
@@ -220,18 +231,36 @@ static int cv_store_cache_grow(cv_store_t *self)
     return 0;
 }
 
+/* Remembers `stmt` under the address of the caller's text. */
+static sqlite3_stmt *cv_store_recent_put(cv_store_t *self, const char *sql,
+                                         const char *copy, sqlite3_stmt *stmt)
+{
+    cv_store_recent_t *r =
+        &self->recent[((uintptr_t)sql >> 3) & (CV_STORE_RECENT - 1)];
+    *r = (cv_store_recent_t){sql, copy, stmt};
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return stmt;
+}
+
 sqlite3_stmt *cv_store_prepare(cv_store_t *self, const char *sql)
 {
+    /* the same address with the same text: a literal seen before (the
+     * text is compared, so a reused buffer with other SQL cannot match) */
+    cv_store_recent_t *r =
+        &self->recent[((uintptr_t)sql >> 3) & (CV_STORE_RECENT - 1)];
+    if (r->caller_sql == sql && strcmp(r->sql, sql) == 0) {
+        sqlite3_reset(r->stmt);
+        sqlite3_clear_bindings(r->stmt);
+        return r->stmt;
+    }
     uint64_t hash = cv_store_hash(sql);
     if (self->cache_size > 0) {
         size_t at = hash & (self->cache_size - 1);
         while (self->cache[at].sql != NULL) {
             cv_store_entry_t *e = &self->cache[at];
-            if (e->hash == hash && strcmp(e->sql, sql) == 0) {
-                sqlite3_reset(e->stmt);
-                sqlite3_clear_bindings(e->stmt);
-                return e->stmt;
-            }
+            if (e->hash == hash && strcmp(e->sql, sql) == 0)
+                return cv_store_recent_put(self, sql, e->sql, e->stmt);
             at = (at + 1) & (self->cache_size - 1);
         }
     }
@@ -264,6 +293,7 @@ sqlite3_stmt *cv_store_prepare(cv_store_t *self, const char *sql)
         at = (at + 1) & (self->cache_size - 1);
     self->cache[at] = (cv_store_entry_t){hash, copy, stmt};
     self->cache_used++;
+    cv_store_recent_put(self, sql, copy, stmt);
     return stmt;
 }
 
