@@ -49,7 +49,7 @@ deps:
 
 build: $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS)
 
-$(GEN_C) $(GEN_H): proto/conveyor.proto
+$(GEN_C) $(GEN_H) &: proto/conveyor.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto proto/conveyor.proto
 
@@ -81,7 +81,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-run: deps build
+run: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) build
 	@bash deploy/run.sh $(BUILD)
 
 unit: build
@@ -94,13 +95,14 @@ check-deploy:
 	@bash tests/check-deploy.sh
 
 test: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$$(nproc) build
 	@bash tests/run-all.sh $(BUILD)
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 test
 
-bench: deps build
+bench: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) build
 	@bash tools/bench/bench.sh $(BUILD)
 
 clean:

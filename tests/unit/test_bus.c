@@ -320,6 +320,31 @@ static void test_broker_restart_loses_nothing(void **state)
     wait_delivered(f, 3000, 20);
 }
 
+static void test_two_brokers_survive_losing_one(void **state)
+{
+    fixture_t *f = *state;
+    /* a second broker; both peers connect to both (CONVEYOR_BROKER a,b) */
+    cv_broker_t *second = cv_broker_new("tcp://127.0.0.1:*", 100);
+    assert_non_null(second);
+    pthread_t second_thread;
+    pthread_create(&second_thread, NULL, broker_main, second);
+    char both[CV_CONFIG_TEXT];
+    snprintf(both, sizeof(both), "%.200s,%.200s", f->endpoint,
+             cv_broker_endpoint(second));
+    snprintf(f->sender_config.broker_endpoint,
+             sizeof(f->sender_config.broker_endpoint), "%s", both);
+    snprintf(f->worker_config.broker_endpoint,
+             sizeof(f->worker_config.broker_endpoint), "%s", both);
+    buses_start(f);
+    outbox_fill(f, 0, 1000, NULL);
+    broker_stop(f); /* the first one is gone for good */
+    outbox_fill(f, 1000, 1000, NULL);
+    wait_delivered(f, 2000, 20);
+    cv_broker_stop(second);
+    pthread_join(second_thread, NULL);
+    cv_broker_destroy(&second);
+}
+
 int main(void)
 {
     cv_log_init("test_bus");
@@ -333,6 +358,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_brokers_survive_losing_one,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
