@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,6 +46,12 @@
 #define POLL_MAX_MS 100           /* the loop looks at the clock this often */
 #define INBOX_KEEP_MS (7LL * 24 * 3600 * 1000) /* inbox ids kept a week */
 #define INBOX_PRUNE_EVERY_MS (10LL * 60 * 1000)
+#define CHECKPOINT_FRAMES 2500    /* WAL pages (40 MB of 16 KiB) that make
+                                     the checkpointer copy them: a page
+                                     written and freed again in between (an
+                                     outbox row sent and acknowledged)
+                                     reaches the database file at most once */
+#define CHECKPOINT_POLL_MS 50     /* how often the checkpointer looks */
 
 typedef enum {
     ITEM_READY,      /* waiting to be sent */
@@ -104,12 +111,18 @@ typedef struct {
 } source_slot_t;
 
 struct cv_bus {
+    pthread_t checkpointer;   /* copies the WAL into the database file */
+    bool checkpointer_started;
+    atomic_bool checkpointer_stop;
+    atomic_int wal_frames;    /* pages in the WAL after the last commit */
     char service[64];         /* this process's service name */
     char worker[64];          /* name registered with the broker, "" if none */
     cv_store_t *store;        /* not owned */
     cv_bus_handler_fn handler;
     void *arg;
     int batch_max;            /* inbound events per transaction */
+    int linger_ms;            /* wait this long for a batch to fill */
+    int64_t inbound_since_ms; /* monotonic arrival of the batch's first */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1075,6 +1088,65 @@ static int links_open(cv_bus_t *self, const char *endpoints)
     return 0;
 }
 
+/* After every commit on the bus's connection: how long the WAL is. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    cv_bus_t *self = arg;
+    atomic_store(&self->wal_frames, frames);
+    return SQLITE_OK;
+}
+
+/* Checkpoints the bus's database from a thread of its own once the WAL
+ * holds CHECKPOINT_FRAMES pages, so the loop never stalls copying the WAL
+ * into the database file (SQLite's automatic checkpoint runs inside the
+ * COMMIT that crosses its threshold, on the committing thread). PASSIVE
+ * never blocks the writer; once everything is copied, the next commit
+ * starts the WAL over. */
+static void *checkpointer_main(void *arg)
+{
+    cv_bus_t *self = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(cv_store_path(self->store), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        cv_error("cannot open '%s' to checkpoint it: %s",
+                 cv_store_path(self->store),
+                 db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    while (!atomic_load(&self->checkpointer_stop)) {
+        usleep(CHECKPOINT_POLL_MS * 1000);
+        if (atomic_load(&self->wal_frames) < CHECKPOINT_FRAMES)
+            continue;
+        int frames = 0;
+        int copied = 0;
+        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           &frames, &copied);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            cv_log_warn("cannot checkpoint '%s': %s",
+                        cv_store_path(self->store), sqlite3_errmsg(db));
+        else
+            atomic_store(&self->wal_frames, 0); /* until the next commit */
+    }
+    sqlite3_close(db);
+    return NULL;
+}
+
+static int checkpointer_start(cv_bus_t *self)
+{
+    /* replaces SQLite's own automatic checkpoint on this connection */
+    sqlite3_wal_hook(cv_store_db(self->store), on_wal_commit, self);
+    if (pthread_create(&self->checkpointer, NULL, checkpointer_main, self) !=
+        0)
+        return cv_error("cannot start the checkpoint thread of '%s'",
+                        self->service);
+    self->checkpointer_started = true;
+    return 0;
+}
+
 cv_bus_t *cv_bus_new(const cv_bus_options_t *options)
 {
     const cv_config_t *config = options->config;
@@ -1092,6 +1164,7 @@ cv_bus_t *cv_bus_new(const cv_bus_options_t *options)
     self->handler = options->handler;
     self->arg = options->arg;
     self->batch_max = config->batch_max > 0 ? config->batch_max : 256;
+    self->linger_ms = config->batch_linger_ms > 0 ? config->batch_linger_ms : 0;
     self->lease_ms = config->lease_ms > 0 ? config->lease_ms : 3000;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 500;
     if (self->worker[0] != '\0' && self->handler == NULL) {
@@ -1117,6 +1190,8 @@ cv_bus_t *cv_bus_new(const cv_bus_options_t *options)
         goto fail;
     if (outbox_scan(self) != 0)
         goto fail;
+    if (checkpointer_start(self) != 0)
+        goto fail;
     return self;
 fail:
     cv_bus_destroy(&self);
@@ -1130,6 +1205,10 @@ void cv_bus_destroy(cv_bus_t **self_p)
     cv_bus_t *self = *self_p;
     if (running_bus == self)
         running_bus = NULL;
+    if (self->checkpointer_started) {
+        atomic_store(&self->checkpointer_stop, true);
+        pthread_join(self->checkpointer, NULL);
+    }
     for (int i = 0; i < self->link_count; i++)
         zmq_close(self->links[i].socket);
     if (self->zmq != NULL)
@@ -1216,6 +1295,11 @@ static long poll_timeout(cv_bus_t *self, bool blocked)
         wait = lease - mono;
     if (blocked && wait > 10)
         wait = 10;
+    if (self->inbound_count > 0) {
+        int64_t linger = self->inbound_since_ms + self->linger_ms - mono;
+        if (linger < wait)
+            wait = linger;
+    }
     if (self->acked_count > 0) {
         int64_t flush = self->acked_since_ms + DELETE_FLUSH_MS - mono;
         if (flush < wait)
@@ -1285,6 +1369,7 @@ int cv_bus_run(cv_bus_t *self)
             self->scan_needed = true;
 
         /* the broker's messages, up to one batch of events */
+        bool had_inbound = self->inbound_count > 0;
         for (int i = 0; i < self->link_count; i++) {
             while (self->inbound_count < self->batch_max) {
                 int got = receive_one(self, i);
@@ -1292,6 +1377,12 @@ int cv_bus_run(cv_bus_t *self)
                     break;
             }
         }
+        if (!had_inbound && self->inbound_count > 0)
+            self->inbound_since_ms = mono;
+        /* a batch not yet full may wait a moment for company */
+        bool lingering = self->inbound_count > 0 &&
+                         self->inbound_count < self->batch_max &&
+                         mono - self->inbound_since_ms < self->linger_ms;
 
         /* brokers heard from lately */
         bool any_alive = false;
@@ -1322,15 +1413,16 @@ int cv_bus_run(cv_bus_t *self)
             any_due = any_due || slot->due;
         }
 
+        bool take_inbound = self->inbound_count > 0 && (!lingering || any_due);
         bool flush_deletes =
             self->acked_count > 0 &&
             (self->acked_count >= DELETE_FLUSH_COUNT ||
              mono - self->acked_since_ms >= DELETE_FLUSH_MS ||
-             self->inbound_count > 0 || any_due);
+             take_inbound || any_due);
         bool prune = mono >= self->next_prune_ms;
         if (prune)
             self->next_prune_ms = mono + INBOX_PRUNE_EVERY_MS;
-        if (self->inbound_count > 0 || any_due || flush_deletes || prune) {
+        if (take_inbound || any_due || flush_deletes || prune) {
             if (turn_transaction(self, flush_deletes, prune) != 0)
                 cv_log_warn("a bus transaction in '%s' failed; events will "
                             "be re-sent", self->service);

@@ -61,6 +61,7 @@ typedef struct {
     bool *demo;                           /* demo */
     int64_t *max_body_bytes;              /* max_body_bytes */
     int *batch_max;                       /* batch_max */
+    int *batch_linger_ms;                 /* batch_linger_ms */
     int *lease_ms;                        /* lease_ms */
     int *heartbeat_ms;                    /* heartbeat_ms */
     int *http_threads;                    /* http_threads */
@@ -102,6 +103,8 @@ static const cyaml_schema_field_t cv_config_file_fields[] = {
     CYAML_FIELD_INT_PTR("max_body_bytes", CV_OPT, cv_config_file_t,
                         max_body_bytes),
     CYAML_FIELD_INT_PTR("batch_max", CV_OPT, cv_config_file_t, batch_max),
+    CYAML_FIELD_INT_PTR("batch_linger_ms", CV_OPT, cv_config_file_t,
+                        batch_linger_ms),
     CYAML_FIELD_INT_PTR("lease_ms", CV_OPT, cv_config_file_t, lease_ms),
     CYAML_FIELD_INT_PTR("heartbeat_ms", CV_OPT, cv_config_file_t,
                         heartbeat_ms),
@@ -326,6 +329,8 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
         cfg->max_body_bytes = *loaded->max_body_bytes;
     if (loaded->batch_max != NULL)
         cfg->batch_max = *loaded->batch_max;
+    if (loaded->batch_linger_ms != NULL)
+        cfg->batch_linger_ms = *loaded->batch_linger_ms;
     if (loaded->lease_ms != NULL)
         cfg->lease_ms = *loaded->lease_ms;
     if (loaded->heartbeat_ms != NULL)
@@ -367,17 +372,24 @@ static int cv_config_env_text(char *field, size_t size, const char *name)
     cv_config_env_text((cfg)->member, sizeof((cfg)->member), (name))
 
 /* Applies a numeric environment variable to an int field when it is set. */
-static int cv_config_env_int(int *field, const char *name)
+/* Reads a whole number from the environment variable `name` into *field,
+ * when set; `min` is the smallest value allowed (0 or 1). */
+static int cv_config_env_number(int *field, const char *name, int64_t min)
 {
     const char *value = getenv(name);
     int64_t v;
     if (value == NULL || value[0] == '\0')
         return 0;
-    if (cv_config_number(value, 1, 1000000000, &v) != 0)
-        return cv_error("cannot use %s='%s': not a positive number", name,
-                        value);
+    if (cv_config_number(value, min, 1000000000, &v) != 0)
+        return cv_error("cannot use %s='%s': not a whole number from %lld",
+                        name, value, (long long)min);
     *field = (int)v;
     return 0;
+}
+
+static int cv_config_env_int(int *field, const char *name)
+{
+    return cv_config_env_number(field, name, 1);
 }
 
 static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
@@ -416,6 +428,8 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
     }
     if (cv_config_env_int(&cfg->http_threads, "CONVEYOR_HTTP_THREADS") != 0 ||
         cv_config_env_int(&cfg->batch_max, "CONVEYOR_BATCH_MAX") != 0 ||
+        cv_config_env_number(&cfg->batch_linger_ms,
+                             "CONVEYOR_BATCH_LINGER_MS", 0) != 0 ||
         cv_config_env_int(&cfg->lease_ms, "CONVEYOR_LEASE_MS") != 0 ||
         cv_config_env_int(&cfg->heartbeat_ms, "CONVEYOR_HEARTBEAT_MS") != 0 ||
         cv_config_env_int(&cfg->first_contact_minutes,
@@ -601,6 +615,9 @@ static int cv_config_validate(const cv_config_t *cfg)
         if (numbers[i].value <= 0)
             return cv_error("cannot use %s %lld: must be positive",
                             numbers[i].name, (long long)numbers[i].value);
+    if (cfg->batch_linger_ms < 0 || cfg->batch_linger_ms > 1000)
+        return cv_error("cannot use batch_linger_ms %d: must be 0 to 1000",
+                        cfg->batch_linger_ms);
     return 0;
 }
 
@@ -622,6 +639,7 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
     cfg->demo = true;
     cfg->max_body_bytes = 1024 * 1024;
     cfg->batch_max = 256;
+    cfg->batch_linger_ms = 0;
     cfg->lease_ms = 3000;
     cfg->heartbeat_ms = 500;
     cfg->http_threads = 2;

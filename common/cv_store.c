@@ -182,12 +182,6 @@ cv_store_t *cv_store_open(const char *path, const char *const *migrations,
                             "PRAGMA cache_size = -16384;"
                             "PRAGMA temp_store = MEMORY;"
                             "PRAGMA mmap_size = 268435456;"
-                            /* a page written and freed again between two
-                             * checkpoints (an outbox row sent and
-                             * acknowledged) reaches the database file at
-                             * most once: checkpoint every 40 MB of WAL, not
-                             * every 4 MB */
-                            "PRAGMA wal_autocheckpoint = 10000;"
                             "PRAGMA journal_size_limit = 67108864;") != 0)
         goto fail;
     if (cv_store_migrate(self, migrations, migrations ? count : 0) != 0)
