@@ -46,7 +46,7 @@
 #define POLL_MAX_MS 100           /* the loop looks at the clock this often */
 #define INBOX_KEEP_MS (7LL * 24 * 3600 * 1000) /* inbox ids kept a week */
 #define INBOX_PRUNE_EVERY_MS (10LL * 60 * 1000)
-#define CHECKPOINT_FRAMES 2500    /* WAL pages (40 MB of 16 KiB) that make
+#define CHECKPOINT_FRAMES 10000   /* WAL pages (40 MB of 4 KiB) that make
                                      the checkpointer copy them: a page
                                      written and freed again in between (an
                                      outbox row sent and acknowledged)

@@ -153,12 +153,6 @@ cv_store_t *cv_store_open(const char *path, const char *const *migrations,
     sqlite3_extended_result_codes(self->db, 1);
     sqlite3_busy_timeout(self->db, CV_STORE_BUSY_MS);
 
-    /* a new file gets 16 KiB pages: a commit writes one WAL frame (one
-     * pwrite) per dirty page, and outbox rows of a few KiB each fill few
-     * large pages instead of many small ones; an existing file keeps its
-     * size */
-    if (cv_store_exec(self, "PRAGMA page_size = 16384") != 0)
-        goto fail;
     sqlite3_stmt *stmt = NULL;
     rc = sqlite3_prepare_v2(self->db, "PRAGMA journal_mode = WAL", -1, &stmt,
                             NULL);
