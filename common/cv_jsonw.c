@@ -57,7 +57,7 @@ void cv_jsonw_append(cv_jsonw_t *b, const char *text)
 
 /* Bytes of the UTF-8 sequence at `s` as jansson accepts it (no overlong
  * forms, surrogates or code points above U+10FFFF), or 0. */
-static size_t json_utf8(const unsigned char *s)
+size_t cv_jsonw_utf8_length(const unsigned char *s)
 {
     unsigned char c = s[0];
     size_t n;
@@ -104,7 +104,7 @@ void cv_jsonw_string(cv_jsonw_t *b, const char *text)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = json_utf8(p);
+            size_t n = cv_jsonw_utf8_length(p);
             if (n == 0) {
                 b->failed = true;
                 return;

@@ -32,6 +32,9 @@ void cv_jsonw_member(cv_jsonw_t *b, const char *key, bool first);
 /* `,"key":"text"` when the text is set and not empty, as
  * cv_event_lead_to_json leaves the others out. */
 void cv_jsonw_text_member(cv_jsonw_t *b, const char *key, const char *text);
+/* Bytes of the UTF-8 sequence at `s` as jansson accepts it (no overlong
+ * forms, surrogates or code points above U+10FFFF), or 0. */
+size_t cv_jsonw_utf8_length(const unsigned char *s);
 /* The lead as json_dumps(cv_event_lead_to_json(lead), JSON_COMPACT). */
 void cv_jsonw_lead(cv_jsonw_t *b, const Conveyor__Lead *lead);
 

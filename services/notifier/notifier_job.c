@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_jsonw.h"
 #include "cv_log.h"
 #include "notifier.h"
 
@@ -166,38 +167,6 @@ static int notifier_json_hex(unsigned char c)
     return -1;
 }
 
-/* Bytes of the UTF-8 sequence at `p` as jansson accepts it (no overlong
- * forms, surrogates or code points above U+10FFFF), or 0. */
-static size_t notifier_json_utf8(notifier_json_at p)
-{
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0xC2)
-        return 0;
-    if (c < 0xE0) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c < 0xF0) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c < 0xF5) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)
-        || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
-        return 0;
-    return n;
-}
-
 /* A string at `p` (its opening quote). */
 static notifier_json_at notifier_json_string(notifier_json_at p)
 {
@@ -231,7 +200,7 @@ static notifier_json_at notifier_json_string(notifier_json_at p)
         } else if (c < 0x80) {
             p++;
         } else {
-            size_t n = notifier_json_utf8(p);
+            size_t n = cv_jsonw_utf8_length(p);
             if (n == 0)
                 return NULL;
             p += n;
