@@ -723,7 +723,8 @@ static bool parse_id(const char *text, size_t size, int64_t *id)
     return true;
 }
 
-static void on_ack(cv_bus_t *self, const char *msg_id, size_t size)
+/* One acknowledged message id. */
+static void on_ack_id(cv_bus_t *self, const char *msg_id, size_t size)
 {
     int64_t id;
     if (!parse_id(msg_id, size, &id))
@@ -739,6 +740,19 @@ static void on_ack(cv_bus_t *self, const char *msg_id, size_t size)
         self->acked_since_ms = cv_clock_monotonic_ms();
     self->acked[self->acked_count++] = item;
     cv_metric_add(metric_acked, 1);
+}
+
+/* An ACK's list of message ids, separated by spaces. */
+static void on_ack(cv_bus_t *self, const char *ids, size_t size)
+{
+    size_t start = 0;
+    for (size_t at = 0; at <= size; at++) {
+        if (at == size || ids[at] == ' ') {
+            if (at > start)
+                on_ack_id(self, ids + start, at - start);
+            start = at + 1;
+        }
+    }
 }
 
 static void on_nak(cv_bus_t *self, const char *msg_id, size_t size)
@@ -846,20 +860,45 @@ static int receive_one(cv_bus_t *self, int link)
     return 1;
 }
 
+/* Acknowledges the turn's committed events: one ACK message per sender
+ * (and broker link), its last frame listing every message id, so a batch
+ * costs the broker and the sender one message instead of one per event. */
 static void send_acks(cv_bus_t *self)
 {
+    char ids[CV_WIRE_ACK_IDS_MAX];
     for (int i = 0; i < self->inbound_count; i++) {
-        inbound_t *in = &self->inbound[i];
-        if (in->ack) {
-            const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_ACK, in->client,
-                                    in->msg_id};
-            size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_ACK),
-                              in->client_size, strlen(in->msg_id)};
-            /* a lost ACK only costs a re-send, which the inbox skips */
-            send_frames(self->links[in->link].socket, frames, sizes, 4);
+        inbound_t *first = &self->inbound[i];
+        if (!first->ack)
+            continue;
+        size_t used = 0;
+        for (int j = i; j < self->inbound_count; j++) {
+            inbound_t *in = &self->inbound[j];
+            if (!in->ack || in->link != first->link ||
+                in->client_size != first->client_size ||
+                memcmp(in->client, first->client, in->client_size) != 0)
+                continue;
+            size_t len = strlen(in->msg_id);
+            if (used + len + 1 > sizeof(ids))
+                break; /* the rest go in the next message */
+            if (used > 0)
+                ids[used++] = ' ';
+            memcpy(ids + used, in->msg_id, len);
+            used += len;
+            if (j != i)
+                in->ack = false; /* sent with this one */
         }
-        zmq_msg_close(&in->payload);
+        const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_ACK, first->client,
+                                ids};
+        size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_ACK),
+                          first->client_size, used};
+        /* a lost ACK only costs a re-send, which the inbox skips */
+        send_frames(self->links[first->link].socket, frames, sizes, 4);
+        first->ack = false;
+        /* events that did not fit are still marked: a later pass of this
+         * loop starts a new message with them */
     }
+    for (int i = 0; i < self->inbound_count; i++)
+        zmq_msg_close(&self->inbound[i].payload);
     self->inbound_count = 0;
 }
 

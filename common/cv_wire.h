@@ -7,11 +7,12 @@
  *   peer -> broker
  *     CV1 READY <service>                  register + heartbeat; "" = sender only
  *     CV1 REQ   <dest service> <msg id> <envelope bytes>
- *     CV1 ACK   <client identity> <msg id> the worker committed the event
+ *     CV1 ACK   <client identity> <msg ids> the worker committed the events
+ *                                         (ids separated by spaces)
  *   broker -> peer
  *     CV1 HB                               broker heartbeat
  *     CV1 REQ   <client identity> <msg id> <envelope bytes>
- *     CV1 ACK   <msg id>                   your event was committed
+ *     CV1 ACK   <msg ids>                  your events were committed
  *     CV1 NAK   <msg id>                   no live worker now; re-send soon
  *
  * The broker keeps no data: a worker unheard for three heartbeats is
@@ -26,6 +27,9 @@
 #define CV_WIRE_REQUEST "REQ"
 #define CV_WIRE_ACK "ACK"
 #define CV_WIRE_NAK "NAK"
+
+/* The longest list of message ids in one ACK, in bytes. */
+#define CV_WIRE_ACK_IDS_MAX 8192
 
 /* A peer counts as gone after this many heartbeat intervals of silence. */
 #define CV_WIRE_LIVENESS 3
