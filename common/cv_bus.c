@@ -30,7 +30,8 @@
 #include "cv_metrics.h"
 #include "cv_wire.h"
 
-#define OUTBOX_WINDOW 100000      /* outbox rows held in memory at most */
+#define OUTBOX_WINDOW 20000       /* outbox rows held in memory at most; the
+                                     rest wait in SQLite until there is room */
 #define INFLIGHT_PER_DEST 512     /* unacknowledged events per destination:
                                      enough to keep a receiver's batches
                                      full, few enough that they are all

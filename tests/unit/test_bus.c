@@ -238,6 +238,17 @@ static void test_every_event_applied_exactly_once(void **state)
     wait_delivered(f, 5000, 20);
 }
 
+static void test_backlog_larger_than_the_memory_window(void **state)
+{
+    fixture_t *f = *state;
+    /* more than the 20,000 rows the sender holds in memory: the rest wait
+     * in SQLite and are loaded as room frees up, in order, none lost */
+    for (int i = 0; i < 25000; i += 5000)
+        outbox_fill(f, i, 5000, NULL);
+    buses_start(f);
+    wait_delivered(f, 25000, 90);
+}
+
 static void test_failed_event_is_resent_and_applied_once(void **state)
 {
     fixture_t *f = *state;
@@ -351,6 +362,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_event_applied_exactly_once,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backlog_larger_than_the_memory_window, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_event_is_resent_and_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
