@@ -54,14 +54,8 @@ static cv_metric_t *metric_naks;
 static cv_metric_t *metric_garbage;
 static cv_metric_t *metric_workers;
 
-static bool frame_is(zmq_msg_t *frame, const char *text)
-{
-    size_t len = strlen(text);
-    return zmq_msg_size(frame) == len &&
-           memcmp(zmq_msg_data(frame), text, len) == 0;
-}
-
-static cv_broker_peer_t *peer_find(cv_broker_t *broker, const void *id, size_t size)
+static cv_broker_peer_t *peer_find(cv_broker_t *broker, const void *id,
+                                   size_t size)
 {
     for (int i = 0; i < broker->peer_high; i++) {
         cv_broker_peer_t *p = &broker->peers[i];
@@ -81,123 +75,6 @@ static void broker_count_workers(cv_broker_t *broker)
     cv_metric_set(metric_workers, workers);
 }
 
-static void peer_ready(cv_broker_t *broker, zmq_msg_t *identity,
-                       zmq_msg_t *service)
-{
-    size_t id_size = zmq_msg_size(identity);
-    size_t name_size = zmq_msg_size(service);
-    if (id_size > CV_BROKER_IDENTITY_MAX || name_size >= 64) {
-        cv_metric_add(metric_garbage, 1);
-        return;
-    }
-    cv_broker_peer_t *peer = peer_find(broker, zmq_msg_data(identity), id_size);
-    if (peer == NULL) {
-        for (int i = 0; i < CV_BROKER_MAX_PEERS && peer == NULL; i++)
-            if (!broker->peers[i].used)
-                peer = &broker->peers[i];
-        if (peer == NULL) {
-            cv_log_warn("too many peers; ignoring a new one");
-            return;
-        }
-        memset(peer, 0, sizeof(*peer));
-        peer->used = true;
-        memcpy(peer->identity, zmq_msg_data(identity), id_size);
-        peer->identity_size = id_size;
-        int index = (int)(peer - broker->peers);
-        if (index >= broker->peer_high)
-            broker->peer_high = index + 1;
-        memcpy(peer->service, zmq_msg_data(service), name_size);
-        peer->service[name_size] = '\0';
-        cv_log_info("peer registered for '%s'",
-                    peer->service[0] ? peer->service : "(sending only)");
-        broker_count_workers(broker);
-    }
-    peer->last_heard_ms = cv_clock_monotonic_ms();
-}
-
-static int send_parts(void *socket, const void *const *data,
-                      const size_t *sizes, int count)
-{
-    for (int i = 0; i < count; i++) {
-        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
-        if (zmq_send(socket, data[i], sizes[i], flags) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static void reply_nak(cv_broker_t *broker, zmq_msg_t *client, zmq_msg_t *msg_id)
-{
-    const void *data[] = {zmq_msg_data(client), CV_WIRE_PROTOCOL, CV_WIRE_NAK,
-                          zmq_msg_data(msg_id)};
-    size_t sizes[] = {zmq_msg_size(client), strlen(CV_WIRE_PROTOCOL),
-                      strlen(CV_WIRE_NAK), zmq_msg_size(msg_id)};
-    send_parts(broker->router, data, sizes, 4);
-    cv_metric_add(metric_naks, 1);
-}
-
-/* REQ from a sender: to the next live worker of the destination. */
-/* Sends `count` received frames on, in the order `order` gives, after a
- * routing frame; the frames move into ZeroMQ (no copy). Returns 0, or -1
- * with errno when the routing frame is refused (then nothing was sent and
- * the frames are untouched). */
-static int forward_frames(cv_broker_t *broker, const void *route,
-                          size_t route_size, zmq_msg_t *frames,
-                          const int *order, int count)
-{
-    if (zmq_send(broker->router, route, route_size,
-                 ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
-        return -1;
-    for (int i = 0; i < count; i++) {
-        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
-        /* after an accepted routing frame the rest of a message is taken */
-        zmq_msg_send(&frames[order[i]], broker->router, flags);
-    }
-    return 0;
-}
-
-/* REQ from a sender: to the next live worker of the destination. The
- * worker gets CV1 REQ <client> <msg id> <payload>. */
-static void route_request(cv_broker_t *broker, zmq_msg_t *frames)
-{
-    zmq_msg_t *client = &frames[0];
-    zmq_msg_t *dest = &frames[3];
-    zmq_msg_t *msg_id = &frames[4];
-    static const int order[] = {1, 2, 0, 4, 5};
-    int64_t now = cv_clock_monotonic_ms();
-    int64_t liveness = (int64_t)broker->heartbeat_ms * CV_WIRE_LIVENESS;
-    int high = broker->peer_high;
-    for (int n = 0; n < high; n++) {
-        cv_broker_peer_t *p = &broker->peers[(broker->rotation + n) % high];
-        if (!p->used || now - p->last_heard_ms > liveness ||
-            strlen(p->service) != zmq_msg_size(dest) ||
-            memcmp(p->service, zmq_msg_data(dest), zmq_msg_size(dest)) != 0)
-            continue;
-        if (forward_frames(broker, p->identity, p->identity_size, frames,
-                           order, 5) == 0) {
-            broker->rotation = (unsigned)((broker->rotation + n + 1) % high);
-            cv_metric_add(metric_routed, 1);
-            return;
-        }
-        if (errno == EHOSTUNREACH) {
-            p->used = false; /* gone; it re-registers if it comes back */
-            broker_count_workers(broker);
-        }
-        /* EAGAIN: that worker is full; try the next one */
-    }
-    reply_nak(broker, client, msg_id);
-}
-
-/* ACK from a worker: back to the sender as CV1 ACK <msg id>. */
-static void route_ack(cv_broker_t *broker, zmq_msg_t *frames)
-{
-    zmq_msg_t *client = &frames[3];
-    static const int order[] = {1, 2, 4};
-    if (forward_frames(broker, zmq_msg_data(client), zmq_msg_size(client),
-                       frames, order, 3) == 0)
-        cv_metric_add(metric_acks, 1);
-}
-
 static void log_garbage(const char *what)
 {
     static int64_t last_ms;
@@ -209,13 +86,104 @@ static void log_garbage(const char *what)
     }
 }
 
-/* Reads and dispatches one message. 1 read, 0 none waiting, -1 error. */
+static void peer_ready(cv_broker_t *broker, const uint8_t *identity,
+                       size_t id_size, const uint8_t *service,
+                       size_t name_size)
+{
+    if (id_size > CV_BROKER_IDENTITY_MAX || name_size >= 64) {
+        log_garbage("identity or service name too long");
+        return;
+    }
+    cv_broker_peer_t *peer = peer_find(broker, identity, id_size);
+    if (peer == NULL) {
+        for (int i = 0; i < CV_BROKER_MAX_PEERS && peer == NULL; i++)
+            if (!broker->peers[i].used)
+                peer = &broker->peers[i];
+        if (peer == NULL) {
+            cv_log_warn("too many peers; ignoring a new one");
+            return;
+        }
+        memset(peer, 0, sizeof(*peer));
+        peer->used = true;
+        memcpy(peer->identity, identity, id_size);
+        peer->identity_size = id_size;
+        int index = (int)(peer - broker->peers);
+        if (index >= broker->peer_high)
+            broker->peer_high = index + 1;
+        memcpy(peer->service, service, name_size);
+        peer->service[name_size] = '\0';
+        cv_log_info("peer registered for '%s'",
+                    peer->service[0] ? peer->service : "(sending only)");
+        broker_count_workers(broker);
+    }
+    peer->last_heard_ms = cv_clock_monotonic_ms();
+}
+
+/* Sends one cv_wire frame to the peer with routing id `to`. Returns 0, or
+ * -1 with errno (EHOSTUNREACH: no such peer now; EAGAIN: its queue is
+ * full); then nothing was sent. */
+static int send_to(cv_broker_t *broker, const void *to, size_t to_size,
+                   char command, int fields, const void *a, size_t a_size,
+                   const void *b, size_t b_size, const void *rest,
+                   size_t rest_size)
+{
+    if (zmq_send(broker->router, to, to_size, ZMQ_DONTWAIT | ZMQ_SNDMORE) <
+        0)
+        return -1;
+    /* after an accepted routing frame the rest of a message is taken */
+    return cv_wire_send(broker->router, ZMQ_DONTWAIT, command, fields, a,
+                        a_size, b, b_size, rest, rest_size);
+}
+
+/* Q from a sender: to the next live worker of the destination, which gets
+ * Q <client> <msg id> <envelope>; N to the sender when there is none. */
+static void route_request(cv_broker_t *broker, const uint8_t *client,
+                          size_t client_size, const cv_wire_msg_t *req)
+{
+    const uint8_t *dest = req->field[0];
+    size_t dest_size = req->field_size[0];
+    int64_t now = cv_clock_monotonic_ms();
+    int64_t liveness = (int64_t)broker->heartbeat_ms * CV_WIRE_LIVENESS;
+    int high = broker->peer_high;
+    for (int n = 0; n < high; n++) {
+        cv_broker_peer_t *p = &broker->peers[(broker->rotation + n) % high];
+        if (!p->used || now - p->last_heard_ms > liveness ||
+            strlen(p->service) != dest_size ||
+            memcmp(p->service, dest, dest_size) != 0)
+            continue;
+        if (send_to(broker, p->identity, p->identity_size, CV_WIRE_REQUEST, 2,
+                    client, client_size, req->field[1], req->field_size[1],
+                    req->rest, req->rest_size) == 0) {
+            broker->rotation = (unsigned)((broker->rotation + n + 1) % high);
+            cv_metric_add(metric_routed, 1);
+            return;
+        }
+        if (errno == EHOSTUNREACH) {
+            p->used = false; /* gone; it re-registers if it comes back */
+            broker_count_workers(broker);
+        }
+        /* EAGAIN: that worker is full; try the next one */
+    }
+    send_to(broker, client, client_size, CV_WIRE_NAK, 0, NULL, 0, NULL, 0,
+            req->field[1], req->field_size[1]);
+    cv_metric_add(metric_naks, 1);
+}
+
+/* A from a worker: back to the sender as A <msg ids>. */
+static void route_ack(cv_broker_t *broker, const cv_wire_msg_t *ack)
+{
+    if (send_to(broker, ack->field[0], ack->field_size[0], CV_WIRE_ACK, 0,
+                NULL, 0, NULL, 0, ack->rest, ack->rest_size) == 0)
+        cv_metric_add(metric_acks, 1);
+}
+
+/* Reads and dispatches one message: the peer's routing id, then one
+ * cv_wire frame. 1 read, 0 none waiting, -1 error. */
 static int broker_receive(cv_broker_t *broker)
 {
     zmq_msg_t frames[CV_BROKER_MAX_FRAMES];
     int count = 0;
     bool more = true;
-    bool overflow = false;
     while (more) {
         zmq_msg_t part;
         zmq_msg_init(&part);
@@ -229,30 +197,27 @@ static int broker_receive(cv_broker_t *broker)
         more = zmq_msg_more(&part);
         if (count < CV_BROKER_MAX_FRAMES)
             frames[count++] = part;
-        else {
-            overflow = true;
+        else
             zmq_msg_close(&part);
-        }
     }
-    if (overflow || count < 3 || !frame_is(&frames[1], CV_WIRE_PROTOCOL)) {
-        log_garbage("not a CV1 message");
-    } else if (frame_is(&frames[2], CV_WIRE_READY) && count == 4) {
-        peer_ready(broker, &frames[0], &frames[3]);
-    } else if (frame_is(&frames[2], CV_WIRE_REQUEST) && count == 6) {
-        cv_broker_peer_t *p = peer_find(broker, zmq_msg_data(&frames[0]),
-                                     zmq_msg_size(&frames[0]));
-        if (p != NULL)
-            p->last_heard_ms = cv_clock_monotonic_ms();
-        route_request(broker, frames);
-    } else if (frame_is(&frames[2], CV_WIRE_ACK) && count == 5) {
-        cv_broker_peer_t *p = peer_find(broker, zmq_msg_data(&frames[0]),
-                                     zmq_msg_size(&frames[0]));
-        if (p != NULL)
-            p->last_heard_ms = cv_clock_monotonic_ms();
-        route_ack(broker, frames);
-    } else {
-        log_garbage("unknown command or wrong frame count");
-    }
+    cv_wire_msg_t msg;
+    const uint8_t *from = count > 0 ? zmq_msg_data(&frames[0]) : NULL;
+    size_t from_size = count > 0 ? zmq_msg_size(&frames[0]) : 0;
+    const void *data = count == 2 ? zmq_msg_data(&frames[1]) : NULL;
+    size_t size = count == 2 ? zmq_msg_size(&frames[1]) : 0;
+    char command = count == 2 ? cv_wire_command(data, size) : 0;
+    cv_broker_peer_t *peer = peer_find(broker, from, from_size);
+    if (peer != NULL)
+        peer->last_heard_ms = cv_clock_monotonic_ms();
+    if (command == CV_WIRE_READY && cv_wire_parse(data, size, 0, &msg) == 0)
+        peer_ready(broker, from, from_size, msg.rest, msg.rest_size);
+    else if (command == CV_WIRE_REQUEST &&
+             cv_wire_parse(data, size, 2, &msg) == 0)
+        route_request(broker, from, from_size, &msg);
+    else if (command == CV_WIRE_ACK && cv_wire_parse(data, size, 1, &msg) == 0)
+        route_ack(broker, &msg);
+    else
+        log_garbage("not a CV1 frame the broker takes");
     for (int i = 0; i < count; i++)
         zmq_msg_close(&frames[i]);
     return 1;
@@ -275,11 +240,8 @@ static void broker_heartbeat(cv_broker_t *broker)
             changed = true;
             continue;
         }
-        const void *data[] = {p->identity, CV_WIRE_PROTOCOL,
-                              CV_WIRE_HEARTBEAT};
-        size_t sizes[] = {p->identity_size, strlen(CV_WIRE_PROTOCOL),
-                          strlen(CV_WIRE_HEARTBEAT)};
-        send_parts(broker->router, data, sizes, 3);
+        send_to(broker, p->identity, p->identity_size, CV_WIRE_HEARTBEAT, 0,
+                NULL, 0, NULL, 0, NULL, 0);
     }
     while (broker->peer_high > 0 && !broker->peers[broker->peer_high - 1].used)
         broker->peer_high--;

@@ -102,7 +102,8 @@ typedef struct {
     uint8_t client[256];      /* the sender's identity at the broker */
     size_t client_size;
     char msg_id[32];          /* the sender's message id */
-    zmq_msg_t payload;        /* envelope bytes */
+    zmq_msg_t payload;        /* the frame that holds the envelope */
+    size_t payload_offset;    /* where the envelope starts in it */
     bool ack;                 /* acknowledge after the commit */
 } inbound_t;
 
@@ -614,26 +615,11 @@ static void staged_publish(cv_bus_t *self)
 /* ------------------------------------------------------------------ */
 /* the wire                                                            */
 
-static int send_frames(void *socket, const void *const *frames,
-                       const size_t *sizes, int count)
-{
-    for (int i = 0; i < count; i++) {
-        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
-        if (zmq_send(socket, frames[i], sizes[i], flags) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 static void send_ready(cv_bus_t *self)
 {
-    for (int i = 0; i < self->link_count; i++) {
-        const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_READY,
-                                self->worker};
-        size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_READY),
-                          strlen(self->worker)};
-        send_frames(self->links[i].socket, frames, sizes, 3);
-    }
+    for (int i = 0; i < self->link_count; i++)
+        cv_wire_send(self->links[i].socket, ZMQ_DONTWAIT, CV_WIRE_READY, 0,
+                     NULL, 0, NULL, 0, self->worker, strlen(self->worker));
 }
 
 /* The live broker to send the next request through, round-robin; -1 when
@@ -654,12 +640,10 @@ static bool send_item(cv_bus_t *self, item_t *item, int64_t now)
 {
     char msg_id[32];
     snprintf(msg_id, sizeof(msg_id), "%" PRId64, item->id);
-    const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_REQUEST,
-                            item->dest->name, msg_id, item->payload};
-    size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_REQUEST),
-                      strlen(item->dest->name), strlen(msg_id), item->size};
     int link = pick_link(self);
-    if (send_frames(self->links[link].socket, frames, sizes, 5) != 0)
+    if (cv_wire_send(self->links[link].socket, ZMQ_DONTWAIT, CV_WIRE_REQUEST,
+                     2, item->dest->name, strlen(item->dest->name), msg_id,
+                     strlen(msg_id), item->payload, item->size) != 0)
         return false;
     item_move(item, ITEM_INFLIGHT, now + self->lease_ms);
     cv_metric_add(metric_sent, 1);
@@ -796,68 +780,60 @@ static void log_garbage(const char *what)
     }
 }
 
-/* Reads one multipart message from `link`. Returns 1 when a message was
- * read, 0 when none is waiting, -1 on a socket error. */
+/* Reads one message from `link`: a single cv_wire frame (anything in
+ * more frames is garbage). Returns 1 when a message was read, 0 when none
+ * is waiting, -1 on a socket error. */
 static int receive_one(cv_bus_t *self, int link)
 {
     void *socket = self->links[link].socket;
-    zmq_msg_t frames[6];
-    int count = 0;
-    bool more = true;
-    bool overflow = false;
-    while (more) {
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&frame);
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    }
+    bool more = zmq_msg_more(&frame);
+    while (more) { /* a peer speaking another protocol: drain and drop */
         zmq_msg_t part;
         zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, socket, count == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&part);
-            for (int i = 0; i < count; i++)
-                zmq_msg_close(&frames[i]);
-            if (count == 0 && errno == EAGAIN)
-                return 0;
-            return errno == EINTR ? 0 : -1;
-        }
-        more = zmq_msg_more(&part);
-        if (count < 6)
-            frames[count++] = part;
-        else {
-            overflow = true;
-            zmq_msg_close(&part);
-        }
+        int got = zmq_msg_recv(&part, socket, 0);
+        more = got >= 0 && zmq_msg_more(&part);
+        zmq_msg_close(&part);
     }
     link_heard(self, link);
 
-#define IS(frame, text)                                                    \
-    (zmq_msg_size(frame) == strlen(text) &&                                \
-     memcmp(zmq_msg_data(frame), text, strlen(text)) == 0)
-    if (overflow || count < 2 || !IS(&frames[0], CV_WIRE_PROTOCOL)) {
-        log_garbage("not a CV1 message");
-    } else if (IS(&frames[1], CV_WIRE_HEARTBEAT)) {
+    const void *data = zmq_msg_data(&frame);
+    size_t size = zmq_msg_size(&frame);
+    char command = zmq_msg_more(&frame) ? 0 : cv_wire_command(data, size);
+    cv_wire_msg_t msg;
+    if (command == CV_WIRE_HEARTBEAT) {
         /* heard: nothing more to do */
-    } else if (IS(&frames[1], CV_WIRE_ACK) && count == 3) {
-        on_ack(self, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
-    } else if (IS(&frames[1], CV_WIRE_NAK) && count == 3) {
-        on_nak(self, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
-    } else if (IS(&frames[1], CV_WIRE_REQUEST) && count == 5 &&
+    } else if (command == CV_WIRE_ACK &&
+               cv_wire_parse(data, size, 0, &msg) == 0) {
+        on_ack(self, (const char *)msg.rest, msg.rest_size);
+    } else if (command == CV_WIRE_NAK &&
+               cv_wire_parse(data, size, 0, &msg) == 0) {
+        on_nak(self, (const char *)msg.rest, msg.rest_size);
+    } else if (command == CV_WIRE_REQUEST &&
+               cv_wire_parse(data, size, 2, &msg) == 0 &&
                self->worker[0] != '\0' &&
                self->inbound_count < self->batch_max &&
-               zmq_msg_size(&frames[2]) <= sizeof(self->inbound[0].client) &&
-               zmq_msg_size(&frames[3]) < sizeof(self->inbound[0].msg_id)) {
+               msg.field_size[0] <= sizeof(self->inbound[0].client) &&
+               msg.field_size[1] < sizeof(self->inbound[0].msg_id)) {
         inbound_t *in = &self->inbound[self->inbound_count++];
         in->link = link;
-        in->client_size = zmq_msg_size(&frames[2]);
-        memcpy(in->client, zmq_msg_data(&frames[2]), in->client_size);
-        size_t id_size = zmq_msg_size(&frames[3]);
-        memcpy(in->msg_id, zmq_msg_data(&frames[3]), id_size);
-        in->msg_id[id_size] = '\0';
+        in->client_size = msg.field_size[0];
+        memcpy(in->client, msg.field[0], in->client_size);
+        memcpy(in->msg_id, msg.field[1], msg.field_size[1]);
+        in->msg_id[msg.field_size[1]] = '\0';
+        in->payload_offset = (size_t)(msg.rest - (const uint8_t *)data);
         zmq_msg_init(&in->payload);
-        zmq_msg_move(&in->payload, &frames[4]);
+        zmq_msg_move(&in->payload, &frame); /* the envelope stays in it */
         in->ack = false;
     } else {
-        log_garbage("unknown command or wrong frame count");
+        log_garbage("not a CV1 frame a peer takes");
     }
-#undef IS
-    for (int i = 0; i < count; i++)
-        zmq_msg_close(&frames[i]);
+    zmq_msg_close(&frame);
     return 1;
 }
 
@@ -888,12 +864,10 @@ static void send_acks(cv_bus_t *self)
             if (j != i)
                 in->ack = false; /* sent with this one */
         }
-        const void *frames[] = {CV_WIRE_PROTOCOL, CV_WIRE_ACK, first->client,
-                                ids};
-        size_t sizes[] = {strlen(CV_WIRE_PROTOCOL), strlen(CV_WIRE_ACK),
-                          first->client_size, used};
         /* a lost ACK only costs a re-send, which the inbox skips */
-        send_frames(self->links[first->link].socket, frames, sizes, 4);
+        cv_wire_send(self->links[first->link].socket, ZMQ_DONTWAIT,
+                     CV_WIRE_ACK, 1, first->client, first->client_size, NULL,
+                     0, ids, used);
         first->ack = false;
         /* events that did not fit are still marked: a later pass of this
          * loop starts a new message with them */
@@ -939,7 +913,9 @@ static void rollback_event(cv_bus_t *self)
 static int apply_event(cv_bus_t *self, inbound_t *in)
 {
     Conveyor__Envelope *event =
-        cv_event_unpack(zmq_msg_data(&in->payload), zmq_msg_size(&in->payload));
+        cv_event_unpack((const uint8_t *)zmq_msg_data(&in->payload) +
+                            in->payload_offset,
+                        zmq_msg_size(&in->payload) - in->payload_offset);
     if (event == NULL) {
         log_garbage("an event that does not parse");
         in->ack = true; /* re-sending it would not make it parse */

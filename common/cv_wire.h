@@ -1,37 +1,72 @@
-/* cv_wire: the frames between a peer's DEALER and the broker's ROUTER.
+/* cv_wire: the messages between a peer's DEALER and the broker's ROUTER.
  *
- * A small Majordomo-style protocol. Every message starts with the protocol
- * frame "CV1" and a command frame; the broker also sees (and sends) the
- * peer's routing identity as the first frame.
+ * A small Majordomo-style protocol in which every message is ONE ZeroMQ
+ * frame (the broker's ROUTER adds and strips the peer's routing identity
+ * itself, which never crosses the wire). Single frames matter: libzmq 4.3
+ * aborts a receiver (assertion `!_more` in fq.cpp) when a connection drops
+ * in the middle of a multipart message, and a broker may die at any time.
+ *
+ * A frame is "CV1", a command byte, then `fields` strings each preceded by
+ * its length in one byte, then the rest of the frame:
  *
  *   peer -> broker
- *     CV1 READY <service>                  register + heartbeat; "" = sender only
- *     CV1 REQ   <dest service> <msg id> <envelope bytes>
- *     CV1 ACK   <client identity> <msg ids> the worker committed the events
- *                                         (ids separated by spaces)
+ *     R  rest=<service>                          register + heartbeat;
+ *                                                "" = sender only
+ *     Q  <dest service> <msg id>  rest=<envelope>
+ *     A  <client identity>  rest=<msg ids>       the worker committed the
+ *                                                events (ids separated by
+ *                                                spaces)
  *   broker -> peer
- *     CV1 HB                               broker heartbeat
- *     CV1 REQ   <client identity> <msg id> <envelope bytes>
- *     CV1 ACK   <msg ids>                  your events were committed
- *     CV1 NAK   <msg id>                   no live worker now; re-send soon
+ *     H                                          broker heartbeat
+ *     Q  <client identity> <msg id>  rest=<envelope>
+ *     A  rest=<msg ids>                          your events were committed
+ *     N  rest=<msg id>                           no live worker now; re-send
+ *                                                soon
  *
  * The broker keeps no data: a worker unheard for three heartbeats is
- * forgotten, a request it cannot route is answered NAK, and anything lost
- * in flight is re-sent by its sender's outbox after the lease. */
+ * forgotten, a request it cannot route is answered N, and anything lost in
+ * flight is re-sent by its sender's outbox after the lease. */
 #ifndef CV_WIRE_H
 #define CV_WIRE_H
 
-#define CV_WIRE_PROTOCOL "CV1"
-#define CV_WIRE_READY "READY"
-#define CV_WIRE_HEARTBEAT "HB"
-#define CV_WIRE_REQUEST "REQ"
-#define CV_WIRE_ACK "ACK"
-#define CV_WIRE_NAK "NAK"
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_WIRE_READY 'R'
+#define CV_WIRE_HEARTBEAT 'H'
+#define CV_WIRE_REQUEST 'Q'
+#define CV_WIRE_ACK 'A'
+#define CV_WIRE_NAK 'N'
+
+/* A peer counts as gone after this many heartbeat intervals of silence. */
+#define CV_WIRE_LIVENESS 3
 
 /* The longest list of message ids in one ACK, in bytes. */
 #define CV_WIRE_ACK_IDS_MAX 8192
 
-/* A peer counts as gone after this many heartbeat intervals of silence. */
-#define CV_WIRE_LIVENESS 3
+/* A frame taken apart; the pointers point into the frame. */
+typedef struct {
+    char command;             /* one of the commands above */
+    const uint8_t *field[2];  /* the length-prefixed strings */
+    size_t field_size[2];
+    const uint8_t *rest;      /* what follows them */
+    size_t rest_size;
+} cv_wire_msg_t;
+
+/* Sends one frame on `socket` (flags as for zmq_msg_send, e.g.
+ * ZMQ_DONTWAIT). `fields` (0..2) strings come from a/b, each at most 255
+ * bytes. Returns 0, or -1 with errno set (as zmq_msg_send sets it, or
+ * EINVAL for a field too long). */
+int cv_wire_send(void *socket, int flags, char command, int fields,
+                 const void *a, size_t a_size, const void *b, size_t b_size,
+                 const void *rest, size_t rest_size);
+
+/* Takes apart a frame that should hold `fields` strings. Returns 0, or -1
+ * when it is not a CV1 frame of that shape. */
+int cv_wire_parse(const void *data, size_t size, int fields,
+                  cv_wire_msg_t *out);
+
+/* The command byte of a CV1 frame, or 0 when it is not one. */
+char cv_wire_command(const void *data, size_t size);
 
 #endif

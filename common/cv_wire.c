@@ -1,0 +1,78 @@
+/* cv_wire: building and taking apart the one-frame messages of cv_wire.h. */
+#include "cv_wire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <zmq.h>
+
+#define CV_WIRE_MAGIC "CV1"
+#define CV_WIRE_HEADER 4 /* "CV1" and the command byte */
+
+int cv_wire_send(void *socket, int flags, char command, int fields,
+                 const void *a, size_t a_size, const void *b, size_t b_size,
+                 const void *rest, size_t rest_size)
+{
+    const void *data[2] = {a, b};
+    size_t sizes[2] = {a_size, b_size};
+    size_t total = CV_WIRE_HEADER + rest_size;
+    for (int i = 0; i < fields; i++) {
+        if (sizes[i] > 255) {
+            errno = EINVAL;
+            return -1;
+        }
+        total += 1 + sizes[i];
+    }
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, total) != 0)
+        return -1;
+    uint8_t *at = zmq_msg_data(&msg);
+    memcpy(at, CV_WIRE_MAGIC, 3);
+    at[3] = (uint8_t)command;
+    at += CV_WIRE_HEADER;
+    for (int i = 0; i < fields; i++) {
+        *at++ = (uint8_t)sizes[i];
+        if (sizes[i] > 0)
+            memcpy(at, data[i], sizes[i]);
+        at += sizes[i];
+    }
+    if (rest_size > 0)
+        memcpy(at, rest, rest_size);
+    if (zmq_msg_send(&msg, socket, flags) < 0) {
+        int saved = errno;
+        zmq_msg_close(&msg);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+char cv_wire_command(const void *data, size_t size)
+{
+    if (size < CV_WIRE_HEADER || memcmp(data, CV_WIRE_MAGIC, 3) != 0)
+        return 0;
+    return (char)((const uint8_t *)data)[3];
+}
+
+int cv_wire_parse(const void *data, size_t size, int fields,
+                  cv_wire_msg_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->command = cv_wire_command(data, size);
+    if (out->command == 0)
+        return -1;
+    const uint8_t *at = (const uint8_t *)data + CV_WIRE_HEADER;
+    const uint8_t *end = (const uint8_t *)data + size;
+    for (int i = 0; i < fields; i++) {
+        if (at >= end)
+            return -1;
+        size_t len = *at++;
+        if ((size_t)(end - at) < len)
+            return -1;
+        out->field[i] = at;
+        out->field_size[i] = len;
+        at += len;
+    }
+    out->rest = at;
+    out->rest_size = (size_t)(end - at);
+    return 0;
+}
