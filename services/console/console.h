@@ -227,6 +227,15 @@ void console_put_column(json_t *obj, const char *key, sqlite3_stmt *stmt,
 /* RFC 3339 text of a conveyor time, as a JSON string (null for 0). */
 json_t *console_time_json(int64_t ms);
 
+/* The columns of a task, in the order console_task_json reads them. */
+#define CONSOLE_TASK_COLUMNS                                             \
+    "task_id, lead_id, staff_id, kind, title, due_at, status, overdue, " \
+    "escalation_level, created_at, completed_at, completed_by "
+
+/* The task JSON (API.md: id, lead_id, staff_id, kind, due_at, status, ...)
+ * of a row of CONSOLE_TASK_COLUMNS. The caller owns it. */
+json_t *console_task_json(sqlite3_stmt *stmt);
+
 /* Commits the request's transaction and wakes the bus to send what it
  * wrote to the outbox; on failure rolls back and replies 503. 0 or -1. */
 int console_commit_and_wake(console_ctx_t *ctx);

@@ -141,24 +141,6 @@ static json_t *console_message_row(sqlite3_stmt *stmt)
     return obj;
 }
 
-static json_t *console_task_row(sqlite3_stmt *stmt)
-{
-    json_t *obj = json_object();
-    console_put_column(obj, "id", stmt, 0);
-    console_put_column(obj, "lead_id", stmt, 1);
-    console_put_column(obj, "staff_id", stmt, 2);
-    console_put_column(obj, "kind", stmt, 3);
-    console_put_column(obj, "title", stmt, 4);
-    json_object_set_new(obj, "due_at",
-                        console_time_json(sqlite3_column_int64(stmt, 5)));
-    console_put_column(obj, "status", stmt, 6);
-    json_object_set_new(obj, "overdue",
-                        json_boolean(sqlite3_column_int(stmt, 7)));
-    json_object_set_new(obj, "escalation_level",
-                        json_integer(sqlite3_column_int(stmt, 8)));
-    return obj;
-}
-
 static json_t *console_timeline_row(sqlite3_stmt *stmt)
 {
     json_t *obj = json_object();
@@ -245,11 +227,10 @@ void console_leads_get(console_ctx_t *ctx, const char *lead_id)
                           "WHERE lead_id = ?1 ORDER BY at, rowid",
                           lead_id, console_message_row) != 0 ||
         console_card_list(store, card, "tasks",
-                          "SELECT task_id, lead_id, staff_id, kind, title, "
-                          "due_at, status, overdue, escalation_level "
+                          "SELECT " CONSOLE_TASK_COLUMNS
                           "FROM tasks WHERE lead_id = ?1 AND status = "
                           "'open' AND kind <> '' ORDER BY due_at, task_id",
-                          lead_id, console_task_row) != 0 ||
+                          lead_id, console_task_json) != 0 ||
         console_card_list(store, card, "timeline",
                           "SELECT at, actor, event, detail FROM timeline "
                           "WHERE lead_id = ?1 ORDER BY at, id",

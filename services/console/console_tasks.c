@@ -9,12 +9,7 @@
 
 #define CONSOLE_LIST_MAX 1000 /* most rows one list returns */
 
-/* The task JSON of a row of CONSOLE_TASK_COLUMNS. */
-#define CONSOLE_TASK_COLUMNS                                             \
-    "task_id, lead_id, staff_id, kind, title, due_at, status, overdue, " \
-    "escalation_level, created_at, completed_at, completed_by "
-
-static json_t *console_task_json(sqlite3_stmt *stmt)
+json_t *console_task_json(sqlite3_stmt *stmt)
 {
     json_t *obj = json_object();
     console_put_column(obj, "id", stmt, 0);
