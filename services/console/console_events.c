@@ -19,6 +19,13 @@
 #include "cv_metrics.h"
 
 /* Text of an optional string field, "" when unset. */
+/* `text` when it says something, else `fallback` (events leave optional
+ * strings NULL or empty). */
+static const char *console_or(const char *text, const char *fallback)
+{
+    return text != NULL && text[0] != '\0' ? text : fallback;
+}
+
 static const char *console_text(const char *text)
 {
     return text != NULL ? text : "";
@@ -28,7 +35,7 @@ static const char *console_text(const char *text)
 static const char *console_actor(const Conveyor__Envelope *ev,
                                  const char *fallback)
 {
-    return ev->producer != NULL && ev->producer[0] ? ev->producer : fallback;
+    return console_or(ev->producer, fallback);
 }
 
 /* The event's business time; a missing one counts as now. */
@@ -39,8 +46,7 @@ static int64_t console_event_time(const Conveyor__Envelope *ev)
 
 /* `target` when moving a card at `current` there goes forward (a closed
  * stage is only left for won), else NULL: console_stage_advance's rule. */
-static const char *console_advance_to(const char *current,
-                                      const char *target)
+static const char *console_advance_to(const char *current, const char *target)
 {
     if (console_stage_closed(current) && strcmp(target, "won") != 0)
         return NULL;
@@ -67,7 +73,7 @@ static const char *console_score_stage(const console_card_t *card,
 /* The event's trace, NULL when it carries none. */
 static const char *console_trace(const Conveyor__Envelope *ev)
 {
-    return ev->trace_id != NULL && ev->trace_id[0] ? ev->trace_id : NULL;
+    return console_or(ev->trace_id, NULL);
 }
 
 static int console_on_lead_received(cv_store_t *store,
@@ -102,14 +108,10 @@ static int console_on_lead_received(cv_store_t *store,
             if (cv_store_step_done(stmt) != 0)
                 return -1;
         }
-        const char *source = lead->source != NULL && lead->source[0]
-                                 ? lead->source
-                                 : "unknown source";
+        const char *source = console_or(lead->source, "unknown source");
         return console_timeline_add(
-                   store, lead->lead_id, at, actor, "lead_received",
-                   "received", "new lead by %s from %s",
-                   lead->channel != NULL && lead->channel[0] ? lead->channel
-                                                             : "web",
+                   store, lead->lead_id, at, actor, "lead_received", "received",
+                   "new lead by %s from %s", console_or(lead->channel, "web"),
                    source) < 0
                    ? -1
                    : 0;
@@ -118,10 +120,10 @@ static int console_on_lead_received(cv_store_t *store,
     /* a repeat contact folded into this lead: the card gains the channel
      * and keeps the message, the belt does not start again */
     int64_t at = console_event_time(ev);
-    const char *channel = body->merged_channel != NULL &&
-                                  body->merged_channel[0]
-                              ? body->merged_channel
-                              : lead->channel;
+    const char *channel =
+        body->merged_channel != NULL && body->merged_channel[0]
+            ? body->merged_channel
+            : lead->channel;
     const char *trace = console_trace(ev);
     if (console_lead_upsert(store, lead, at, false, trace) != 0)
         return -1;
@@ -145,11 +147,9 @@ static int console_on_lead_received(cv_store_t *store,
         if (cv_store_step_done(stmt) != 0)
             return -1;
     }
-    return console_timeline_add(store, lead->lead_id, at, actor,
-                                "lead_merged", fact,
-                                "merged: new contact by %s",
-                                channel != NULL && channel[0] ? channel
-                                                              : "web") < 0
+    return console_timeline_add(store, lead->lead_id, at, actor, "lead_merged",
+                                fact, "merged: new contact by %s",
+                                console_or(channel, "web")) < 0
                ? -1
                : 0;
 }
@@ -186,15 +186,12 @@ static int console_on_lead_scored(cv_store_t *store,
         rc = console_timeline_add(
             store, lead->lead_id, at, console_actor(ev, "scoring"),
             "lead_scored", fact, "knocked out: %s (score %+d, segment %s)",
-            score->knockout_reason != NULL && score->knockout_reason[0]
-                ? score->knockout_reason
-                : "no reason given",
-            score->total, console_text(score->segment));
+            console_or(score->knockout_reason, "no reason given"), score->total,
+            console_text(score->segment));
     else
         rc = console_timeline_add(store, lead->lead_id, at,
-                                  console_actor(ev, "scoring"),
-                                  "lead_scored", fact,
-                                  "scored %+d, segment %s", score->total,
+                                  console_actor(ev, "scoring"), "lead_scored",
+                                  fact, "scored %+d, segment %s", score->total,
                                   console_text(score->segment));
     return rc < 0 ? -1 : 0;
 }
@@ -232,19 +229,12 @@ static int console_on_lead_assigned(cv_store_t *store,
     char tier[32] = "";
     if (body->has_tier)
         snprintf(tier, sizeof(tier), ", tier %d", (int)body->tier);
-    const char *name = body->staff_name != NULL && body->staff_name[0]
-                           ? body->staff_name
-                           : body->staff_id;
+    const char *name = console_or(body->staff_name, body->staff_id);
     return console_timeline_add(
                store, lead->lead_id, at, console_actor(ev, "routing"),
-               "lead_assigned", fact, "assigned to %s (%s) by %s%s: %s",
-               name, body->staff_id,
-               body->strategy != NULL && body->strategy[0] ? body->strategy
-                                                           : "routing",
-               tier,
-               body->rule_trace != NULL && body->rule_trace[0]
-                   ? body->rule_trace
-                   : "no rule trace") < 0
+               "lead_assigned", fact, "assigned to %s (%s) by %s%s: %s", name,
+               body->staff_id, console_or(body->strategy, "routing"), tier,
+               console_or(body->rule_trace, "no rule trace")) < 0
                ? -1
                : 0;
 }
@@ -254,20 +244,17 @@ static int console_on_lead_unassigned(cv_store_t *store,
 {
     const Conveyor__LeadUnassigned *body = ev->lead_unassigned;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at,
-                            console_trace(ev)) != 0)
+    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "unassigned:%s", console_text(ev->event_id));
     char tier[32] = "";
     if (body->has_tier)
         snprintf(tier, sizeof(tier), " (tier %d)", (int)body->tier);
-    return console_timeline_add(
-               store, body->lead_id, at, console_actor(ev, "routing"),
-               "lead_unassigned", fact, "nobody available%s: %s", tier,
-               body->reason != NULL && body->reason[0] ? body->reason
-                                                       : "no reason given") <
-                   0
+    return console_timeline_add(store, body->lead_id, at,
+                                console_actor(ev, "routing"), "lead_unassigned",
+                                fact, "nobody available%s: %s", tier,
+                                console_or(body->reason, "no reason given")) < 0
                ? -1
                : 0;
 }
@@ -277,8 +264,7 @@ static int console_on_task_created(cv_store_t *store,
 {
     const Conveyor__TaskCreated *body = ev->task_created;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at,
-                            console_trace(ev)) != 0)
+    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     /* a row an early Escalation left has no kind yet: fill it in */
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -305,9 +291,8 @@ static int console_on_task_created(cv_store_t *store,
     cv_clock_format(body->due_at, due, sizeof(due));
     return console_timeline_add(
                store, body->lead_id, at,
-               console_actor(ev, "followup-scheduler"),
-               "task_created", fact, "task %s for %s, due %s%s%s",
-               body->kind, body->staff_id, due,
+               console_actor(ev, "followup-scheduler"), "task_created", fact,
+               "task %s for %s, due %s%s%s", body->kind, body->staff_id, due,
                body->title != NULL && body->title[0] ? ": " : "",
                console_text(body->title)) < 0
                ? -1
@@ -336,8 +321,7 @@ static int console_on_escalation(cv_store_t *store,
                      ? body->fired_at
                      : console_event_time(ev);
     int level = body->has_level ? body->level : 1;
-    if (console_lead_ensure(store, body->lead_id, at,
-                            console_trace(ev)) != 0)
+    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     if (body->task_id != NULL && body->task_id[0] != '\0') {
         /* the task may not be known yet: keep a row that TaskCreated
@@ -370,10 +354,9 @@ static int console_on_escalation(cv_store_t *store,
                store, body->lead_id, at,
                console_actor(ev, "followup-scheduler"), "escalation", fact,
                "%s missed (due %s) by %s, level %d: %s%s%s",
-               body->kind != NULL && body->kind[0] ? body->kind : "SLA", due,
-               body->staff_id != NULL && body->staff_id[0] ? body->staff_id
-                                                           : "nobody",
-               level, console_escalation_step(level),
+               console_or(body->kind, "SLA"), due,
+               console_or(body->staff_id, "nobody"), level,
+               console_escalation_step(level),
                body->reason != NULL && body->reason[0] ? ", " : "",
                console_text(body->reason)) < 0
                ? -1
@@ -407,8 +390,7 @@ static int console_on_notification(cv_store_t *store,
         return -1;
     if (body->lead_id == NULL || body->lead_id[0] == '\0')
         return 0;
-    if (console_lead_ensure(store, body->lead_id, at,
-                            console_trace(ev)) != 0)
+    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     char fact[200];
     snprintf(fact, sizeof(fact), "notified:%s", body->notification_id);
@@ -420,23 +402,18 @@ static int console_on_notification(cv_store_t *store,
                store, body->lead_id, at, console_actor(ev, "notifier"),
                "notification_delivered", fact,
                "%s told by %s after %d attempt%s%s (%s)",
-               body->staff_id != NULL && body->staff_id[0] ? body->staff_id
-                                                           : "staff",
-               body->channel != NULL && body->channel[0] ? body->channel
-                                                         : "console",
-               attempts, attempts == 1 ? "" : "s", status,
-               body->notification_id) < 0
+               console_or(body->staff_id, "staff"),
+               console_or(body->channel, "console"), attempts,
+               attempts == 1 ? "" : "s", status, body->notification_id) < 0
                ? -1
                : 0;
 }
 
-static int console_on_proposal(cv_store_t *store,
-                               const Conveyor__Envelope *ev)
+static int console_on_proposal(cv_store_t *store, const Conveyor__Envelope *ev)
 {
     const Conveyor__ProposalRendered *body = ev->proposal_rendered;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at,
-                            console_trace(ev)) != 0)
+    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO proposals (proposal_id, lead_id, segment, kind, "
@@ -458,8 +435,7 @@ static int console_on_proposal(cv_store_t *store,
     return console_timeline_add(
                store, body->lead_id, at,
                console_actor(ev, "proposal-generator"), "proposal_rendered",
-               fact, "%s %s rendered%s%s",
-               body->kind != NULL && body->kind[0] ? body->kind : "proposal",
+               fact, "%s %s rendered%s%s", console_or(body->kind, "proposal"),
                body->proposal_id,
                body->title != NULL && body->title[0] ? ": " : "",
                console_text(body->title)) < 0
@@ -473,8 +449,7 @@ static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
     int64_t at = body->has_opened_at && body->opened_at > 0
                      ? body->opened_at
                      : console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at,
-                            console_trace(ev)) != 0)
+    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "UPDATE leads SET account_id = ?2, account_company = ?3, "
@@ -494,17 +469,17 @@ static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
     char fact[200];
     snprintf(fact, sizeof(fact), "account:%s", body->account_id);
     return console_timeline_add(
-               store, body->lead_id, at,
-               console_actor(ev, "account-retention"), "account_opened",
-               fact, "account %s opened%s%s", body->account_id,
+               store, body->lead_id, at, console_actor(ev, "account-retention"),
+               "account_opened", fact, "account %s opened%s%s",
+               body->account_id,
                body->company != NULL && body->company[0] ? " for " : "",
                console_text(body->company)) < 0
                ? -1
                : 0;
 }
 
-static cv_metric_t *console_applied;    /* events applied to the cards */
-static cv_metric_t *console_dropped;    /* events acknowledged unused */
+static cv_metric_t *console_applied; /* events applied to the cards */
+static cv_metric_t *console_dropped; /* events acknowledged unused */
 
 void console_metrics_register(void)
 {
