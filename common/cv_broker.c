@@ -75,23 +75,12 @@ static void broker_count_workers(cv_broker_t *broker)
     cv_metric_set(metric_workers, workers);
 }
 
-static void log_garbage(const char *what)
-{
-    static int64_t last_ms;
-    cv_metric_add(metric_garbage, 1);
-    int64_t now = cv_clock_monotonic_ms();
-    if (now - last_ms >= 1000) {
-        last_ms = now;
-        cv_log_warn("dropped a malformed message: %s", what);
-    }
-}
-
 static void peer_ready(cv_broker_t *broker, const uint8_t *identity,
                        size_t id_size, const uint8_t *service,
                        size_t name_size)
 {
     if (id_size > CV_BROKER_IDENTITY_MAX || name_size >= 64) {
-        log_garbage("identity or service name too long");
+        cv_wire_drop(metric_garbage, "identity or service name too long");
         return;
     }
     cv_broker_peer_t *peer = peer_find(broker, identity, id_size);
@@ -217,7 +206,7 @@ static int broker_receive(cv_broker_t *broker)
     else if (command == CV_WIRE_ACK && cv_wire_parse(data, size, 1, &msg) == 0)
         route_ack(broker, &msg);
     else
-        log_garbage("not a CV1 frame the broker takes");
+        cv_wire_drop(metric_garbage, "not a CV1 frame the broker takes");
     for (int i = 0; i < count; i++)
         zmq_msg_close(&frames[i]);
     return 1;

@@ -769,17 +769,6 @@ static void link_heard(cv_bus_t *self, int link)
     atomic_store(&self->connected, true);
 }
 
-static void log_garbage(const char *what)
-{
-    static int64_t last_ms;
-    cv_metric_add(metric_garbage, 1);
-    int64_t now = cv_clock_monotonic_ms();
-    if (now - last_ms >= 1000) {
-        last_ms = now;
-        cv_log_warn("dropped a malformed message from the broker: %s", what);
-    }
-}
-
 /* Reads one message from `link`: a single cv_wire frame (anything in
  * more frames is garbage). Returns 1 when a message was read, 0 when none
  * is waiting, -1 on a socket error. */
@@ -831,7 +820,7 @@ static int receive_one(cv_bus_t *self, int link)
         zmq_msg_move(&in->payload, &frame); /* the envelope stays in it */
         in->ack = false;
     } else {
-        log_garbage("not a CV1 frame a peer takes");
+        cv_wire_drop(metric_garbage, "not a CV1 frame a peer takes");
     }
     zmq_msg_close(&frame);
     return 1;
@@ -917,7 +906,7 @@ static int apply_event(cv_bus_t *self, inbound_t *in)
                             in->payload_offset,
                         zmq_msg_size(&in->payload) - in->payload_offset);
     if (event == NULL) {
-        log_garbage("an event that does not parse");
+        cv_wire_drop(metric_garbage, "an event that does not parse");
         in->ack = true; /* re-sending it would not make it parse */
         return 0;
     }

@@ -5,6 +5,10 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "cv_clock.h"
+#include "cv_log.h"
+#include "cv_metrics.h"
+
 #define CV_WIRE_MAGIC "CV1"
 #define CV_WIRE_HEADER 4 /* "CV1" and the command byte */
 
@@ -75,4 +79,15 @@ int cv_wire_parse(const void *data, size_t size, int fields,
     out->rest = at;
     out->rest_size = (size_t)(end - at);
     return 0;
+}
+
+void cv_wire_drop(cv_metric_t *counter, const char *what)
+{
+    static _Atomic int64_t last_ms;
+    cv_metric_add(counter, 1);
+    int64_t now = cv_clock_monotonic_ms();
+    if (now - last_ms >= 1000) {
+        last_ms = now;
+        cv_log_warn("dropped a malformed message: %s", what);
+    }
 }

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cv_metrics.h"
+
 #define CV_WIRE_READY 'R'
 #define CV_WIRE_HEARTBEAT 'H'
 #define CV_WIRE_REQUEST 'Q'
@@ -65,6 +67,10 @@ int cv_wire_send(void *socket, int flags, char command, int fields,
  * when it is not a CV1 frame of that shape. */
 int cv_wire_parse(const void *data, size_t size, int fields,
                   cv_wire_msg_t *out);
+
+/* Counts a malformed message in `counter` and logs why, at most once a
+ * second (a peer spraying garbage must not flood the log). */
+void cv_wire_drop(cv_metric_t *counter, const char *what);
 
 /* The command byte of a CV1 frame, or 0 when it is not one. */
 char cv_wire_command(const void *data, size_t size);
