@@ -11,12 +11,20 @@ SERVICES := broker intake scoring routing proposal-generator \
             followup-scheduler account-retention notifier console
 
 CC ?= cc
+CXX ?= c++
+GMIME_CFLAGS := $(shell pkg-config --cflags gmime-3.0 2>/dev/null)
+GMIME_LIBS := $(shell pkg-config --libs gmime-3.0 2>/dev/null)
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -MMD -MP \
-          -Icommon -I$(BUILD)/gen
+          -Icommon -I$(BUILD)/gen $(GMIME_CFLAGS)
+# C++ only where a library has no C interface (libphonenumber); each such
+# file exports a plain C header.
+CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -MMD -MP -Icommon
 LDLIBS := -lzmq -lprotobuf-c -lsqlite3 -lcurl -lmicrohttpd -ljansson \
-          -lcyaml -lpthread -lm
+          -lcyaml $(GMIME_LIBS) -lphonenumber -lstdc++ -lpthread -lm
 ifeq ($(SANITIZE),1)
 CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+          -fno-sanitize-recover=undefined
+CXXFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
           -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
@@ -24,7 +32,10 @@ endif
 GEN_C := $(BUILD)/gen/conveyor.pb-c.c
 GEN_H := $(BUILD)/gen/conveyor.pb-c.h
 COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/conveyor.pb-c.o
+COMMON_CXX_SRC := $(wildcard common/*.cc)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) \
+              $(COMMON_CXX_SRC:%.cc=$(BUILD)/obj/%.o) \
+              $(BUILD)/obj/gen/conveyor.pb-c.o
 LIBCONVEYOR := $(BUILD)/libconveyor.a
 
 SERVICE_BINS := $(SERVICES:%=$(BUILD)/bin/%)
@@ -60,6 +71,10 @@ $(BUILD)/obj/gen/conveyor.pb-c.o: $(GEN_C)
 $(BUILD)/obj/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(LIBCONVEYOR): $(COMMON_OBJ)
 	@rm -f $@

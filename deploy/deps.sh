@@ -4,10 +4,11 @@
 set -euo pipefail
 
 packages=(
-    build-essential pkg-config
+    build-essential pkg-config g++ clang
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
     libsqlite3-dev sqlite3 libcurl4-openssl-dev libmicrohttpd-dev
     libjansson-dev libcyaml-dev libcmocka-dev
+    libphonenumber-dev libgmime-3.0-dev
     python3 curl docker-compose yamllint
 )
 

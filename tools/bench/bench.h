@@ -80,6 +80,8 @@ typedef struct {
     pid_t pid;          /* its process */
     double last_mb;     /* VmRSS at the last sample */
     double peak_mb;     /* largest VmRSS sampled during the run */
+    long long cpu_first_ticks; /* utime + stime at the first sample */
+    long long cpu_last_ticks;  /* utime + stime at the last sample */
 } bench_proc_t;
 
 typedef struct {
@@ -90,8 +92,12 @@ typedef struct {
 /* Adds "name=pid". Returns 0, or -1 when the text is not of that form or
  * the list is full. */
 int bench_rss_add(bench_rss_t *rss, const char *spec);
-/* Reads VmRSS of every process; a vanished one keeps its old figures. */
+/* Reads VmRSS and CPU time of every process; a vanished one keeps its
+ * old figures. */
 void bench_rss_sample(bench_rss_t *rss);
+/* CPU seconds (user + system) process `i` used between the first and the
+ * last sample. */
+double bench_rss_cpu_s(const bench_rss_t *rss, size_t i);
 
 /* The value at quantile `q` (0..1) of `values`, which it sorts in place;
  * 0 when `count` is 0. */

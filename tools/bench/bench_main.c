@@ -387,6 +387,7 @@ static int print_report(const main_options_t *opt,
     int64_t a50, a99, a999, s50, s99;
     json_t *json;
     json_t *rss;
+    double cpu_total = 0;
     char *line;
 
     bench_table_counts(table, &counts);
@@ -435,6 +436,17 @@ static int print_report(const main_options_t *opt,
             printf(" %s %.1f", opt->rss.procs[i].name,
                    opt->rss.procs[i].peak_mb);
         printf("\n");
+        cpu_total = 0;
+        printf("  cpu         ms per notified lead:");
+        for (size_t i = 0; i < opt->rss.count; i++) {
+            double cpu_s = bench_rss_cpu_s(&opt->rss, i);
+
+            cpu_total += cpu_s;
+            printf(" %s %.3f", opt->rss.procs[i].name,
+                   fig->e2e_count > 0 ? cpu_s * 1e3 / fig->e2e_count : 0);
+        }
+        printf("; all %.3f\n",
+               fig->e2e_count > 0 ? cpu_total * 1e3 / fig->e2e_count : 0);
     }
 
     rss = json_object();
@@ -443,7 +455,7 @@ static int print_report(const main_options_t *opt,
                             json_real(round1(opt->rss.procs[i].peak_mb)));
     json = json_pack(
         "{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
-        " s:I, s:I, s:I, s:I, s:o}",
+        " s:I, s:I, s:I, s:I, s:o, s:f}",
         "mode", opt->load.saturate ? "saturate" : "rate",
         "offered_per_s", round1(offered),
         "leads_per_s", round1(leads_per_s),
@@ -457,7 +469,9 @@ static int print_report(const main_options_t *opt,
         "failed", (json_int_t)res->failed,
         "unsent", (json_int_t)res->unsent,
         "errors", (json_int_t)errors,
-        "rss_mb", rss);
+        "rss_mb", rss,
+        "cpu_ms_per_lead", fig->e2e_count > 0
+            ? round1(cpu_total * 1e4 / fig->e2e_count) / 10 : 0.0);
     line = json == NULL ? NULL
         : json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                JSON_REAL_PRECISION(10));

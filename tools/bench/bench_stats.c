@@ -1,9 +1,11 @@
-/* bench_stats: quantiles of latency samples and the resident memory of the
- * services under test, read from /proc/<pid>/status. */
+/* bench_stats: quantiles of latency samples, and the resident memory and
+ * CPU time of the services under test, read from /proc/<pid>/status and
+ * /proc/<pid>/stat. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -89,10 +91,54 @@ static double stats_vmrss_mb(pid_t pid)
     return mb;
 }
 
+/* utime + stime of `pid` in clock ticks, or -1 when the process is gone.
+ * The command name (field 2) may hold spaces, so fields are counted from
+ * the last ')'. */
+static long long stats_cpu_ticks(pid_t pid)
+{
+    char path[64];
+    char buf[1024];
+    unsigned long long utime, stime;
+    const char *rest;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    rest = strrchr(buf, ')');
+    /* After ')': state(3) ppid pgrp session tty_nr tpgid flags minflt
+     * cminflt majflt cmajflt utime(14) stime(15). */
+    if (rest == NULL ||
+        sscanf(rest + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                         "%llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (long long)(utime + stime);
+}
+
+double bench_rss_cpu_s(const bench_rss_t *rss, size_t i)
+{
+    const bench_proc_t *proc = &rss->procs[i];
+
+    return (double)(proc->cpu_last_ticks - proc->cpu_first_ticks) /
+           (double)sysconf(_SC_CLK_TCK);
+}
+
 void bench_rss_sample(bench_rss_t *rss)
 {
     for (size_t i = 0; i < rss->count; i++) {
         double mb = stats_vmrss_mb(rss->procs[i].pid);
+        long long ticks = stats_cpu_ticks(rss->procs[i].pid);
+
+        if (ticks >= 0) {
+            if (rss->procs[i].cpu_first_ticks == 0)
+                rss->procs[i].cpu_first_ticks = ticks;
+            rss->procs[i].cpu_last_ticks = ticks;
+        }
 
         if (mb < 0)
             continue;
