@@ -19,6 +19,9 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -MMD -MP \
 # C++ only where a library has no C interface (libphonenumber); each such
 # file exports a plain C header.
 CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -MMD -MP -Icommon
+# --as-needed: a process links only the libraries it calls (GMime and
+# libphonenumber only where mail and phones are parsed).
+LDFLAGS += -Wl,--as-needed
 LDLIBS := -lzmq -lprotobuf-c -lsqlite3 -lcurl -lmicrohttpd -ljansson \
           -lcyaml $(GMIME_LIBS) -lphonenumber -lstdc++ -lpthread -lm
 ifeq ($(SANITIZE),1)
