@@ -58,6 +58,13 @@ typedef struct {
     char *intake_keys;                    /* intake_keys */
     char *telegram_secret;                /* telegram_secret */
     char *telegram_api_url;               /* telegram_api_url */
+    char *default_region;                 /* default_region */
+    char *intake_rate;                    /* intake_rate */
+    char *intake_rates;                   /* intake_rates */
+    char *spam_honeypot;                  /* spam_honeypot */
+    char *spam_block_domains;             /* spam_block_domains */
+    char *spam_block_phones;              /* spam_block_phones */
+    int *spam_max_links;                  /* spam_max_links */
     bool *demo;                           /* demo */
     int64_t *max_body_bytes;              /* max_body_bytes */
     int *batch_max;                       /* batch_max */
@@ -99,6 +106,14 @@ static const cyaml_schema_field_t cv_config_file_fields[] = {
     CV_TEXT_FIELD("intake_keys", cv_config_file_t, intake_keys),
     CV_TEXT_FIELD("telegram_secret", cv_config_file_t, telegram_secret),
     CV_TEXT_FIELD("telegram_api_url", cv_config_file_t, telegram_api_url),
+    CV_TEXT_FIELD("default_region", cv_config_file_t, default_region),
+    CV_TEXT_FIELD("intake_rate", cv_config_file_t, intake_rate),
+    CV_TEXT_FIELD("intake_rates", cv_config_file_t, intake_rates),
+    CV_TEXT_FIELD("spam_honeypot", cv_config_file_t, spam_honeypot),
+    CV_TEXT_FIELD("spam_block_domains", cv_config_file_t, spam_block_domains),
+    CV_TEXT_FIELD("spam_block_phones", cv_config_file_t, spam_block_phones),
+    CYAML_FIELD_INT_PTR("spam_max_links", CV_OPT, cv_config_file_t,
+                        spam_max_links),
     CYAML_FIELD_BOOL_PTR("demo", CV_OPT, cv_config_file_t, demo),
     CYAML_FIELD_INT_PTR("max_body_bytes", CV_OPT, cv_config_file_t,
                         max_body_bytes),
@@ -320,8 +335,16 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
         CV_FILE_TEXT(cfg, loaded, admin_token, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, intake_keys, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, telegram_secret, file) != 0 ||
-        CV_FILE_TEXT(cfg, loaded, telegram_api_url, file) != 0)
+        CV_FILE_TEXT(cfg, loaded, telegram_api_url, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, default_region, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, intake_rate, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, intake_rates, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, spam_honeypot, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, spam_block_domains, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, spam_block_phones, file) != 0)
         goto out;
+    if (loaded->spam_max_links != NULL)
+        cfg->spam_max_links = *loaded->spam_max_links;
     *endpoint_set = loaded->broker_endpoint != NULL;
     if (loaded->demo != NULL)
         cfg->demo = *loaded->demo;
@@ -413,7 +436,14 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
         CV_ENV_TEXT(cfg, admin_token, "CONVEYOR_ADMIN_TOKEN") != 0 ||
         CV_ENV_TEXT(cfg, intake_keys, "CONVEYOR_INTAKE_KEYS") != 0 ||
         CV_ENV_TEXT(cfg, telegram_secret, "CONVEYOR_TELEGRAM_SECRET") != 0 ||
-        CV_ENV_TEXT(cfg, telegram_api_url, "CONVEYOR_TELEGRAM_API_URL") != 0)
+        CV_ENV_TEXT(cfg, telegram_api_url, "CONVEYOR_TELEGRAM_API_URL") != 0 ||
+        CV_ENV_TEXT(cfg, default_region, "CONVEYOR_DEFAULT_REGION") != 0 ||
+        CV_ENV_TEXT(cfg, intake_rate, "CONVEYOR_INTAKE_RATE") != 0 ||
+        CV_ENV_TEXT(cfg, intake_rates, "CONVEYOR_INTAKE_RATES") != 0 ||
+        CV_ENV_TEXT(cfg, spam_honeypot, "CONVEYOR_SPAM_HONEYPOT") != 0 ||
+        CV_ENV_TEXT(cfg, spam_block_domains,
+                    "CONVEYOR_SPAM_BLOCK_DOMAINS") != 0 ||
+        CV_ENV_TEXT(cfg, spam_block_phones, "CONVEYOR_SPAM_BLOCK_PHONES") != 0)
         return -1;
     const char *demo = getenv("CONVEYOR_DEMO");
     if (demo != NULL)
@@ -433,7 +463,9 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
         cv_config_env_int(&cfg->lease_ms, "CONVEYOR_LEASE_MS") != 0 ||
         cv_config_env_int(&cfg->heartbeat_ms, "CONVEYOR_HEARTBEAT_MS") != 0 ||
         cv_config_env_int(&cfg->first_contact_minutes,
-                          "CONVEYOR_FIRST_CONTACT_MINUTES") != 0)
+                          "CONVEYOR_FIRST_CONTACT_MINUTES") != 0 ||
+        cv_config_env_number(&cfg->spam_max_links, "CONVEYOR_SPAM_MAX_LINKS",
+                             0) != 0)
         return -1;
     return 0;
 }
@@ -615,6 +647,14 @@ static int cv_config_validate(const cv_config_t *cfg)
         if (numbers[i].value <= 0)
             return cv_error("cannot use %s %lld: must be positive",
                             numbers[i].name, (long long)numbers[i].value);
+    if (strlen(cfg->default_region) != 2 ||
+        !isupper((unsigned char)cfg->default_region[0]) ||
+        !isupper((unsigned char)cfg->default_region[1]))
+        return cv_error("cannot use default_region '%s': not a two-letter "
+                        "country code such as RU", cfg->default_region);
+    if (cfg->spam_max_links < 0)
+        return cv_error("cannot use spam_max_links %d: must be 0 or more",
+                        cfg->spam_max_links);
     if (cfg->batch_linger_ms < 0 || cfg->batch_linger_ms > 1000)
         return cv_error("cannot use batch_linger_ms %d: must be 0 to 1000",
                         cfg->batch_linger_ms);
@@ -636,6 +676,10 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
         if (strcmp(service, cv_config_admin_defaults[i].service) == 0)
             snprintf(cfg->admin_addr, sizeof(cfg->admin_addr), "%s",
                      cv_config_admin_defaults[i].addr);
+    snprintf(cfg->default_region, sizeof(cfg->default_region), "RU");
+    snprintf(cfg->intake_rate, sizeof(cfg->intake_rate), "100/200");
+    snprintf(cfg->spam_honeypot, sizeof(cfg->spam_honeypot), "_honeypot");
+    cfg->spam_max_links = 3;
     cfg->demo = true;
     cfg->max_body_bytes = 1024 * 1024;
     cfg->batch_max = 256;

@@ -38,6 +38,28 @@ typedef struct {
     char intake_keys[4096];         /* CONVEYOR_INTAKE_KEYS "source:key,..." */
     char telegram_secret[256];      /* CONVEYOR_TELEGRAM_SECRET */
     char telegram_api_url[CV_CONFIG_TEXT]; /* CONVEYOR_TELEGRAM_API_URL */
+    char default_region[8];         /* CONVEYOR_DEFAULT_REGION: ISO 3166
+                                       country of phone numbers written
+                                       without a country code, default "RU" */
+    char intake_rate[64];           /* CONVEYOR_INTAKE_RATE "RATE[/BURST]":
+                                       requests per second each intake key
+                                       may make (token bucket), default
+                                       "100/200"; "0" = unlimited */
+    char intake_rates[1024];        /* CONVEYOR_INTAKE_RATES
+                                       "source:RATE[/BURST],…": per-source
+                                       overrides of intake_rate */
+    char spam_honeypot[64];         /* CONVEYOR_SPAM_HONEYPOT: a hidden form
+                                       field only bots fill, default
+                                       "_honeypot" */
+    char spam_block_domains[2048];  /* CONVEYOR_SPAM_BLOCK_DOMAINS
+                                       "a.com,b.ru": email domains (and
+                                       links in the message) that are spam */
+    char spam_block_phones[2048];   /* CONVEYOR_SPAM_BLOCK_PHONES: phones
+                                       (any spelling, normalised) that are
+                                       spam */
+    int spam_max_links;             /* CONVEYOR_SPAM_MAX_LINKS: more links
+                                       than this in the message is spam,
+                                       default 3 */
     bool demo;                      /* CONVEYOR_DEMO != "0" */
     int64_t max_body_bytes;         /* CONVEYOR_MAX_BODY, default 1 MiB */
     int batch_max;                  /* events per transaction, default 256 */
