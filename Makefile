@@ -24,6 +24,14 @@ CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -O2 -g -MMD -MP -Icommon
 LDFLAGS += -Wl,--as-needed
 LDLIBS := -lzmq -lprotobuf-c -lsqlite3 -lcurl -lmicrohttpd -ljansson \
           -lcyaml $(GMIME_LIBS) -lphonenumber -lstdc++ -lpthread -lm
+# FUZZ=1 (with CC=clang, CXX=clang++): everything instrumented for
+# libFuzzer and checked by ASan + UBSan; `make fuzz` sets it.
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+SANITIZE := 1
+CFLAGS += -fsanitize=fuzzer-no-link
+CXXFLAGS += -fsanitize=fuzzer-no-link
+endif
 ifeq ($(SANITIZE),1)
 CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
           -fno-sanitize-recover=undefined
@@ -45,8 +53,16 @@ SERVICE_BINS := $(SERVICES:%=$(BUILD)/bin/%)
 TOOL_BINS := $(BUILD)/bin/conveyor-bench
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+# service code the fuzz targets drive (parsers that live in a service)
+FUZZ_SERVICE_OBJ := $(BUILD)/obj/services/intake/intake_lead.o
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 5
 
-.PHONY: all build deps run test unit e2e asan bench clean help check-deploy
+.PHONY: all build deps run test unit e2e asan bench clean help check-deploy \
+        fuzz fuzz-build fuzz-prepare
 
 all: build
 
@@ -55,6 +71,7 @@ help:
 	@echo "make test   - install, build, run every test"
 	@echo "make asan   - the whole suite under AddressSanitizer + UBSan"
 	@echo "make bench  - throughput and latency of the full conveyor"
+	@echo "make fuzz   - fuzz every parser (FUZZ_SECONDS each, default 60)"
 	@echo "make deps   - install the Debian packages the project needs"
 	@echo "make clean  - remove build outputs"
 
@@ -99,6 +116,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(FUZZ_SERVICE_OBJ) $(LIBCONVEYOR)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# The fuzz build: clang, libFuzzer, ASan + UBSan, in its own folder.
+fuzz-prepare:
+	@$(MAKE) --no-print-directory -j$$(nproc) BUILD=$(FUZZ_BUILD) FUZZ=1 \
+	    CC=clang CXX=clang++ fuzz-build
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-prepare
+	@bash tests/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 run: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) build
 	@bash deploy/run.sh $(BUILD)
@@ -114,7 +146,9 @@ check-deploy:
 
 test: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) build
-	@bash tests/run-all.sh $(BUILD)
+	@$(MAKE) --no-print-directory fuzz-prepare
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) \
+	    bash tests/run-all.sh $(BUILD)
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 test

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CV_CONTACT_PHONE_MIN 10 /* digits in the shortest number we take */
-#define CV_CONTACT_PHONE_MAX 15 /* E.164's limit */
+#include "cv_phone.h"
+
+#define CV_CONTACT_INN_COMPANY 10 /* digits in a company's INN */
+#define CV_CONTACT_INN_PERSON  12 /* digits in a person's INN */
 
 /* Free mail providers: an address there names a person, not a company. */
 static const char *const cv_contact_free_domains[] = {
@@ -51,55 +53,21 @@ static int cv_contact_refuse(char *out, size_t size)
     return -1;
 }
 
+/* The region cv_contact_phone reads numbers without "+" in. */
+static char cv_contact_region[3] = "RU";
+
+int cv_contact_set_region(const char *iso2)
+{
+    if (iso2 == NULL || strlen(iso2) != 2 || iso2[0] < 'A' || iso2[0] > 'Z' ||
+        iso2[1] < 'A' || iso2[1] > 'Z' || !cv_phone_region_known(iso2))
+        return -1;
+    memcpy(cv_contact_region, iso2, 3);
+    return 0;
+}
+
 int cv_contact_phone(const char *text, char *out, size_t size)
 {
-    if (text == NULL || out == NULL || size == 0)
-        return cv_contact_refuse(out, size);
-    char digits[CV_CONTACT_PHONE_MAX + 4];
-    size_t count = 0;
-    bool plus = false;
-    bool seen_digit = false;
-    for (const char *p = text; *p != '\0'; p++) {
-        char c = *p;
-        if (c >= '0' && c <= '9') {
-            if (count + 1 >= sizeof(digits))
-                return cv_contact_refuse(out, size);
-            digits[count++] = c;
-            seen_digit = true;
-        } else if (c == '+' && !seen_digit && !plus) {
-            plus = true;
-        } else if (!(cv_contact_space(c) || c == '(' || c == ')' ||
-                     c == '-' || c == '.')) {
-            return cv_contact_refuse(out, size);
-        }
-    }
-    digits[count] = '\0';
-    const char *national = digits;
-    char e164[sizeof(digits) + 2];
-    if (plus) {
-        snprintf(e164, sizeof(e164), "%s", digits);
-    } else if (count > 2 && digits[0] == '0' && digits[1] == '0') {
-        snprintf(e164, sizeof(e164), "%s", digits + 2);
-    } else if (count == 11 && (digits[0] == '8' || digits[0] == '7')) {
-        national = digits + 1;
-        snprintf(e164, sizeof(e164), "7%s", national);
-    } else if (count == 10) {
-        snprintf(e164, sizeof(e164), "7%s", national);
-    } else {
-        return cv_contact_refuse(out, size);
-    }
-    size_t len = strlen(e164);
-    if (len < CV_CONTACT_PHONE_MIN || len > CV_CONTACT_PHONE_MAX)
-        return cv_contact_refuse(out, size);
-    /* +7 is Russia and Kazakhstan: always 10 digits after the code */
-    if (e164[0] == '7' && len != 11)
-        return cv_contact_refuse(out, size);
-    if (e164[0] == '0')
-        return cv_contact_refuse(out, size);
-    if (len + 2 > size)
-        return cv_contact_refuse(out, size);
-    snprintf(out, size, "+%s", e164);
-    return 0;
+    return cv_phone_e164(text, cv_contact_region, out, size);
 }
 
 /* Characters allowed in an unquoted local part (RFC 5322 atext and '.'),
@@ -202,6 +170,32 @@ int cv_contact_telegram(const char *text, char *out, size_t size)
     return 0;
 }
 
+/* The check digit the tax service computes over the first `count` digits
+ * of an INN with `weights`: the weighted sum mod 11, then mod 10. */
+static int cv_contact_inn_check(const char *digits, const int *weights,
+                                size_t count)
+{
+    int sum = 0;
+    for (size_t i = 0; i < count; i++)
+        sum += (digits[i] - '0') * weights[i];
+    return sum % 11 % 10;
+}
+
+/* True when the INN's check digits are right: one for a company (10
+ * digits), two for a person (12 digits, the second over the first). */
+static bool cv_contact_inn_valid(const char *digits, size_t count)
+{
+    static const int company[] = {2, 4, 10, 3, 5, 9, 4, 6, 8};
+    static const int person_11[] = {7, 2, 4, 10, 3, 5, 9, 4, 6, 8};
+    static const int person_12[] = {3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8};
+    if (digits[0] == '0' && digits[1] == '0')
+        return false; /* no tax region 00: a placeholder, not an INN */
+    if (count == CV_CONTACT_INN_COMPANY)
+        return cv_contact_inn_check(digits, company, 9) == digits[9] - '0';
+    return cv_contact_inn_check(digits, person_11, 10) == digits[10] - '0' &&
+           cv_contact_inn_check(digits, person_12, 11) == digits[11] - '0';
+}
+
 int cv_contact_inn(const char *text, char *out, size_t size)
 {
     if (text == NULL || out == NULL || size == 0)
@@ -218,7 +212,8 @@ int cv_contact_inn(const char *text, char *out, size_t size)
         }
     }
     digits[count] = '\0';
-    if ((count != 10 && count != 12) || count + 1 > size)
+    if ((count != CV_CONTACT_INN_COMPANY && count != CV_CONTACT_INN_PERSON) ||
+        count + 1 > size || !cv_contact_inn_valid(digits, count))
         return cv_contact_refuse(out, size);
     memcpy(out, digits, count + 1);
     return 0;

@@ -4,7 +4,8 @@
  * every phone, email, Telegram handle and INN is reduced to one spelling
  * before it is stored or compared. Each function writes the canonical form
  * into `out` (NUL-terminated) and returns 0, or returns -1 when the text is
- * not such a contact (out is then ""). None of them allocate. */
+ * not such a contact (out is then ""). Nothing is returned for the caller
+ * to free. */
 #ifndef CV_CONTACT_H
 #define CV_CONTACT_H
 
@@ -13,13 +14,20 @@
 
 #define CV_CONTACT_SIZE 256 /* enough for any canonical contact */
 
-/* A phone number as E.164 ("+79123456789"). Spaces, dots, dashes and
- * parentheses are ignored. Without a leading '+' the default region is
- * Russia: "8 (912) 345-67-89", "7 912 …" and "912 345 67 89" all become
- * "+79123456789"; "00" starts an international number. Anything with
- * other characters, fewer than 10 or more than 15 digits, or a +7 number
- * that is not 11 digits long, is refused. */
+/* A phone number as E.164 ("+79123456789"), read by cv_phone_e164 (see
+ * cv_phone.h) in the process-wide default region: with "RU",
+ * "8 (912) 345-67-89", "+7 912 345 67 89" and "912 345 67 89" all become
+ * "+79123456789", "810 44 …" and "0044 …" are international. The number
+ * must be valid in its country's numbering plan; an extension ("доб. 123")
+ * is dropped. */
 int cv_contact_phone(const char *text, char *out, size_t size);
+
+/* Sets the region cv_contact_phone reads numbers without "+" in: an
+ * upper-case ISO 3166-1 alpha-2 code libphonenumber has a plan for ("RU",
+ * "KZ", "BY"). Returns 0, or -1 leaving the region as it was. "RU" until
+ * set. Call it at start-up, before other threads normalise phones: the
+ * region is a plain process-wide variable. */
+int cv_contact_set_region(const char *iso2);
 
 /* An email address, trimmed and lower-cased: one '@', a plausible local
  * part and a domain with at least two labels. */
@@ -29,7 +37,10 @@ int cv_contact_email(const char *text, char *out, size_t size);
  * letters, digits and '_' only. */
 int cv_contact_telegram(const char *text, char *out, size_t size);
 
-/* A Russian INN (tax id): 10 or 12 digits, spaces and dashes ignored. */
+/* A Russian INN (tax id), spaces and dashes ignored: 10 digits for a
+ * company, 12 for a person or sole trader, with the tax service's check
+ * digits right (the last one for 10 digits, the last two for 12) and a
+ * region code other than "00" in front, so "0000000000" is refused. */
 int cv_contact_inn(const char *text, char *out, size_t size);
 
 /* True when `domain` (lower-case) is a free mail provider (gmail.com,

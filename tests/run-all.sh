@@ -3,8 +3,9 @@
 #
 #     bash tests/run-all.sh BUILD
 #
-# unit (tests/run-unit.sh), deploy checks (tests/check-deploy.sh) and
-# end-to-end (tests/e2e/run.py). Each suite's own `N passed, N failed` line
+# unit (tests/run-unit.sh), deploy checks (tests/check-deploy.sh),
+# end-to-end (tests/e2e/run.py) and, when FUZZ_BUILD names a fuzz build,
+# the fuzz targets for FUZZ_SECONDS each (tests/run-fuzz.sh). Each suite's own `N passed, N failed` line
 # is counted; a suite that prints none counts as one test, passed or failed
 # by its exit code. The last line is `N passed, N failed` (CI reads it);
 # the exit code is non-zero when anything failed.
@@ -70,6 +71,11 @@ else
 fi
 
 run_suite e2e "$python" tests/e2e/run.py --build "$build"
+
+# the parsers under libFuzzer for a few seconds each (make fuzz: longer)
+if [ -n "${FUZZ_BUILD:-}" ]; then
+    run_suite fuzz bash tests/run-fuzz.sh "$FUZZ_BUILD" "${FUZZ_SECONDS:-5}"
+fi
 
 echo "=== summary"
 for line in "${summary[@]}"; do

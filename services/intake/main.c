@@ -7,6 +7,7 @@
  * events for scoring and console. Intake only sends on the bus. */
 #include <stdlib.h>
 
+#include "cv_contact.h"
 #include "cv_http.h"
 #include "cv_log.h"
 #include "cv_service.h"
@@ -32,7 +33,13 @@ int main(int argc, char **argv)
     const cv_config_t *config = cv_service_config(svc);
     intake_api_t *api = NULL;
     cv_http_t *http = NULL;
-    intake_queue_t *queue = intake_queue_new(config->batch_max);
+    intake_queue_t *queue = NULL;
+    if (cv_contact_set_region(config->default_region) != 0) {
+        cv_error("cannot use default_region '%s': not a country "
+                 "libphonenumber knows", config->default_region);
+        goto out;
+    }
+    queue = intake_queue_new(config->batch_max);
     if (queue == NULL)
         goto out;
     cv_bus_source_t source;

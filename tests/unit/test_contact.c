@@ -34,6 +34,9 @@ static void test_phone_russian_forms(void **state)
     expect_phone("79123456789", "+79123456789");
     expect_phone("  8-912-345-67-89 ", "+79123456789");
     expect_phone("(495) 123.45.67", "+74951234567");
+    expect_phone("+7 (495) 123-45-67, доб. 123", "+74951234567");
+    expect_phone("8 912 345 67 89 ext 5", "+79123456789");
+    expect_phone("+7 701 123 45 67", "+77011234567");  /* Kazakhstan */
     expect_phone("+7 (912) 345 67 8", NULL);     /* 10 digits after +7 */
     expect_phone("+7 912 345 67 890", NULL);     /* 12 digits after +7 */
 }
@@ -44,10 +47,11 @@ static void test_phone_international(void **state)
     expect_phone("+44 20 7946 0958", "+442079460958");
     expect_phone("+1 (415) 555-2671", "+14155552671");
     expect_phone("0044 20 7946 0958", "+442079460958");
+    expect_phone("810 44 20 7946 0958", "+442079460958");
     expect_phone("+380 50 123 4567", "+380501234567");
-    expect_phone("+123456789012345", "+123456789012345");  /* 15 digits */
     expect_phone("+1234567890123456", NULL);               /* 16 digits */
     expect_phone("+12345678", NULL);                       /* 8 digits */
+    expect_phone("+44 7700 900123", NULL);    /* UK range kept for drama */
 }
 
 static void test_phone_refused(void **state)
@@ -57,13 +61,35 @@ static void test_phone_refused(void **state)
     expect_phone("call me", NULL);
     expect_phone("912345678", NULL);             /* 9 digits */
     expect_phone("123456789012", NULL);          /* no +, not Russian */
-    expect_phone("8 912 345 67 89 ext 5", NULL);
+    expect_phone("+7 000 000 00 00", NULL);      /* no such range */
     expect_phone("79+123456789", NULL);          /* + in the middle */
-    expect_phone("++79123456789", NULL);
     expect_phone(NULL, NULL);
     char tiny[8];
     assert_int_equal(cv_contact_phone("+79123456789", tiny, sizeof(tiny)),
                      -1);
+}
+
+/* The region numbers without "+" are read in comes from config. */
+static void test_phone_region(void **state)
+{
+    (void)state;
+    expect_phone("020 7946 0958", NULL);  /* read as Russian: no such */
+    assert_int_equal(cv_contact_set_region("GB"), 0);
+    expect_phone("020 7946 0958", "+442079460958");
+    expect_phone("07911 123456", "+447911123456");
+    expect_phone("+7 912 345 67 89", "+79123456789");
+    expect_phone("8 912 345 67 89", NULL);
+    /* refused regions leave the last good one in place */
+    assert_int_equal(cv_contact_set_region("gb"), -1);
+    assert_int_equal(cv_contact_set_region("XX"), -1);
+    assert_int_equal(cv_contact_set_region("GBR"), -1);
+    assert_int_equal(cv_contact_set_region(""), -1);
+    assert_int_equal(cv_contact_set_region(NULL), -1);
+    expect_phone("020 7946 0958", "+442079460958");
+    assert_int_equal(cv_contact_set_region("KZ"), 0);
+    expect_phone("8 (727) 258-12-34", "+77272581234");
+    assert_int_equal(cv_contact_set_region("RU"), 0);
+    expect_phone("8 (912) 345-67-89", "+79123456789");
 }
 
 static void expect_email(const char *text, const char *want)
@@ -125,19 +151,49 @@ static void test_telegram(void **state)
     expect_telegram("@ivan-petrov", NULL);
 }
 
+static void expect_inn(const char *text, const char *want)
+{
+    char out[CV_CONTACT_SIZE];
+    int rc = cv_contact_inn(text, out, sizeof(out));
+    if (want == NULL) {
+        if (rc != -1)
+            fail_msg("inn '%s' accepted as '%s'", text, out);
+        assert_string_equal(out, "");
+        return;
+    }
+    if (rc != 0)
+        fail_msg("inn '%s' refused", text);
+    assert_string_equal(out, want);
+}
+
 static void test_inn(void **state)
 {
     (void)state;
-    char out[CV_CONTACT_SIZE];
-    assert_int_equal(cv_contact_inn("7707083893", out, sizeof(out)), 0);
-    assert_string_equal(out, "7707083893");
-    assert_int_equal(cv_contact_inn("7707 0838-93", out, sizeof(out)), 0);
-    assert_string_equal(out, "7707083893");
-    assert_int_equal(cv_contact_inn("500100732259", out, sizeof(out)), 0);
-    assert_string_equal(out, "500100732259");
-    assert_int_equal(cv_contact_inn("12345", out, sizeof(out)), -1);
-    assert_int_equal(cv_contact_inn("77070838931", out, sizeof(out)), -1);
-    assert_int_equal(cv_contact_inn("77070838A3", out, sizeof(out)), -1);
+    /* companies: Sberbank, Yandex, VTB */
+    expect_inn("7707083893", "7707083893");
+    expect_inn("7707 0838-93", "7707083893");
+    expect_inn("7736207543", "7736207543");
+    expect_inn(" 7702070139\n", "7702070139");
+    /* a person (or sole trader) */
+    expect_inn("500100732259", "500100732259");
+    expect_inn("5001 0073 2259", "500100732259");
+    /* one digit mistyped: the check digits catch it */
+    expect_inn("7707083894", NULL);    /* last digit */
+    expect_inn("7707038893", NULL);    /* two swapped */
+    expect_inn("500100732258", NULL);  /* 12th check digit */
+    expect_inn("500100732269", NULL);  /* 11th check digit */
+    expect_inn("1234567890", NULL);
+    expect_inn("123456789012", NULL);
+    expect_inn("0000000000", NULL);    /* sums right, but no region 00 */
+    expect_inn("000000000000", NULL);
+    /* shapes */
+    expect_inn("12345", NULL);
+    expect_inn("77070838931", NULL);   /* 11 digits */
+    expect_inn("77070838A3", NULL);
+    expect_inn("", NULL);
+    expect_inn(NULL, NULL);
+    char tiny[10];
+    assert_int_equal(cv_contact_inn("7707083893", tiny, sizeof(tiny)), -1);
 }
 
 static void test_company_domain(void **state)
@@ -167,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_phone_russian_forms),
         cmocka_unit_test(test_phone_international),
         cmocka_unit_test(test_phone_refused),
+        cmocka_unit_test(test_phone_region),
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_telegram),
         cmocka_unit_test(test_inn),
