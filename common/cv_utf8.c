@@ -1,0 +1,88 @@
+/* cv_utf8: strict UTF-8 checks for text that arrives from outside. */
+#include "cv_utf8.h"
+
+#include <stdint.h>
+
+/* The length (1..4) of the valid character at `s`, of at most `n` bytes
+ * available, or 0 when the bytes there are not one. The ranges are those
+ * of Table 3-7 in the Unicode standard, which rules out overlong forms,
+ * surrogates and code points above U+10FFFF. */
+static size_t cv_utf8_char_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c >= 0x01 && c <= 0x7F)
+        return 1;
+    size_t len = 0;
+    unsigned char lo = 0x80; /* the allowed range of the second byte */
+    unsigned char hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c == 0xE0) {
+        len = 3;
+        lo = 0xA0;
+    } else if (c == 0xED) {
+        len = 3;
+        hi = 0x9F;
+    } else if (c >= 0xE1 && c <= 0xEF) {
+        len = 3;
+    } else if (c == 0xF0) {
+        len = 4;
+        lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+        len = 4;
+    } else if (c == 0xF4) {
+        len = 4;
+        hi = 0x8F;
+    } else {
+        return 0; /* NUL, a continuation byte, C0, C1 or F5..FF */
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+bool cv_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t at = 0;
+    while (at < n) {
+        /* plain ASCII, the bulk of most texts, eight bytes at a time */
+        while (n - at >= 8) {
+            uint64_t word = 0;
+            for (size_t i = 0; i < 8; i++)
+                word |= (uint64_t)p[at + i] << (8 * i);
+            /* a byte >= 0x80, or a zero byte, ends the fast path */
+            uint64_t high = word & 0x8080808080808080ULL;
+            uint64_t zero =
+                (word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL;
+            if (high != 0 || zero != 0)
+                break;
+            at += 8;
+        }
+        if (at >= n)
+            break;
+        size_t len = cv_utf8_char_len(p + at, n - at);
+        if (len == 0)
+            return false;
+        at += len;
+    }
+    return true;
+}
+
+size_t cv_utf8_prefix(const char *s, size_t n, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t at = 0;
+    if (n > max)
+        n = max;
+    while (at < n) {
+        size_t len = cv_utf8_char_len(p + at, n - at);
+        if (len == 0)
+            break;
+        at += len;
+    }
+    return at;
+}

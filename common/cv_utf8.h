@@ -1,0 +1,24 @@
+/* cv_utf8: strict UTF-8 checks for text that arrives from outside.
+ *
+ * "Strict" is the Unicode definition (Table 3-7 of the standard): no
+ * overlong forms, no UTF-16 surrogates (U+D800..U+DFFF), nothing above
+ * U+10FFFF, no truncated sequences. On top of that a NUL byte is refused,
+ * because every text in the conveyor ends up as a C string. Nothing here
+ * allocates; all functions take a length and never read past it. */
+#ifndef CV_UTF8_H
+#define CV_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when the `n` bytes at `s` are strict UTF-8 without NUL bytes.
+ * An empty text (n == 0) is valid; s may be NULL only when n is 0. */
+bool cv_utf8_valid(const char *s, size_t n);
+
+/* The length of the longest prefix of the `n` bytes at `s` that is at most
+ * `max` bytes long, is valid as cv_utf8_valid says, and ends on a character
+ * boundary. It stops at the first invalid byte, so for a valid text it is
+ * where to cut the text to fit `max` bytes without splitting a character. */
+size_t cv_utf8_prefix(const char *s, size_t n, size_t max);
+
+#endif

@@ -1,0 +1,108 @@
+/* cv_utf8: which byte sequences count as text, and where a long text may
+ * be cut. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "cv_utf8.h"
+
+static bool valid(const char *s)
+{
+    return cv_utf8_valid(s, strlen(s));
+}
+
+static void test_real_texts_are_valid(void **state)
+{
+    (void)state;
+    assert_true(valid(""));
+    assert_true(valid("Hello, world"));
+    assert_true(valid("Иван Петров, ООО «Ромашка»")); /* 2 bytes */
+    assert_true(valid("Preis: 100 € – sofort"));      /* 3 bytes */
+    assert_true(valid("株式会社"));                   /* CJK */
+    assert_true(valid("Спасибо \xF0\x9F\x98\x80"));   /* emoji, 4 */
+    /* the edges of each range */
+    assert_true(valid("\x7F"));
+    assert_true(valid("\xC2\x80"));
+    assert_true(valid("\xDF\xBF"));
+    assert_true(valid("\xE0\xA0\x80"));
+    assert_true(valid("\xED\x9F\xBF"));     /* U+D7FF */
+    assert_true(valid("\xEE\x80\x80"));     /* U+E000 */
+    assert_true(valid("\xEF\xBF\xBF"));     /* U+FFFF */
+    assert_true(valid("\xF0\x90\x80\x80")); /* U+10000 */
+    assert_true(valid("\xF4\x8F\xBF\xBF")); /* U+10FFFF */
+    /* long ASCII runs go through the fast path, with a tail */
+    assert_true(valid("The quick brown fox jumps over the lazy dog. "
+                      "Съешь ещё этих мягких французских булок."));
+}
+
+static void test_legacy_encodings_are_refused(void **state)
+{
+    (void)state;
+    /* "Иван" in windows-1251 and in KOI8-R */
+    assert_false(valid("\xC8\xE2\xE0\xED"));
+    assert_false(valid("\xE9\xD7\xC1\xCE"));
+    /* Latin-1 "café" */
+    assert_false(valid("caf\xE9"));
+}
+
+static void test_malformed_sequences_are_refused(void **state)
+{
+    (void)state;
+    assert_false(valid("\xC0\xAF"));         /* overlong '/' */
+    assert_false(valid("\xC1\xBF"));         /* overlong */
+    assert_false(valid("\xE0\x80\xAF"));     /* overlong, 3 bytes */
+    assert_false(valid("\xF0\x80\x80\xAF")); /* overlong, 4 bytes */
+    assert_false(valid("\xED\xA0\x80"));     /* surrogate U+D800 */
+    assert_false(valid("\xED\xBF\xBF"));     /* surrogate U+DFFF */
+    assert_false(valid("\xF4\x90\x80\x80")); /* U+110000 */
+    assert_false(valid("\xF5\x80\x80\x80"));
+    assert_false(valid("\xFF"));
+    assert_false(valid("\x80"));     /* lone continuation */
+    assert_false(valid("\xD0"));     /* cut after one byte */
+    assert_false(valid("\xE2\x82")); /* cut "€" */
+    assert_false(valid("\xD0\x41")); /* second byte not 10xxxxxx */
+    /* a bad byte after a long ASCII run is still found */
+    assert_false(valid("abcdefghijklmnopqrstuvwxyz\xC8"));
+}
+
+static void test_nul_bytes_are_refused(void **state)
+{
+    (void)state;
+    assert_false(cv_utf8_valid("ab\0cd", 5));
+    assert_false(cv_utf8_valid("0123456789\0abcdef", 17)); /* fast path */
+    assert_true(cv_utf8_valid("ab\0cd", 2)); /* only n bytes count */
+    assert_true(cv_utf8_valid(NULL, 0));
+}
+
+static void test_prefix_cuts_whole_characters(void **state)
+{
+    (void)state;
+    const char *name = "Иван"; /* 8 bytes, 2 per letter */
+    assert_int_equal(cv_utf8_prefix(name, 8, 100), 8);
+    assert_int_equal(cv_utf8_prefix(name, 8, 8), 8);
+    assert_int_equal(cv_utf8_prefix(name, 8, 7), 6); /* not mid-"н" */
+    assert_int_equal(cv_utf8_prefix(name, 8, 1), 0);
+    assert_int_equal(cv_utf8_prefix("ab€", 5, 4), 2);
+    assert_int_equal(cv_utf8_prefix("ab€", 5, 5), 5);
+    /* stops at the first invalid byte */
+    assert_int_equal(cv_utf8_prefix("ab\xC8\xE2", 4, 10), 2);
+    assert_int_equal(cv_utf8_prefix("ab\0c", 4, 10), 2);
+    assert_int_equal(cv_utf8_prefix("", 0, 10), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_real_texts_are_valid),
+        cmocka_unit_test(test_legacy_encodings_are_refused),
+        cmocka_unit_test(test_malformed_sequences_are_refused),
+        cmocka_unit_test(test_nul_bytes_are_refused),
+        cmocka_unit_test(test_prefix_cuts_whole_characters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
