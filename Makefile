@@ -50,7 +50,7 @@ COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) \
 LIBCONVEYOR := $(BUILD)/libconveyor.a
 
 SERVICE_BINS := $(SERVICES:%=$(BUILD)/bin/%)
-TOOL_BINS := $(BUILD)/bin/conveyor-bench
+TOOL_BINS := $(BUILD)/bin/conveyor-bench $(BUILD)/bin/conveyorctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -109,6 +109,10 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
 $(BUILD)/bin/conveyor-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/bench/*.c)) $(LIBCONVEYOR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/conveyorctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/conveyorctl/*.c)) $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1122,6 +1122,13 @@ static void *checkpointer_main(void *arg)
         sqlite3_close(db);
         return NULL;
     }
+    /* SQLite 3.40 opens the WAL of a connection on its first read; before
+     * that a checkpoint does nothing and still says SQLITE_OK (the WAL of
+     * a busy stage then grows without end) */
+    if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        cv_log_warn("cannot read '%s' to checkpoint it: %s",
+                    cv_store_path(self->store), sqlite3_errmsg(db));
     while (!atomic_load(&self->checkpointer_stop)) {
         usleep(CHECKPOINT_POLL_MS * 1000);
         if (atomic_load(&self->wal_frames) < CHECKPOINT_FRAMES)

@@ -7,6 +7,7 @@
 #include "cv_clock.h"
 #include "cv_log.h"
 #include "cv_metrics.h"
+#include "intake_import.h"
 
 #define INTAKE_IDEMPOTENCY_KEY_MAX 255 /* bytes in an Idempotency-Key */
 
@@ -152,7 +153,12 @@ static bool intake_api_valid_idempotency_key(const char *key)
     return true;
 }
 
-static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
+/* The source whose API key the request carries, with its Idempotency-Key
+ * (NULL when absent) in *idempotency_key; or NULL after replying 401 or
+ * 400. */
+static const char *intake_api_authorise(intake_api_t *self,
+                                        cv_http_request_t *req,
+                                        const char **idempotency_key)
 {
     const char *token = cv_http_bearer(req, true);
     const char *source = token != NULL ? intake_api_source(self, token)
@@ -164,17 +170,39 @@ static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
                             token == NULL ? "an API key is required "
                                             "(Authorization: Bearer <key>)"
                                           : "unknown API key");
-        return;
+        return NULL;
     }
-    const char *idempotency_key = cv_http_header(req, "Idempotency-Key");
-    if (idempotency_key != NULL &&
-        !intake_api_valid_idempotency_key(idempotency_key)) {
+    *idempotency_key = cv_http_header(req, "Idempotency-Key");
+    if (*idempotency_key != NULL &&
+        !intake_api_valid_idempotency_key(*idempotency_key)) {
         cv_metric_add(self->rejected, 1);
         cv_http_reply_error(req, 400, "invalid_idempotency_key", NULL,
                             "an Idempotency-Key is 1 to %d visible ASCII "
                             "characters", INTAKE_IDEMPOTENCY_KEY_MAX);
-        return;
+        return NULL;
     }
+    return source;
+}
+
+/* POST /v1/import: a batch of a cold call list (intake_import.h). */
+static void intake_api_post_import(intake_api_t *self, cv_http_request_t *req)
+{
+    const char *idempotency_key = NULL;
+    const char *source = intake_api_authorise(self, req, &idempotency_key);
+    if (source == NULL)
+        return;
+    int status = intake_import_post(self->queue, req, source,
+                                    idempotency_key);
+    if (status >= 400 && status < 500)
+        cv_metric_add(self->rejected, 1);
+}
+
+static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
+{
+    const char *idempotency_key = NULL;
+    const char *source = intake_api_authorise(self, req, &idempotency_key);
+    if (source == NULL)
+        return;
     intake_pending_t *item = calloc(1, sizeof(*item));
     if (item == NULL) {
         cv_http_reply_error(req, 503, "out_of_memory", NULL,
@@ -229,7 +257,8 @@ bool intake_api_handle(void *arg, cv_http_request_t *req)
 {
     intake_api_t *self = arg;
     const char *path = cv_http_path(req);
-    if (strcmp(path, "/v1/leads") != 0)
+    bool import = strcmp(path, "/v1/import") == 0;
+    if (strcmp(path, "/v1/leads") != 0 && !import)
         return false; /* healthz, metrics, or 404 */
     if (strcmp(cv_http_method(req), "POST") != 0) {
         cv_http_add_header(req, "Allow", "POST");
@@ -237,6 +266,9 @@ bool intake_api_handle(void *arg, cv_http_request_t *req)
                             "'%s' takes POST", path);
         return true;
     }
-    intake_api_post_lead(self, req);
+    if (import)
+        intake_api_post_import(self, req);
+    else
+        intake_api_post_lead(self, req);
     return true;
 }

@@ -2,7 +2,9 @@
  *
  * `POST /v1/leads` (API.md "Intake"): checks the source's API key, reads
  * and normalises the lead on the HTTP thread, then hands it to the intake
- * queue and suspends the request until the lead has been committed. */
+ * queue and suspends the request until the lead has been committed.
+ * `POST /v1/import` takes a batch of a cold call list the same way, with
+ * the same keys (intake_import.h). */
 #ifndef INTAKE_API_H
 #define INTAKE_API_H
 

@@ -335,6 +335,20 @@ out:
     return rc;
 }
 
+int intake_lead_from_json(json_t *obj, intake_lead_t *lead,
+                          intake_error_t *error)
+{
+    memset(lead, 0, sizeof(*lead));
+    memset(error, 0, sizeof(*error));
+    if (!json_is_object(obj))
+        return intake_fail(error, 400, "invalid_json", NULL,
+                           "a lead must be a JSON object");
+    int rc = intake_from_object(obj, false, lead, error);
+    if (rc != 0)
+        intake_lead_clear(lead);
+    return rc;
+}
+
 static int intake_hex(char c)
 {
     if (c >= '0' && c <= '9')

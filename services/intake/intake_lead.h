@@ -70,6 +70,14 @@ int intake_lead_parse(const char *media_type, const char *content_type_header,
                       const char *body, size_t size, intake_lead_t *lead,
                       intake_error_t *error);
 
+/* Reads a lead from an already parsed JSON object (a row of an import
+ * batch) with exactly the rules of intake_lead_parse for a JSON body: the
+ * same fields, checks, normal forms and `extra`. The object is not
+ * changed. Returns 0, or -1 with `error` filled (the lead is then
+ * cleared). */
+int intake_lead_from_json(json_t *obj, intake_lead_t *lead,
+                          intake_error_t *error);
+
 /* Frees the texts and zeroes the lead. NULL-safe. */
 void intake_lead_clear(intake_lead_t *lead);
 

@@ -11,6 +11,7 @@
 
 #include "cv_log.h"
 #include "cv_metrics.h"
+#include "intake_import.h"
 
 #define INTAKE_PRUNE_EVERY_MS (3600 * 1000LL) /* idempotency clean-up */
 
@@ -35,6 +36,7 @@ void intake_pending_free(intake_pending_t *item)
     if (item == NULL)
         return;
     intake_submission_clear(&item->sub);
+    intake_import_destroy(&item->batch);
     intake_outcome_clear(&item->outcome);
     free(item);
 }
@@ -125,6 +127,8 @@ static void intake_queue_answer(intake_queue_t *self, intake_pending_t *item,
             cv_metric_add(self->accepted, 1);
         if (outcome->merged)
             cv_metric_add(self->merged, 1);
+        cv_metric_add(self->accepted, outcome->leads_created);
+        cv_metric_add(self->merged, outcome->leads_merged);
         if (outcome->replayed) {
             cv_metric_add(self->replayed, 1);
             cv_http_add_header(req, "Idempotent-Replayed", "true");
@@ -184,7 +188,10 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
         tail = &(*tail)->next;
     *tail = taken;
     for (intake_pending_t *p = taken; p != NULL; p = p->next) {
-        if (intake_store_accept(bus, &p->sub, &p->outcome) != 0)
+        int rc = p->batch != NULL
+                     ? intake_import_store(bus, p->batch, &p->outcome)
+                     : intake_store_accept(bus, &p->sub, &p->outcome);
+        if (rc != 0)
             return -1;
     }
     return 0;

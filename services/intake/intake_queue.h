@@ -15,11 +15,14 @@
 #include "intake_sha256.h"
 #include "intake_store.h"
 
-/* One suspended request and its lead. */
+/* One suspended request and its lead (or import batch). */
 typedef struct intake_pending {
     struct intake_pending *next;       /* the next in the queue */
     cv_http_request_t *req;            /* suspended; resumed on reply */
     intake_submission_t sub;           /* the validated lead, ready */
+    struct intake_import *batch;       /* instead of `sub`: an import
+                                          batch (intake_import.h), owned;
+                                          NULL for a single lead */
     intake_outcome_t outcome;          /* filled in the bus turn */
 } intake_pending_t;
 

@@ -192,7 +192,7 @@ static int intake_accepted_reply(intake_outcome_t *outcome,
     return 0;
 }
 
-static char *intake_error_reply(const char *code, const char *message)
+char *intake_store_error_reply(const char *code, const char *message)
 {
     json_t *body = json_pack("{s:s, s:s}", "error", code, "message",
                              message);
@@ -201,18 +201,15 @@ static char *intake_error_reply(const char *code, const char *message)
     return text;
 }
 
-/* Runs one of the savepoint statements. */
-static int intake_savepoint(cv_store_t *store, const char *sql)
+int intake_store_savepoint(cv_store_t *store, const char *sql)
 {
     sqlite3_stmt *stmt = cv_store_prepare(store, sql);
     return stmt != NULL ? cv_store_step_done(stmt) : -1;
 }
 
-/* The earlier reply to (source, key), which exists: a replay of it when
- * the body is the same, 422 when not. 0 with the outcome filled, or -1. */
-static int intake_idempotency_replay(cv_store_t *store, const char *source,
-                                     const char *key, const char *body_hash,
-                                     intake_outcome_t *outcome)
+int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
+                                    const char *key, const char *body_hash,
+                                    intake_outcome_t *outcome)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "SELECT body_hash, status, reply FROM idempotency"
@@ -222,11 +219,13 @@ static int intake_idempotency_replay(cv_store_t *store, const char *source,
     cv_store_bind_text(stmt, 1, source);
     cv_store_bind_text(stmt, 2, key);
     int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(stmt);
+        return 0;
+    }
     if (rc != SQLITE_ROW) {
         cv_error("cannot read idempotency keys in '%s': %s",
-                 cv_store_path(store),
-                 rc == SQLITE_DONE ? "the row went missing"
-                                   : sqlite3_errmsg(cv_store_db(store)));
+                 cv_store_path(store), sqlite3_errmsg(cv_store_db(store)));
         sqlite3_reset(stmt);
         return -1;
     }
@@ -240,19 +239,31 @@ static int intake_idempotency_replay(cv_store_t *store, const char *source,
         outcome->replayed = true;
     } else {
         outcome->status = 422;
-        outcome->reply = intake_error_reply(
+        outcome->reply = intake_store_error_reply(
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different body");
     }
     sqlite3_reset(stmt);
-    return outcome->reply != NULL ? 0 : -1;
+    return outcome->reply != NULL ? 1 : -1;
 }
 
-/* Stores the reply for (source, key). 1 when stored, 0 when the pair had
- * a reply already, -1 on a database error. */
-static int intake_idempotency_put(cv_store_t *store, const char *source,
-                                  const char *key, const char *body_hash,
-                                  const intake_outcome_t *outcome)
+/* The earlier reply to (source, key), which exists: a replay of it when
+ * the body is the same, 422 when not. 0 with the outcome filled, or -1. */
+static int intake_idempotency_replay(cv_store_t *store, const char *source,
+                                     const char *key, const char *body_hash,
+                                     intake_outcome_t *outcome)
+{
+    int found = intake_store_idempotency_lookup(store, source, key,
+                                                body_hash, outcome);
+    if (found == 0)
+        cv_error("cannot read idempotency keys in '%s': the row went "
+                 "missing", cv_store_path(store));
+    return found == 1 ? 0 : -1;
+}
+
+int intake_store_idempotency_put(cv_store_t *store, const char *source,
+                                 const char *key, const char *body_hash,
+                                 const intake_outcome_t *outcome)
 {
     sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_idempotency_put);
     if (stmt == NULL)
@@ -459,81 +470,115 @@ static int intake_emit(cv_bus_t *bus, const intake_lead_t *lead,
     return cv_bus_emit(bus, &env, "console", NULL);
 }
 
+void intake_write_clear(intake_write_t *w)
+{
+    if (w == NULL)
+        return;
+    free(w->fresh_id);
+    intake_lead_clear(&w->stored);
+    memset(w, 0, sizeof(*w));
+}
+
+int intake_store_match(cv_store_t *store, intake_submission_t *sub,
+                       intake_write_t *w)
+{
+    intake_lead_t *lead = &sub->lead;
+    memset(w, 0, sizeof(*w));
+    char existing[CV_ID_SIZE + 16];
+    if (intake_find_existing(store, lead, existing, sizeof(existing)) != 0)
+        return -1;
+    if (existing[0] == '\0')
+        return 0;
+    /* the fresh id made on the HTTP thread is not used, but the arrival
+     * JSON still names it until intake_insert_arrival */
+    char *id = strdup(existing);
+    if (id == NULL)
+        return cv_error("out of memory merging into lead '%s'", existing);
+    w->merged = true;
+    w->fresh_id = lead->lead_id;
+    lead->lead_id = id;
+    return 0;
+}
+
+int intake_store_write(cv_store_t *store, intake_submission_t *sub,
+                       intake_write_t *w)
+{
+    intake_lead_t *lead = &sub->lead;
+    if (w->merged) {
+        if (intake_merge_lead(store, lead, &w->stored) != 0)
+            return -1;
+    } else if (intake_insert_lead(store, lead) != 0) {
+        return -1;
+    }
+    if (intake_put_keys(store, lead) != 0 ||
+        intake_insert_arrival(store, sub,
+                              w->merged ? w->fresh_id : lead->lead_id,
+                              w->merged) != 0)
+        return -1;
+    return 0;
+}
+
+int intake_store_emit(cv_bus_t *bus, const intake_submission_t *sub,
+                      const intake_write_t *w)
+{
+    return intake_emit(bus, w->merged ? &w->stored : &sub->lead, &sub->lead,
+                       w->merged);
+}
+
 int intake_store_accept(cv_bus_t *bus, intake_submission_t *sub,
                         intake_outcome_t *outcome)
 {
     cv_store_t *store = cv_bus_store(bus);
     intake_lead_t *lead = &sub->lead;
     memset(outcome, 0, sizeof(*outcome));
-    intake_lead_t merged_lead = {0};
-    char *fresh_id = NULL;
+    intake_write_t w = {0};
     bool savepoint = false;
-    if (intake_savepoint(store, "SAVEPOINT intake_lead") != 0)
+    if (intake_store_savepoint(store, "SAVEPOINT intake_lead") != 0)
         goto fail;
     savepoint = true;
-    char existing[CV_ID_SIZE + 16];
-    if (intake_find_existing(store, lead, existing, sizeof(existing)) != 0)
+    if (intake_store_match(store, sub, &w) != 0)
         goto fail;
-    bool merged = existing[0] != '\0';
-    if (merged) {
-        /* the fresh id made on the HTTP thread is not used, but the
-         * arrival JSON still names it until intake_insert_arrival */
-        fresh_id = lead->lead_id;
-        lead->lead_id = strdup(existing);
-        if (lead->lead_id == NULL)
-            goto fail;
-    }
-    if (intake_accepted_reply(outcome, lead->lead_id, merged) != 0)
+    if (intake_accepted_reply(outcome, lead->lead_id, w.merged) != 0)
         goto fail;
     outcome->status = 202;
-    outcome->created = !merged;
-    outcome->merged = merged;
+    outcome->created = !w.merged;
+    outcome->merged = w.merged;
     /* claim the Idempotency-Key first: a retry changes nothing else */
     if (sub->idempotency_key != NULL) {
-        int put = intake_idempotency_put(store, lead->api_source,
-                                         sub->idempotency_key,
-                                         sub->body_hash, outcome);
+        int put = intake_store_idempotency_put(store, lead->api_source,
+                                               sub->idempotency_key,
+                                               sub->body_hash, outcome);
         if (put < 0)
             goto fail;
         if (put == 0) {
             if (intake_idempotency_replay(store, lead->api_source,
                                           sub->idempotency_key,
                                           sub->body_hash, outcome) != 0 ||
-                intake_savepoint(store, "RELEASE intake_lead") != 0)
+                intake_store_savepoint(store, "RELEASE intake_lead") != 0)
                 goto fail;
-            free(fresh_id);
+            intake_write_clear(&w);
             return 0;
         }
     }
-    if (merged) {
-        if (intake_merge_lead(store, lead, &merged_lead) != 0)
-            goto fail;
-    } else if (intake_insert_lead(store, lead) != 0) {
+    if (intake_store_write(store, sub, &w) != 0)
         goto fail;
-    }
-    if (intake_put_keys(store, lead) != 0 ||
-        intake_insert_arrival(store, sub, merged ? fresh_id : lead->lead_id,
-                              merged) != 0)
-        goto fail;
-    if (intake_savepoint(store, "RELEASE intake_lead") != 0)
+    if (intake_store_savepoint(store, "RELEASE intake_lead") != 0)
         goto fail;
     savepoint = false;
-    free(fresh_id);
     /* last, because what cv_bus_emit stages cannot be taken back alone */
-    int rc = intake_emit(bus, merged ? &merged_lead : lead, lead, merged);
-    intake_lead_clear(&merged_lead);
+    int rc = intake_store_emit(bus, sub, &w);
+    intake_write_clear(&w);
     return rc;
 fail:
     if (savepoint &&
-        (intake_savepoint(store, "ROLLBACK TO intake_lead") != 0 ||
-         intake_savepoint(store, "RELEASE intake_lead") != 0))
+        (intake_store_savepoint(store, "ROLLBACK TO intake_lead") != 0 ||
+         intake_store_savepoint(store, "RELEASE intake_lead") != 0))
         cv_log_warn("cannot undo a failed lead in '%s'",
                     cv_store_path(store));
-    free(fresh_id);
-    intake_lead_clear(&merged_lead);
+    intake_write_clear(&w);
     intake_outcome_clear(outcome);
     outcome->status = 503;
-    outcome->reply = intake_error_reply(
+    outcome->reply = intake_store_error_reply(
         "store_unavailable", "the lead could not be stored; try again");
     return 0;
 }

@@ -31,6 +31,8 @@ typedef struct {
     bool created;      /* a new lead was stored */
     bool merged;       /* folded into an existing lead */
     bool replayed;     /* an Idempotency-Key retry answered from the table */
+    int leads_created; /* an import batch: new leads stored */
+    int leads_merged;  /* an import batch: rows folded into existing leads */
 } intake_outcome_t;
 
 /* A lead made ready on an HTTP thread, so the bus thread only runs SQL:
@@ -64,6 +66,62 @@ int intake_store_accept(cv_bus_t *bus, intake_submission_t *sub,
                         intake_outcome_t *outcome);
 
 void intake_outcome_clear(intake_outcome_t *outcome);
+
+/* The steps of intake_store_accept, for callers that store many leads
+ * under one reply (import batches, intake_import.h). All run on the bus
+ * thread inside the turn's transaction; the caller holds a savepoint
+ * around match and write and rolls back to it when either fails. */
+
+/* What storing one submission did. */
+typedef struct {
+    bool merged;          /* a repeat contact: sub->lead.lead_id is now the
+                             existing lead's */
+    char *fresh_id;       /* after a merge, the unused id made on the HTTP
+                             thread (owned) */
+    intake_lead_t stored; /* after a merge, the lead as now stored (owned) */
+} intake_write_t;
+
+/* Looks for a stored lead owning one of the submission's contacts (leads
+ * written earlier in the same transaction included) and, when there is
+ * one, points sub->lead.lead_id at it. `w` is reset first. 0 or -1
+ * (logged). */
+int intake_store_match(cv_store_t *store, intake_submission_t *sub,
+                       intake_write_t *w);
+
+/* Inserts the matched submission as a new lead or merges it into the
+ * existing one, with its contact keys and arrival row. Emits nothing.
+ * 0 or -1 (logged). */
+int intake_store_write(cv_store_t *store, intake_submission_t *sub,
+                       intake_write_t *w);
+
+/* Emits the written lead's LeadReceived: to scoring and console when new,
+ * to console alone when merged. Call after the savepoint is released:
+ * staged events cannot be taken back without the whole turn. 0 or -1. */
+int intake_store_emit(cv_bus_t *bus, const intake_submission_t *sub,
+                      const intake_write_t *w);
+
+/* Frees what match and write left in `w`. NULL-safe. */
+void intake_write_clear(intake_write_t *w);
+
+/* Runs "SAVEPOINT x", "RELEASE x" or "ROLLBACK TO x". 0 or -1 (logged). */
+int intake_store_savepoint(cv_store_t *store, const char *sql);
+
+/* The reply already given to (source, key): 1 with `outcome` filled (the
+ * stored reply, marked replayed, when body_hash matches; 422
+ * idempotency_key_reused when not), 0 when the pair has none, -1 on a
+ * database error. */
+int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
+                                    const char *key, const char *body_hash,
+                                    intake_outcome_t *outcome);
+
+/* Keeps `outcome` as the reply to (source, key). 1 when stored, 0 when the
+ * pair had a reply already, -1 on a database error. */
+int intake_store_idempotency_put(cv_store_t *store, const char *source,
+                                 const char *key, const char *body_hash,
+                                 const intake_outcome_t *outcome);
+
+/* {"error": code, "message": message} as JSON text (owned), or NULL. */
+char *intake_store_error_reply(const char *code, const char *message);
 
 /* Idempotency-Key replies are kept this long (a client retries within
  * minutes or hours; a week covers any sane retry policy). */
