@@ -4,20 +4,26 @@
  * and normalises the lead on the HTTP thread, then hands it to the intake
  * queue and suspends the request until the lead has been committed.
  * `POST /v1/import` takes a batch of a cold call list the same way, with
- * the same keys (intake_import.h). */
+ * the same keys (intake_import.h). `POST /v1/channels/phone`, `…/email`
+ * (API keys) and `…/telegram` (its secret header) turn the channel's own
+ * format into a lead (intake_channel.h). Every source is rate-limited by
+ * a token bucket: over it, 429 with Retry-After. */
 #ifndef INTAKE_API_H
 #define INTAKE_API_H
 
 #include <stdbool.h>
 
+#include "cv_config.h"
 #include "cv_http.h"
 #include "intake_queue.h"
 
 typedef struct intake_api intake_api_t;
 
-/* `keys` is CONVEYOR_INTAKE_KEYS ("source:key,source:key"); the queue is
- * not owned. NULL after logging when the keys are malformed. */
-intake_api_t *intake_api_new(const char *keys, intake_queue_t *queue);
+/* Takes the sources and keys (intake_keys: "source:key,source:key"), their
+ * rate limits (intake_rate, intake_rates) and the Telegram secret from
+ * `config`; the queue is not owned. NULL after logging when the keys or
+ * limits are malformed. */
+intake_api_t *intake_api_new(const cv_config_t *config, intake_queue_t *queue);
 
 /* NULL-safe; nulls *self_p. */
 void intake_api_destroy(intake_api_t **self_p);

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     intake_queue_source(queue, &source);
     if (cv_bus_add_source(cv_service_bus(svc), &source) != 0)
         goto out;
-    api = intake_api_new(config->intake_keys, queue);
+    api = intake_api_new(config, queue);
     if (api == NULL)
         goto out;
     cv_http_options_t http_options = {

@@ -7,8 +7,11 @@
 # temporary folder, creates sales staff whose webhook is the bench's sink,
 # then runs conveyor-bench three times: a warm-up, a fixed offered rate
 # (BENCH_RATE leads/s for BENCH_DURATION s) and a saturation run (closed
-# loop for BENCH_SATURATE s). Prints each run's report, and last one JSON
-# line: the fixed-rate figures plus `saturation_leads_per_s`. Everything it
+# loop for BENCH_SATURATE s), then stops the conveyor and imports a
+# generated call list of BENCH_IMPORT_ROWS rows (default 1,000,000) into
+# intake alone (tools/bench/import.sh; BENCH_IMPORT_ROWS=0 skips it).
+# Prints each run's report, and last one JSON line: the fixed-rate figures
+# plus `saturation_leads_per_s` and `import_rows_per_s`. Everything it
 # started is stopped on the way out, also on failure; the logs are kept
 # (and named) when something went wrong.
 #
@@ -111,6 +114,8 @@ export CONVEYOR_NOTIFIER_ADMIN_ADDR=127.0.0.1:${ports[9]}
 export CONVEYOR_ADMIN_TOKEN=$admin
 export CONVEYOR_INTAKE_KEYS=bench:$key
 export CONVEYOR_DEMO=0
+# The bench is one source posting thousands of leads a second: no limit.
+export CONVEYOR_INTAKE_RATE=0
 # A log line per lead would measure the terminal, not the conveyor.
 export CONVEYOR_LOG_LEVEL=${CONVEYOR_LOG_LEVEL:-warn}
 
@@ -216,6 +221,17 @@ run saturation --label saturation --tag 3 --saturate \
 
 rate_json=$(tail -n 1 "$tmp/rate.out")
 sat_json=$(tail -n 1 "$tmp/saturation.out")
+import_json='{}'
+if [ "${BENCH_IMPORT_ROWS:-1000000}" != 0 ]; then
+    stop_all
+    echo "cold-list import: intake alone"
+    if ! bash tools/bench/import.sh "$BUILD" | tee "$tmp/import.out"; then
+        echo "bench: the import run failed" >&2
+        reported=1
+        exit 1
+    fi
+    import_json=$(tail -n 1 "$tmp/import.out")
+fi
 # Anything said about the outcome comes before the JSON line, which is last.
 if [ "$rate_rc" -ne 0 ]; then
     echo "bench: the fixed-rate run lost, failed or could not send leads;" \
@@ -229,8 +245,9 @@ sat = json.loads(sys.argv[2])
 rate["saturation_leads_per_s"] = sat["leads_per_s"]
 rate["saturation_offered_per_s"] = sat["offered_per_s"]
 rate["saturation_p99_ms"] = sat["p99_ms"]
+rate.update(json.loads(sys.argv[3]))
 print(json.dumps(rate, separators=(",", ":")))
-' "$rate_json" "$sat_json"
+' "$rate_json" "$sat_json" "$import_json"
 
 if [ "$rate_rc" -ne 0 ]; then
     exit 1
