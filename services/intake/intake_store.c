@@ -109,15 +109,19 @@ static const char intake_sql_merge[] =
     " currency, inn, timezone, utm_source, utm_medium, utm_campaign,"
     " extra_json, domain, budget";
 
-/* The lead owning the first of phone, email, telegram, inn (in that
- * order) that is already known; NULL when none is. */
+/* The oldest lead owning any of the phone, email, telegram or inn (lead
+ * ids sort by creation time): when a contact names two earlier leads (a
+ * form's email and a call's number, say), the first one the person made
+ * keeps the history. NULL when none is known. Four indexed look-ups. */
 static const char intake_sql_find[] =
-    "SELECT coalesce("
-    "(SELECT lead_id FROM contact_keys WHERE kind = 'phone' AND value = ?1),"
-    "(SELECT lead_id FROM contact_keys WHERE kind = 'email' AND value = ?2),"
-    "(SELECT lead_id FROM contact_keys"
-    " WHERE kind = 'telegram' AND value = ?3),"
-    "(SELECT lead_id FROM contact_keys WHERE kind = 'inn' AND value = ?4))";
+    "SELECT min(lead_id) FROM ("
+    "SELECT lead_id FROM contact_keys WHERE kind = 'phone' AND value = ?1"
+    " UNION ALL "
+    "SELECT lead_id FROM contact_keys WHERE kind = 'email' AND value = ?2"
+    " UNION ALL "
+    "SELECT lead_id FROM contact_keys WHERE kind = 'telegram' AND value = ?3"
+    " UNION ALL "
+    "SELECT lead_id FROM contact_keys WHERE kind = 'inn' AND value = ?4)";
 
 /* Points a contact at a lead; a key another lead already owns stays with
  * it. One row per statement: a multi-row INSERT costs more, as SQLite

@@ -44,6 +44,9 @@ ALL_WEEK = {d: "00:00-23:59"
             for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
+TELEGRAM_SECRET = "e2e-telegram-secret"
+
+
 class HarnessError(AssertionError):
     """A condition the conveyor never reached; the message says which."""
 
@@ -248,6 +251,10 @@ class Conveyor:
             "CONVEYOR_INTAKE_KEYS": "%s:%s" % (INTAKE_SOURCE, INTAKE_KEY),
             "CONVEYOR_CLOCK_FILE": self.clock_file,
             "CONVEYOR_DEMO": "0",
+            # tests post bursts far above a real source's rate; the rate
+            # limit has its own test (test_channels.RateLimit)
+            "CONVEYOR_INTAKE_RATE": "0",
+            "CONVEYOR_TELEGRAM_SECRET": TELEGRAM_SECRET,
         })
         for svc in SERVICES:
             if svc not in ("intake", "console"):
