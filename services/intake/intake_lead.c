@@ -11,6 +11,7 @@
 
 #include "cv_clock.h"
 #include "cv_contact.h"
+#include "cv_form.h"
 
 #define INTAKE_FIELD_MAX 4096     /* bytes in any text field but message */
 #define INTAKE_API_FIELDS 17      /* the leading text fields a client sets */
@@ -349,249 +350,32 @@ int intake_lead_from_json(json_t *obj, intake_lead_t *lead,
     return rc;
 }
 
-static int intake_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes one form component (%xx and '+') into a new json string; NULL
- * with `error` filled when it is malformed or not UTF-8. */
-static json_t *intake_form_decode(const char *text, size_t len,
-                                  intake_error_t *error)
-{
-    char *out = malloc(len + 1);
-    if (out == NULL) {
-        intake_fail(error, 503, "out_of_memory", NULL,
-                    "the server is out of memory");
-        return NULL;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '+') {
-            out[n++] = ' ';
-        } else if (text[i] == '%') {
-            int hi = i + 2 < len ? intake_hex(text[i + 1]) : -1;
-            int lo = i + 2 < len ? intake_hex(text[i + 2]) : -1;
-            if (hi >= 0 && lo >= 0) {
-                out[n++] = (char)(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-            free(out);
-            intake_fail(error, 400, "invalid_form", NULL,
-                        "bad %%-escape at byte %zu of the form", i);
-            return NULL;
-        } else {
-            out[n++] = text[i];
-        }
-    }
-    json_t *value = NULL;
-    if (memchr(out, '\0', n) == NULL)
-        value = json_stringn(out, n);
-    free(out);
-    if (value == NULL)
-        intake_fail(error, 400, "invalid_form", NULL,
-                    "the form holds text that is not UTF-8");
-    return value;
-}
-
-/* Adds name=value to `obj`; a name given twice is refused. */
-static int intake_form_put(json_t *obj, json_t *name, json_t *value,
-                           intake_error_t *error)
-{
-    const char *key = json_string_value(name);
-    if (key[0] == '\0') {
-        json_decref(value);
-        return 0;
-    }
-    if (json_object_get(obj, key) != NULL) {
-        intake_fail(error, 400, "invalid_form", key,
-                    "the form field '%s' appears twice", key);
-        json_decref(value);
-        return -1;
-    }
-    json_object_set_new(obj, key, value);
-    return 0;
-}
-
-static json_t *intake_parse_form(const char *body, size_t size,
+/* A form body (URL-encoded or multipart) as the object of its fields,
+ * read by cv_form (files noted in `files`, later values of a repeated name
+ * in `repeated`; both end up in `extra`). NULL with `error` filled. */
+static json_t *intake_parse_form(const char *content_type_header,
+                                 const char *body, size_t size,
                                  intake_error_t *error)
 {
-    json_t *obj = json_object();
-    if (obj == NULL)
+    cv_form_error_t form_error;
+    cv_form_t *form = cv_form_parse(content_type_header, body, size,
+                                    &form_error);
+    if (form == NULL) {
+        intake_fail(error, form_error.status,
+                    form_error.status >= 500   ? "out_of_memory"
+                    : form_error.status == 415 ? "unsupported_media_type"
+                                               : "invalid_form",
+                    form_error.field[0] != '\0' ? form_error.field : NULL,
+                    form_error.field[0] != '\0' ? "'%.100s': %s" : "%s%s",
+                    form_error.field, form_error.reason);
         return NULL;
-    size_t at = 0;
-    while (at < size) {
-        const char *pair = body + at;
-        const char *amp = memchr(pair, '&', size - at);
-        size_t len = amp != NULL ? (size_t)(amp - pair) : size - at;
-        at += len + 1;
-        if (len == 0)
-            continue;
-        const char *eq = memchr(pair, '=', len);
-        size_t name_len = eq != NULL ? (size_t)(eq - pair) : len;
-        json_t *name = intake_form_decode(pair, name_len, error);
-        if (name == NULL) {
-            json_decref(obj);
-            return NULL;
-        }
-        json_t *value = eq != NULL ? intake_form_decode(
-                                         eq + 1, len - name_len - 1, error)
-                                   : json_string("");
-        int rc = value != NULL ? intake_form_put(obj, name, value, error)
-                               : -1;
-        json_decref(name);
-        if (rc != 0) {
-            json_decref(obj);
-            return NULL;
-        }
     }
+    json_t *obj = cv_form_to_json(form);
+    cv_form_destroy(&form);
+    if (obj == NULL)
+        intake_fail(error, 503, "out_of_memory", NULL,
+                    "the server is out of memory");
     return obj;
-}
-
-/* The boundary parameter of a multipart Content-Type, into buf. */
-static int intake_boundary(const char *header, char *buf, size_t size)
-{
-    const char *p = header != NULL ? strcasestr(header, "boundary=") : NULL;
-    if (p == NULL)
-        return -1;
-    p += strlen("boundary=");
-    bool quoted = *p == '"';
-    if (quoted)
-        p++;
-    size_t len = 0;
-    while (p[len] != '\0' && (quoted ? p[len] != '"'
-                                     : p[len] != ';' && p[len] != ' '))
-        len++;
-    if (len == 0 || len > 70 || len + 1 > size)
-        return -1;
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    return 0;
-}
-
-/* The value of name="..." in a Content-Disposition header line. */
-static bool intake_disposition_param(const char *line, size_t len,
-                                     const char *param, char *buf,
-                                     size_t size)
-{
-    size_t plen = strlen(param);
-    for (size_t i = 0; i + plen + 2 <= len; i++) {
-        bool boundary_before = i == 0 || line[i - 1] == ' ' ||
-                               line[i - 1] == ';';
-        if (!boundary_before || strncasecmp(line + i, param, plen) != 0 ||
-            line[i + plen] != '=' || line[i + plen + 1] != '"')
-            continue;
-        const char *start = line + i + plen + 2;
-        const char *end = memchr(start, '"', len - (size_t)(start - line));
-        if (end == NULL || (size_t)(end - start) + 1 > size)
-            return false;
-        memcpy(buf, start, (size_t)(end - start));
-        buf[end - start] = '\0';
-        return true;
-    }
-    return false;
-}
-
-/* multipart/form-data (RFC 7578): text parts become fields; file parts
- * are not leads and are skipped. */
-static json_t *intake_parse_multipart(const char *header, const char *body,
-                                      size_t size, intake_error_t *error)
-{
-    char boundary[80];
-    char delimiter[88];
-    if (intake_boundary(header, boundary, sizeof(boundary)) != 0) {
-        intake_fail(error, 400, "invalid_form", NULL,
-                    "multipart body without a usable boundary");
-        return NULL;
-    }
-    int dlen = snprintf(delimiter, sizeof(delimiter), "\r\n--%s", boundary);
-    json_t *obj = json_object();
-    if (obj == NULL)
-        return NULL;
-    /* the first delimiter may start the body without the CRLF */
-    const char *at = NULL;
-    if (size >= (size_t)dlen - 2 &&
-        memcmp(body, delimiter + 2, (size_t)dlen - 2) == 0)
-        at = body + dlen - 2;
-    else {
-        at = memmem(body, size, delimiter, (size_t)dlen);
-        if (at != NULL)
-            at += dlen;
-    }
-    const char *end = body + size;
-    for (;;) {
-        if (at == NULL || end - at < 2)
-            goto bad;
-        if (at[0] == '-' && at[1] == '-')
-            return obj; /* the closing delimiter */
-        if (at[0] != '\r' || at[1] != '\n')
-            goto bad;
-        at += 2;
-        const char *headers_end = memmem(at, (size_t)(end - at), "\r\n\r\n",
-                                         4);
-        if (headers_end == NULL)
-            goto bad;
-        char name[256] = "";
-        char filename[256];
-        bool has_name = false;
-        bool is_file = false;
-        for (const char *line = at; line < headers_end;) {
-            const char *eol = memmem(line, (size_t)(headers_end - line),
-                                     "\r\n", 2);
-            size_t len = eol != NULL ? (size_t)(eol - line)
-                                     : (size_t)(headers_end - line);
-            if (len > 20 && strncasecmp(line, "Content-Disposition:", 20)
-                                == 0) {
-                has_name = intake_disposition_param(line, len, "name", name,
-                                                    sizeof(name));
-                is_file = intake_disposition_param(line, len, "filename",
-                                                   filename,
-                                                   sizeof(filename));
-            }
-            line += len + 2;
-        }
-        const char *content = headers_end + 4;
-        const char *next = memmem(content, (size_t)(end - content), delimiter,
-                                  (size_t)dlen);
-        if (next == NULL || !has_name)
-            goto bad;
-        if (!is_file) {
-            json_t *value = NULL;
-            size_t len = (size_t)(next - content);
-            if (memchr(content, '\0', len) == NULL)
-                value = json_stringn(content, len);
-            if (value == NULL) {
-                intake_fail(error, 400, "invalid_form", name,
-                            "the form field '%s' is not UTF-8 text", name);
-                json_decref(obj);
-                return NULL;
-            }
-            json_t *key = json_string(name);
-            if (key == NULL) {
-                json_decref(value);
-                goto bad;
-            }
-            int rc = intake_form_put(obj, key, value, error);
-            json_decref(key);
-            if (rc != 0) {
-                json_decref(obj);
-                return NULL;
-            }
-        }
-        at = next + dlen;
-    }
-bad:
-    json_decref(obj);
-    intake_fail(error, 400, "invalid_form", NULL,
-                "malformed multipart body");
-    return NULL;
 }
 
 int intake_lead_parse(const char *media_type, const char *content_type_header,
@@ -615,12 +399,10 @@ int intake_lead_parse(const char *media_type, const char *content_type_header,
             return intake_fail(error, 400, "invalid_json", NULL,
                                "the body must be a JSON object");
         }
-    } else if (strcmp(media_type, "application/x-www-form-urlencoded") == 0) {
+    } else if (strcmp(media_type, "application/x-www-form-urlencoded") == 0 ||
+               strcmp(media_type, "multipart/form-data") == 0) {
         from_form = true;
-        obj = intake_parse_form(body, size, error);
-    } else if (strcmp(media_type, "multipart/form-data") == 0) {
-        from_form = true;
-        obj = intake_parse_multipart(content_type_header, body, size, error);
+        obj = intake_parse_form(content_type_header, body, size, error);
     } else {
         return intake_fail(error, 415, "unsupported_media_type", NULL,
                            "send application/json, "
