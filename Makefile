@@ -92,6 +92,9 @@ $(BUILD)/obj/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# the built-in scoring rules are this file, compiled in (.incbin)
+$(BUILD)/obj/common/cv_scoring_rules.o: deploy/scoring-rules.yaml
+
 $(BUILD)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@

@@ -64,6 +64,7 @@ typedef struct {
     char *spam_honeypot;                  /* spam_honeypot */
     char *spam_block_domains;             /* spam_block_domains */
     char *spam_block_phones;              /* spam_block_phones */
+    char *scoring_rules;                  /* scoring_rules */
     int *spam_max_links;                  /* spam_max_links */
     bool *demo;                           /* demo */
     int64_t *max_body_bytes;              /* max_body_bytes */
@@ -112,6 +113,7 @@ static const cyaml_schema_field_t cv_config_file_fields[] = {
     CV_TEXT_FIELD("spam_honeypot", cv_config_file_t, spam_honeypot),
     CV_TEXT_FIELD("spam_block_domains", cv_config_file_t, spam_block_domains),
     CV_TEXT_FIELD("spam_block_phones", cv_config_file_t, spam_block_phones),
+    CV_TEXT_FIELD("scoring_rules", cv_config_file_t, scoring_rules),
     CYAML_FIELD_INT_PTR("spam_max_links", CV_OPT, cv_config_file_t,
                         spam_max_links),
     CYAML_FIELD_BOOL_PTR("demo", CV_OPT, cv_config_file_t, demo),
@@ -341,7 +343,8 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
         CV_FILE_TEXT(cfg, loaded, intake_rates, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, spam_honeypot, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, spam_block_domains, file) != 0 ||
-        CV_FILE_TEXT(cfg, loaded, spam_block_phones, file) != 0)
+        CV_FILE_TEXT(cfg, loaded, spam_block_phones, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, scoring_rules, file) != 0)
         goto out;
     if (loaded->spam_max_links != NULL)
         cfg->spam_max_links = *loaded->spam_max_links;
@@ -443,7 +446,9 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
         CV_ENV_TEXT(cfg, spam_honeypot, "CONVEYOR_SPAM_HONEYPOT") != 0 ||
         CV_ENV_TEXT(cfg, spam_block_domains,
                     "CONVEYOR_SPAM_BLOCK_DOMAINS") != 0 ||
-        CV_ENV_TEXT(cfg, spam_block_phones, "CONVEYOR_SPAM_BLOCK_PHONES") != 0)
+        CV_ENV_TEXT(cfg, spam_block_phones,
+                    "CONVEYOR_SPAM_BLOCK_PHONES") != 0 ||
+        CV_ENV_TEXT(cfg, scoring_rules, "CONVEYOR_SCORING_RULES") != 0)
         return -1;
     const char *demo = getenv("CONVEYOR_DEMO");
     if (demo != NULL)

@@ -57,6 +57,10 @@ typedef struct {
     char spam_block_phones[2048];   /* CONVEYOR_SPAM_BLOCK_PHONES: phones
                                        (any spelling, normalised) that are
                                        spam */
+    char scoring_rules[CV_CONFIG_TEXT]; /* CONVEYOR_SCORING_RULES: the
+                                       scoring rules file (scoring,
+                                       console); "" for the built-in rules
+                                       (deploy/scoring-rules.yaml) */
     int spam_max_links;             /* CONVEYOR_SPAM_MAX_LINKS: more links
                                        than this in the message is spam,
                                        default 3 */

@@ -1,4 +1,5 @@
-/* cv_scoring: the 3 x 5 lead scoring model with its knock-out phase. */
+/* cv_scoring: the 3 x 5 lead scoring model with its knock-out phase, run
+ * over the rules of a model (cv_scoring_rules.h). */
 #include "cv_scoring.h"
 
 #include <math.h>
@@ -9,130 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- the default rules: one table, replaced by a rules file later ---- */
-
-static const cv_scoring_rate_t default_rates[] = {
-    {"RUB", 1.0}, {"USD", 90.0}, {"EUR", 100.0}, {"GBP", 115.0}, {"CNY", 12.5},
-    {"KZT", 0.2}, {"BYN", 28.0}, {"UAH", 2.2},   {NULL, 0.0},
-};
-
-static const char *const default_target_industries[] = {
-    "it",        "software",     "saas",        "fintech",   "banking",
-    "finance",   "retail",       "e-commerce",  "ecommerce", "manufacturing",
-    "logistics", "telecom",      "healthcare",  "education", "ит",
-    "розница",   "производство", "логистика",   "финансы",   "банки",
-    "телеком",   "медицина",     "образование", NULL,
-};
-
-static const char *const default_served_regions[] = {
-    "ru",
-    "russia",
-    "россия",
-    "moscow",
-    "москва",
-    "ru-mow",
-    "moscow region",
-    "московская область",
-    "ru-mos",
-    "saint petersburg",
-    "st. petersburg",
-    "санкт-петербург",
-    "ru-spe",
-    "leningrad region",
-    "ленинградская область",
-    "ru-len",
-    "novosibirsk",
-    "новосибирск",
-    "ekaterinburg",
-    "yekaterinburg",
-    "екатеринбург",
-    "kazan",
-    "казань",
-    "nizhny novgorod",
-    "нижний новгород",
-    "krasnodar",
-    "краснодар",
-    "kz",
-    "kazakhstan",
-    "казахстан",
-    "by",
-    "belarus",
-    "беларусь",
-    NULL,
-};
-
-static const char *const default_blacklisted_domains[] = {
-    "mailinator.com", "guerrillamail.com", "10minutemail.com",
-    "tempmail.com",   "temp-mail.org",     "yopmail.com",
-    "trashmail.com",  "sharklasers.com",   NULL,
-};
-
-static const char *const default_spam_markers[] = {
-    "casino",
-    "viagra",
-    "porn",
-    "crypto giveaway",
-    "seo promotion",
-    "buy followers",
-    "loan approved",
-    "казино",
-    "ставки на спорт",
-    "раскрутка сайта",
-    "быстрый заработок",
-    "онлайн займ",
-    NULL,
-};
-
-static const cv_scoring_model_t default_model = {
-    .version = CV_SCORING_MODEL_VERSION,
-    .knockout_budget_rub = 10000.0,
-    .budget_low_rub = 100000.0,
-    .budget_high_rub = 1000000.0,
-    .rates = default_rates,
-    .detailed_message_chars = 80,
-    .target_industries = default_target_industries,
-    .served_regions = default_served_regions,
-    .blacklisted_domains = default_blacklisted_domains,
-    .spam_markers = default_spam_markers,
-    .spam_max_links = 3,
-};
-
-/* The model's parameters, in the order of PRODUCT.md. */
-static const struct {
-    const char *name;  /* parameter name */
-    const char *block; /* block it belongs to */
-} param_table[CV_SCORING_PARAM_COUNT] = {
-    {"budget", "request"},
-    {"volume", "request"},
-    {"profitability", "request"},
-    {"timeline", "request"},
-    {"clarity", "request"},
-    {"positioning", "fit"},
-    {"load", "fit"},
-    {"industry_experience", "fit"},
-    {"technologies", "fit"},
-    {"geography", "fit"},
-    {"adequacy", "communication"},
-    {"digital_literacy", "communication"},
-    {"brief_quality", "communication"},
-    {"dm_access", "communication"},
-    {"responsiveness", "communication"},
-};
-
-enum {
-    P_BUDGET = 0,
-    P_CLARITY = 4,
-    P_INDUSTRY = 7,
-    P_GEOGRAPHY = 9,
-    P_DIGITAL = 11,
-    P_BRIEF = 12,
-    P_RESPONSIVENESS = 14,
-};
-
-const cv_scoring_model_t *cv_scoring_default_model(void)
-{
-    return &default_model;
-}
+#include "cv_clock.h"
 
 /* ---- text helpers: UTF-8, case folding for ASCII and Cyrillic ---- */
 
@@ -233,14 +111,14 @@ static size_t match_at(const char *h, size_t hlen, const char *needle)
 /* A text decoded once into folded code points, for searching it for many
  * needles without decoding it again for each. */
 typedef struct {
-    uint32_t *cps;   /* folded code points, in order */
-    bool *starts;    /* the code point starts at a character's first byte
-                        (contains() begins matches only there) */
-    size_t count;    /* code points decoded */
-    uint32_t cp_buf[256];  /* storage for short texts */
-    bool start_buf[256];   /* storage for short texts */
-    uint32_t *cp_heap;     /* storage for long texts (owned) */
-    bool *start_heap;      /* storage for long texts (owned) */
+    uint32_t *cps;        /* folded code points, in order */
+    bool *starts;         /* the code point starts at a character's first byte
+                             (contains() begins matches only there) */
+    size_t count;         /* code points decoded */
+    uint32_t cp_buf[256]; /* storage for short texts */
+    bool start_buf[256];  /* storage for short texts */
+    uint32_t *cp_heap;    /* storage for long texts (owned) */
+    bool *start_heap;     /* storage for long texts (owned) */
 } folded_t;
 
 static bool contains(const char *text, const char *needle);
@@ -362,7 +240,8 @@ static size_t utf8_chars(const char *s, size_t len)
 
 /* ---- reason texts, built without printf where the format is fixed ---- */
 
-/* A bounded text being appended to; truncates exactly as snprintf. */
+/* A bounded text being appended to; truncates like snprintf, but never
+ * inside a UTF-8 character. */
 typedef struct {
     char *buf;   /* NUL-terminated */
     size_t size; /* bytes of buf */
@@ -380,8 +259,12 @@ static void text_init(text_t *t, char *buf, size_t size)
 static void text_addn(text_t *t, const char *s, size_t n)
 {
     size_t room = t->size - 1 - t->len;
-    if (n > room)
+    if (n > room) {
         n = room;
+        /* never cut a character in two: reasons go into JSON */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
     memcpy(t->buf + t->len, s, n);
     t->len += n;
     t->buf[t->len] = '\0';
@@ -414,62 +297,60 @@ static void text_add_amount(text_t *t, double x)
     int n = snprintf(t->buf + t->len, t->size - t->len, "%.0f", x);
     if (n < 0)
         return;
-    t->len += (size_t)n < t->size - 1 - t->len ? (size_t)n
-                                                : t->size - 1 - t->len;
+    t->len +=
+        (size_t)n < t->size - 1 - t->len ? (size_t)n : t->size - 1 - t->len;
 }
 
-/* ---- the rules ---- */
+/* ---- reading the lead ---- */
 
-/* Sets a parameter with a ready reason: "auto:<rule>" and `reason`,
- * truncated like the formatted ones. */
-static void set_param_text(cv_scoring_result_t *out, int index, int value,
-                           const char *rule, const char *reason)
+static const char *lead_text(const Conveyor__Lead *lead, cv_scoring_field_t f)
 {
-    cv_scoring_param_t *p = &out->params[index];
-    p->value = value;
-    text_t t;
-    text_init(&t, p->source, sizeof(p->source));
-    text_addn(&t, "auto:", 5);
-    text_add(&t, rule);
-    text_init(&t, p->reason, sizeof(p->reason));
-    text_add(&t, reason);
-}
-
-static void set_param(cv_scoring_result_t *out, int index, int value,
-                      const char *rule, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void set_param(cv_scoring_result_t *out, int index, int value,
-                      const char *rule, const char *fmt, ...)
-{
-    cv_scoring_param_t *p = &out->params[index];
-    p->value = value;
-    snprintf(p->source, sizeof(p->source), "auto:%s", rule);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
-    va_end(ap);
-}
-
-/* Appends one knock-out reason, separated by "; ". */
-static void add_knockout(cv_scoring_result_t *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void add_knockout(cv_scoring_result_t *out, const char *fmt, ...)
-{
-    size_t used = strlen(out->knockout_reason);
-    size_t room = sizeof(out->knockout_reason);
-    if (used > 0 && used + 2 < room) {
-        memcpy(out->knockout_reason + used, "; ", 3);
-        used += 2;
+    switch (f) {
+    case CV_SCORING_FIELD_NAME:
+        return lead->name;
+    case CV_SCORING_FIELD_COMPANY:
+        return lead->company;
+    case CV_SCORING_FIELD_PHONE:
+        return lead->phone;
+    case CV_SCORING_FIELD_EMAIL:
+        return lead->email;
+    case CV_SCORING_FIELD_TELEGRAM:
+        return lead->telegram;
+    case CV_SCORING_FIELD_MESSAGE:
+        return lead->message;
+    case CV_SCORING_FIELD_CHANNEL:
+        return lead->channel;
+    case CV_SCORING_FIELD_SOURCE:
+        return lead->source;
+    case CV_SCORING_FIELD_REGION:
+        return lead->region;
+    case CV_SCORING_FIELD_INDUSTRY:
+        return lead->industry;
+    case CV_SCORING_FIELD_PRODUCT:
+        return lead->product;
+    case CV_SCORING_FIELD_INN:
+        return lead->inn;
+    case CV_SCORING_FIELD_DOMAIN:
+        return lead->domain;
+    case CV_SCORING_FIELD_TIMEZONE:
+        return lead->timezone;
+    case CV_SCORING_FIELD_UTM_SOURCE:
+        return lead->utm_source;
+    default:
+        return NULL;
     }
-    if (used + 1 < room) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(out->knockout_reason + used, room - used, fmt, ap);
-        va_end(ap);
-    }
-    out->knocked_out = true;
+}
+
+/* The field is given: text that is not blank, a positive budget, any
+ * contact. */
+static bool lead_has(const Conveyor__Lead *lead, cv_scoring_field_t f)
+{
+    if (f == CV_SCORING_FIELD_BUDGET)
+        return lead->has_budget && lead->budget > 0.0;
+    if (f == CV_SCORING_FIELD_CONTACT)
+        return present(lead->phone) || present(lead->email) ||
+               present(lead->telegram);
+    return present(lead_text(lead, f));
 }
 
 typedef enum {
@@ -491,7 +372,7 @@ static budget_kind_t budget_rub(const cv_scoring_model_t *model,
     const char *cur = trim(lead->currency, &len);
     if (len > 0 && !(len == 3 && strncasecmp(cur, "RUB", 3) == 0)) {
         const cv_scoring_rate_t *found = NULL;
-        for (size_t i = 0; model->rates != NULL && model->rates[i].code; i++) {
+        for (size_t i = 0; i < model->rate_count; i++) {
             if (strlen(model->rates[i].code) == len &&
                 strncasecmp(cur, model->rates[i].code, len) == 0) {
                 found = &model->rates[i];
@@ -530,16 +411,16 @@ static const char *email_domain(const char *email)
     return at != NULL && at[1] != '\0' ? at + 1 : NULL;
 }
 
-/* The blacklist entry that `domain` is or is a subdomain of, or NULL. */
-static const char *blacklisted(const cv_scoring_model_t *model,
-                               const char *domain)
+/* The entry of `list` that `domain` is or is a subdomain of, or NULL. */
+static const char *domain_listed(const cv_scoring_rule_t *rule,
+                                 const char *domain)
 {
-    if (!present(domain) || model->blacklisted_domains == NULL)
+    if (!present(domain))
         return NULL;
     size_t len;
     const char *d = trim(domain, &len);
-    for (size_t i = 0; model->blacklisted_domains[i] != NULL; i++) {
-        const char *entry = model->blacklisted_domains[i];
+    for (size_t i = 0; i < rule->list_count; i++) {
+        const char *entry = rule->list[i];
         size_t elen = strlen(entry);
         if (len < elen || strncasecmp(d + len - elen, entry, elen) != 0)
             continue;
@@ -558,247 +439,563 @@ static int count_links(const char *text)
     return links;
 }
 
-static void knockout_phase(const cv_scoring_model_t *model,
-                           const Conveyor__Lead *lead, cv_scoring_result_t *out)
+/* ---- reason templates ---- */
+
+/* The values a template may name; NULL ones are written as "". */
+typedef struct {
+    const char *v[CV_SCORING_PH_COUNT_OF];
+} values_t;
+
+static bool uses(const cv_scoring_outcome_t *o, cv_scoring_placeholder_t ph)
 {
-    double rub = 0.0, rate;
-    const char *code;
-    if (budget_rub(model, lead, &rub, &code, &rate) == BUDGET_KNOWN &&
-        rub < model->knockout_budget_rub) {
-        char what[128];
-        describe_budget(what, sizeof(what), lead->budget, code, rate);
-        add_knockout(out, "budget %s below the minimum %.0f RUB", what,
-                     model->knockout_budget_rub);
-    }
-    const char *entry = blacklisted(model, lead->domain);
-    if (entry == NULL)
-        entry = blacklisted(model, email_domain(lead->email));
-    if (entry != NULL)
-        add_knockout(out, "blacklisted domain '%s'", entry);
-    const char *fields[] = {lead->name, lead->company, lead->message};
-    const char *names[] = {"name", "company", "message"};
-    for (size_t f = 0; f < 3; f++) {
-        folded_t *text = NULL;
-        folded_t folded;
-        if (fields[f] != NULL && model->spam_markers != NULL &&
-            folded_init(&folded, fields[f]))
-            text = &folded;
-        for (size_t i = 0;
-             model->spam_markers != NULL && model->spam_markers[i] != NULL;
-             i++) {
-            const char *marker = model->spam_markers[i];
-            if (text != NULL ? folded_contains(text, fields[f], marker)
-                             : contains(fields[f], marker)) {
-                add_knockout(out, "spam marker '%s' in %s", marker,
-                             names[f]);
-                break;
-            }
-        }
-        if (text != NULL)
-            folded_clear(text);
-    }
-    int links = count_links(lead->message);
-    if (links > model->spam_max_links)
-        add_knockout(out, "spam: %d links in message (at most %d)", links,
-                     model->spam_max_links);
+    for (size_t i = 0; i < o->piece_count; i++)
+        if (o->pieces[i].placeholder == (int)ph)
+            return true;
+    return false;
 }
 
-static void score_budget(const cv_scoring_model_t *model,
-                         const Conveyor__Lead *lead, cv_scoring_result_t *out)
+static void expand(text_t *t, const cv_scoring_outcome_t *o,
+                   const values_t *values)
 {
-    double rub = 0.0, rate;
+    for (size_t i = 0; i < o->piece_count; i++) {
+        const cv_scoring_piece_t *p = &o->pieces[i];
+        if (p->placeholder < 0)
+            text_addn(t, p->text, p->length);
+        else if (values != NULL && values->v[p->placeholder] != NULL)
+            text_add(t, values->v[p->placeholder]);
+    }
+}
+
+/* A "%.0f" amount into buf (at least 32 bytes), for a placeholder. */
+static const char *amount_text(char *buf, size_t size, double x)
+{
+    text_t t;
+    text_init(&t, buf, size);
+    text_add_amount(&t, x);
+    return buf;
+}
+
+static const char *uint_text(char *buf, size_t size, uint64_t v)
+{
+    text_t t;
+    text_init(&t, buf, size);
+    text_add_uint(&t, v);
+    return buf;
+}
+
+/* Sets parameter `index` from a rule's outcome. */
+static void set_param(cv_scoring_result_t *out, int index,
+                      const cv_scoring_rule_t *rule,
+                      const cv_scoring_outcome_t *o, const values_t *values)
+{
+    cv_scoring_param_t *p = &out->params[index];
+    p->value = o->value;
+    text_t t;
+    text_init(&t, p->source, sizeof(p->source));
+    text_addn(&t, "auto:", 5);
+    text_add(&t, rule->name);
+    text_init(&t, p->reason, sizeof(p->reason));
+    expand(&t, o, values);
+}
+
+/* Appends one knock-out reason, separated by "; ", and names the first
+ * rule that knocked the lead out. */
+static void add_knockout(cv_scoring_result_t *out,
+                         const cv_scoring_rule_t *rule, const values_t *values)
+{
+    text_t t;
+    size_t used = strlen(out->knockout_reason);
+    t.buf = out->knockout_reason;
+    t.size = sizeof(out->knockout_reason);
+    t.len = used;
+    if (used > 0)
+        text_addn(&t, "; ", 2);
+    expand(&t, rule->knockout, values);
+    if (!out->knocked_out) {
+        text_init(&t, out->knockout_source, sizeof(out->knockout_source));
+        text_addn(&t, "auto:", 5);
+        text_add(&t, rule->name);
+    }
+    out->knocked_out = true;
+}
+
+/* ---- the knock-out rules ---- */
+
+/* Fills the budget's placeholders; false when there is no known budget. */
+static bool budget_values(const cv_scoring_model_t *model,
+                          const Conveyor__Lead *lead, double *rub,
+                          values_t *values, char (*bufs)[128])
+{
     const char *code;
-    char what[128];
+    double rate;
+    if (budget_rub(model, lead, rub, &code, &rate) != BUDGET_KNOWN)
+        return false;
+    describe_budget(bufs[0], sizeof(bufs[0]), lead->budget, code, rate);
+    values->v[CV_SCORING_PH_BUDGET] = bufs[0];
+    values->v[CV_SCORING_PH_AMOUNT] =
+        amount_text(bufs[1], sizeof(bufs[1]), lead->budget);
+    values->v[CV_SCORING_PH_CURRENCY] = code;
+    values->v[CV_SCORING_PH_RUB] = amount_text(bufs[2], sizeof(bufs[2]), *rub);
+    return true;
+}
+
+static void knockout_rule(const cv_scoring_model_t *model,
+                          const cv_scoring_rule_t *rule,
+                          const Conveyor__Lead *lead, cv_scoring_result_t *out)
+{
+    values_t values = {0};
+    char bufs[4][128];
+    switch (rule->kind) {
+    case CV_SCORING_RULE_BUDGET_BELOW: {
+        double rub = 0.0;
+        if (budget_values(model, lead, &rub, &values, bufs) &&
+            rub < rule->min_rub) {
+            values.v[CV_SCORING_PH_LIMIT] =
+                amount_text(bufs[3], sizeof(bufs[3]), rule->min_rub);
+            add_knockout(out, rule, &values);
+        }
+        return;
+    }
+    case CV_SCORING_RULE_BLOCKED_DOMAIN: {
+        const char *domain = lead->domain;
+        const char *entry = domain_listed(rule, domain);
+        if (entry == NULL) {
+            domain = email_domain(lead->email);
+            entry = domain_listed(rule, domain);
+        }
+        if (entry != NULL) {
+            values.v[CV_SCORING_PH_MATCH] = entry;
+            values.v[CV_SCORING_PH_DOMAIN] = domain;
+            add_knockout(out, rule, &values);
+        }
+        return;
+    }
+    case CV_SCORING_RULE_BLOCKED_INN: {
+        const char *entry = list_find(rule->list, lead->inn);
+        if (entry != NULL) {
+            values.v[CV_SCORING_PH_MATCH] = entry;
+            add_knockout(out, rule, &values);
+        }
+        return;
+    }
+    case CV_SCORING_RULE_COMPETITOR: {
+        const char *entry = NULL;
+        const char *field = NULL;
+        for (size_t i = 0; entry == NULL && i < rule->list_count; i++)
+            if (contains(lead->company, rule->list[i])) {
+                entry = rule->list[i];
+                field = "company";
+            }
+        if (entry == NULL && (entry = domain_listed(rule, lead->domain)))
+            field = "domain";
+        if (entry == NULL &&
+            (entry = domain_listed(rule, email_domain(lead->email))))
+            field = "email";
+        if (entry != NULL) {
+            values.v[CV_SCORING_PH_MATCH] = entry;
+            values.v[CV_SCORING_PH_FIELD] = field;
+            add_knockout(out, rule, &values);
+        }
+        return;
+    }
+    case CV_SCORING_RULE_SPAM_MARKERS:
+        for (size_t f = 0; f < rule->field_count; f++) {
+            const char *text = lead_text(lead, rule->fields[f]);
+            if (text == NULL || rule->list_count == 0)
+                continue;
+            folded_t folded;
+            bool decoded = folded_init(&folded, text);
+            for (size_t i = 0; i < rule->list_count; i++) {
+                const char *marker = rule->list[i];
+                if (decoded ? folded_contains(&folded, text, marker)
+                            : contains(text, marker)) {
+                    values.v[CV_SCORING_PH_MATCH] = marker;
+                    values.v[CV_SCORING_PH_FIELD] =
+                        cv_scoring_field_name(rule->fields[f]);
+                    add_knockout(out, rule, &values);
+                    break;
+                }
+            }
+            if (decoded)
+                folded_clear(&folded);
+        }
+        return;
+    case CV_SCORING_RULE_TOO_MANY_LINKS: {
+        int links = count_links(lead->message);
+        if (links > rule->max) {
+            values.v[CV_SCORING_PH_COUNT] =
+                uint_text(bufs[0], sizeof(bufs[0]), (uint64_t)links);
+            values.v[CV_SCORING_PH_LIMIT] =
+                uint_text(bufs[1], sizeof(bufs[1]), (uint64_t)rule->max);
+            add_knockout(out, rule, &values);
+        }
+        return;
+    }
+    default:
+        return; /* a parameter rule: the loader keeps them apart */
+    }
+}
+
+/* ---- the parameter rules: each returns true when it judged ---- */
+
+static bool rule_budget_bands(const cv_scoring_model_t *model,
+                              const cv_scoring_rule_t *rule,
+                              const Conveyor__Lead *lead, int index,
+                              cv_scoring_result_t *out)
+{
+    values_t values = {0};
+    char bufs[5][128];
+    double rub = 0.0;
+    const char *code;
+    double rate;
     switch (budget_rub(model, lead, &rub, &code, &rate)) {
     case BUDGET_NONE:
-        set_param_text(out, P_BUDGET, 0, "budget_band", "budget not given");
-        return;
-    case BUDGET_CURRENCY:
-        set_param(out, P_BUDGET, 0, "budget_band",
-                  "budget %.0f in currency '%s' that has no fixed rate",
-                  lead->budget, lead->currency);
-        return;
+        if (rule->missing == NULL)
+            return false;
+        set_param(out, index, rule, rule->missing, &values);
+        return true;
+    case BUDGET_CURRENCY: {
+        if (rule->unknown_currency == NULL)
+            return false;
+        size_t len;
+        const char *cur = trim(lead->currency, &len);
+        if (len >= sizeof(bufs[1]))
+            len = sizeof(bufs[1]) - 1;
+        memcpy(bufs[1], cur, len);
+        bufs[1][len] = '\0';
+        values.v[CV_SCORING_PH_AMOUNT] =
+            amount_text(bufs[0], sizeof(bufs[0]), lead->budget);
+        values.v[CV_SCORING_PH_CURRENCY] = bufs[1];
+        set_param(out, index, rule, rule->unknown_currency, &values);
+        return true;
+    }
     case BUDGET_KNOWN:
         break;
     }
-    describe_budget(what, sizeof(what), lead->budget, code, rate);
-    char reason[CV_SCORING_REASON_SIZE];
-    text_t t;
-    text_init(&t, reason, sizeof(reason));
-    text_addn(&t, "budget ", 7);
-    text_add(&t, what);
-    int value = 0;
-    if (rub >= model->budget_high_rub) {
-        value = 1;
-        text_add(&t, " at or above ");
-        text_add_amount(&t, model->budget_high_rub);
-    } else if (rub < model->budget_low_rub) {
-        value = -1;
-        text_add(&t, " below ");
-        text_add_amount(&t, model->budget_low_rub);
-    } else {
-        text_add(&t, " between ");
-        text_add_amount(&t, model->budget_low_rub);
-        text_add(&t, " and ");
-        text_add_amount(&t, model->budget_high_rub);
+    size_t band = rule->band_count;
+    for (size_t i = 0; i < rule->band_count; i++)
+        if (rule->bands[i].from_rub <= rub)
+            band = i;
+    if (band == rule->band_count)
+        return false; /* below the first band */
+    const cv_scoring_outcome_t *o = &rule->bands[band].outcome;
+    if (uses(o, CV_SCORING_PH_BUDGET)) {
+        describe_budget(bufs[0], sizeof(bufs[0]), lead->budget, code, rate);
+        values.v[CV_SCORING_PH_BUDGET] = bufs[0];
     }
-    text_addn(&t, " RUB", 4);
-    set_param_text(out, P_BUDGET, value, "budget_band", reason);
+    values.v[CV_SCORING_PH_AMOUNT] =
+        amount_text(bufs[1], sizeof(bufs[1]), lead->budget);
+    values.v[CV_SCORING_PH_CURRENCY] = code;
+    values.v[CV_SCORING_PH_RUB] = amount_text(bufs[2], sizeof(bufs[2]), rub);
+    values.v[CV_SCORING_PH_FROM] =
+        amount_text(bufs[3], sizeof(bufs[3]), rule->bands[band].from_rub);
+    if (band + 1 < rule->band_count)
+        values.v[CV_SCORING_PH_TO] = amount_text(
+            bufs[4], sizeof(bufs[4]), rule->bands[band + 1].from_rub);
+    set_param(out, index, rule, o, &values);
+    return true;
 }
 
-static void score_clarity(const cv_scoring_model_t *model,
-                          const Conveyor__Lead *lead, cv_scoring_result_t *out)
+static bool rule_in_list(const cv_scoring_rule_t *rule,
+                         const Conveyor__Lead *lead, int index,
+                         cv_scoring_result_t *out)
 {
+    values_t values = {0};
+    char value[CV_SCORING_REASON_SIZE];
+    size_t len;
+    const char *text = trim(lead_text(lead, rule->field), &len);
+    values.v[CV_SCORING_PH_FIELD] = cv_scoring_field_name(rule->field);
+    if (len == 0) {
+        if (rule->missing == NULL)
+            return false;
+        set_param(out, index, rule, rule->missing, &values);
+        return true;
+    }
+    const cv_scoring_outcome_t *o =
+        list_find(rule->list, text) != NULL ? rule->listed : rule->unlisted;
+    if (o == NULL)
+        return false;
+    text_t t;
+    text_init(&t, value, sizeof(value));
+    text_addn(&t, text, len);
+    values.v[CV_SCORING_PH_VALUE] = value;
+    set_param(out, index, rule, o, &values);
+    return true;
+}
+
+static bool rule_channel_warmth(const cv_scoring_rule_t *rule,
+                                const Conveyor__Lead *lead, int index,
+                                cv_scoring_result_t *out)
+{
+    values_t values = {0};
+    char channel[CV_SCORING_REASON_SIZE];
+    size_t len;
+    const char *text = trim(lead->channel, &len);
+    if (len == 0) {
+        text = "web"; /* API.md: the channel when none is named */
+        len = 3;
+    }
+    text_t t;
+    text_init(&t, channel, sizeof(channel));
+    text_addn(&t, text, len);
+    values.v[CV_SCORING_PH_CHANNEL] = channel;
+    const cv_scoring_outcome_t *o = rule->other;
+    for (size_t i = 0; i < rule->channel_count; i++) {
+        const char *name = rule->channels[i].channel;
+        if (strlen(name) == len && strncasecmp(text, name, len) == 0) {
+            o = &rule->channels[i].outcome;
+            break;
+        }
+    }
+    if (o == NULL)
+        return false;
+    set_param(out, index, rule, o, &values);
+    return true;
+}
+
+static bool rule_message_length(const cv_scoring_rule_t *rule,
+                                const Conveyor__Lead *lead, int index,
+                                cv_scoring_result_t *out)
+{
+    values_t values = {0};
+    char chars_text[24], min_text[24];
     size_t len;
     const char *msg = trim(lead->message, &len);
     size_t chars = utf8_chars(msg, len);
-    if (chars == 0) {
-        set_param_text(out, P_CLARITY, -1, "message_clarity",
-                       "no message describing the task");
-        return;
-    }
-    bool detailed = chars >= model->detailed_message_chars;
-    char reason[CV_SCORING_REASON_SIZE];
-    text_t t;
-    text_init(&t, reason, sizeof(reason));
-    text_add(&t, detailed ? "detailed message (" : "short message (");
-    text_add_uint(&t, chars);
-    text_add(&t, detailed ? " characters, at least " : " characters, under ");
-    text_add_uint(&t, model->detailed_message_chars);
-    text_addn(&t, ")", 1);
-    set_param_text(out, P_CLARITY, detailed ? 1 : 0, "message_clarity",
-                   reason);
+    values.v[CV_SCORING_PH_MIN] =
+        uint_text(min_text, sizeof(min_text), rule->min_chars);
+    values.v[CV_SCORING_PH_CHARS] =
+        uint_text(chars_text, sizeof(chars_text), chars);
+    const cv_scoring_outcome_t *o = chars == 0                ? rule->missing
+                                    : chars < rule->min_chars ? rule->shorter
+                                                              : rule->longer;
+    if (o == NULL)
+        return false;
+    set_param(out, index, rule, o, &values);
+    return true;
 }
 
-static void score_fit(const cv_scoring_model_t *model,
-                      const Conveyor__Lead *lead, cv_scoring_result_t *out)
-{
-    size_t len;
-    char reason[CV_SCORING_REASON_SIZE];
-    text_t t;
-    const char *industry = trim(lead->industry, &len);
-    if (len == 0) {
-        set_param_text(out, P_INDUSTRY, 0, "target_industry",
-                       "industry not given");
-    } else {
-        bool target = list_find(model->target_industries, industry) != NULL;
-        text_init(&t, reason, sizeof(reason));
-        text_add(&t, "industry '");
-        text_addn(&t, industry, len);
-        text_add(&t, target ? "' is a target industry"
-                            : "' is not a target industry");
-        set_param_text(out, P_INDUSTRY, target ? 1 : 0, "target_industry",
-                       reason);
-    }
-
-    const char *region = trim(lead->region, &len);
-    if (len == 0) {
-        set_param_text(out, P_GEOGRAPHY, 0, "served_region",
-                       "region not given");
-    } else {
-        bool served = list_find(model->served_regions, region) != NULL;
-        text_init(&t, reason, sizeof(reason));
-        text_add(&t, "region '");
-        text_addn(&t, region, len);
-        text_add(&t, served ? "' is served" : "' is not served");
-        set_param_text(out, P_GEOGRAPHY, served ? 1 : -1, "served_region",
-                       reason);
-    }
-}
-
-static void score_communication(const Conveyor__Lead *lead,
+static bool rule_fields_present(const cv_scoring_rule_t *rule,
+                                const Conveyor__Lead *lead, int index,
                                 cv_scoring_result_t *out)
 {
-    bool email = present(lead->email);
-    bool telegram = present(lead->telegram);
-    bool phone = present(lead->phone);
-    if (email && telegram)
-        set_param_text(out, P_DIGITAL, 1, "contact_channels",
-                       "gave email and telegram");
-    else if (email || telegram)
-        set_param_text(out, P_DIGITAL, 1, "contact_channels",
-                       email ? "gave an email address"
-                             : "gave a telegram contact");
+    values_t values = {0};
+    char missing[CV_SCORING_REASON_SIZE], given[CV_SCORING_REASON_SIZE];
+    text_t m, g;
+    text_init(&m, missing, sizeof(missing));
+    text_init(&g, given, sizeof(given));
+    size_t n_missing = 0;
+    for (size_t i = 0; i < rule->field_count; i++) {
+        bool has = lead_has(lead, rule->fields[i]);
+        text_t *t = has ? &g : &m;
+        if (t->len > 0)
+            text_addn(t, ", ", 2);
+        text_add(t, cv_scoring_field_name(rule->fields[i]));
+        n_missing += has ? 0 : 1;
+    }
+    values.v[CV_SCORING_PH_MISSING] = missing;
+    values.v[CV_SCORING_PH_PRESENT] = given;
+    const cv_scoring_outcome_t *o;
+    if (n_missing == 0)
+        o = rule->all;
+    else if (n_missing == rule->field_count && rule->none != NULL)
+        o = rule->none;
+    else if (n_missing == 1)
+        o = rule->one_missing;
     else
-        set_param_text(out, P_DIGITAL, 0, "contact_channels",
-                       "no email or telegram given");
+        o = rule->more_missing;
+    if (o == NULL)
+        return false;
+    set_param(out, index, rule, o, &values);
+    return true;
+}
 
-    const char *missing[4];
-    int n_missing = 0;
-    if (!present(lead->name))
-        missing[n_missing++] = "name";
-    if (!present(lead->company))
-        missing[n_missing++] = "company";
-    if (!present(lead->message))
-        missing[n_missing++] = "message";
-    if (!email && !telegram && !phone)
-        missing[n_missing++] = "contact";
-    if (n_missing == 0) {
-        set_param_text(out, P_BRIEF, 1, "brief_completeness",
-                       "complete brief: name, company, message and contact");
-    } else {
-        /* at most "name, company, message, contact": no truncation */
-        char reason[CV_SCORING_REASON_SIZE];
-        text_t t;
-        text_init(&t, reason, sizeof(reason));
-        text_add(&t, "brief lacks ");
-        for (int i = 0; i < n_missing; i++) {
-            if (i > 0)
-                text_addn(&t, ", ", 2);
-            text_add(&t, missing[i]);
+static bool param_rule(const cv_scoring_model_t *model,
+                       const cv_scoring_rule_t *rule,
+                       const Conveyor__Lead *lead, int index,
+                       cv_scoring_result_t *out)
+{
+    switch (rule->kind) {
+    case CV_SCORING_RULE_BUDGET_BANDS:
+        return rule_budget_bands(model, rule, lead, index, out);
+    case CV_SCORING_RULE_IN_LIST:
+        return rule_in_list(rule, lead, index, out);
+    case CV_SCORING_RULE_CHANNEL_WARMTH:
+        return rule_channel_warmth(rule, lead, index, out);
+    case CV_SCORING_RULE_MESSAGE_LENGTH:
+        return rule_message_length(rule, lead, index, out);
+    case CV_SCORING_RULE_FIELDS_PRESENT:
+        return rule_fields_present(rule, lead, index, out);
+    default:
+        return false; /* a knock-out rule: the loader keeps them apart */
+    }
+}
+
+/* ---- people over the rules ---- */
+
+static const char *value_text(int value)
+{
+    return value > 0 ? "+1" : value < 0 ? "-1" : "0";
+}
+
+/* Parameter `index` as a person set it: "set by sales-anna at
+ * 2026-11-22T15:41:18Z; auto:budget_band said 0: budget not given". */
+static void set_manual(cv_scoring_result_t *out, int index,
+                       const cv_scoring_override_t *o)
+{
+    cv_scoring_param_t *p = &out->params[index];
+    char auto_source[CV_SCORING_SOURCE_SIZE];
+    char auto_reason[CV_SCORING_REASON_SIZE];
+    char when[40];
+    memcpy(auto_source, p->source, sizeof(auto_source));
+    memcpy(auto_reason, p->reason, sizeof(auto_reason));
+    int auto_value = p->value;
+    const char *actor = o->actor != NULL && o->actor[0] ? o->actor : "staff";
+    p->value = o->value > 0 ? 1 : o->value < 0 ? -1 : 0;
+    p->manual = true;
+    text_t t;
+    text_init(&t, p->source, sizeof(p->source));
+    text_add(&t, actor);
+    text_init(&t, p->reason, sizeof(p->reason));
+    text_add(&t, "set by ");
+    text_add(&t, actor);
+    if (o->set_at > 0) {
+        cv_clock_format(o->set_at, when, sizeof(when));
+        text_add(&t, " at ");
+        text_add(&t, when);
+    }
+    text_add(&t, "; ");
+    text_add(&t, auto_source);
+    text_add(&t, " said ");
+    text_add(&t, value_text(auto_value));
+    text_add(&t, ": ");
+    text_add(&t, auto_reason);
+}
+
+static void knockout_manual(cv_scoring_result_t *out,
+                            const cv_scoring_manual_t *manual)
+{
+    char rules_said[CV_SCORING_KNOCKOUT_SIZE];
+    memcpy(rules_said, out->knockout_reason, sizeof(rules_said));
+    bool rules_knocked = out->knocked_out;
+    const char *actor =
+        manual->knockout_actor != NULL && manual->knockout_actor[0]
+            ? manual->knockout_actor
+            : "staff";
+    text_t t;
+    text_init(&t, out->knockout_reason, sizeof(out->knockout_reason));
+    if (manual->knockout == CV_SCORING_KNOCKOUT_SET) {
+        out->knocked_out = true;
+        text_add(&t,
+                 manual->knockout_reason != NULL && manual->knockout_reason[0]
+                     ? manual->knockout_reason
+                     : "no reason given");
+        text_add(&t, " (knocked out by ");
+        text_add(&t, actor);
+        text_add(&t, ")");
+        if (rules_knocked) {
+            text_add(&t, "; the rules say: ");
+            text_add(&t, rules_said);
         }
-        set_param_text(out, P_BRIEF, n_missing == 1 ? 0 : -1,
-                       "brief_completeness", reason);
-    }
-
-    size_t len;
-    const char *channel = trim(lead->channel, &len);
-    if (len == 5 && strncasecmp(channel, "phone", 5) == 0) {
-        set_param_text(out, P_RESPONSIVENESS, 1, "channel_warmth",
-                       "called in by phone (warm channel)");
     } else {
-        char reason[CV_SCORING_REASON_SIZE];
-        text_t t;
-        text_init(&t, reason, sizeof(reason));
-        text_add(&t, "not judged yet: set after the first call (channel '");
-        if (len > 0)
-            text_addn(&t, channel, len);
-        else
-            text_addn(&t, "web", 3);
-        text_addn(&t, "')", 2);
-        set_param_text(out, P_RESPONSIVENESS, 0, "channel_warmth", reason);
+        out->knocked_out = false;
+        if (rules_knocked) {
+            text_add(&t, "lifted by ");
+            text_add(&t, actor);
+            text_add(&t, "; the rules said: ");
+            text_add(&t, rules_said);
+        }
     }
+    text_init(&t, out->knockout_source, sizeof(out->knockout_source));
+    if (out->knocked_out || rules_knocked)
+        text_add(&t, actor);
+}
+
+/* ---- the whole score ---- */
+
+const cv_scoring_model_t *cv_scoring_default_model(void)
+{
+    return cv_scoring_rules_builtin();
+}
+
+int cv_scoring_score_manual(const cv_scoring_model_t *model,
+                            const Conveyor__Lead *lead,
+                            const cv_scoring_manual_t *manual,
+                            cv_scoring_result_t *out)
+{
+    if (model == NULL)
+        model = cv_scoring_rules_builtin();
+    memset(out, 0, sizeof(*out));
+    out->segment_c_max = -10;
+    out->segment_a_min = 10;
+    if (model == NULL) {
+        /* only when the compiled-in rules are broken (logged) */
+        out->model_version = "";
+        cv_scoring_recompute(out);
+        return 0;
+    }
+    out->model_version = model->version;
+    out->segment_c_max = model->segment_c_max;
+    out->segment_a_min = model->segment_a_min;
+    for (size_t i = 0; i < model->knockout_count; i++)
+        knockout_rule(model, &model->knockout[i], lead, out);
+    for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
+        const cv_scoring_param_def_t *def = &model->params[i];
+        out->params[i].name = def->name;
+        out->params[i].block = def->block;
+        bool judged = false;
+        for (size_t r = 0; !judged && r < def->rule_count; r++)
+            judged = param_rule(model, &def->rules[r], lead, i, out);
+        if (!judged) {
+            cv_scoring_param_t *p = &out->params[i];
+            p->value = 0;
+            memcpy(p->source, "auto:not_judged", sizeof("auto:not_judged"));
+            text_t t;
+            text_init(&t, p->reason, sizeof(p->reason));
+            text_add(&t, model->unjudged_reason);
+        }
+    }
+    int unknown = 0;
+    if (manual != NULL) {
+        out->revision = manual->revision;
+        for (size_t k = 0; k < manual->count; k++) {
+            int i = cv_scoring_rules_param_index(model, manual->params[k].name);
+            if (i < 0)
+                unknown++;
+            else
+                set_manual(out, i, &manual->params[k]);
+        }
+        if (manual->knockout != CV_SCORING_KNOCKOUT_RULES)
+            knockout_manual(out, manual);
+    }
+    cv_scoring_recompute(out);
+    return unknown;
 }
 
 void cv_scoring_score(const cv_scoring_model_t *model,
                       const Conveyor__Lead *lead, cv_scoring_result_t *out)
 {
-    if (model == NULL)
-        model = &default_model;
-    memset(out, 0, sizeof(*out));
-    out->model_version =
-        model->version != NULL ? model->version : CV_SCORING_MODEL_VERSION;
-    for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
-        out->params[i].name = param_table[i].name;
-        out->params[i].block = param_table[i].block;
-        set_param_text(out, i, 0, "not_judged",
-                       "not judged yet: set after the first call");
-    }
-    knockout_phase(model, lead, out);
-    score_budget(model, lead, out);
-    score_clarity(model, lead, out);
-    score_fit(model, lead, out);
-    score_communication(lead, out);
-    cv_scoring_recompute(out);
+    cv_scoring_score_manual(model, lead, NULL, out);
 }
 
-const char *cv_scoring_segment(int total, bool knocked_out)
+static const char *segment_of(int c_max, int a_min, int total, bool knocked_out)
 {
-    if (knocked_out || total <= CV_SCORING_SEGMENT_C_MAX)
+    if (knocked_out || total <= c_max)
         return "C";
-    if (total >= CV_SCORING_SEGMENT_A_MIN)
+    if (total >= a_min)
         return "A";
     return "B";
+}
+
+const char *cv_scoring_model_segment(const cv_scoring_model_t *model, int total,
+                                     bool knocked_out)
+{
+    if (model == NULL)
+        model = cv_scoring_rules_builtin();
+    if (model == NULL)
+        return segment_of(-10, 10, total, knocked_out);
+    return segment_of(model->segment_c_max, model->segment_a_min, total,
+                      knocked_out);
 }
 
 void cv_scoring_recompute(cv_scoring_result_t *score)
@@ -810,32 +1007,36 @@ void cv_scoring_recompute(cv_scoring_result_t *score)
         total += score->params[i].value;
     }
     score->total = total;
+    int c_max = score->segment_c_max, a_min = score->segment_a_min;
+    if (c_max >= a_min) {
+        /* a score made by hand without thresholds: the usual ones */
+        c_max = -10;
+        a_min = 10;
+    }
     /* one letter and its NUL */
-    memcpy(score->segment, cv_scoring_segment(total, score->knocked_out), 2);
+    memcpy(score->segment, segment_of(c_max, a_min, total, score->knocked_out),
+           2);
 }
 
 int cv_scoring_param_index(const char *name)
 {
-    if (name == NULL)
-        return -1;
-    for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++)
-        if (strcmp(param_table[i].name, name) == 0)
-            return i;
-    return -1;
+    return cv_scoring_rules_param_index(cv_scoring_rules_builtin(), name);
 }
 
 const char *cv_scoring_param_name(int index)
 {
-    if (index < 0 || index >= CV_SCORING_PARAM_COUNT)
+    const cv_scoring_model_t *model = cv_scoring_rules_builtin();
+    if (model == NULL || index < 0 || index >= CV_SCORING_PARAM_COUNT)
         return NULL;
-    return param_table[index].name;
+    return model->params[index].name;
 }
 
 const char *cv_scoring_param_block(int index)
 {
-    if (index < 0 || index >= CV_SCORING_PARAM_COUNT)
+    const cv_scoring_model_t *model = cv_scoring_rules_builtin();
+    if (model == NULL || index < 0 || index >= CV_SCORING_PARAM_COUNT)
         return NULL;
-    return param_table[index].block;
+    return model->params[index].block;
 }
 
 void cv_scoring_to_proto(const cv_scoring_result_t *score, Conveyor__Score *out,
@@ -843,23 +1044,70 @@ void cv_scoring_to_proto(const cv_scoring_result_t *score, Conveyor__Score *out,
                          Conveyor__ScoreParam **param_ptrs)
 {
     conveyor__score__init(out);
+    size_t n = 0;
     for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
         const cv_scoring_param_t *p = &score->params[i];
-        conveyor__score_param__init(&params[i]);
-        params[i].name = (char *)p->name;
-        params[i].block = (char *)p->block;
-        params[i].value = p->value;
-        params[i].source = (char *)p->source;
-        params[i].reason = (char *)p->reason;
-        param_ptrs[i] = &params[i];
+        if (p->name == NULL)
+            continue; /* only in a score without a model */
+        conveyor__score_param__init(&params[n]);
+        params[n].name = (char *)p->name;
+        params[n].block = (char *)p->block;
+        params[n].value = p->value;
+        params[n].source = (char *)p->source;
+        params[n].reason = (char *)p->reason;
+        param_ptrs[n] = &params[n];
+        n++;
     }
     out->total = score->total;
     out->segment = (char *)score->segment;
-    out->n_params = CV_SCORING_PARAM_COUNT;
+    out->n_params = n;
     out->params = param_ptrs;
     out->has_knocked_out = true;
     out->knocked_out = score->knocked_out;
-    if (score->knocked_out)
+    if (score->knockout_reason[0] != '\0')
         out->knockout_reason = (char *)score->knockout_reason;
+    if (score->knockout_source[0] != '\0')
+        out->knockout_source = (char *)score->knockout_source;
     out->model_version = (char *)score->model_version;
+    if (score->revision > 0) {
+        out->has_revision = true;
+        out->revision = score->revision;
+    }
+}
+
+void cv_scoring_manual_from_proto(const Conveyor__Scorecard *card,
+                                  cv_scoring_manual_t *out,
+                                  cv_scoring_override_t *storage)
+{
+    memset(out, 0, sizeof(*out));
+    out->params = storage;
+    if (card == NULL)
+        return;
+    out->revision = card->revision;
+    size_t n = 0;
+    for (size_t i = 0; i < card->n_params; i++) {
+        const Conveyor__ScorecardParam *p = card->params[i];
+        if (p == NULL || p->name == NULL)
+            continue;
+        size_t at = 0;
+        while (at < n && strcmp(storage[at].name, p->name) != 0)
+            at++;
+        if (at == n) {
+            if (n == CV_SCORING_PARAM_COUNT)
+                continue;
+            n++;
+        }
+        storage[at].name = p->name;
+        storage[at].value = p->value > 0 ? 1 : p->value < 0 ? -1 : 0;
+        storage[at].actor = p->actor;
+        storage[at].set_at = p->has_set_at ? p->set_at : 0;
+    }
+    out->count = n;
+    if (card->knockout != NULL && strcmp(card->knockout, "set") == 0)
+        out->knockout = CV_SCORING_KNOCKOUT_SET;
+    else if (card->knockout != NULL && strcmp(card->knockout, "lifted") == 0)
+        out->knockout = CV_SCORING_KNOCKOUT_LIFTED;
+    out->knockout_reason = card->knockout_reason;
+    out->knockout_actor = card->knockout_actor;
+    out->knockout_at = card->has_knockout_at ? card->knockout_at : 0;
 }

@@ -1,64 +1,42 @@
-/* cv_scoring: the lead scoring model of PRODUCT.md section 2.
+/* cv_scoring: scores a lead with a model (PRODUCT.md section 2).
  *
- * A lead is first checked by the knock-out phase (budget below an absolute
- * minimum, blacklisted domain, spam markers); then each of the 3 blocks x 5
- * parameters gets -1, 0 or +1 with a reason and the rule that set it
- * ("auto:<rule>"). Only what the lead's own data supports is judged; the
- * rest stays 0 until a manager sets it after the first call. The total is
- * the sum (-15..+15); the segment is C (<= -10), B (-9..+9) or A (>= +10),
- * and always C for a knocked-out lead, whose total is kept as computed.
+ * A lead first passes the model's knock-out rules (budget below a
+ * minimum, a blocked domain or INN, a competitor, spam); then each of the
+ * 3 blocks x 5 parameters gets -1, 0 or +1 from the first of its rules
+ * that judges the lead, with the rule that set it ("auto:<rule>") and a
+ * reason. The total is the sum (-15..+15); the segment is C at or below
+ * the model's c_max, A at or above its a_min, B between, and always C for a
+ * knocked-out lead (whose total is kept as computed).
  *
- * The rules' numbers and lists are one table, cv_scoring_default_model();
- * a rules file fills the same struct. Pure functions, no I/O, thread-safe. */
+ * People take part through a scorecard (cv_scoring_manual_t): a value they
+ * set for a parameter replaces the rules' (its source is the person), and
+ * they may knock a lead out or lift the rules' knock-out. The console and
+ * the scoring stage both score with cv_scoring_score_manual, so the
+ * console's preview and the stage's score agree for the same model.
+ *
+ * The model comes from a rules file (cv_scoring_rules.h); NULL means the
+ * built-in one. Pure functions, no I/O, thread-safe. A result borrows the
+ * model's names and version: it lives no longer than the model. */
 #ifndef CV_SCORING_H
 #define CV_SCORING_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conveyor.pb-c.h"
+#include "cv_scoring_rules.h"
 
-#define CV_SCORING_PARAM_COUNT   15
-#define CV_SCORING_MODEL_VERSION "default-1"
 #define CV_SCORING_REASON_SIZE   256
-#define CV_SCORING_SOURCE_SIZE   64
-
-/* Segment bounds on the total (PRODUCT.md). */
-#define CV_SCORING_SEGMENT_C_MAX (-10)
-#define CV_SCORING_SEGMENT_A_MIN 10
-
-/* One currency's value in roubles, for comparing budgets. */
-typedef struct {
-    const char *code; /* ISO 4217, upper case ("USD") */
-    double rub;       /* roubles per unit */
-} cv_scoring_rate_t;
-
-/* The rules' numbers and lists. Lists are NULL-terminated arrays of
- * lower-case UTF-8 strings; matching ignores case (ASCII and Cyrillic). */
-typedef struct {
-    const char *version;                    /* model version, "default-1" */
-    double knockout_budget_rub;             /* a known budget below this is
-                                               knocked out */
-    double budget_low_rub;                  /* below this: budget -1 */
-    double budget_high_rub;                 /* at or above this: budget +1 */
-    const cv_scoring_rate_t *rates;         /* ends with a NULL code; RUB is
-                                               always 1 */
-    size_t detailed_message_chars;          /* clarity +1 from this many
-                                               characters (code points) */
-    const char *const *target_industries;   /* industry_experience +1 */
-    const char *const *served_regions;      /* geography +1; others -1 */
-    const char *const *blacklisted_domains; /* knock-out; subdomains too */
-    const char *const *spam_markers;        /* knock-out when the name, company
-                                               or message contains one */
-    int spam_max_links;                     /* knock-out when the message has
-                                               more links than this */
-} cv_scoring_model_t;
+#define CV_SCORING_KNOCKOUT_SIZE 512
+#define CV_SCORING_SOURCE_SIZE   136 /* "auto:<rule>" or a staff id */
 
 /* One parameter's judgement. */
 typedef struct {
-    const char *name;                    /* "budget" (static) */
-    const char *block;                   /* request | fit | communication */
+    const char *name;                    /* "budget" (the model's) */
+    const char *block;                   /* "request" (the model's) */
     int value;                           /* -1, 0 or +1 */
+    bool manual;                         /* set by a person */
     char source[CV_SCORING_SOURCE_SIZE]; /* "auto:<rule>" or a staff id */
     char reason[CV_SCORING_REASON_SIZE]; /* why, for the lead card */
 } cv_scoring_param_t;
@@ -68,30 +46,73 @@ typedef struct {
     cv_scoring_param_t params[CV_SCORING_PARAM_COUNT]; /* model order */
     int total;        /* sum of the values, -15..+15 */
     char segment[2];  /* "A", "B" or "C" */
-    bool knocked_out; /* failed the knock-out phase */
-    char knockout_reason[CV_SCORING_REASON_SIZE]; /* why, or "" */
-    const char *model_version; /* the model's version (static) */
+    bool knocked_out; /* failed the knock-out phase, or a person said so */
+    char knockout_reason[CV_SCORING_KNOCKOUT_SIZE]; /* why; when a person
+                                   lifted the rules' knock-out, what the
+                                   rules had said; else "" */
+    char knockout_source[CV_SCORING_SOURCE_SIZE];   /* "auto:<rule>" of the
+                                     first rule that knocked it out, or the
+                                     person; "" when none */
+    const char *model_version;                      /* the model's version */
+    int segment_c_max; /* the model's thresholds, so a score */
+    int segment_a_min; /* changed by hand is segmented the same */
+    int64_t revision;  /* scorecard revision applied, 0 for none */
 } cv_scoring_result_t;
 
-/* The built-in rules table. */
+/* What a person may say about the lead's knock-out. */
+typedef enum {
+    CV_SCORING_KNOCKOUT_RULES = 0, /* the rules decide */
+    CV_SCORING_KNOCKOUT_SET,       /* knocked out by a person */
+    CV_SCORING_KNOCKOUT_LIFTED,    /* the rules' knock-out lifted by one */
+} cv_scoring_knockout_t;
+
+/* A parameter a person set. */
+typedef struct {
+    const char *name;  /* parameter name */
+    int value;         /* -1, 0 or +1 */
+    const char *actor; /* staff id ("admin" for the bootstrap token) */
+    int64_t set_at;    /* when, conveyor-clock ms */
+} cv_scoring_override_t;
+
+/* A lead's scorecard: what people said, over the rules. */
+typedef struct {
+    const cv_scoring_override_t *params; /* at most one per parameter */
+    size_t count;
+    cv_scoring_knockout_t knockout; /* knock-out decided by people */
+    const char *knockout_reason;    /* SET: why */
+    const char *knockout_actor;     /* SET or LIFTED: who */
+    int64_t knockout_at;            /* SET or LIFTED: when */
+    int64_t revision;               /* the scorecard's revision */
+} cv_scoring_manual_t;
+
+/* The built-in model (cv_scoring_rules_builtin). */
 const cv_scoring_model_t *cv_scoring_default_model(void);
 
-/* Scores `lead` with `model` into `out` (fully overwritten). */
+/* Scores `lead` with `model` (NULL: built-in) into `out` (overwritten). */
 void cv_scoring_score(const cv_scoring_model_t *model,
                       const Conveyor__Lead *lead, cv_scoring_result_t *out);
 
-/* "A", "B" or "C" for a total and the knock-out flag. */
-const char *cv_scoring_segment(int total, bool knocked_out);
+/* The same with people's judgements over the rules' (`manual` may be
+ * NULL). Returns how many overrides named a parameter the model does not
+ * have; those are left out. */
+int cv_scoring_score_manual(const cv_scoring_model_t *model,
+                            const Conveyor__Lead *lead,
+                            const cv_scoring_manual_t *manual,
+                            cv_scoring_result_t *out);
 
-/* Sums the parameters into total and sets the segment again; for a score
- * whose parameters were changed by hand. */
+/* "A", "B" or "C" for a total under the model's thresholds (NULL:
+ * built-in). */
+const char *cv_scoring_model_segment(const cv_scoring_model_t *model, int total,
+                                     bool knocked_out);
+
+/* Sums the parameters into total and sets the segment again with the
+ * thresholds kept in the score; for a score changed by hand. */
 void cv_scoring_recompute(cv_scoring_result_t *score);
 
-/* The parameter's position in the model (0..14), or -1 for an unknown
- * name. */
+/* Parameter position, name and block in the built-in model; -1 or NULL
+ * when unknown or out of range. (cv_scoring_rules_param_index for
+ * another model.) */
 int cv_scoring_param_index(const char *name);
-
-/* Name and block of parameter `index` (0..14); NULL when out of range. */
 const char *cv_scoring_param_name(int index);
 const char *cv_scoring_param_block(int index);
 
@@ -101,5 +122,13 @@ const char *cv_scoring_param_block(int index);
 void cv_scoring_to_proto(const cv_scoring_result_t *score, Conveyor__Score *out,
                          Conveyor__ScoreParam *params,
                          Conveyor__ScoreParam **param_ptrs);
+
+/* A view of a Scorecard message as a cv_scoring_manual_t, borrowing its
+ * strings; `storage` holds CV_SCORING_PARAM_COUNT overrides. A parameter
+ * named twice keeps its later entry; values outside -1..+1 are clamped.
+ * NULL `card` gives an empty scorecard. */
+void cv_scoring_manual_from_proto(const Conveyor__Scorecard *card,
+                                  cv_scoring_manual_t *out,
+                                  cv_scoring_override_t *storage);
 
 #endif

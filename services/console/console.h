@@ -25,6 +25,7 @@
 #include "cv_config.h"
 #include "cv_http.h"
 #include "cv_id.h"
+#include "cv_scoring_live.h"
 #include "cv_store.h"
 
 #define CONSOLE_SERVICE "console"
@@ -39,6 +40,9 @@ typedef struct {
     cv_bus_t *bus;              /* to wake after an HTTP commit (not owned) */
     console_pool_t *pool;       /* connections of the HTTP threads (owned
                                    by main) */
+    cv_scoring_live_t *rules;   /* the scoring model, for scorecard
+                                   previews and parameter names (owned by
+                                   main; reloaded on SIGHUP) */
 } console_t;
 
 /* --- console_store.c: schema, connections, the lead read model --- */
@@ -245,6 +249,21 @@ void console_leads_get(console_ctx_t *ctx, const char *lead_id);
 void console_leads_search(console_ctx_t *ctx);
 void console_leads_activity(console_ctx_t *ctx, const char *lead_id);
 void console_leads_decision(console_ctx_t *ctx, const char *lead_id);
+
+/* --- console_scorecard.c: people's values on the lead's score --- */
+
+/* PUT /v1/leads/{id}/scorecard and GET of the same. */
+void console_scorecard_put(console_ctx_t *ctx, const char *lead_id);
+void console_scorecard_get(console_ctx_t *ctx, const char *lead_id);
+
+/* The score as the card shows it: cv_event_score_to_json's fields plus
+ * knockout_source and revision. The caller owns it; NULL when out of
+ * memory. */
+json_t *console_score_json(const Conveyor__Score *score);
+
+/* {"revision", "history": [...]} of the lead's scorecard, for the card;
+ * NULL after logging on a database error. */
+json_t *console_scorecard_json(cv_store_t *store, const char *lead_id);
 
 /* --- console_staff.c --- */
 void console_staff_post(console_ctx_t *ctx);

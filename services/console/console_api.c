@@ -33,6 +33,8 @@ static const console_route_t console_routes[] = {
     {"GET", "/v1/leads/*", false, NULL, console_leads_get},
     {"POST", "/v1/leads/*/activities", true, NULL, console_leads_activity},
     {"POST", "/v1/leads/*/decision", true, NULL, console_leads_decision},
+    {"PUT", "/v1/leads/*/scorecard", true, NULL, console_scorecard_put},
+    {"GET", "/v1/leads/*/scorecard", false, NULL, console_scorecard_get},
     {"GET", "/v1/tasks", false, console_tasks_list, NULL},
     {"POST", "/v1/tasks/*/done", true, NULL, console_tasks_done},
     {"GET", "/v1/proposals/*", false, NULL, console_proposals_get},

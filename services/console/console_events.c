@@ -182,6 +182,36 @@ static int console_on_lead_scored(cv_store_t *store,
     char fact[160];
     snprintf(fact, sizeof(fact), "scored:%s", console_text(ev->event_id));
     int rc;
+    if (body->has_rescore && body->rescore) {
+        /* after people changed the scorecard: say what moved, and why */
+        const Conveyor__Scorecard *card = body->scorecard;
+        char was[64] = "";
+        if (body->previous_segment != NULL &&
+            strcmp(body->previous_segment, console_text(score->segment)) != 0)
+            snprintf(was, sizeof(was), " (was %s)", body->previous_segment);
+        char by[200] = "";
+        if (card != NULL)
+            snprintf(by, sizeof(by), " after %s's scorecard (revision %lld)",
+                     console_or(card->actor, "staff"),
+                     (long long)card->revision);
+        if (score->has_knocked_out && score->knocked_out)
+            rc = console_timeline_add(
+                store, lead->lead_id, at, console_actor(ev, "scoring"),
+                "lead_rescored", fact,
+                "re-scored%s: knocked out: %s (score "
+                "%+d, segment %s%s)",
+                by, console_or(score->knockout_reason, "no reason given"),
+                score->total, console_text(score->segment), was);
+        else
+            rc = console_timeline_add(
+                store, lead->lead_id, at, console_actor(ev, "scoring"),
+                "lead_rescored", fact,
+                "re-scored%s: %+d, segment %s%s, "
+                "model %s",
+                by, score->total, console_text(score->segment), was,
+                console_or(score->model_version, "?"));
+        return rc < 0 ? -1 : 0;
+    }
     if (score->has_knocked_out && score->knocked_out)
         rc = console_timeline_add(
             store, lead->lead_id, at, console_actor(ev, "scoring"),
@@ -211,6 +241,35 @@ static int console_on_lead_assigned(cv_store_t *store,
     console_card_t card;
     if (console_lead_merge(store, lead, at, console_trace(ev), &card) != 0)
         return -1;
+    /* a reviewer (the head of sales on a segment A lead) joins the lead:
+     * a task comes for them, the owner stays */
+    if (body->role != NULL && strcmp(body->role, "reviewer") == 0) {
+        char fact[160];
+        snprintf(fact, sizeof(fact), "joined:%s", console_text(ev->event_id));
+        return console_timeline_add(
+                   store, lead->lead_id, at, console_actor(ev, "routing"),
+                   "lead_reviewer", fact, "%s (%s) joins the lead by %s: %s",
+                   console_or(body->staff_name, body->staff_id), body->staff_id,
+                   console_or(body->strategy, "routing"),
+                   console_or(body->rule_trace, "no rule trace")) < 0
+                   ? -1
+                   : 0;
+    }
+    /* on the rejection path the first contact is no longer due: the
+     * rejection task replaces it */
+    if (body->task_kind != NULL &&
+        strcmp(body->task_kind, "send_rejection") == 0) {
+        sqlite3_stmt *stmt = cv_store_prepare(
+            store, "UPDATE tasks SET status = 'done', completed_at = ?2, "
+                   "completed_by = 'routing: segment C' WHERE lead_id = ?1 "
+                   "AND kind = 'first_contact' AND status = 'open'");
+        if (stmt == NULL)
+            return -1;
+        console_bind_text(stmt, 1, lead->lead_id);
+        sqlite3_bind_int64(stmt, 2, at);
+        if (cv_store_step_done(stmt) != 0)
+            return -1;
+    }
     /* the newest score and the newest assignment win, whatever order
      * they arrive in */
     console_card_change_t change = {0};

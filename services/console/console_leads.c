@@ -84,7 +84,7 @@ static void console_card_fields(json_t *card, sqlite3_stmt *stmt)
         Conveyor__Score *unpacked =
             conveyor__score__unpack(NULL, (size_t)score_size, packed);
         if (unpacked != NULL) {
-            score = cv_event_score_to_json(unpacked);
+            score = console_score_json(unpacked);
             conveyor__score__free_unpacked(unpacked, NULL);
         }
     }
@@ -241,6 +241,11 @@ void console_leads_get(console_ctx_t *ctx, const char *lead_id)
                           "ORDER BY created_at, proposal_id",
                           lead_id, console_proposal_row) != 0)
         goto fail;
+    /* who changed the score by hand, when, old -> new per parameter */
+    json_t *scorecard = console_scorecard_json(store, lead_id);
+    if (scorecard == NULL)
+        goto fail;
+    json_object_set_new(card, "scorecard", scorecard);
     cv_http_reply_json(ctx->req, 200, card);
     return;
 fail:
@@ -706,8 +711,9 @@ void console_leads_decision(console_ctx_t *ctx, const char *lead_id)
     env.trace_id = snap.trace_id[0] ? snap.trace_id : NULL;
     env.body_case = CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED;
     env.decision_recorded = &decision;
+    /* scoring keeps outcomes beside scores (conveyorctl score) */
     if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env, "followup-scheduler",
-                      "account-retention", NULL) != 0)
+                      "account-retention", "scoring", NULL) != 0)
         goto storage;
     if (console_commit_and_wake(ctx) != 0)
         goto out;

@@ -30,6 +30,15 @@ int main(int argc, char **argv)
     if (console.config->admin_token[0] == '\0')
         cv_log_warn("CONVEYOR_ADMIN_TOKEN is not set: only staff tokens "
                     "are accepted, and no staff can be created");
+    char error[700];
+    console.rules = cv_scoring_live_new(console.config->scoring_rules, error,
+                                        sizeof(error));
+    if (console.rules == NULL) {
+        cv_error("cannot load the scoring rules: %s", error);
+        goto out;
+    }
+    if (cv_scoring_live_watch(console.rules, console.bus) != 0)
+        goto out;
     console.pool = console_pool_new(console.config->db_path);
     if (console.pool == NULL)
         goto out;
@@ -55,5 +64,6 @@ out:
     cv_http_destroy(&http);
     console_pool_destroy(&console.pool);
     cv_service_destroy(&service);
+    cv_scoring_live_destroy(&console.rules);
     return rc == 0 ? 0 : 1;
 }

@@ -153,8 +153,44 @@ static const char console_schema_v1[] =
  * index on it only cost every event one more b-tree insert. */
 static const char console_schema_v2[] = "DROP INDEX timeline_by_lead;";
 
+/* The people's side of scoring: each lead's scorecard (the latest value
+ * of every parameter set by hand, as a packed conveyor.Scorecard), and
+ * every change to it with who, when and old -> new per parameter. */
+static const char console_schema_v3[] =
+    "CREATE TABLE scorecards ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  revision INTEGER NOT NULL,"
+    "  card BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE scorecard_changes ("
+    "  scorecard_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  old_total INTEGER NOT NULL,"
+    "  new_total INTEGER NOT NULL,"
+    "  old_segment TEXT NOT NULL,"
+    "  new_segment TEXT NOT NULL,"
+    "  knockout TEXT,"                  /* set | lifted, when it changed */
+    "  knockout_reason TEXT,"
+    "  model_version TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX scorecard_changes_by_lead ON "
+    "  scorecard_changes(lead_id, revision);"
+    "CREATE TABLE scorecard_values ("
+    "  scorecard_id TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  old_value INTEGER NOT NULL,"
+    "  new_value INTEGER NOT NULL,"
+    "  old_source TEXT,"
+    "  PRIMARY KEY (scorecard_id, param)"
+    ") STRICT, WITHOUT ROWID;";
+
 const char *const console_migrations[] = {console_schema_v1,
-                                          console_schema_v2};
+                                          console_schema_v2,
+                                          console_schema_v3};
 const size_t console_migration_count =
     sizeof(console_migrations) / sizeof(console_migrations[0]);
 

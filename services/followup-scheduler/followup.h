@@ -1,9 +1,12 @@
 /* followup-scheduler: tasks and SLA timers, so no lead is forgotten.
  *
- * LeadAssigned opens the first-contact task and its SLA timer; the timer
+ * LeadAssigned opens the first-contact task and its SLA timer (or, when
+ * routing says so, a segment task: the head of sales' review of a segment
+ * A lead, a segment C lead's rejection); the timer
  * source fires due timers inside the bus's transaction (so each fires
  * exactly once, even across crashes) and escalates open tasks; completed
- * tasks, contact activities and decisions cancel timers.
+ * tasks, contact activities, decisions and knock-outs (a re-score's
+ * LeadScored) cancel timers.
  *
  * Files: main.c (process), followup_schema.c (tables), followup_events.c
  * (event handlers), followup_task.c (the first-contact task),
@@ -24,6 +27,8 @@
 
 #define FOLLOWUP_SERVICE             "followup-scheduler"
 #define FOLLOWUP_KIND_FIRST_CONTACT  "first_contact"
+#define FOLLOWUP_KIND_VIP_REVIEW     "vip_review"     /* segment A: HoS */
+#define FOLLOWUP_KIND_SEND_REJECTION "send_rejection" /* segment C */
 #define FOLLOWUP_TIMER_FIRST_CONTACT "sla_first_contact"
 
 /* The first-contact SLA when the configuration gives none. */
@@ -59,6 +64,14 @@ int followup_handle_event(void *arg, cv_bus_t *bus,
  * 0, or -1 after logging (the event's effects are rolled back). */
 int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
                                      const Conveyor__LeadAssigned *assigned);
+
+/* LeadAssigned with task_kind vip_review or send_rejection (routing, by
+ * segment): creates `<lead_id>-vip-review` or `<lead_id>-send-rejection`
+ * for the staff member, due in 24 hours without an SLA timer, and emits
+ * TaskCreated and NotificationRequested; a rejection also stops the
+ * first-contact timer. Nothing when the task exists. 0 or -1. */
+int followup_task_open_segment(followup_t *self, cv_bus_t *bus,
+                               const Conveyor__LeadAssigned *assigned);
 
 /* TaskCompleted: marks the task done and cancels its pending timers. */
 int followup_task_complete(followup_t *self, cv_bus_t *bus,

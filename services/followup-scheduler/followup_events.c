@@ -47,6 +47,20 @@ static int events_decision(followup_t *self, cv_bus_t *bus,
     return followup_timer_cancel_lead(self, bus, decision->lead_id, reason);
 }
 
+/* A re-score that knocked the lead out: it is rejected, so nothing about
+ * it is due any more. */
+static int events_scored(followup_t *self, cv_bus_t *bus,
+                         const Conveyor__LeadScored *scored)
+{
+    if (scored->lead == NULL || scored->lead->lead_id == NULL ||
+        scored->score == NULL)
+        return CV_BUS_DROP;
+    if (!scored->score->has_knocked_out || !scored->score->knocked_out)
+        return 0;
+    return followup_timer_cancel_lead(self, bus, scored->lead->lead_id,
+                                      "knocked_out");
+}
+
 int followup_handle_event(void *arg, cv_bus_t *bus,
                           const Conveyor__Envelope *event)
 {
@@ -60,8 +74,16 @@ int followup_handle_event(void *arg, cv_bus_t *bus,
                    event->event_id);
             return CV_BUS_DROP;
         }
+        if (event->lead_assigned->task_kind != NULL &&
+            (strcmp(event->lead_assigned->task_kind,
+                    FOLLOWUP_KIND_VIP_REVIEW) == 0 ||
+             strcmp(event->lead_assigned->task_kind,
+                    FOLLOWUP_KIND_SEND_REJECTION) == 0))
+            return followup_task_open_segment(self, bus, event->lead_assigned);
         return followup_task_open_first_contact(self, bus,
                                                 event->lead_assigned);
+    case CONVEYOR__ENVELOPE__BODY_LEAD_SCORED:
+        return events_scored(self, bus, event->lead_scored);
     case CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED:
         return followup_task_complete(self, bus, event->task_completed);
     case CONVEYOR__ENVELOPE__BODY_ACTIVITY_RECORDED:

@@ -1,4 +1,6 @@
-/* Tasks: the first contact with an assigned lead, and its completion. */
+/* Tasks: the first contact with an assigned lead, the tasks a segment
+ * brings (the head of sales' review of a segment A lead, the rejection of
+ * a segment C lead), and their completion. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,11 @@ static int64_t task_first_contact_ms(const followup_t *self)
     return (int64_t)minutes * 60 * 1000;
 }
 
+/* Hours to do a task a segment brings (no SLA timer guards it). */
+#define TASK_SEGMENT_HOURS 24
+
 /* Inserts the task row unless it exists. Sets *created. 0 or -1. */
-static int task_insert(cv_bus_t *bus, const char *task_id,
+static int task_insert(cv_bus_t *bus, const char *task_id, const char *kind,
                        const Conveyor__LeadAssigned *assigned,
                        const char *title, int64_t due_at, int64_t now,
                        const char *lead_json, bool *created)
@@ -45,7 +50,7 @@ static int task_insert(cv_bus_t *bus, const char *task_id,
     cv_store_bind_text(stmt, 1, task_id);
     cv_store_bind_text(stmt, 2, assigned->lead->lead_id);
     cv_store_bind_text(stmt, 3, assigned->staff_id);
-    cv_store_bind_text(stmt, 4, FOLLOWUP_KIND_FIRST_CONTACT);
+    cv_store_bind_text(stmt, 4, kind);
     cv_store_bind_text(stmt, 5, title);
     sqlite3_bind_int64(stmt, 6, due_at);
     sqlite3_bind_int64(stmt, 7, now);
@@ -63,6 +68,7 @@ static int task_insert(cv_bus_t *bus, const char *task_id,
 }
 
 static int task_emit_created(cv_bus_t *bus, const char *task_id,
+                             const char *kind,
                              const Conveyor__LeadAssigned *assigned,
                              const char *title, int64_t due_at)
 {
@@ -70,7 +76,7 @@ static int task_emit_created(cv_bus_t *bus, const char *task_id,
     created.task_id = (char *)task_id;
     created.lead_id = assigned->lead->lead_id;
     created.staff_id = assigned->staff_id;
-    created.kind = FOLLOWUP_KIND_FIRST_CONTACT;
+    created.kind = (char *)kind;
     created.due_at = due_at;
     created.title = (char *)title;
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
@@ -84,6 +90,7 @@ static int task_emit_created(cv_bus_t *bus, const char *task_id,
  * json_pack + json_dumps would make it. Caller frees; NULL when out of
  * memory. */
 static char *task_payload(const char *notification_id, const char *task_id,
+                          const char *kind,
                           const Conveyor__LeadAssigned *assigned,
                           const char *title, int64_t due_at,
                           const char *due_rfc3339, const char *lead_text)
@@ -98,6 +105,8 @@ static char *task_payload(const char *notification_id, const char *task_id,
     cv_jsonw_string(&b, "task_created");
     cv_jsonw_member(&b, "task_id", false);
     cv_jsonw_string(&b, task_id);
+    cv_jsonw_member(&b, "task_kind", false);
+    cv_jsonw_string(&b, kind);
     cv_jsonw_member(&b, "lead_id", false);
     cv_jsonw_string(&b, lead->lead_id);
     cv_jsonw_member(&b, "staff_id", false);
@@ -121,9 +130,10 @@ static char *task_payload(const char *notification_id, const char *task_id,
     json_t *payload = NULL;
     if (lead_json != NULL)
         payload = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}",
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}",
             "notification_id", notification_id, "kind", "task_created",
-            "task_id", task_id, "lead_id", lead->lead_id, "staff_id",
+            "task_id", task_id, "task_kind", kind, "lead_id", lead->lead_id,
+            "staff_id",
             assigned->staff_id, "due_at", due_rfc3339, "due_at_ms",
             (json_int_t)due_at, "title", title, "lead", lead_json);
     if (payload != NULL)
@@ -136,6 +146,7 @@ static char *task_payload(const char *notification_id, const char *task_id,
 /* Tells the owner about the new task: who the lead is and by when.
  * `summary` is the lead's one-line description. */
 static int task_notify_created(cv_bus_t *bus, const char *task_id,
+                               const char *kind,
                                const Conveyor__LeadAssigned *assigned,
                                const char *title, int64_t due_at,
                                const char *lead_text, const char *summary)
@@ -156,8 +167,17 @@ static int task_notify_created(cv_bus_t *bus, const char *task_id,
     }
     followup_format_time(due_at, due_text, sizeof(due_text));
     cv_clock_format(due_at, due_rfc3339, sizeof(due_rfc3339));
-    if (asprintf(&subject, "New lead: %s (first contact by %s)", summary,
-                 due_text) < 0) {
+    int n;
+    if (strcmp(kind, FOLLOWUP_KIND_FIRST_CONTACT) == 0)
+        n = asprintf(&subject, "New lead: %s (first contact by %s)", summary,
+                     due_text);
+    else if (strcmp(kind, FOLLOWUP_KIND_VIP_REVIEW) == 0)
+        n = asprintf(&subject, "Segment A lead to review: %s (by %s)",
+                     summary, due_text);
+    else
+        n = asprintf(&subject, "Rejection to send: %s (by %s)", summary,
+                     due_text);
+    if (n < 0) {
         subject = NULL;
         goto oom;
     }
@@ -171,8 +191,8 @@ static int task_notify_created(cv_bus_t *bus, const char *task_id,
         text = NULL;
         goto oom;
     }
-    payload = task_payload(notification_id, task_id, assigned, title, due_at,
-                           due_rfc3339, lead_text);
+    payload = task_payload(notification_id, task_id, kind, assigned, title,
+                           due_at, due_rfc3339, lead_text);
     if (payload == NULL)
         goto oom;
     rc = followup_notify_text(bus, notification_id, lead->lead_id,
@@ -243,8 +263,8 @@ int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
         goto oom;
 
     bool created = false;
-    if (task_insert(bus, task_id, assigned, title, due_at, now, lead_text,
-                    &created) != 0)
+    if (task_insert(bus, task_id, FOLLOWUP_KIND_FIRST_CONTACT, assigned, title,
+                    due_at, now, lead_text, &created) != 0)
         goto out;
     if (!created) {
         cv_log(CV_LOG_DEBUG, "task '%s' exists, assignment already handled",
@@ -254,13 +274,95 @@ int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
     }
     if (followup_timer_insert(self, bus, timer_id, task_id, lead->lead_id,
                               FOLLOWUP_TIMER_FIRST_CONTACT, due_at) != 0 ||
-        task_emit_created(bus, task_id, assigned, title, due_at) != 0 ||
-        task_notify_created(bus, task_id, assigned, title, due_at, lead_text,
-                            summary) != 0)
+        task_emit_created(bus, task_id, FOLLOWUP_KIND_FIRST_CONTACT, assigned,
+                          title, due_at) != 0 ||
+        task_notify_created(bus, task_id, FOLLOWUP_KIND_FIRST_CONTACT,
+                            assigned, title, due_at, lead_text, summary) != 0)
         goto out;
     cv_metric_add(self->tasks_opened, 1);
     cv_log(CV_LOG_INFO, "task '%s' for '%s' due in %lld min", task_id,
            assigned->staff_id, (long long)((due_at - now) / 60000));
+    rc = 0;
+    goto out;
+oom:
+    cv_log(CV_LOG_ERROR, "out of memory opening task '%s'", task_id);
+out:
+    free(title);
+    free(summary);
+    free(lead_text);
+    return rc;
+}
+
+/* The title of a segment task. Caller frees; NULL when out of memory. */
+static char *task_segment_title(const char *kind, const char *name)
+{
+    char *title = NULL;
+    const char *who = name != NULL && name[0] != '\0' ? name : "the client";
+    int n;
+    if (strcmp(kind, FOLLOWUP_KIND_VIP_REVIEW) == 0)
+        n = asprintf(&title,
+                     "Review segment A lead %s: approve the proposal before "
+                     "it goes out and bring in the working group (analyst, "
+                     "marketer, team lead)",
+                     who);
+    else
+        n = asprintf(&title,
+                     "Send %s a polite rejection explaining why, with a "
+                     "referral to a partner agency",
+                     who);
+    return n < 0 ? NULL : title;
+}
+
+int followup_task_open_segment(followup_t *self, cv_bus_t *bus,
+                               const Conveyor__LeadAssigned *assigned)
+{
+    const Conveyor__Lead *lead = assigned->lead;
+    const char *kind = assigned->task_kind;
+    int rc = -1;
+    char *lead_text = NULL;
+    char *summary = NULL;
+    char *title = NULL;
+    char task_id[TASK_ID_SIZE];
+    char first_contact[TASK_ID_SIZE];
+    bool vip = strcmp(kind, FOLLOWUP_KIND_VIP_REVIEW) == 0;
+    if ((size_t)snprintf(task_id, sizeof(task_id), "%s-%s", lead->lead_id,
+                         vip ? "vip-review" : "send-rejection") >=
+            sizeof(task_id) ||
+        (size_t)snprintf(first_contact, sizeof(first_contact),
+                         "%s-first-contact", lead->lead_id) >=
+            sizeof(first_contact)) {
+        cv_log(CV_LOG_WARN, "lead id '%.64s...' too long, assignment dropped",
+               lead->lead_id);
+        return CV_BUS_DROP;
+    }
+    int64_t now = cv_clock_now_ms();
+    int64_t due_at = now + (int64_t)TASK_SEGMENT_HOURS * 3600 * 1000;
+    if (task_lead_snapshot(lead, &lead_text, &summary) != 0)
+        goto oom;
+    title = task_segment_title(kind, lead->name);
+    if (title == NULL)
+        goto oom;
+    /* the rejection replaces the first contact: its SLA no longer runs */
+    if (!vip && followup_timer_cancel_task(self, bus, first_contact,
+                                           "segment_c") != 0)
+        goto out;
+    bool created = false;
+    if (task_insert(bus, task_id, kind, assigned, title, due_at, now,
+                    lead_text, &created) != 0)
+        goto out;
+    if (!created) {
+        cv_log(CV_LOG_DEBUG, "task '%s' exists, assignment already handled",
+               task_id);
+        rc = 0;
+        goto out;
+    }
+    if (task_emit_created(bus, task_id, kind, assigned, title, due_at) != 0 ||
+        task_notify_created(bus, task_id, kind, assigned, title, due_at,
+                            lead_text, summary) != 0)
+        goto out;
+    cv_metric_add(self->tasks_opened, 1);
+    cv_log(CV_LOG_INFO, "task '%s' for '%s' due in %d h", task_id,
+           assigned->staff_id, TASK_SEGMENT_HOURS);
     rc = 0;
     goto out;
 oom:

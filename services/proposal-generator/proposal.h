@@ -6,6 +6,12 @@
  * proposal, A the full package (approved by the head of sales when the
  * score is above 9). Stores it and hands it to the console.
  *
+ * When people's scorecard moves a lead to another segment, scoring tells
+ * the generator (LeadScored with `rescore`): it keeps the lead's segment
+ * and score, and the lead's next proposal uses that template (the full
+ * package, the VIP variant, for A) unless the activity carries a newer
+ * score.
+ *
  * Files: main.c (process), proposal_schema.c (tables), proposal_events.c
  * (handler: store and emit), proposal_render.c (the HTML). */
 #ifndef PROPOSAL_H

@@ -19,6 +19,16 @@ const char *const proposal_migrations[] = {
     "  created_at INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX proposal_by_lead ON proposal (lead_id);",
+    /* 2: each lead's segment after people moved it (a re-score's
+     * LeadScored): the template its next proposal uses */
+    "CREATE TABLE lead_segment ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  segment TEXT NOT NULL," /* A | B | C */
+    "  total INTEGER NOT NULL,"
+    "  revision INTEGER NOT NULL," /* scorecard revision of the score */
+    "  score BLOB NOT NULL,"       /* packed conveyor.Score */
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 const size_t proposal_migration_count =

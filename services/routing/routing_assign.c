@@ -84,15 +84,23 @@ int routing_is_assigned(cv_store_t *store, const char *lead_id)
 
 /* Inbound leads (everything scoring sends) go to tier 2, sales. Cold call
  * lists (tier 1) and won leads (tier 3) arrive by other events. */
-static int lead_tier(const Conveyor__LeadScored *scored, const char **role,
-                     const char **pool, const char **kind)
-{
-    (void)scored;
-    *role = "sales";
-    *pool = "tier2-inbound";
-    *kind = "inbound";
-    return 2;
-}
+static const routing_target_t target_inbound = {
+    .pool = "tier2-inbound",
+    .role = "sales",
+    .tier = 2,
+    .kind = "inbound",
+    .strategy = STRATEGY,
+};
+
+/* Segment C: juniors send the rejection (PRODUCT.md section 3). */
+static const routing_target_t target_segment_c = {
+    .pool = "segment-c",
+    .role = "telemarketer",
+    .tier = 1,
+    .kind = "segment C",
+    .strategy = "segment_c",
+    .task_kind = "send_rejection",
+};
 
 static bool member_available(const routing_member_t *m)
 {
@@ -101,19 +109,25 @@ static bool member_available(const routing_member_t *m)
 
 static int store_assignment(cv_store_t *store, const char *lead_id,
                             const routing_member_t *m, int tier,
-                            const Conveyor__Score *score, const char *trace,
-                            int64_t now_ms)
+                            const char *strategy, const Conveyor__Score *score,
+                            const char *trace, int64_t now_ms)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO assignments (lead_id, staff_id, tier, strategy,"
                " rule_trace, segment, total, assigned_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT (lead_id) DO UPDATE SET"
+               " staff_id = excluded.staff_id, tier = excluded.tier,"
+               " strategy = excluded.strategy,"
+               " rule_trace = excluded.rule_trace,"
+               " segment = excluded.segment, total = excluded.total,"
+               " assigned_at = excluded.assigned_at");
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
     cv_store_bind_text(stmt, 2, m->staff_id);
     sqlite3_bind_int(stmt, 3, tier);
-    cv_store_bind_text(stmt, 4, STRATEGY);
+    cv_store_bind_text(stmt, 4, strategy);
     cv_store_bind_text(stmt, 5, trace);
     cv_store_bind_text(stmt, 6, score ? score->segment : NULL);
     if (score != NULL)
@@ -122,9 +136,10 @@ static int store_assignment(cv_store_t *store, const char *lead_id,
     return cv_store_step_done(stmt);
 }
 
-static int emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                         const routing_member_t *m, int tier, const char *trace,
-                         const char *trace_id)
+int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                          const routing_member_t *m, int tier,
+                          const routing_target_t *target, const char *trace,
+                          const char *trace_id)
 {
     Conveyor__NotifyTarget notify = CONVEYOR__NOTIFY_TARGET__INIT;
     notify.webhook_url = m->webhook_url;
@@ -135,11 +150,15 @@ static int emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     assigned.staff_id = m->staff_id;
     assigned.staff_name = m->name;
     assigned.notify = &notify;
-    assigned.strategy = STRATEGY;
+    assigned.strategy = (char *)target->strategy;
     assigned.rule_trace = (char *)trace;
-    assigned.has_tier = true;
-    assigned.tier = tier;
+    if (tier > 0) {
+        assigned.has_tier = true;
+        assigned.tier = tier;
+    }
     assigned.score = scored->score;
+    assigned.role = (char *)target->assign_role;
+    assigned.task_kind = (char *)target->task_kind;
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
     env.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED;
     env.lead_assigned = &assigned;
@@ -149,10 +168,12 @@ static int emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
 
 /* Describes the pool and the round-robin's inputs, marking who is full. */
 static void trace_pool(routing_trace_t *why, const routing_pool_t *pool,
-                       const cv_routing_rr_member_t *rr)
+                       const cv_routing_rr_member_t *rr, const char *strategy)
 {
     /* plain appends: this runs for every member of every lead */
-    routing_trace_put(why, "; " STRATEGY " over [");
+    routing_trace_put(why, "; ");
+    routing_trace_put(why, strategy);
+    routing_trace_put(why, " over [");
     bool first = true;
     for (size_t i = 0; i < pool->count; i++) {
         if (!rr[i].available)
@@ -185,8 +206,9 @@ static void trace_pool(routing_trace_t *why, const routing_pool_t *pool,
     }
 }
 
-int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                   const char *trace_id, bool *assigned, routing_trace_t *why)
+int routing_assign_to(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                      const routing_target_t *target, const char *trace_id,
+                      bool *assigned, routing_trace_t *why)
 {
     cv_store_t *store = cv_bus_store(bus);
     const char *lead_id = scored->lead->lead_id;
@@ -195,22 +217,30 @@ int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     routing_pool_t pool = {0};
     cv_routing_rr_member_t *rr = NULL;
     *assigned = false;
-    why->length = 0;
-    why->text[0] = '\0';
 
-    const char *role, *pool_name, *kind;
-    int tier = lead_tier(scored, &role, &pool_name, &kind);
-    routing_trace_add(why, "tier %d %s", tier, kind);
+    if (why->length > 0)
+        routing_trace_put(why, "; ");
+    if (target->tier > 0)
+        routing_trace_add(why, "tier %d %s", target->tier, target->kind);
+    else
+        routing_trace_add(why, "%s", target->kind);
     if (score != NULL)
         routing_trace_add(why, " (segment %s, score %d)",
                           score->segment ? score->segment : "?", score->total);
     int64_t now = cv_clock_now_ms();
     int64_t day_start = now - now % DAY_MS;
-    if (routing_pool_load(store, pool_name, tier, role, day_start, &pool) != 0)
+    if (routing_pool_load(store, target->pool, target->tier, target->role,
+                          day_start, &pool) != 0)
         goto out;
     if (pool.count == 0) {
-        routing_trace_add(why, "; no active staff with role %s and tier %d",
-                          role, tier);
+        if (target->tier > 0)
+            routing_trace_add(why,
+                              "; no active staff with role %s and "
+                              "tier %d",
+                              target->role, target->tier);
+        else
+            routing_trace_add(why, "; no active staff with role %s",
+                              target->role);
         rc = 0;
         goto out;
     }
@@ -225,7 +255,7 @@ int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
         rr[i].current = pool.members[i].current;
         rr[i].available = member_available(&pool.members[i]);
     }
-    trace_pool(why, &pool, rr);
+    trace_pool(why, &pool, rr, target->strategy);
     int chosen = cv_routing_rr_pick(rr, pool.count);
     if (chosen < 0) {
         routing_trace_add(why, "; nobody available");
@@ -240,16 +270,53 @@ int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     if (m->capacity_per_day > 0)
         routing_trace_add(why, " (%d/%d today)", m->assigned_today + 1,
                           m->capacity_per_day);
-    if (routing_pool_save(store, pool_name, &pool) != 0 ||
-        store_assignment(store, lead_id, m, tier, score, why->text, now) != 0 ||
-        emit_assigned(bus, scored, m, tier, why->text, trace_id) != 0)
+    if (routing_pool_save(store, target->pool, &pool) != 0)
+        goto out;
+    /* an owner is the lead's assignment; a reviewer is kept by the
+     * caller */
+    if (target->assign_role == NULL &&
+        store_assignment(store, lead_id, m, target->tier, target->strategy,
+                         score, why->text, now) != 0)
+        goto out;
+    if (routing_emit_assigned(bus, scored, m, target->tier, target, why->text,
+                              trace_id) != 0)
         goto out;
     *assigned = true;
-    cv_log_info("lead '%s' assigned to '%s': %s", lead_id, m->staff_id,
-                why->text);
+    cv_log_info("lead '%s' %s '%s': %s", lead_id,
+                target->assign_role != NULL ? "joined by" : "assigned to",
+                m->staff_id, why->text);
     rc = 0;
 out:
     free(rr);
     routing_pool_clear(&pool);
     return rc;
+}
+
+static bool segment_is(const Conveyor__Score *score, const char *segment)
+{
+    return score != NULL && score->segment != NULL &&
+           strcmp(score->segment, segment) == 0;
+}
+
+int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                   const char *trace_id, bool *assigned, routing_trace_t *why)
+{
+    why->length = 0;
+    why->text[0] = '\0';
+    *assigned = false;
+    if (segment_is(scored->score, "C")) {
+        if (routing_assign_to(bus, scored, &target_segment_c, trace_id,
+                              assigned, why) != 0)
+            return -1;
+        if (*assigned)
+            return 0;
+        routing_trace_put(why, "; so to sales");
+    }
+    if (routing_assign_to(bus, scored, &target_inbound, trace_id, assigned,
+                          why) != 0)
+        return -1;
+    bool joined = false;
+    if (*assigned && segment_is(scored->score, "A"))
+        return routing_segment_review(bus, scored, trace_id, &joined);
+    return 0;
 }

@@ -2,6 +2,7 @@
  * LeadUnassigned out. */
 #include "routing.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "cv_clock.h"
@@ -56,11 +57,32 @@ static int emit_unassigned(cv_bus_t *bus, const char *lead_id,
     return cv_bus_emit(bus, &env, "console", NULL);
 }
 
-/* Keeps a knocked-out lead for the rejection path; *fresh is false when it
- * was kept before. */
+/* 1 when the lead is kept as rejected, 0 when not, -1 on error. */
+static int rejected_exists(cv_store_t *store, const char *lead_id)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT 1 FROM rejected WHERE lead_id = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return cv_error("cannot look up rejected lead '%s': %s", lead_id,
+                    sqlite3_errstr(rc));
+}
+
+/* Keeps a knocked-out lead for the rejection path (a later knock-out
+ * replaces the reason); *fresh is false when it was kept before. */
 static int reject(cv_store_t *store, const Conveyor__LeadScored *scored,
                   const char *reason, const char *trace_id, bool *fresh)
 {
+    int kept = rejected_exists(store, scored->lead->lead_id);
+    if (kept < 0)
+        return -1;
     size_t size = conveyor__lead_scored__get_packed_size(scored);
     uint8_t *payload = malloc(size > 0 ? size : 1);
     if (payload == NULL)
@@ -69,9 +91,12 @@ static int reject(cv_store_t *store, const Conveyor__LeadScored *scored,
     conveyor__lead_scored__pack(scored, payload);
     int rc = -1;
     sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT OR IGNORE INTO rejected (lead_id, reason, segment,"
+        store, "INSERT INTO rejected (lead_id, reason, segment,"
                " total, lead_scored, trace_id, rejected_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?)");
+               " VALUES (?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT (lead_id) DO UPDATE SET reason = excluded.reason,"
+               " segment = excluded.segment, total = excluded.total,"
+               " lead_scored = excluded.lead_scored");
     if (stmt == NULL)
         goto out;
     cv_store_bind_text(stmt, 1, scored->lead->lead_id);
@@ -83,11 +108,26 @@ static int reject(cv_store_t *store, const Conveyor__LeadScored *scored,
     sqlite3_bind_int64(stmt, 7, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
         goto out;
-    *fresh = sqlite3_changes(cv_store_db(store)) > 0;
+    *fresh = kept == 0;
     rc = 0;
 out:
     free(payload);
     return rc;
+}
+
+/* A knock-out people lifted: the lead is no longer kept as rejected.
+ * *lifted tells whether it was. 0 or -1. */
+static int unreject(cv_store_t *store, const char *lead_id, bool *lifted)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "DELETE FROM rejected WHERE lead_id = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    *lifted = sqlite3_changes(cv_store_db(store)) > 0;
+    return 0;
 }
 
 static int on_lead_scored(cv_bus_t *bus, const Conveyor__Envelope *event)
@@ -101,16 +141,17 @@ static int on_lead_scored(cv_bus_t *bus, const Conveyor__Envelope *event)
         return CV_BUS_DROP;
     }
     const char *lead_id = scored->lead->lead_id;
+    bool rescore = scored->has_rescore && scored->rescore;
     int owned = routing_is_assigned(store, lead_id);
     if (owned < 0)
         return -1;
-    if (owned == 1) {
+    if (owned == 1 && !rescore) {
         cv_log_info("lead '%s' is already assigned; event '%s' ignored",
                     lead_id, event->event_id);
         return 0;
     }
     if (scored->score->has_knocked_out && scored->score->knocked_out) {
-        char reason[512];
+        char reason[700];
         snprintf(reason, sizeof(reason), "knocked out: %s",
                  scored->score->knockout_reason ? scored->score->knockout_reason
                                                 : "no reason given");
@@ -118,6 +159,18 @@ static int on_lead_scored(cv_bus_t *bus, const Conveyor__Envelope *event)
         if (reject(store, scored, reason, event->trace_id, &fresh) != 0 ||
             routing_pending_remove(store, lead_id) != 0)
             return -1;
+        if (rescore && (owned == 1 || fresh) &&
+            routing_segment_record(store, lead_id, scored->previous_segment,
+                                   scored->score->segment, "rejected", NULL,
+                                   reason) != 0)
+            return -1;
+        if (owned == 1) {
+            /* its owner sees the card closed as rejected; nobody else is
+             * given it */
+            cv_log_info("assigned lead '%s' knocked out by a re-score: %s",
+                        lead_id, reason);
+            return 0;
+        }
         if (!fresh)
             return 0;
         if (emit_unassigned(bus, lead_id, reason, 0) != 0)
@@ -125,6 +178,17 @@ static int on_lead_scored(cv_bus_t *bus, const Conveyor__Envelope *event)
         cv_metric_add(metric_rejected, 1);
         cv_log_info("lead '%s' not routed to sales: %s", lead_id, reason);
         return 0;
+    }
+    if (rescore) {
+        bool lifted = false;
+        if (unreject(store, lead_id, &lifted) != 0)
+            return -1;
+        if (lifted)
+            cv_log_info("lead '%s': knock-out lifted by people; it goes down "
+                        "the belt again",
+                        lead_id);
+        if (owned == 1)
+            return routing_segment_moved(bus, scored, event->trace_id);
     }
     bool assigned = false;
     routing_trace_t why;

@@ -61,6 +61,28 @@ const char *const routing_migrations[] = {
     "  trace_id TEXT,"
     "  rejected_at INTEGER NOT NULL"
     ") STRICT;",
+    /* 2: reviewers who joined a lead (the head of sales on segment A) and
+     * what every segment change did */
+    "CREATE TABLE reviews ("
+    "  lead_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL," /* vip_review */
+    "  staff_id TEXT NOT NULL,"
+    "  rule_trace TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (lead_id, kind)"
+    ") STRICT;"
+    "CREATE TABLE segment_changes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  old_segment TEXT,"
+    "  new_segment TEXT NOT NULL,"
+    "  action TEXT NOT NULL," /* review | reassign | owner_rejects |
+                                 rejected | none ... */
+    "  staff_id TEXT,"
+    "  rule_trace TEXT,"
+    "  at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX segment_changes_by_lead ON segment_changes (lead_id, id);",
 };
 
 const size_t routing_migration_count =

@@ -142,7 +142,7 @@ int routing_pool_load(cv_store_t *store, const char *pool, int tier,
         " s.notify_webhook_url, s.notify_telegram_chat_id, s.notify_email"
         " FROM staff s LEFT JOIN rr_state r"
         "  ON r.pool = ?1 AND r.staff_id = s.staff_id"
-        " WHERE s.active = 1 AND s.role = ?2 AND s.tier = ?4"
+        " WHERE s.active = 1 AND s.role = ?2 AND (?4 < 0 OR s.tier = ?4)"
         " ORDER BY s.staff_id");
     if (stmt == NULL)
         return -1;

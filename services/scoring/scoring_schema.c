@@ -1,4 +1,5 @@
-/* scoring_schema: the tables of var/scoring.db. */
+/* scoring_schema: the tables of var/scoring.db. Append migrations; never
+ * edit one that has shipped. */
 #include "scoring.h"
 
 const char *const scoring_migrations[] = {
@@ -16,6 +17,31 @@ const char *const scoring_migrations[] = {
     "  scored_at INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX scores_segment ON scores (segment, scored_at);",
+    /* 2: what re-scoring and `conveyorctl score` need: the lead the score
+     * was made from, the scorecard applied, the lead's outcome; and the
+     * history of every re-score */
+    "ALTER TABLE scores ADD COLUMN lead BLOB;"      /* packed conveyor.Lead */
+    "ALTER TABLE scores ADD COLUMN scorecard BLOB;" /* packed Scorecard */
+    "ALTER TABLE scores ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scores ADD COLUMN rescored_at INTEGER;"
+    "ALTER TABLE scores ADD COLUMN decision TEXT;" /* won | lost */
+    "ALTER TABLE scores ADD COLUMN decided_at INTEGER;"
+    "CREATE TABLE score_history ("
+    "  id INTEGER PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL,"
+    "  scorecard_id TEXT,"
+    "  actor TEXT,"
+    "  old_total INTEGER,"
+    "  new_total INTEGER NOT NULL,"
+    "  old_segment TEXT,"
+    "  new_segment TEXT NOT NULL,"
+    "  knocked_out INTEGER NOT NULL,"
+    "  model_version TEXT NOT NULL,"
+    "  event_id TEXT,"
+    "  at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX score_history_by_lead ON score_history (lead_id, id);",
 };
 
 const size_t scoring_migration_count =

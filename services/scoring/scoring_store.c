@@ -44,8 +44,8 @@ static char *scoring_json_score(const cv_scoring_result_t *score)
         cv_jsonw_append(&b, ",\"knocked_out\":true");
     else
         cv_jsonw_append(&b, ",\"knocked_out\":false");
-    if (score->knocked_out)
-        cv_jsonw_text_member(&b, "knockout_reason", score->knockout_reason);
+    /* set also when a person lifted the rules' knock-out */
+    cv_jsonw_text_member(&b, "knockout_reason", score->knockout_reason);
     cv_jsonw_text_member(&b, "model_version", score->model_version);
     cv_jsonw_append(&b, ",\"params\":{");
     for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
@@ -70,13 +70,37 @@ static char *scoring_json_score(const cv_scoring_result_t *score)
     return b.data;
 }
 
+/* The lead packed for the row: into `local` when it fits, else into a
+ * buffer the caller frees (*heap). NULL when out of memory. */
+static uint8_t *scoring_pack_lead(const Conveyor__Lead *lead, uint8_t *local,
+                                  size_t local_size, size_t *size,
+                                  uint8_t **heap)
+{
+    *heap = NULL;
+    *size = conveyor__lead__get_packed_size(lead);
+    uint8_t *buf = local;
+    if (*size > local_size) {
+        *heap = malloc(*size);
+        if (*heap == NULL)
+            return NULL;
+        buf = *heap;
+    }
+    conveyor__lead__pack(lead, buf);
+    return buf;
+}
+
 int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
                        const cv_scoring_result_t *score, const char *event_id,
                        bool *fresh)
 {
     int rc = -1;
+    uint8_t local[1024];
+    uint8_t *heap = NULL;
+    size_t lead_size = 0;
     char *text = scoring_json_score(score);
-    if (text == NULL) {
+    const uint8_t *packed =
+        scoring_pack_lead(lead, local, sizeof(local), &lead_size, &heap);
+    if (text == NULL || packed == NULL) {
         cv_error("cannot render the score of lead '%s': out of memory",
                  lead->lead_id);
         goto out;
@@ -84,8 +108,8 @@ int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
     sqlite3_stmt *stmt = cv_store_prepare(
         store,
         "INSERT OR IGNORE INTO scores (lead_id, total, segment, knocked_out,"
-        " knockout_reason, model_version, score_json, event_id, scored_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        " knockout_reason, model_version, score_json, event_id, scored_at,"
+        " lead) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (stmt == NULL)
         goto out;
     cv_store_bind_text(stmt, 1, lead->lead_id);
@@ -98,11 +122,162 @@ int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
     cv_store_bind_text(stmt, 7, text);
     cv_store_bind_text(stmt, 8, event_id);
     sqlite3_bind_int64(stmt, 9, cv_clock_now_ms());
+    sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
     if (cv_store_step_done(stmt) != 0)
         goto out;
     *fresh = sqlite3_changes(cv_store_db(store)) > 0;
     rc = 0;
 out:
+    free(heap);
     free(text);
     return rc;
+}
+
+void scoring_row_clear(scoring_row_t *row)
+{
+    if (row == NULL)
+        return;
+    if (row->lead != NULL)
+        conveyor__lead__free_unpacked(row->lead, NULL);
+    memset(row, 0, sizeof(*row));
+}
+
+int scoring_store_load(cv_store_t *store, const char *lead_id,
+                       scoring_row_t *row)
+{
+    memset(row, 0, sizeof(*row));
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT total, segment, knocked_out, revision, lead"
+               " FROM scores WHERE lead_id = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(stmt);
+        return 1;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return cv_error("cannot read the score of '%s' from '%s': %s", lead_id,
+                        cv_store_path(store), sqlite3_errstr(rc));
+    }
+    row->total = sqlite3_column_int(stmt, 0);
+    cv_store_column_copy(stmt, 1, row->segment, sizeof(row->segment));
+    row->knocked_out = sqlite3_column_int(stmt, 2) != 0;
+    row->revision = sqlite3_column_int64(stmt, 3);
+    int size = sqlite3_column_bytes(stmt, 4);
+    const void *blob = sqlite3_column_blob(stmt, 4);
+    if (blob != NULL && size > 0) {
+        row->lead = conveyor__lead__unpack(NULL, (size_t)size, blob);
+        if (row->lead == NULL)
+            cv_log_warn("the stored lead of '%s' does not parse; re-scoring "
+                        "it needs the console's copy",
+                        lead_id);
+    }
+    sqlite3_reset(stmt);
+    return 0;
+}
+
+int scoring_store_rescore(cv_store_t *store, const Conveyor__Lead *lead,
+                          const cv_scoring_result_t *score,
+                          const Conveyor__Scorecard *card,
+                          const scoring_row_t *before, const char *event_id)
+{
+    int rc = -1;
+    uint8_t local[1024];
+    uint8_t *heap = NULL;
+    uint8_t *card_packed = NULL;
+    size_t lead_size = 0;
+    char *text = scoring_json_score(score);
+    const uint8_t *packed =
+        scoring_pack_lead(lead, local, sizeof(local), &lead_size, &heap);
+    size_t card_size = conveyor__scorecard__get_packed_size(card);
+    card_packed = malloc(card_size > 0 ? card_size : 1);
+    if (text == NULL || packed == NULL || card_packed == NULL) {
+        cv_error("cannot store the re-score of lead '%s': out of memory",
+                 lead->lead_id);
+        goto out;
+    }
+    conveyor__scorecard__pack(card, card_packed);
+    int64_t now = cv_clock_now_ms();
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store,
+        "INSERT INTO scores (lead_id, total, segment, knocked_out,"
+        " knockout_reason, model_version, score_json, event_id, scored_at,"
+        " lead, scorecard, revision, rescored_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?9)"
+        " ON CONFLICT (lead_id) DO UPDATE SET total = excluded.total,"
+        " segment = excluded.segment, knocked_out = excluded.knocked_out,"
+        " knockout_reason = excluded.knockout_reason,"
+        " model_version = excluded.model_version,"
+        " score_json = excluded.score_json, lead = excluded.lead,"
+        " scorecard = excluded.scorecard, revision = excluded.revision,"
+        " rescored_at = excluded.rescored_at");
+    if (stmt == NULL)
+        goto out;
+    cv_store_bind_text(stmt, 1, lead->lead_id);
+    sqlite3_bind_int(stmt, 2, score->total);
+    cv_store_bind_text(stmt, 3, score->segment);
+    sqlite3_bind_int(stmt, 4, score->knocked_out ? 1 : 0);
+    cv_store_bind_text(
+        stmt, 5, score->knockout_reason[0] ? score->knockout_reason : NULL);
+    cv_store_bind_text(stmt, 6, score->model_version);
+    cv_store_bind_text(stmt, 7, text);
+    cv_store_bind_text(stmt, 8, event_id);
+    sqlite3_bind_int64(stmt, 9, now);
+    sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 11, card_packed, (int)card_size, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 12, card->revision);
+    if (cv_store_step_done(stmt) != 0)
+        goto out;
+    stmt = cv_store_prepare(
+        store, "INSERT INTO score_history (lead_id, revision, scorecard_id,"
+               " actor, old_total, new_total, old_segment, new_segment,"
+               " knocked_out, model_version, event_id, at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (stmt == NULL)
+        goto out;
+    cv_store_bind_text(stmt, 1, lead->lead_id);
+    sqlite3_bind_int64(stmt, 2, card->revision);
+    cv_store_bind_text(stmt, 3, card->scorecard_id);
+    cv_store_bind_text(stmt, 4, card->actor);
+    if (before != NULL) {
+        sqlite3_bind_int(stmt, 5, before->total);
+        cv_store_bind_text(stmt, 7, before->segment);
+    }
+    sqlite3_bind_int(stmt, 6, score->total);
+    cv_store_bind_text(stmt, 8, score->segment);
+    sqlite3_bind_int(stmt, 9, score->knocked_out ? 1 : 0);
+    cv_store_bind_text(stmt, 10, score->model_version);
+    cv_store_bind_text(stmt, 11, event_id);
+    sqlite3_bind_int64(stmt, 12, now);
+    if (cv_store_step_done(stmt) != 0)
+        goto out;
+    rc = 0;
+out:
+    free(card_packed);
+    free(heap);
+    free(text);
+    return rc;
+}
+
+int scoring_store_decision(cv_store_t *store, const char *lead_id,
+                           const char *result, int64_t at, bool *kept)
+{
+    *kept = false;
+    /* the later decision wins (a lost lead may be won after all) */
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE scores SET decision = ?2, decided_at = ?3"
+               " WHERE lead_id = ?1 AND (decided_at IS NULL OR"
+               " decided_at <= ?3)");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_text(stmt, 2, result);
+    sqlite3_bind_int64(stmt, 3, at);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    *kept = sqlite3_changes(cv_store_db(store)) > 0;
+    return 0;
 }

@@ -2,6 +2,7 @@
  *
  *   conveyorctl import FILE.csv --source NAME [--intake HOST:PORT]
  *                      [--key KEY] [options]
+ *   conveyorctl score --rules FILE [--since DATE] [--data-dir DIR] [--json]
  *
  * See usage() for the options and ctl.h for the exit statuses. */
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ctl_score.h"
 
 #define CTL_DEFAULT_INTAKE     "127.0.0.1:8080"
 #define CTL_DEFAULT_BATCH_ROWS 1000
@@ -55,6 +57,12 @@ void ctl_sha256_hex(const void *data, size_t size, char hex[CTL_SHA256_HEX])
 static void usage(FILE *out)
 {
     fputs("usage: conveyorctl import FILE.csv --source NAME [options]\n"
+          "       conveyorctl score --rules FILE [--since DATE] "
+          "[--data-dir DIR] [--json]\n"
+          "         replays the stored leads under another rules file: "
+          "how many\n"
+          "         change segment, and the win rate per segment under "
+          "both models\n"
           "\n"
           "Imports a call list for tier-1 cold calling: every row becomes a\n"
           "lead (channel \"cold\", source NAME), a repeat contact is merged\n"
@@ -251,6 +259,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "import") == 0)
         return ctl_import_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "score") == 0)
+        return ctl_score_main(argc - 1, argv + 1);
     ctl_error("unknown command '%s'", argv[1]);
     usage(stderr);
     return CTL_EXIT_FAILED;
