@@ -10,9 +10,11 @@ sends the rejection; a manager's knock-out rejects the lead. The rules
 file is reloaded on SIGHUP, and a broken one leaves the old rules working.
 """
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import signal
 import tempfile
 import time
@@ -322,6 +324,55 @@ class Scorecard(ConveyorCase):
         # the junior works the lead now
         self.assertIsNotNone(self.cv.lead(lead_id,
                                           token=self.tokens["junior-ivan"]))
+
+    def test_conveyorctl_score_replays_leads_under_other_rules(self):
+        """A model with A from +5: the web leads (B, +5) would move to A,
+        and the win rate per segment is counted for leads with a
+        decision."""
+        won, _, _ = self.assigned_lead("replay-won")
+        lost, _, _ = self.assigned_lead("replay-lost")
+        for lead_id, result in ((won, "won"), (lost, "lost")):
+            body = {"result": result}
+            if result == "lost":
+                body["reason"] = "no_time"
+            self.cv.console_ok("POST", "/v1/leads/%s/decision" % lead_id,
+                               body)
+        with open(DEFAULT_RULES, encoding="utf-8") as f:
+            text = f.read()
+        other = os.path.join(self.rules_dir, "a-from-5.yaml")
+        with open(other, "w", encoding="utf-8") as f:
+            f.write(text.replace("version: default-1", "version: a-from-5")
+                        .replace("a_min: 10", "a_min: 5"))
+        ctl = os.path.join(self.cv.build, "bin", "conveyorctl")
+
+        def replay():
+            out = subprocess.run(
+                [ctl, "score", "--rules", other, "--data-dir",
+                 self.cv.data_dir, "--json"],
+                capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            report = json.loads(out.stdout.strip().splitlines()[-1])
+            decided = sum(report["win_rate"]["new"][s]["decided"]
+                          for s in "ABC")
+            return report if decided >= 2 else None
+
+        # the decisions reach scoring through the bus
+        report = poll(replay, 20, 0.3, "both decisions known to scoring")
+        self.assertEqual(report["model_version"], "a-from-5")
+        self.assertGreaterEqual(report["moved"]["B"]["A"], 2)
+        self.assertGreaterEqual(report["changed"], 2)
+        self.assertGreaterEqual(report["win_rate"]["new"]["A"]["decided"], 2)
+        self.assertGreaterEqual(report["win_rate"]["new"]["A"]["won"], 1)
+        self.assertGreaterEqual(report["win_rate"]["now"]["B"]["decided"], 2)
+        # a rules file that does not load is refused with its reason
+        bad = os.path.join(self.rules_dir, "bad.yaml")
+        with open(bad, "w", encoding="utf-8") as f:
+            f.write(text.replace("kind: budget_bands", "kind: budgte"))
+        out = subprocess.run([ctl, "score", "--rules", bad, "--data-dir",
+                              self.cv.data_dir], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("budgte", out.stderr)
 
     def test_sighup_reloads_the_rules_and_a_broken_file_changes_nothing(self):
         scoring = self.cv.procs["scoring"]
