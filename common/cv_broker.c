@@ -271,6 +271,8 @@ cv_broker_t *cv_broker_new(const char *bind, int heartbeat_ms)
     zmq_setsockopt(broker->router, ZMQ_LINGER, &zero, sizeof(zero));
     zmq_setsockopt(broker->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(broker->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    int64_t max_msg = CV_WIRE_MSG_MAX;
+    zmq_setsockopt(broker->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof(max_msg));
     if (zmq_bind(broker->router, bind) != 0) {
         cv_error("cannot bind '%s': %s", bind, zmq_strerror(errno));
         goto fail;

@@ -1082,6 +1082,9 @@ static int links_open(cv_bus_t *self, const char *endpoints)
         zmq_setsockopt(link->socket, ZMQ_IMMEDIATE, &one, sizeof(one));
         zmq_setsockopt(link->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm));
         zmq_setsockopt(link->socket, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        int64_t max_msg = CV_WIRE_MSG_MAX;
+        zmq_setsockopt(link->socket, ZMQ_MAXMSGSIZE, &max_msg,
+                       sizeof(max_msg));
         zmq_setsockopt(link->socket, ZMQ_RECONNECT_IVL, &reconnect_ms,
                        sizeof(reconnect_ms));
         if (zmq_connect(link->socket, ep) != 0)

@@ -43,6 +43,12 @@
 /* A peer counts as gone after this many heartbeat intervals of silence. */
 #define CV_WIRE_LIVENESS 3
 
+/* The largest message a socket takes (ZMQ_MAXMSGSIZE): far above any
+ * event (a lead is at most intake's 1 MiB body), and a frame header that
+ * claims more is garbage, so libzmq drops the connection instead of
+ * trying to allocate what the header says. */
+#define CV_WIRE_MSG_MAX (64LL * 1024 * 1024)
+
 /* The longest list of message ids in one ACK, in bytes. */
 #define CV_WIRE_ACK_IDS_MAX 8192
 

@@ -245,6 +245,11 @@ class LeadFlow(ConveyorCase):
             b"\x00" * 16 + b"\x00" * 32 + b"\x04\xff" + os.urandom(64),
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f" * 50,
+            # a ZMTP 3.0 greeting, then a command frame that claims to be
+            # 1.7 EB long: nothing may try to allocate that
+            b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL" +
+            b"\x00" * 16 + b"\x00" * 32 + b"\x06" +
+            (0x177d25e528ca6443).to_bytes(8, "big") + b"x" * 64,
         ]
         for payload in junk:
             with socket.create_connection(
