@@ -352,6 +352,20 @@ int cv_store_step_done(sqlite3_stmt *stmt)
     return -1;
 }
 
+int cv_store_step_row(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_reset(stmt);
+    if (rc == SQLITE_DONE)
+        return 1;
+    sqlite3 *db = sqlite3_db_handle(stmt);
+    cv_error("cannot run '%.200s' on '%s': %s", sqlite3_sql(stmt),
+             sqlite3_db_filename(db, "main"), sqlite3_errmsg(db));
+    return -1;
+}
+
 void cv_store_column_copy(sqlite3_stmt *stmt, int col, char *buf, size_t size)
 {
     if (buf == NULL || size == 0)

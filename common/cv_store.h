@@ -53,6 +53,11 @@ int cv_store_bind_text(sqlite3_stmt *stmt, int index, const char *text);
  * it. Returns 0, or -1 after logging the SQLite error with the SQL text. */
 int cv_store_step_done(sqlite3_stmt *stmt);
 
+/* Steps a statement that looks one row up. Returns 0 with the row ready
+ * to read (the caller resets the statement), 1 when there is none, or -1
+ * after logging the SQLite error with the SQL text (both reset it). */
+int cv_store_step_row(sqlite3_stmt *stmt);
+
 /* A malloc'd copy of column `col` of the current row as text, or NULL for
  * SQL NULL; sets *failed (when `failed` is not NULL) if out of memory. */
 char *cv_store_column_dup(sqlite3_stmt *stmt, int col, bool *failed);

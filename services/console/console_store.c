@@ -788,17 +788,9 @@ int console_snapshot_load(cv_store_t *store, const char *lead_id,
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(stmt);
-        return 1;
-    }
-    if (rc != SQLITE_ROW) {
-        cv_error("cannot read lead '%s': %s", lead_id,
-                 sqlite3_errmsg(cv_store_db(store)));
-        sqlite3_reset(stmt);
-        return -1;
-    }
+    int found = cv_store_step_row(stmt);
+    if (found != 0)
+        return found;
     bool failed = false;
     Conveyor__Lead *l = &snap->lead;
     char **texts[] = {

@@ -152,16 +152,9 @@ int scoring_store_load(cv_store_t *store, const char *lead_id,
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(stmt);
-        return 1;
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(stmt);
-        return cv_error("cannot read the score of '%s' from '%s': %s", lead_id,
-                        cv_store_path(store), sqlite3_errstr(rc));
-    }
+    int found = cv_store_step_row(stmt);
+    if (found != 0)
+        return found;
     row->total = sqlite3_column_int(stmt, 0);
     cv_store_column_copy(stmt, 1, row->segment, sizeof(row->segment));
     row->knocked_out = sqlite3_column_int(stmt, 2) != 0;
