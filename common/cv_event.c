@@ -44,6 +44,14 @@ static const cv_event_kind_t cv_event_kinds[] = {
      CONVEYOR__EVENT_TYPE__PROPOSAL_RENDERED, "proposal_rendered"},
     {CONVEYOR__ENVELOPE__BODY_ACCOUNT_OPENED,
      CONVEYOR__EVENT_TYPE__ACCOUNT_OPENED, "account_opened"},
+    {CONVEYOR__ENVELOPE__BODY_NOTIFICATION_FAILED,
+     CONVEYOR__EVENT_TYPE__NOTIFICATION_FAILED, "notification_failed"},
+    {CONVEYOR__ENVELOPE__BODY_NOTIFICATION_RESEND,
+     CONVEYOR__EVENT_TYPE__NOTIFICATION_RESEND, "notification_resend"},
+    {CONVEYOR__ENVELOPE__BODY_LEAD_OFFERED, CONVEYOR__EVENT_TYPE__LEAD_OFFERED,
+     "lead_offered"},
+    {CONVEYOR__ENVELOPE__BODY_ASSIGNMENT_REQUESTED,
+     CONVEYOR__EVENT_TYPE__ASSIGNMENT_REQUESTED, "assignment_requested"},
 };
 
 #define CV_EVENT_KINDS (sizeof(cv_event_kinds) / sizeof(cv_event_kinds[0]))
@@ -165,6 +173,18 @@ const char *cv_event_body_lead_id(const Conveyor__Envelope *event)
                                         : NULL;
     case CONVEYOR__ENVELOPE__BODY_ACCOUNT_OPENED:
         return event->account_opened ? event->account_opened->lead_id : NULL;
+    case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_FAILED:
+        return event->notification_failed
+                   ? event->notification_failed->lead_id
+                   : NULL;
+    case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_RESEND:
+        return NULL;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_OFFERED:
+        return event->lead_offered ? event->lead_offered->lead_id : NULL;
+    case CONVEYOR__ENVELOPE__BODY_ASSIGNMENT_REQUESTED:
+        return event->assignment_requested
+                   ? event->assignment_requested->lead_id
+                   : NULL;
     default:
         return NULL;
     }
@@ -228,6 +248,12 @@ json_t *cv_event_lead_to_json(const Conveyor__Lead *lead)
         json_object_set_new(obj, "received_at", json_string(when));
     }
     cv_event_put_text(obj, "domain", lead->domain);
+    cv_event_put_text(obj, "spam_reason", lead->spam_reason);
+    if (lead->has_call_back && lead->call_back)
+        json_object_set_new(obj, "call_back", json_true());
+    cv_event_put_text(obj, "returning_of", lead->returning_of);
+    cv_event_put_text(obj, "previous_owner", lead->previous_owner);
+    cv_event_put_text(obj, "previous_result", lead->previous_result);
     return obj;
 }
 
