@@ -611,7 +611,10 @@ static int console_staff_emit(cv_store_t *store, json_t *staff)
     updated.staff = &member;
     env.body_case = CONVEYOR__ENVELOPE__BODY_STAFF_UPDATED;
     env.staff_updated = &updated;
-    rc = cv_outbox_put(store, CONSOLE_SERVICE, &env, "routing", NULL);
+    /* routing assigns by the directory; followup-scheduler tells people
+     * (the head of sales, a pool) through their notify targets */
+    rc = cv_outbox_put(store, CONSOLE_SERVICE, &env, "routing",
+                       "followup-scheduler", NULL);
 out:
     free(member.channels);
     free(member.industries);

@@ -270,7 +270,7 @@ static void intake_api_submit(intake_api_t *self, cv_http_request_t *req,
     }
     /* without a key the hash is never looked at */
     if (idempotency_key != NULL)
-        intake_sha256_hex(hash_a, a_size, hash_b, b_size, item->sub.body_hash);
+        cv_sha256_hex(hash_a, a_size, hash_b, b_size, item->sub.body_hash);
     cv_http_suspend(req);
     if (intake_queue_push(self->queue, item) != 0) {
         /* shutting down: answer here, and undo the suspend */

@@ -11,7 +11,7 @@
 #include "cv_contact.h"
 #include "cv_mail.h"
 #include "cv_telegram.h"
-#include "intake_sha256.h"
+#include "cv_sha256.h"
 
 #define CHANNEL_MESSAGE_MAX 8192 /* bytes of a generated message text */
 
@@ -284,7 +284,7 @@ int intake_channel_email(const char *body, size_t size,
     } else {
         /* no Message-ID: the same bytes are the same message */
         char hash[65];
-        intake_sha256_hex("message/rfc822", 15, body, size, hash);
+        cv_sha256_hex("message/rfc822", 15, body, size, hash);
         snprintf(event->event_key, sizeof(event->event_key),
                  "email-sha256:%s", hash);
     }

@@ -9,7 +9,7 @@
 #include "cv_jsonw.h"
 #include "cv_log.h"
 #include "intake_lead.h"
-#include "intake_sha256.h"
+#include "cv_sha256.h"
 
 #define INTAKE_IMPORT_CHANNEL    "cold" /* the channel of imported leads */
 #define INTAKE_IMPORT_SOURCE_MAX 200    /* bytes in a list name */
@@ -26,7 +26,7 @@ typedef struct {
 struct intake_import {
     char *api_source;                  /* whose key posted it (owned) */
     char *idempotency_key;             /* the batch's key (owned) */
-    char body_hash[INTAKE_SHA256_HEX]; /* SHA-256 of type and body */
+    char body_hash[CV_SHA256_HEX]; /* SHA-256 of type and body */
     intake_import_row_t *rows;         /* in body order (owned) */
     size_t count;                      /* entries in rows */
 };
@@ -231,7 +231,7 @@ static int intake_import_read(cv_http_request_t *req, const char *api_source,
         goto out;
     }
     /* the same key with another body is another batch: refused */
-    intake_sha256_hex(media_type, strlen(media_type) + 1, cv_http_body(req),
+    cv_sha256_hex(media_type, strlen(media_type) + 1, cv_http_body(req),
                       cv_http_body_size(req), batch->body_hash);
 out:
     json_decref(body);

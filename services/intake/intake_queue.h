@@ -12,7 +12,7 @@
 #include "cv_bus.h"
 #include "cv_http.h"
 #include "intake_lead.h"
-#include "intake_sha256.h"
+#include "cv_sha256.h"
 #include "intake_store.h"
 
 /* One suspended request and its lead (or import batch). */

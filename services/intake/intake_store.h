@@ -14,7 +14,7 @@
 #include "cv_id.h"
 #include "cv_store.h"
 #include "intake_lead.h"
-#include "intake_sha256.h"
+#include "cv_sha256.h"
 
 extern const char *const intake_migrations[];
 extern const size_t intake_migration_count;
@@ -44,7 +44,7 @@ typedef struct {
     char *arrival_json;                /* the lead as JSON, lead_id (the
                                           fresh one) first (owned) */
     char *idempotency_key;             /* the header, or NULL (owned) */
-    char body_hash[INTAKE_SHA256_HEX]; /* SHA-256 of type and body; set
+    char body_hash[CV_SHA256_HEX]; /* SHA-256 of type and body; set
                                           only with idempotency_key */
 } intake_submission_t;
 
