@@ -78,7 +78,7 @@ help:
 deps:
 	@bash deploy/deps.sh
 
-build: $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS)
+build: $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/lib/disk_full.so
 
 $(GEN_C) $(GEN_H) &: proto/conveyor.proto
 	@mkdir -p $(BUILD)/gen
@@ -118,6 +118,12 @@ $(BUILD)/bin/conveyor-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/be
 $(BUILD)/bin/conveyorctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/conveyorctl/*.c)) $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# a test-only LD_PRELOAD library that fails writes with ENOSPC on demand;
+# built without sanitizers (it is preloaded into any build's processes)
+$(BUILD)/lib/disk_full.so: tests/e2e/fault/disk_full.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)

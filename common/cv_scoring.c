@@ -928,6 +928,17 @@ int cv_scoring_score_manual(const cv_scoring_model_t *model,
     memset(out, 0, sizeof(*out));
     out->segment_c_max = -10;
     out->segment_a_min = 10;
+    if (lead->spam_reason != NULL && lead->spam_reason[0] != '\0') {
+        /* intake's spam check comes first: no rule can rescue spam, only
+         * a person lifting the knock-out */
+        text_t t;
+        text_init(&t, out->knockout_reason, sizeof(out->knockout_reason));
+        text_addn(&t, "spam: ", 6);
+        text_add(&t, lead->spam_reason);
+        text_init(&t, out->knockout_source, sizeof(out->knockout_source));
+        text_add(&t, "auto:spam");
+        out->knocked_out = true;
+    }
     if (model == NULL) {
         /* only when the compiled-in rules are broken (logged) */
         out->model_version = "";

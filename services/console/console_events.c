@@ -109,6 +109,14 @@ static int console_on_lead_received(cv_store_t *store,
                 return -1;
         }
         const char *source = console_or(lead->source, "unknown source");
+        if (lead->returning_of != NULL && lead->returning_of[0] != '\0' &&
+            console_timeline_add(
+                store, lead->lead_id, at, actor, "returning_client",
+                "returning", "returning client: earlier lead %s was %s%s%s",
+                lead->returning_of, console_or(lead->previous_result, "closed"),
+                lead->previous_owner != NULL ? ", owner " : "",
+                console_or(lead->previous_owner, "")) < 0)
+            return -1;
         return console_timeline_add(
                    store, lead->lead_id, at, actor, "lead_received", "received",
                    "new lead by %s from %s", console_or(lead->channel, "web"),

@@ -711,9 +711,11 @@ void console_leads_decision(console_ctx_t *ctx, const char *lead_id)
     env.trace_id = snap.trace_id[0] ? snap.trace_id : NULL;
     env.body_case = CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED;
     env.decision_recorded = &decision;
-    /* scoring keeps outcomes beside scores (conveyorctl score) */
+    /* scoring keeps outcomes beside scores (conveyorctl score); intake
+     * marks the person's contacts as a decided lead, so the next contact
+     * is a new lead flagged as a returning client */
     if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env, "followup-scheduler",
-                      "account-retention", "scoring", NULL) != 0)
+                      "account-retention", "scoring", "intake", NULL) != 0)
         goto storage;
     if (console_commit_and_wake(ctx) != 0)
         goto out;

@@ -9,6 +9,7 @@
 #include "cv_log.h"
 #include "cv_metrics.h"
 #include "cv_ratelimit.h"
+#include "cv_spam.h"
 #include "cv_telegram.h"
 #include "intake_channel.h"
 #include "intake_import.h"
@@ -25,11 +26,13 @@ struct intake_api {
     size_t key_count;        /* entries in keys */
     intake_queue_t *queue;   /* where valid leads wait (not owned) */
     cv_ratelimit_t *limits;  /* requests per second per source (owned) */
+    cv_spam_t *spam;         /* the spam rules (owned) */
     char telegram_secret[256]; /* X-Telegram-Bot-Api-Secret-Token; "" =
                                   the Telegram channel is closed */
     cv_metric_t *rejected;   /* 4xx answers */
     cv_metric_t *limited;    /* 429 answers */
     cv_metric_t *ignored;    /* channel events that make no lead */
+    cv_metric_t *spam_found; /* leads stored as rejected: spam */
 };
 
 /* Copies text[0..len) without surrounding blanks; NULL when empty. */
@@ -109,8 +112,15 @@ intake_api_t *intake_api_new(const cv_config_t *config, intake_queue_t *queue)
         "conveyor_intake_channel_ignored_total",
         "channel events that make no lead (auto-replies, bounces, "
         "ringing calls, Telegram updates other than messages)");
+    self->spam_found = cv_metrics_counter(
+        "conveyor_intake_spam_total",
+        "leads the spam check stored as rejected instead of routing");
     self->limits = cv_ratelimit_new(config->intake_rate, config->intake_rates);
-    if (self->limits == NULL || intake_api_parse_keys(self, keys) != 0) {
+    self->spam = cv_spam_new(config->spam_honeypot, config->spam_max_links,
+                             config->spam_block_domains,
+                             config->spam_block_phones);
+    if (self->limits == NULL || self->spam == NULL ||
+        intake_api_parse_keys(self, keys) != 0) {
         intake_api_destroy(&self);
         return NULL;
     }
@@ -133,6 +143,7 @@ void intake_api_destroy(intake_api_t **self_p)
     }
     free(self->keys);
     cv_ratelimit_destroy(&self->limits);
+    cv_spam_destroy(&self->spam);
     free(self);
     *self_p = NULL;
 }
@@ -242,6 +253,44 @@ static void intake_api_post_import(intake_api_t *self, cv_http_request_t *req)
         cv_metric_add(self->rejected, 1);
 }
 
+/* The honeypot field as the client sent it: unknown fields, the honeypot
+ * among them, are kept in `extra`. NULL when absent or not text. */
+static char *intake_api_honeypot(const cv_spam_t *spam,
+                                 const intake_lead_t *lead)
+{
+    const char *name = cv_spam_honeypot(spam);
+    if (name[0] == '\0' || lead->extra_json == NULL ||
+        strstr(lead->extra_json, name) == NULL) /* the usual case: cheap */
+        return NULL;
+    json_t *extra = json_loads(lead->extra_json, 0, NULL);
+    const char *value = json_string_value(json_object_get(extra, name));
+    char *copy = value != NULL ? strdup(value) : NULL;
+    json_decref(extra);
+    return copy;
+}
+
+/* Runs the spam check; a lead it refuses keeps the reason and is stored
+ * as rejected (scoring knocks it out), never routed. -1 when out of
+ * memory. */
+static int intake_api_check_spam(intake_api_t *self, intake_lead_t *lead)
+{
+    char reason[160];
+    char *honeypot = intake_api_honeypot(self->spam, lead);
+    cv_spam_lead_t check = {
+        .honeypot_value = honeypot,
+        .message = lead->message,
+        .email = lead->email,
+        .phone = lead->phone,
+    };
+    int spam = cv_spam_check(self->spam, &check, reason, sizeof(reason));
+    free(honeypot);
+    if (spam != 1)
+        return 0;
+    cv_metric_add(self->spam_found, 1);
+    lead->spam_reason = strdup(reason);
+    return lead->spam_reason != NULL ? 0 : -1;
+}
+
 /* Hands a parsed lead (in item->sub.lead) to the bus thread and suspends
  * the request until it is committed. With an idempotency key, the reply is
  * kept under it and `hash_a`+`hash_b` say what counts as the same request
@@ -262,6 +311,7 @@ static void intake_api_submit(intake_api_t *self, cv_http_request_t *req,
      * bus thread only has SQL left to run */
     if (item->sub.lead.api_source == NULL ||
         (idempotency_key != NULL && item->sub.idempotency_key == NULL) ||
+        intake_api_check_spam(self, &item->sub.lead) != 0 ||
         intake_submission_prepare(&item->sub) != 0) {
         cv_http_reply_error(req, 503, "out_of_memory", NULL,
                             "the server is out of memory");
@@ -407,6 +457,7 @@ static void intake_api_post_channel(intake_api_t *self, cv_http_request_t *req,
         intake_pending_free(item);
         return;
     }
+    item->sub.lead.call_back = event.urgent_callback;
     intake_api_submit(self, req, item, source, event.event_key, "event", 6,
                       event.event_key, strlen(event.event_key));
     intake_channel_event_clear(&event);

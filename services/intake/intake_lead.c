@@ -63,6 +63,10 @@ void intake_lead_clear(intake_lead_t *lead)
         free(*intake_lead_text(lead, i));
     free(lead->lead_id);
     free(lead->api_source);
+    free(lead->spam_reason);
+    free(lead->returning_of);
+    free(lead->previous_owner);
+    free(lead->previous_result);
     memset(lead, 0, sizeof(*lead));
 }
 
@@ -467,6 +471,12 @@ void intake_lead_to_proto(const intake_lead_t *lead, Conveyor__Lead *out)
     out->has_received_at = true;
     out->received_at = lead->received_at;
     out->domain = lead->domain;
+    out->spam_reason = lead->spam_reason;
+    out->has_call_back = lead->call_back;
+    out->call_back = lead->call_back;
+    out->returning_of = lead->returning_of;
+    out->previous_owner = lead->previous_owner;
+    out->previous_result = lead->previous_result;
 }
 
 /* A growing text for intake_lead_to_json. */
@@ -611,6 +621,12 @@ char *intake_lead_to_json(const intake_lead_t *lead)
     cv_clock_format(lead->received_at, when, sizeof(when));
     intake_buf_text(&b, "received_at", when);
     intake_buf_text(&b, "domain", lead->domain);
+    intake_buf_text(&b, "spam_reason", lead->spam_reason);
+    if (lead->call_back)
+        intake_buf_put(&b, ",\"call_back\":true", 17);
+    intake_buf_text(&b, "returning_of", lead->returning_of);
+    intake_buf_text(&b, "previous_owner", lead->previous_owner);
+    intake_buf_text(&b, "previous_result", lead->previous_result);
     intake_buf_put(&b, "}", 1);
     if (b.oom) {
         free(b.text);

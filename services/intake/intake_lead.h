@@ -39,6 +39,12 @@ typedef struct {
     char *domain;         /* company domain from a non-free-mail email */
     bool has_budget;      /* budget was given */
     double budget;        /* in `currency` */
+    /* set by intake itself, never read from the client: */
+    char *spam_reason;    /* why the spam check refused it; NULL: not spam */
+    bool call_back;       /* a missed call: call the client back at once */
+    char *returning_of;   /* the person's earlier lead, won or lost */
+    char *previous_owner; /* that lead's owner (NULL when unknown) */
+    char *previous_result; /* won | lost */
 } intake_lead_t;
 
 /* Why a body was refused: the HTTP status and the error body's fields. */

@@ -72,7 +72,24 @@ static const char intake_schema_v2[] =
     "ALTER TABLE contact_keys_v2 RENAME TO contact_keys;"
     "CREATE INDEX contact_keys_by_lead ON contact_keys (lead_id);";
 
-const char *const intake_migrations[] = {intake_schema_v1, intake_schema_v2};
+/* v3: what intake itself decides about a lead (spam, a returning client),
+ * and the leads people decided (DecisionRecorded from the console): a new
+ * contact of a decided lead's person starts a new lead, flagged as a
+ * returning client, instead of merging into the closed one. */
+static const char intake_schema_v3[] =
+    "ALTER TABLE leads ADD COLUMN spam_reason TEXT;"
+    "ALTER TABLE leads ADD COLUMN returning_of TEXT;"
+    "ALTER TABLE leads ADD COLUMN previous_owner TEXT;"
+    "ALTER TABLE leads ADD COLUMN previous_result TEXT;"
+    "CREATE TABLE decided_leads ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  result TEXT NOT NULL,"          /* won | lost */
+    "  owner_id TEXT,"
+    "  decided_at INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;";
+
+const char *const intake_migrations[] = {intake_schema_v1, intake_schema_v2,
+                                         intake_schema_v3};
 const size_t intake_migration_count =
     sizeof(intake_migrations) / sizeof(intake_migrations[0]);
 
@@ -109,26 +126,27 @@ static const char intake_sql_merge[] =
     " currency, inn, timezone, utm_source, utm_medium, utm_campaign,"
     " extra_json, domain, budget";
 
-/* The oldest lead owning any of the phone, email, telegram or inn (lead
- * ids sort by creation time): when a contact names two earlier leads (a
- * form's email and a call's number, say), the first one the person made
- * keeps the history. NULL when none is known. Four indexed look-ups. */
+/* The leads owning any of the phone, email, telegram or inn, each with
+ * its decision when people closed it (four indexed look-ups). */
 static const char intake_sql_find[] =
-    "SELECT min(lead_id) FROM ("
+    "SELECT k.lead_id, d.result, d.owner_id FROM ("
     "SELECT lead_id FROM contact_keys WHERE kind = 'phone' AND value = ?1"
     " UNION ALL "
     "SELECT lead_id FROM contact_keys WHERE kind = 'email' AND value = ?2"
     " UNION ALL "
     "SELECT lead_id FROM contact_keys WHERE kind = 'telegram' AND value = ?3"
     " UNION ALL "
-    "SELECT lead_id FROM contact_keys WHERE kind = 'inn' AND value = ?4)";
+    "SELECT lead_id FROM contact_keys WHERE kind = 'inn' AND value = ?4)"
+    " AS k LEFT JOIN decided_leads AS d ON d.lead_id = k.lead_id";
 
-/* Points a contact at a lead; a key another lead already owns stays with
- * it. One row per statement: a multi-row INSERT costs more, as SQLite
+/* Points a contact at a lead; a key another open lead already owns stays
+ * with it, a key of a decided lead moves to the returning client's new
+ * one. One row per statement: a multi-row INSERT costs more, as SQLite
  * then opens a statement journal. */
 static const char intake_sql_key[] =
-    "INSERT OR IGNORE INTO contact_keys (kind, value, lead_id)"
-    " VALUES (?1, ?2, ?3)";
+    "INSERT INTO contact_keys (kind, value, lead_id) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (kind, value) DO UPDATE SET lead_id = excluded.lead_id"
+    " WHERE contact_keys.lead_id IN (SELECT lead_id FROM decided_leads)";
 
 /* Keeps the reply unless (source, key) already has one: then nothing
  * changes and the earlier reply is looked up. */
@@ -291,20 +309,47 @@ static void intake_bind_contacts(sqlite3_stmt *stmt, const intake_lead_t *lead)
     sqlite3_bind_text(stmt, 4, lead->inn, -1, SQLITE_STATIC);
 }
 
-/* The lead that already owns one of `lead`'s contacts, into id (or ""). */
+/* What the contact keys say about a new submission. */
+typedef struct {
+    char open_id[CV_ID_SIZE + 16];     /* the oldest open lead of the
+                                          person (lead ids sort by
+                                          creation), "" when none */
+    char decided_id[CV_ID_SIZE + 16];  /* the newest decided one, "" */
+    char decided_result[16];           /* its result */
+    char decided_owner[CV_ID_SIZE + 16]; /* its owner, "" when unknown */
+} intake_match_t;
+
+/* Looks up the leads that own one of `lead`'s contacts. When a contact
+ * names two open leads (a form's email and a call's number, say), the
+ * first one the person made keeps the history. */
 static int intake_find_existing(cv_store_t *store, const intake_lead_t *lead,
-                                char *id, size_t size)
+                                intake_match_t *match)
 {
-    id[0] = '\0';
+    memset(match, 0, sizeof(*match));
     sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_find);
     if (stmt == NULL)
         return -1;
     intake_bind_contacts(stmt, lead);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        cv_store_column_copy(stmt, 0, id, size);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        if (id == NULL)
+            continue;
+        if (sqlite3_column_type(stmt, 1) == SQLITE_NULL) {
+            if (match->open_id[0] == '\0' || strcmp(id, match->open_id) < 0)
+                cv_store_column_copy(stmt, 0, match->open_id,
+                                     sizeof(match->open_id));
+        } else if (strcmp(id, match->decided_id) > 0) {
+            cv_store_column_copy(stmt, 0, match->decided_id,
+                                 sizeof(match->decided_id));
+            cv_store_column_copy(stmt, 1, match->decided_result,
+                                 sizeof(match->decided_result));
+            cv_store_column_copy(stmt, 2, match->decided_owner,
+                                 sizeof(match->decided_owner));
+        }
+    }
     sqlite3_reset(stmt);
-    if (rc != SQLITE_ROW)
+    if (rc != SQLITE_DONE)
         return cv_error("cannot read contact keys in '%s': %s",
                         cv_store_path(store),
                         sqlite3_errmsg(cv_store_db(store)));
@@ -353,6 +398,21 @@ static int intake_insert_lead(cv_store_t *store, const intake_lead_t *lead)
     sqlite3_bind_text(stmt, 2, lead->api_source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, lead->received_at);
     intake_bind_lead(stmt, lead, 4);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (lead->spam_reason == NULL && lead->returning_of == NULL)
+        return 0;
+    stmt = cv_store_prepare(
+        store, "UPDATE leads SET spam_reason = ?2, returning_of = ?3,"
+               " previous_owner = ?4, previous_result = ?5"
+               " WHERE lead_id = ?1");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_text(stmt, 1, lead->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, lead->spam_reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, lead->returning_of, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, lead->previous_owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, lead->previous_result, -1, SQLITE_STATIC);
     return cv_store_step_done(stmt);
 }
 
@@ -471,6 +531,11 @@ static int intake_emit(cv_bus_t *bus, const intake_lead_t *lead,
     received.merged = true;
     received.merged_channel = arrival->channel;
     received.merged_message = arrival->message;
+    /* the call-back is this arrival's, not the stored lead's */
+    proto.has_call_back = arrival->call_back;
+    proto.call_back = arrival->call_back;
+    if (arrival->call_back) /* the owner must call back: a task */
+        return cv_bus_emit(bus, &env, "console", "followup-scheduler", NULL);
     return cv_bus_emit(bus, &env, "console", NULL);
 }
 
@@ -483,21 +548,48 @@ void intake_write_clear(intake_write_t *w)
     memset(w, 0, sizeof(*w));
 }
 
+/* Copies text into *field (freeing what was there); -1 when out of
+ * memory. */
+static int intake_set_text(char **field, const char *text)
+{
+    char *copy = strdup(text);
+    if (copy == NULL)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
 int intake_store_match(cv_store_t *store, intake_submission_t *sub,
                        intake_write_t *w)
 {
     intake_lead_t *lead = &sub->lead;
     memset(w, 0, sizeof(*w));
-    char existing[CV_ID_SIZE + 16];
-    if (intake_find_existing(store, lead, existing, sizeof(existing)) != 0)
-        return -1;
-    if (existing[0] == '\0')
+    /* spam is kept on a lead of its own and claims no contact */
+    if (lead->spam_reason != NULL)
         return 0;
+    intake_match_t match;
+    if (intake_find_existing(store, lead, &match) != 0)
+        return -1;
+    if (match.open_id[0] == '\0') {
+        /* a person whose earlier lead was won or lost: a new lead that
+         * routing can give to its previous owner */
+        if (match.decided_id[0] != '\0' &&
+            (intake_set_text(&lead->returning_of, match.decided_id) != 0 ||
+             intake_set_text(&lead->previous_result,
+                             match.decided_result) != 0 ||
+             (match.decided_owner[0] != '\0' &&
+              intake_set_text(&lead->previous_owner,
+                              match.decided_owner) != 0)))
+            return cv_error("out of memory flagging a returning client");
+        return 0;
+    }
     /* the fresh id made on the HTTP thread is not used, but the arrival
      * JSON still names it until intake_insert_arrival */
-    char *id = strdup(existing);
+    char *id = strdup(match.open_id);
     if (id == NULL)
-        return cv_error("out of memory merging into lead '%s'", existing);
+        return cv_error("out of memory merging into lead '%s'",
+                        match.open_id);
     w->merged = true;
     w->fresh_id = lead->lead_id;
     lead->lead_id = id;
@@ -514,7 +606,7 @@ int intake_store_write(cv_store_t *store, intake_submission_t *sub,
     } else if (intake_insert_lead(store, lead) != 0) {
         return -1;
     }
-    if (intake_put_keys(store, lead) != 0 ||
+    if ((lead->spam_reason == NULL && intake_put_keys(store, lead) != 0) ||
         intake_insert_arrival(store, sub,
                               w->merged ? w->fresh_id : lead->lead_id,
                               w->merged) != 0)
@@ -594,5 +686,24 @@ int intake_store_prune(cv_store_t *store, int64_t now_ms)
     if (stmt == NULL)
         return -1;
     sqlite3_bind_int64(stmt, 1, now_ms - INTAKE_IDEMPOTENCY_KEEP_MS);
+    return cv_store_step_done(stmt);
+}
+
+int intake_store_decided(cv_store_t *store,
+                         const Conveyor__DecisionRecorded *decision,
+                         int64_t decided_at)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO decided_leads (lead_id, result, owner_id,"
+               " decided_at) VALUES (?1, ?2, ?3, ?4)"
+               " ON CONFLICT (lead_id) DO UPDATE SET result = excluded.result,"
+               " owner_id = coalesce(excluded.owner_id, owner_id),"
+               " decided_at = excluded.decided_at");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_text(stmt, 1, decision->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, decision->result, -1, SQLITE_STATIC);
+    cv_store_bind_text(stmt, 3, decision->owner_id);
+    sqlite3_bind_int64(stmt, 4, decided_at);
     return cv_store_step_done(stmt);
 }

@@ -131,4 +131,10 @@ char *intake_store_error_reply(const char *code, const char *message);
  * inside the caller's transaction. 0 or -1 (logged). */
 int intake_store_prune(cv_store_t *store, int64_t now_ms);
 
+/* Records that people decided a lead (won or lost), so the person's next
+ * contact starts a new lead flagged as a returning client. Idempotent. */
+int intake_store_decided(cv_store_t *store,
+                         const Conveyor__DecisionRecorded *decision,
+                         int64_t decided_at);
+
 #endif

@@ -4,10 +4,13 @@
  * /healthz and /metrics); each lead is checked and normalised on an HTTP
  * thread, then stored — deduplicated against earlier contacts — by the bus
  * thread in a group-committed transaction together with the LeadReceived
- * events for scoring and console. Intake only sends on the bus. */
+ * events for scoring and console. From the bus it hears one thing: the
+ * console's DecisionRecorded, which closes a lead to merges (the person's
+ * next contact is a returning client). */
 #include <stdlib.h>
 
 #include "cv_contact.h"
+#include "cv_event.h"
 #include "cv_http.h"
 #include "cv_log.h"
 #include "cv_service.h"
@@ -15,14 +18,31 @@
 #include "intake_queue.h"
 #include "intake_store.h"
 
+/* The bus handler: decisions close leads to merges; nothing else is for
+ * intake. */
+static int intake_handle_event(void *arg, cv_bus_t *bus,
+                               const Conveyor__Envelope *event)
+{
+    (void)arg;
+    const Conveyor__DecisionRecorded *decision = event->decision_recorded;
+    if (event->body_case != CONVEYOR__ENVELOPE__BODY_DECISION_RECORDED ||
+        decision->lead_id == NULL || decision->result == NULL) {
+        cv_log_warn("event '%s' of type '%s' is not for intake, dropped",
+                    event->event_id, cv_event_type_name(event->type));
+        return CV_BUS_DROP;
+    }
+    return intake_store_decided(cv_bus_store(bus), decision,
+                                event->occurred_at);
+}
+
 int main(int argc, char **argv)
 {
     cv_service_options_t options = {
         .name = "intake",
         .migrations = intake_migrations,
         .migration_count = intake_migration_count,
-        .worker = false,
-        .handler = NULL,
+        .worker = true,
+        .handler = intake_handle_event,
         .arg = NULL,
         .admin_http = false,
     };

@@ -216,6 +216,32 @@ static void test_knockout_domain_and_spam(void **state)
     assert_non_null(strstr(r.knockout_reason, "; spam"));
 }
 
+/* A lead intake's spam check refused is out before any rule, and its
+ * reason says why; a rule's own knock-out reason is kept beside it. */
+static void test_intake_spam_comes_first(void **state)
+{
+    (void)state;
+    Conveyor__Lead lead = good_lead();
+    cv_scoring_result_t r;
+    lead.spam_reason = "honeypot field filled";
+    cv_scoring_score(NULL, &lead, &r);
+    assert_true(r.knocked_out);
+    assert_string_equal(r.segment, "C");
+    assert_string_equal(r.knockout_source, "auto:spam");
+    assert_string_equal(r.knockout_reason, "spam: honeypot field filled");
+    lead.has_budget = true;
+    lead.budget = 100; /* below the minimum: a second reason */
+    cv_scoring_score(NULL, &lead, &r);
+    assert_string_equal(r.knockout_source, "auto:spam");
+    assert_non_null(strstr(r.knockout_reason,
+                           "spam: honeypot field filled; "));
+    assert_non_null(strstr(r.knockout_reason, "budget"));
+    lead.spam_reason = "";
+    lead.budget = 1500000;
+    cv_scoring_score(NULL, &lead, &r);
+    assert_false(r.knocked_out);
+}
+
 static void test_clarity(void **state)
 {
     (void)state;
@@ -714,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_good_lead),
         cmocka_unit_test(test_budget_bands),
         cmocka_unit_test(test_knockout_precedence),
+        cmocka_unit_test(test_intake_spam_comes_first),
         cmocka_unit_test(test_knockout_domain_and_spam),
         cmocka_unit_test(test_clarity),
         cmocka_unit_test(test_fit_rules),
