@@ -46,6 +46,15 @@ static int disk_full_for(int fd)
     return strstr(path, match) != NULL;
 }
 
+/* Fails the call as a full disk would when fd is one of the "full" files. */
+#define FAIL_WHEN_FULL(fd, result) \
+    do { \
+        if (disk_full_for(fd)) { \
+            errno = ENOSPC; \
+            return result; \
+        } \
+    } while (0)
+
 /* The libc function this one stands in front of, looked up once. */
 #define REAL(name) \
     static __typeof__(&name) real_##name; \
@@ -55,50 +64,35 @@ static int disk_full_for(int fd)
 ssize_t write(int fd, const void *buf, size_t count)
 {
     REAL(write);
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
+    FAIL_WHEN_FULL(fd, -1);
     return real_write(fd, buf, count);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
 {
     REAL(pwrite);
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
+    FAIL_WHEN_FULL(fd, -1);
     return real_pwrite(fd, buf, count, offset);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset)
 {
     REAL(pwrite64);
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
+    FAIL_WHEN_FULL(fd, -1);
     return real_pwrite64(fd, buf, count, offset);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     REAL(writev);
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
+    FAIL_WHEN_FULL(fd, -1);
     return real_writev(fd, iov, iovcnt);
 }
 
 int fallocate(int fd, int mode, off_t offset, off_t len)
 {
     REAL(fallocate);
-    if (disk_full_for(fd)) {
-        errno = ENOSPC;
-        return -1;
-    }
+    FAIL_WHEN_FULL(fd, -1);
     return real_fallocate(fd, mode, offset, len);
 }
 
@@ -106,6 +100,6 @@ int posix_fallocate(int fd, off_t offset, off_t len)
 {
     REAL(posix_fallocate);
     if (disk_full_for(fd))
-        return ENOSPC;
+        return ENOSPC; /* posix_fallocate reports, not sets errno */
     return real_posix_fallocate(fd, offset, len);
 }
