@@ -248,7 +248,7 @@ static void intake_api_post_import(intake_api_t *self, cv_http_request_t *req)
     if (source == NULL)
         return;
     int status = intake_import_post(self->queue, req, source,
-                                    idempotency_key);
+                                    idempotency_key, self->spam);
     if (status >= 400 && status < 500)
         cv_metric_add(self->rejected, 1);
 }

@@ -8,8 +8,8 @@
 #include "cv_clock.h"
 #include "cv_jsonw.h"
 #include "cv_log.h"
-#include "intake_lead.h"
 #include "cv_sha256.h"
+#include "intake_lead.h"
 
 #define INTAKE_IMPORT_CHANNEL    "cold" /* the channel of imported leads */
 #define INTAKE_IMPORT_SOURCE_MAX 200    /* bytes in a list name */
@@ -85,10 +85,14 @@ static int intake_import_keep_in_extra(json_t *lead, const char *name)
 }
 
 /* Reads row `index` of the body into `row`: a refusal is kept in the row;
- * -1 only when out of memory. */
+ * -1 only when out of memory. A row the spam check refuses (a blocked
+ * domain or phone, a message full of links) is refused with the reason:
+ * a call list is people's work, so it is not stored as a spam lead but
+ * handed back in the rejected rows for its owner to see. */
 static int intake_import_read_row(intake_import_row_t *row, size_t index,
                                   json_t *item, const char *list,
-                                  const char *api_source, int64_t now_ms)
+                                  const char *api_source, int64_t now_ms,
+                                  const cv_spam_t *spam)
 {
     row->line = (int64_t)index + 1;
     if (!json_is_object(item)) {
@@ -118,6 +122,17 @@ static int intake_import_read_row(intake_import_row_t *row, size_t index,
     intake_lead_t *out = &row->sub.lead;
     if (intake_lead_from_json(lead, out, &row->error) != 0)
         return row->error.status >= 500 ? -1 : 0;
+    char reason[160];
+    cv_spam_lead_t check = {
+        .message = out->message, .email = out->email, .phone = out->phone};
+    if (spam != NULL &&
+        cv_spam_check(spam, &check, reason, sizeof(reason)) == 1) {
+        char message[200];
+        snprintf(message, sizeof(message), "spam: %s", reason);
+        intake_lead_clear(out);
+        intake_import_refuse(row, "spam", "lead", message);
+        return 0;
+    }
     free(out->channel);
     free(out->source);
     out->channel = strdup(INTAKE_IMPORT_CHANNEL);
@@ -159,7 +174,7 @@ static bool intake_import_list_name(json_t *value, char *out, size_t size)
  * status. */
 static int intake_import_read(cv_http_request_t *req, const char *api_source,
                               const char *idempotency_key,
-                              intake_import_t **batch_p)
+                              const cv_spam_t *spam, intake_import_t **batch_p)
 {
     int status = 0;
     json_t *body = NULL;
@@ -222,7 +237,7 @@ static int intake_import_read(cv_http_request_t *req, const char *api_source,
         batch->count = i + 1;
         oom =
             intake_import_read_row(&batch->rows[i], i, json_array_get(rows, i),
-                                   list, api_source, now_ms) != 0;
+                                   list, api_source, now_ms, spam) != 0;
     }
     if (oom) {
         status = 503;
@@ -242,7 +257,8 @@ out:
 }
 
 int intake_import_post(intake_queue_t *queue, cv_http_request_t *req,
-                       const char *api_source, const char *idempotency_key)
+                       const char *api_source, const char *idempotency_key,
+                       const cv_spam_t *spam)
 {
     if (idempotency_key == NULL) {
         cv_http_reply_error(req, 400, "idempotency_key_required", NULL,
@@ -252,7 +268,8 @@ int intake_import_post(intake_queue_t *queue, cv_http_request_t *req,
         return 400;
     }
     intake_import_t *batch = NULL;
-    int status = intake_import_read(req, api_source, idempotency_key, &batch);
+    int status =
+        intake_import_read(req, api_source, idempotency_key, spam, &batch);
     if (status != 0)
         return status;
     intake_pending_t *item = calloc(1, sizeof(*item));

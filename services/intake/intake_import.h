@@ -32,6 +32,7 @@
 
 #include "cv_bus.h"
 #include "cv_http.h"
+#include "cv_spam.h"
 #include "intake_queue.h"
 #include "intake_store.h"
 
@@ -43,10 +44,12 @@ typedef struct intake_import intake_import_t;
  * (already authenticated) with the request's `idempotency_key` (checked,
  * or NULL: refused, a batch needs one). Replies at once when the body is
  * unusable; otherwise hands the batch to `queue` and suspends the request
- * until the bus thread answers it. Returns the HTTP status when it
+ * until the bus thread answers it. Rows that `spam` (NULL: no check)
+ * refuses are rejected with the reason. Returns the HTTP status when it
  * replied itself, 0 when the batch was queued. */
 int intake_import_post(intake_queue_t *queue, cv_http_request_t *req,
-                       const char *api_source, const char *idempotency_key);
+                       const char *api_source, const char *idempotency_key,
+                       const cv_spam_t *spam);
 
 /* Bus thread, inside the turn's transaction: stores the batch and fills
  * `outcome` with its reply (200, a replay, 422 for a reused key, or 503

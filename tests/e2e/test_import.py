@@ -28,6 +28,9 @@ KILL_BATCH_ROWS = 20    # small batches, so the kill lands mid-way
 
 class ColdListImport(ConveyorCase):
 
+    EXTRA_ENV = {"CONVEYOR_SPAM_BLOCK_PHONES": "+7 900 666-66-66",
+                 "CONVEYOR_SPAM_BLOCK_DOMAINS": "spam-list.example"}
+
     SALES = ("sales-olga",)
 
     tmp = None
@@ -273,14 +276,23 @@ class ColdListImport(ConveyorCase):
                                  "channel": "web", "Город": "Тверь"}},
             {"line": 3, "lead": {"name": "Без контакта"}},
             {"line": 4, "lead": {"name": "Ольга снова", "phone": phone}},
+            {"line": 5, "lead": {"name": "Бот", "phone": "89006666666"}},
+            {"line": 6, "lead": {"name": "Рассылка",
+                                 "email": "x@mx.spam-list.example"}},
         ]}
         key = "e2e-batch-%d" % tag
         r = self.cv.intake("POST", "/v1/import", batch,
                            {"Idempotency-Key": key})
         self.assertEqual(r.status, 200, r)
         self.assertEqual((r.json["imported"], r.json["merged"],
-                          r.json["rejected"]), (1, 1, 1))
-        first, bad, repeat = r.json["rows"]
+                          r.json["rejected"]), (1, 1, 3))
+        first, bad, repeat, blocked_phone, blocked_domain = r.json["rows"]
+        # blocklisted contacts are handed back, with the reason, not stored
+        for row, what in ((blocked_phone, "blocked phone"),
+                          (blocked_domain, "blocked domain")):
+            self.assertEqual(row["status"], "rejected", row)
+            self.assertEqual(row["error"], "spam", row)
+            self.assertIn(what, row["message"], row)
         self.assertEqual((first["line"], first["status"]), (2, "imported"))
         self.assertEqual((bad["line"], bad["status"]), (3, "rejected"))
         self.assertEqual(bad["error"], "missing_contact")
