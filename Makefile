@@ -94,6 +94,10 @@ $(BUILD)/obj/%.o: %.c $(GEN_H)
 
 # the built-in scoring rules are this file, compiled in (.incbin)
 $(BUILD)/obj/common/cv_scoring_rules.o: deploy/scoring-rules.yaml
+# the built-in business calendar is this file, compiled in (.incbin)
+$(BUILD)/obj/common/cv_calendar.o: deploy/calendar-ru.yaml
+# the built-in routing rules are this file, compiled in (.incbin)
+$(BUILD)/obj/common/cv_routing_rules.o: deploy/routing-rules.yaml
 
 $(BUILD)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)
@@ -124,6 +128,13 @@ $(BUILD)/bin/conveyorctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/conve
 $(BUILD)/lib/disk_full.so: tests/e2e/fault/disk_full.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
+
+# the notifier's unit tests exercise the service's own files: linked with
+# them (all but main.o)
+NOTIFIER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out services/notifier/main.c,$(wildcard services/notifier/*.c)))
+$(BUILD)/tests/test_notifier_%: $(BUILD)/obj/tests/unit/test_notifier_%.o $(NOTIFIER_OBJ) $(LIBCONVEYOR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)

@@ -58,6 +58,15 @@ typedef struct {
     char *intake_keys;                    /* intake_keys */
     char *telegram_secret;                /* telegram_secret */
     char *telegram_api_url;               /* telegram_api_url */
+    char *telegram_bot_token;             /* telegram_bot_token */
+    char *smtp_url;                       /* smtp_url */
+    char *smtp_from;                      /* smtp_from */
+    char *smtp_user;                      /* smtp_user */
+    char *smtp_password;                  /* smtp_password */
+    char *webhook_secret;                 /* webhook_secret */
+    char *notify_rates;                   /* notify_rates */
+    char *notify_host_rates;              /* notify_host_rates */
+    int *notify_max_attempts;             /* notify_max_attempts */
     char *default_region;                 /* default_region */
     char *intake_rate;                    /* intake_rate */
     char *intake_rates;                   /* intake_rates */
@@ -74,6 +83,15 @@ typedef struct {
     int *heartbeat_ms;                    /* heartbeat_ms */
     int *http_threads;                    /* http_threads */
     int *first_contact_minutes;           /* first_contact_minutes */
+    char *routing_rules;                  /* routing_rules */
+    char *routing_admin_addr;             /* routing_admin_addr */
+    int *first_come_minutes;              /* first_come_minutes */
+    char *default_timezone;               /* default_timezone */
+    char *calendar_file;                  /* calendar_file */
+    int *call_back_minutes;               /* call_back_minutes */
+    char *escalation_delays;              /* escalation_delays */
+    char *followup_delays;                /* followup_delays */
+    char *on_duty_pool;                   /* on_duty_pool */
 } cv_config_file_t;
 
 #define CV_OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -107,6 +125,16 @@ static const cyaml_schema_field_t cv_config_file_fields[] = {
     CV_TEXT_FIELD("intake_keys", cv_config_file_t, intake_keys),
     CV_TEXT_FIELD("telegram_secret", cv_config_file_t, telegram_secret),
     CV_TEXT_FIELD("telegram_api_url", cv_config_file_t, telegram_api_url),
+    CV_TEXT_FIELD("telegram_bot_token", cv_config_file_t, telegram_bot_token),
+    CV_TEXT_FIELD("smtp_url", cv_config_file_t, smtp_url),
+    CV_TEXT_FIELD("smtp_from", cv_config_file_t, smtp_from),
+    CV_TEXT_FIELD("smtp_user", cv_config_file_t, smtp_user),
+    CV_TEXT_FIELD("smtp_password", cv_config_file_t, smtp_password),
+    CV_TEXT_FIELD("webhook_secret", cv_config_file_t, webhook_secret),
+    CV_TEXT_FIELD("notify_rates", cv_config_file_t, notify_rates),
+    CV_TEXT_FIELD("notify_host_rates", cv_config_file_t, notify_host_rates),
+    CYAML_FIELD_INT_PTR("notify_max_attempts", CV_OPT, cv_config_file_t,
+                        notify_max_attempts),
     CV_TEXT_FIELD("default_region", cv_config_file_t, default_region),
     CV_TEXT_FIELD("intake_rate", cv_config_file_t, intake_rate),
     CV_TEXT_FIELD("intake_rates", cv_config_file_t, intake_rates),
@@ -129,6 +157,17 @@ static const cyaml_schema_field_t cv_config_file_fields[] = {
                         http_threads),
     CYAML_FIELD_INT_PTR("first_contact_minutes", CV_OPT, cv_config_file_t,
                         first_contact_minutes),
+    CV_TEXT_FIELD("routing_rules", cv_config_file_t, routing_rules),
+    CV_TEXT_FIELD("routing_admin_addr", cv_config_file_t, routing_admin_addr),
+    CYAML_FIELD_INT_PTR("first_come_minutes", CV_OPT, cv_config_file_t,
+                        first_come_minutes),
+    CV_TEXT_FIELD("default_timezone", cv_config_file_t, default_timezone),
+    CV_TEXT_FIELD("calendar_file", cv_config_file_t, calendar_file),
+    CYAML_FIELD_INT_PTR("call_back_minutes", CV_OPT, cv_config_file_t,
+                        call_back_minutes),
+    CV_TEXT_FIELD("escalation_delays", cv_config_file_t, escalation_delays),
+    CV_TEXT_FIELD("followup_delays", cv_config_file_t, followup_delays),
+    CV_TEXT_FIELD("on_duty_pool", cv_config_file_t, on_duty_pool),
     CYAML_FIELD_END,
 };
 
@@ -338,6 +377,14 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
         CV_FILE_TEXT(cfg, loaded, intake_keys, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, telegram_secret, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, telegram_api_url, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, telegram_bot_token, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, smtp_url, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, smtp_from, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, smtp_user, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, smtp_password, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, webhook_secret, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, notify_rates, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, notify_host_rates, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, default_region, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, intake_rate, file) != 0 ||
         CV_FILE_TEXT(cfg, loaded, intake_rates, file) != 0 ||
@@ -365,6 +412,21 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
         cfg->http_threads = *loaded->http_threads;
     if (loaded->first_contact_minutes != NULL)
         cfg->first_contact_minutes = *loaded->first_contact_minutes;
+    if (CV_FILE_TEXT(cfg, loaded, routing_rules, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, routing_admin_addr, file) != 0)
+        goto out;
+    if (loaded->first_come_minutes != NULL)
+        cfg->first_come_minutes = *loaded->first_come_minutes;
+    if (loaded->notify_max_attempts != NULL)
+        cfg->notify_max_attempts = *loaded->notify_max_attempts;
+    if (loaded->call_back_minutes != NULL)
+        cfg->call_back_minutes = *loaded->call_back_minutes;
+    if (CV_FILE_TEXT(cfg, loaded, default_timezone, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, calendar_file, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, escalation_delays, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, followup_delays, file) != 0 ||
+        CV_FILE_TEXT(cfg, loaded, on_duty_pool, file) != 0)
+        goto out;
     rc = 0;
 out:
     if (loaded != NULL)
@@ -440,6 +502,16 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
         CV_ENV_TEXT(cfg, intake_keys, "CONVEYOR_INTAKE_KEYS") != 0 ||
         CV_ENV_TEXT(cfg, telegram_secret, "CONVEYOR_TELEGRAM_SECRET") != 0 ||
         CV_ENV_TEXT(cfg, telegram_api_url, "CONVEYOR_TELEGRAM_API_URL") != 0 ||
+        CV_ENV_TEXT(cfg, telegram_bot_token,
+                    "CONVEYOR_TELEGRAM_BOT_TOKEN") != 0 ||
+        CV_ENV_TEXT(cfg, smtp_url, "CONVEYOR_SMTP_URL") != 0 ||
+        CV_ENV_TEXT(cfg, smtp_from, "CONVEYOR_SMTP_FROM") != 0 ||
+        CV_ENV_TEXT(cfg, smtp_user, "CONVEYOR_SMTP_USER") != 0 ||
+        CV_ENV_TEXT(cfg, smtp_password, "CONVEYOR_SMTP_PASSWORD") != 0 ||
+        CV_ENV_TEXT(cfg, webhook_secret, "CONVEYOR_WEBHOOK_SECRET") != 0 ||
+        CV_ENV_TEXT(cfg, notify_rates, "CONVEYOR_NOTIFY_RATES") != 0 ||
+        CV_ENV_TEXT(cfg, notify_host_rates,
+                    "CONVEYOR_NOTIFY_HOST_RATES") != 0 ||
         CV_ENV_TEXT(cfg, default_region, "CONVEYOR_DEFAULT_REGION") != 0 ||
         CV_ENV_TEXT(cfg, intake_rate, "CONVEYOR_INTAKE_RATE") != 0 ||
         CV_ENV_TEXT(cfg, intake_rates, "CONVEYOR_INTAKE_RATES") != 0 ||
@@ -469,6 +541,21 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
         cv_config_env_int(&cfg->heartbeat_ms, "CONVEYOR_HEARTBEAT_MS") != 0 ||
         cv_config_env_int(&cfg->first_contact_minutes,
                           "CONVEYOR_FIRST_CONTACT_MINUTES") != 0 ||
+        cv_config_env_int(&cfg->first_come_minutes,
+                          "CONVEYOR_FIRST_COME_MINUTES") != 0 ||
+        CV_ENV_TEXT(cfg, routing_rules, "CONVEYOR_ROUTING_RULES") != 0 ||
+        CV_ENV_TEXT(cfg, routing_admin_addr,
+                    "CONVEYOR_ROUTING_ADMIN_ADDR") != 0 ||
+        cv_config_env_int(&cfg->notify_max_attempts,
+                          "CONVEYOR_NOTIFY_MAX_ATTEMPTS") != 0 ||
+        cv_config_env_int(&cfg->call_back_minutes,
+                          "CONVEYOR_CALL_BACK_MINUTES") != 0 ||
+        CV_ENV_TEXT(cfg, default_timezone, "CONVEYOR_DEFAULT_TIMEZONE") != 0 ||
+        CV_ENV_TEXT(cfg, calendar_file, "CONVEYOR_CALENDAR_FILE") != 0 ||
+        CV_ENV_TEXT(cfg, escalation_delays, "CONVEYOR_ESCALATION_DELAYS") !=
+            0 ||
+        CV_ENV_TEXT(cfg, followup_delays, "CONVEYOR_FOLLOWUP_DELAYS") != 0 ||
+        CV_ENV_TEXT(cfg, on_duty_pool, "CONVEYOR_ON_DUTY_POOL") != 0 ||
         cv_config_env_number(&cfg->spam_max_links, "CONVEYOR_SPAM_MAX_LINKS",
                              0) != 0)
         return -1;
@@ -647,6 +734,9 @@ static int cv_config_validate(const cv_config_t *cfg)
         {"heartbeat_ms", cfg->heartbeat_ms},
         {"http_threads", cfg->http_threads},
         {"first_contact_minutes", cfg->first_contact_minutes},
+        {"first_come_minutes", cfg->first_come_minutes},
+        {"notify_max_attempts", cfg->notify_max_attempts},
+        {"call_back_minutes", cfg->call_back_minutes},
     };
     for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
         if (numbers[i].value <= 0)
@@ -693,6 +783,21 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
     cfg->heartbeat_ms = 500;
     cfg->http_threads = 2;
     cfg->first_contact_minutes = 30;
+    cfg->first_come_minutes = 15;
+    snprintf(cfg->routing_admin_addr, sizeof(cfg->routing_admin_addr),
+             "127.0.0.1:9102");
+    snprintf(cfg->smtp_from, sizeof(cfg->smtp_from),
+             "conveyor@localhost");
+    snprintf(cfg->notify_rates, sizeof(cfg->notify_rates),
+             "telegram:30,telegram_chat:1,host:0,smtp:10/20");
+    snprintf(cfg->notify_host_rates, sizeof(cfg->notify_host_rates),
+             "hooks.slack.com:1/5");
+    cfg->notify_max_attempts = 20;
+    snprintf(cfg->default_timezone, sizeof(cfg->default_timezone),
+             "Europe/Moscow");
+    cfg->call_back_minutes = 10;
+    snprintf(cfg->escalation_delays, sizeof(cfg->escalation_delays),
+             "0,15,30");
 }
 
 int cv_config_load(cv_config_t *cfg, const char *service, int argc,

@@ -38,6 +38,24 @@ typedef struct {
     char intake_keys[4096];         /* CONVEYOR_INTAKE_KEYS "source:key,..." */
     char telegram_secret[256];      /* CONVEYOR_TELEGRAM_SECRET */
     char telegram_api_url[CV_CONFIG_TEXT]; /* CONVEYOR_TELEGRAM_API_URL */
+    char telegram_bot_token[256];   /* CONVEYOR_TELEGRAM_BOT_TOKEN: the
+                                       notifier's bot for sendMessage */
+    char smtp_url[CV_CONFIG_TEXT];  /* CONVEYOR_SMTP_URL, e.g.
+                                       "smtp://127.0.0.1:2525"; "" = no
+                                       e-mail notifications */
+    char smtp_from[256];            /* CONVEYOR_SMTP_FROM, the sender */
+    char smtp_user[256];            /* CONVEYOR_SMTP_USER, "" = no login */
+    char smtp_password[256];        /* CONVEYOR_SMTP_PASSWORD */
+    char webhook_secret[256];       /* CONVEYOR_WEBHOOK_SECRET: HMAC key of
+                                       X-Conveyor-Signature; "" = unsigned */
+    char notify_rates[256];         /* CONVEYOR_NOTIFY_RATES "kind:RATE[/
+                                       BURST],…" for telegram (the bot),
+                                       telegram_chat, host (webhook and
+                                       slack hosts) and smtp; see the
+                                       notifier's README section */
+    char notify_host_rates[1024];   /* CONVEYOR_NOTIFY_HOST_RATES
+                                       "host:RATE[/BURST],…": per-host
+                                       overrides of the host rate */
     char default_region[8];         /* CONVEYOR_DEFAULT_REGION: ISO 3166
                                        country of phone numbers written
                                        without a country code, default "RU" */
@@ -77,6 +95,41 @@ typedef struct {
     int heartbeat_ms;               /* broker heartbeat, default 500 */
     int http_threads;               /* CONVEYOR_HTTP_THREADS, default 2 */
     int first_contact_minutes;      /* default 30 */
+    char routing_rules[CV_CONFIG_TEXT]; /* CONVEYOR_ROUTING_RULES: the
+                                       routing rule chain (routing); "" for
+                                       the built-in deploy/routing-rules.yaml */
+    char routing_admin_addr[128];   /* CONVEYOR_ROUTING_ADMIN_ADDR: where the
+                                       console asks routing to explain a
+                                       lead (routing's admin port), default
+                                       "127.0.0.1:9102" */
+    int first_come_minutes;         /* CONVEYOR_FIRST_COME_MINUTES: how long
+                                       a first_come offer waits for a claim
+                                       when its rule gives no claim_minutes,
+                                       default 15 */
+    int notify_max_attempts;        /* CONVEYOR_NOTIFY_MAX_ATTEMPTS: a
+                                       notification that failed this many
+                                       times is a dead letter, default 20 */
+    char default_timezone[64];      /* CONVEYOR_DEFAULT_TIMEZONE: IANA zone
+                                       of a person or client with none,
+                                       default "Europe/Moscow" */
+    char calendar_file[CV_CONFIG_TEXT]; /* CONVEYOR_CALENDAR_FILE: the
+                                       business calendar; "" for the
+                                       built-in deploy/calendar-ru.yaml */
+    int call_back_minutes;          /* CONVEYOR_CALL_BACK_MINUTES: a missed
+                                       call is called back within this,
+                                       default 10 */
+    char escalation_delays[128];    /* CONVEYOR_ESCALATION_DELAYS "R,A,H":
+                                       minutes from a missed due time to
+                                       reminding the owner, from that to
+                                       re-assigning, from that to telling
+                                       the head of sales; default "0,15,30" */
+    char followup_delays[512];      /* CONVEYOR_FOLLOWUP_DELAYS
+                                       "name=N,…": the follow-up rules'
+                                       delays (README "Follow-up"); unset
+                                       names keep their defaults */
+    char on_duty_pool[1024];        /* CONVEYOR_ON_DUTY_POOL "id,id": staff
+                                       who take first contact when the
+                                       owner is off shift; "" = none */
 } cv_config_t;
 
 /* Fills `cfg` for `service` from defaults, file, environment and argv

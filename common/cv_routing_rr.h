@@ -10,13 +10,24 @@
  * The state is the `current` of each member, owned by the caller: persist
  * it to continue exactly after a restart. A member that joins starts at 0;
  * one that leaves simply is not passed any more; an unavailable one keeps
- * its `current` untouched. Pure functions, no I/O. */
+ * its `current` untouched. The picking functions are pure.
+ *
+ * The store half keeps that state and each person's daily load in the
+ * caller's SQLite file (tables in cv_routing_rr_schema; routing's schema
+ * has them), and says who is available now: active, inside their working
+ * hours in their own IANA zone on a business day (cv_workhours,
+ * cv_calendar_default), and under `capacity_per_day` for their local day.
+ * Those run inside the caller's open transaction, so a pick, the state it
+ * leaves and the load it adds commit together with the assignment: a
+ * burst of leads or a restart continues the same rotation exactly. */
 #ifndef CV_ROUTING_RR_H
 #define CV_ROUTING_RR_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cv_store.h"
 
 typedef struct {
     const char *id;  /* the member's id (not owned) */
@@ -31,5 +42,58 @@ int cv_routing_rr_pick(cv_routing_rr_member_t *members, size_t count);
 
 /* The weight a member counts with (at least 1). */
 int cv_routing_rr_weight(const cv_routing_rr_member_t *member);
+
+/* --- the store half --- */
+
+/* CREATE TABLE IF NOT EXISTS statements of the two tables used below:
+ * rr_state (pool, staff_id, current) and rr_day_load (staff_id, day,
+ * count). */
+extern const char cv_routing_rr_schema[];
+
+/* Reads the `current` of each member of `pool` (0 for one never seen).
+ * 0 or -1 (logged). */
+int cv_routing_rr_load(cv_store_t *store, const char *pool,
+                       cv_routing_rr_member_t *members, size_t count);
+
+/* Writes the `current` of each member of `pool`. 0 or -1 (logged). */
+int cv_routing_rr_save(cv_store_t *store, const char *pool,
+                       const cv_routing_rr_member_t *members, size_t count);
+
+/* Load, pick, save: the whole of one round-robin decision over `pool`.
+ * Returns the index picked, -1 when none is available, -2 on a database
+ * error (logged). */
+int cv_routing_rr_choose(cv_store_t *store, const char *pool,
+                         cv_routing_rr_member_t *members, size_t count);
+
+/* Who a person is, for availability. Texts may be NULL; not owned. */
+typedef struct {
+    const char *staff_id;           /* directory id */
+    bool active;                    /* false: on leave or gone */
+    const char *timezone;           /* IANA; NULL/"": the default zone */
+    const char *working_hours_json; /* NULL/"": always working */
+    const char *team;               /* for the calendar's team overrides */
+    int capacity_per_day;           /* 0: no cap */
+} cv_routing_person_t;
+
+/* Whether the person can take a lead now, and why not. */
+typedef struct {
+    bool available; /* may get a lead now */
+    char day[32];   /* their local date now, "YYYY-MM-DD" */
+    int load;       /* leads given to them on that local date */
+    char why[200];  /* "" when available, else e.g. "off shift (Asia/Tomsk
+                       19:05)", "on leave", "at capacity 20/20" */
+} cv_routing_availability_t;
+
+/* Fills `out` for `person` at `now_ms`; `default_tz` is used when the
+ * person has no zone (and when theirs is unknown, which `why` notes).
+ * 0, or -1 on a database error (logged). */
+int cv_routing_rr_availability(cv_store_t *store,
+                               const cv_routing_person_t *person,
+                               const char *default_tz, int64_t now_ms,
+                               cv_routing_availability_t *out);
+
+/* Counts one more lead for the person on their local `day`. 0 or -1. */
+int cv_routing_rr_day_add(cv_store_t *store, const char *staff_id,
+                          const char *day);
 
 #endif

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include "cv_calendar.h"
 #include "cv_http.h"
 #include "cv_log.h"
 
@@ -34,6 +35,13 @@ cv_service_t *cv_service_new(const cv_service_options_t *options, int argc,
     cv_service_tune_memory();
     if (cv_config_load(&self->config, options->name, argc, argv) != 0)
         goto fail;
+    /* one business calendar for every stage that counts working time */
+    char err[512];
+    if (cv_calendar_use_file(self->config.calendar_file, err,
+                             sizeof(err)) != 0) {
+        cv_error("calendar_file: %s", err);
+        goto fail;
+    }
     self->store = cv_store_open(self->config.db_path, options->migrations,
                                 options->migration_count);
     if (self->store == NULL)

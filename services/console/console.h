@@ -277,4 +277,37 @@ void console_tasks_done(console_ctx_t *ctx, const char *task_id);
 void console_proposals_get(console_ctx_t *ctx, const char *proposal_id);
 void console_notifications_list(console_ctx_t *ctx);
 
+/* --- console_notifications.c: dead letters (owned by the notifier's
+ * helper); see the file's header --- */
+
+/* The dead_letters table, a migration appended in console_store.c. */
+extern const char console_schema_notifications[];
+/* Bus thread: NotificationFailed stores (or revives) a dead letter and
+ * puts the failure on the lead's timeline. 0 or -1. */
+int console_notifications_failed(cv_store_t *store,
+                                 const Conveyor__Envelope *ev);
+/* Bus thread: a NotificationDelivered marks the channel's dead letter, if
+ * any, delivered. 0 or -1. */
+int console_notifications_delivered(cv_store_t *store,
+                                    const Conveyor__Envelope *ev);
+/* GET /v1/notifications: with ?status= the dead letters (head/admin),
+ * else the staff inbox (console_notifications_list). */
+void console_notifications_get(console_ctx_t *ctx);
+/* POST /v1/notifications/{id}/resend (head/admin). */
+void console_notifications_resend(console_ctx_t *ctx, const char *id);
+
+/* --- console_routing.c: first-come claims, manual assignment, explain
+ * (owned by the routing work); see the file's header --- */
+
+/* The lead_offers table, a migration appended in console_store.c. */
+extern const char console_schema_routing[];
+/* Bus thread: LeadOffered keeps the offer and puts it on the timeline. */
+int console_routing_offered(cv_store_t *store, const Conveyor__Envelope *ev);
+/* POST /v1/leads/{id}/claim: one winner, the rest 409. */
+void console_routing_claim(console_ctx_t *ctx, const char *lead_id);
+/* POST /v1/leads/{id}/assign (head/admin): {"staff_id": ...}. */
+void console_routing_assign(console_ctx_t *ctx, const char *lead_id);
+/* GET /v1/routing/explain?lead_id= (head/admin), answered by routing. */
+void console_routing_explain(console_ctx_t *ctx);
+
 #endif

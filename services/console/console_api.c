@@ -38,7 +38,12 @@ static const console_route_t console_routes[] = {
     {"GET", "/v1/tasks", false, console_tasks_list, NULL},
     {"POST", "/v1/tasks/*/done", true, NULL, console_tasks_done},
     {"GET", "/v1/proposals/*", false, NULL, console_proposals_get},
-    {"GET", "/v1/notifications", false, console_notifications_list, NULL},
+    {"GET", "/v1/notifications", false, console_notifications_get, NULL},
+    {"POST", "/v1/notifications/*/resend", true, NULL,
+     console_notifications_resend},
+    {"POST", "/v1/leads/*/claim", true, NULL, console_routing_claim},
+    {"POST", "/v1/leads/*/assign", true, NULL, console_routing_assign},
+    {"GET", "/v1/routing/explain", false, console_routing_explain, NULL},
 };
 
 #define CONSOLE_ROUTE_COUNT (sizeof(console_routes) / sizeof(console_routes[0]))

@@ -326,6 +326,25 @@ static int console_on_lead_unassigned(cv_store_t *store,
                : 0;
 }
 
+/* followup-scheduler closed a task the work satisfied (a call that made
+ * the first contact, a decision that ended the push) */
+static int console_on_task_completed(cv_store_t *store,
+                                     const Conveyor__Envelope *ev)
+{
+    const Conveyor__TaskCompleted *body = ev->task_completed;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE tasks SET status = 'done', completed_at = ?1, "
+               "completed_by = ?2 WHERE task_id = ?3 AND status = 'open'");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, body->has_completed_at
+                                    ? body->completed_at
+                                    : console_event_time(ev));
+    console_bind_text(stmt, 2, console_or(body->actor, "followup-scheduler"));
+    console_bind_text(stmt, 3, body->task_id);
+    return cv_store_step_done(stmt);
+}
+
 static int console_on_task_created(cv_store_t *store,
                                    const Conveyor__Envelope *ev)
 {
@@ -351,6 +370,13 @@ static int console_on_task_created(cv_store_t *store,
     sqlite3_bind_int64(stmt, 6, body->due_at);
     sqlite3_bind_int64(stmt, 7, at);
     if (cv_store_step_done(stmt) != 0)
+        return -1;
+    /* followup's rules move the stage with some tasks: negotiation (no
+     * decision after a proposal), qualified (a lost lead back to the
+     * interview to find the decision maker) */
+    if (body->stage != NULL && body->stage[0] != '\0' &&
+        console_stage_rank(body->stage) >= 0 &&
+        console_stage_set(store, body->lead_id, body->stage, at) != 0)
         return -1;
     char fact[200];
     snprintf(fact, sizeof(fact), "task:%s", body->task_id);
@@ -583,11 +609,22 @@ int console_events_handle(void *arg, cv_bus_t *bus,
     case CONVEYOR__ENVELOPE__BODY_TASK_CREATED:
         rc = console_on_task_created(store, event);
         break;
+    case CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED:
+        rc = console_on_task_completed(store, event);
+        break;
     case CONVEYOR__ENVELOPE__BODY_ESCALATION:
         rc = console_on_escalation(store, event);
         break;
     case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_DELIVERED:
         rc = console_on_notification(store, event);
+        if (rc == 0) /* a resent dead letter that got through */
+            rc = console_notifications_delivered(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_FAILED:
+        rc = console_notifications_failed(store, event);
+        break;
+    case CONVEYOR__ENVELOPE__BODY_LEAD_OFFERED:
+        rc = console_routing_offered(store, event);
         break;
     case CONVEYOR__ENVELOPE__BODY_PROPOSAL_RENDERED:
         rc = console_on_proposal(store, event);

@@ -713,9 +713,11 @@ void console_leads_decision(console_ctx_t *ctx, const char *lead_id)
     env.decision_recorded = &decision;
     /* scoring keeps outcomes beside scores (conveyorctl score); intake
      * marks the person's contacts as a decided lead, so the next contact
-     * is a new lead flagged as a returning client */
+     * is a new lead flagged as a returning client; routing stops handing
+     * a closed lead back when its owner leaves */
     if (cv_outbox_put(ctx->store, CONSOLE_SERVICE, &env, "followup-scheduler",
-                      "account-retention", "scoring", "intake", NULL) != 0)
+                      "account-retention", "scoring", "intake", "routing",
+                      NULL) != 0)
         goto storage;
     if (console_commit_and_wake(ctx) != 0)
         goto out;

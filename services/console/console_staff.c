@@ -21,9 +21,13 @@
 #define CONSOLE_TEXT_MAX 200        /* longest name, team, list entry */
 #define CONSOLE_ZONEINFO "/usr/share/zoneinfo"
 
+/* the working group of VIP leads (analyst, marketer, teamlead) gets
+ * tasks like everyone else; routing picks them by role */
 static const char *const console_roles[] = {
     "telemarketer", "sales", "account", "head", "admin",
+    "analyst", "marketer", "teamlead",
 };
+#define CONSOLE_ROLE_COUNT (sizeof(console_roles) / sizeof(console_roles[0]))
 
 static const char *const console_days[] = {
     "mon", "tue", "wed", "thu", "fri", "sat", "sun",
@@ -223,7 +227,8 @@ static bool console_apply_notify(console_ctx_t *ctx, json_t *staff,
         json_decref(notify);
         return console_invalid(ctx, "notify",
                                "notify is an object with webhook_url, "
-                               "telegram_chat_id and/or email");
+                               "slack_webhook_url, telegram_chat_id "
+                               "and/or email");
     }
     const char *key;
     json_t *item;
@@ -234,7 +239,8 @@ static bool console_apply_notify(console_ctx_t *ctx, json_t *staff,
             continue;
         const char *text = json_string_value(item);
         bool ok;
-        if (strcmp(key, "webhook_url") == 0) {
+        if (strcmp(key, "webhook_url") == 0 ||
+            strcmp(key, "slack_webhook_url") == 0) {
             ok = console_text_valid(item, 2048) &&
                  (strncmp(text, "http://", 7) == 0 ||
                   strncmp(text, "https://", 8) == 0) &&
@@ -242,8 +248,8 @@ static bool console_apply_notify(console_ctx_t *ctx, json_t *staff,
             if (!ok) {
                 json_decref(notify);
                 return console_invalid(ctx, field,
-                                       "webhook_url is an http:// or "
-                                       "https:// URL");
+                                       "webhook_url and slack_webhook_url "
+                                       "are http:// or https:// URLs");
             }
             json_object_set(notify, key, item);
         } else if (strcmp(key, "telegram_chat_id") == 0) {
@@ -276,7 +282,8 @@ static bool console_apply_notify(console_ctx_t *ctx, json_t *staff,
             json_decref(notify);
             return console_invalid(ctx, field,
                                    "notify takes webhook_url, "
-                                   "telegram_chat_id and email");
+                                   "slack_webhook_url, telegram_chat_id "
+                                   "and email");
         }
     }
     json_object_set_new(staff, "notify", notify);
@@ -298,10 +305,12 @@ static bool console_staff_apply(console_ctx_t *ctx, json_t *input,
     }
     if ((value = json_object_get(input, "role")) != NULL) {
         if (!json_is_string(value) ||
-            !console_in(json_string_value(value), console_roles, 5))
+            !console_in(json_string_value(value), console_roles,
+                        CONSOLE_ROLE_COUNT))
             return console_invalid(ctx, "role",
                                    "role is telemarketer, sales, account, "
-                                   "head or admin");
+                                   "head, admin, analyst, marketer or "
+                                   "teamlead");
         json_object_set(staff, "role", value);
     }
     if ((value = json_object_get(input, "tier")) != NULL) {
@@ -607,6 +616,8 @@ static int console_staff_emit(cv_store_t *store, json_t *staff)
     notify.telegram_chat_id =
         (char *)json_string_value(json_object_get(target, "telegram_chat_id"));
     notify.email = (char *)json_string_value(json_object_get(target, "email"));
+    notify.slack_webhook_url = (char *)json_string_value(
+        json_object_get(target, "slack_webhook_url"));
     member.notify = &notify;
     updated.staff = &member;
     env.body_case = CONVEYOR__ENVELOPE__BODY_STAFF_UPDATED;
@@ -830,7 +841,7 @@ void console_staff_list(console_ctx_t *ctx)
     const char *role = cv_http_query(ctx->req, "role");
     if (role != NULL && role[0] == '\0')
         role = NULL;
-    if (role != NULL && !console_in(role, console_roles, 5)) {
+    if (role != NULL && !console_in(role, console_roles, CONSOLE_ROLE_COUNT)) {
         cv_http_reply_error(ctx->req, 422, "invalid", "role",
                             "unknown role '%s'", role);
         return;

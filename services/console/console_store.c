@@ -190,7 +190,9 @@ static const char console_schema_v3[] =
 
 const char *const console_migrations[] = {console_schema_v1,
                                           console_schema_v2,
-                                          console_schema_v3};
+                                          console_schema_v3,
+                                          console_schema_notifications,
+                                          console_schema_routing};
 const size_t console_migration_count =
     sizeof(console_migrations) / sizeof(console_migrations[0]);
 
@@ -713,7 +715,7 @@ int console_timeline_add(cv_store_t *store, const char *lead_id, int64_t at,
                          const char *actor, const char *event,
                          const char *fact, const char *fmt, ...)
 {
-    char detail[2048];
+    char detail[4096]; /* routing traces run up to 4 KiB */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);

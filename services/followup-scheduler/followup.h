@@ -1,17 +1,28 @@
-/* followup-scheduler: tasks and SLA timers, so no lead is forgotten.
+/* followup-scheduler: tasks and durable timers, so no lead is forgotten.
  *
- * LeadAssigned opens the first-contact task and its SLA timer (or, when
- * routing says so, a segment task: the head of sales' review of a segment
- * A lead, a segment C lead's rejection); the timer
- * source fires due timers inside the bus's transaction (so each fires
- * exactly once, even across crashes) and escalates open tasks; completed
- * tasks, contact activities, decisions and knock-outs (a re-score's
- * LeadScored) cancel timers.
+ * Every rule of PRODUCT.md section 5 is a task for a person (told through
+ * the notifier) and, where something must happen later, a timer row:
+ *   - LeadAssigned opens the first contact (a call-back for a missed call,
+ *     a cold call for an imported cold lead, a segment task when routing
+ *     says so), due in the owner's working minutes and zone, or with a
+ *     person of the on-duty pool when the owner is off shift; a new owner
+ *     (re-assignment) closes the old owner's task and gets a fresh SLA;
+ *   - LeadOffered opens a claim task for every person of a first-come pool;
+ *   - a missed call merged into a lead (LeadReceived) is a call-back task;
+ *   - activities close the tasks they satisfy; a proposal presented or sent
+ *     opens a ping task and a no-decision timer (then stage negotiation and
+ *     a push task); a lost decision's reason opens its next step;
+ *   - an SLA task still open at its due time climbs the escalation ladder:
+ *     remind the owner, ask routing to re-assign, tell the head of sales.
+ * Timers fire inside the bus's transaction with their effects, so each
+ * fires exactly once, even across crashes.
  *
  * Files: main.c (process), followup_schema.c (tables), followup_events.c
- * (event handlers), followup_task.c (the first-contact task),
- * followup_timer.c (the timer source), followup_notify.c (the texts and
- * payloads of notifications). */
+ * (which event does what), followup_staff.c (the staff directory and
+ * people's time), followup_task.c (opening and closing tasks),
+ * followup_rules.c (the rules), followup_timer.c (timer rows and the
+ * firing source), followup_escalate.c (the ladder), followup_notify.c
+ * (texts and NotificationRequested). */
 #ifndef FOLLOWUP_H
 #define FOLLOWUP_H
 
@@ -21,15 +32,40 @@
 #include <stdint.h>
 
 #include "cv_bus.h"
-#include "cv_jsonw.h"
+#include "cv_calendar.h"
 #include "cv_config.h"
+#include "cv_jsonw.h"
 #include "cv_metrics.h"
+#include "cv_tz.h"
+#include "cv_workhours.h"
 
-#define FOLLOWUP_SERVICE             "followup-scheduler"
-#define FOLLOWUP_KIND_FIRST_CONTACT  "first_contact"
-#define FOLLOWUP_KIND_VIP_REVIEW     "vip_review"     /* segment A: HoS */
-#define FOLLOWUP_KIND_SEND_REJECTION "send_rejection" /* segment C */
+#define FOLLOWUP_SERVICE "followup-scheduler"
+
+/* Task kinds (the console shows them; tests look for them). */
+#define FOLLOWUP_KIND_FIRST_CONTACT     "first_contact"
+#define FOLLOWUP_KIND_CALL_BACK         "call_back"
+#define FOLLOWUP_KIND_COLD_CALL         "cold_call"
+#define FOLLOWUP_KIND_CLAIM_OFFER       "claim_offer"
+#define FOLLOWUP_KIND_VIP_REVIEW        "vip_review"     /* segment A: HoS */
+#define FOLLOWUP_KIND_SEND_REJECTION    "send_rejection" /* segment C */
+#define FOLLOWUP_KIND_WORKING_GROUP     "working_group"  /* segment A:
+                                   analyst, marketer, team lead */
+#define FOLLOWUP_KIND_MANUAL_ASSIGN     "manual_assign"  /* the head
+                                   assigns the lead by hand */
+#define FOLLOWUP_KIND_PING              "ping"
+#define FOLLOWUP_KIND_PUSH              "push"
+#define FOLLOWUP_KIND_CHECK_BACK        "check_back"
+#define FOLLOWUP_KIND_FIND_DM           "find_decision_maker"
+#define FOLLOWUP_KIND_BOOK_PRESENTATION "book_presentation"
+#define FOLLOWUP_KIND_DEBRIEF           "debrief"
+#define FOLLOWUP_KIND_RETURN            "return"
+#define FOLLOWUP_KIND_DIRECT_QUESTIONS  "direct_questions"
+
+/* Timer kinds: an SLA timer is "sla_<task kind>"; the no-decision timer
+ * of a proposal has no task of its own. */
 #define FOLLOWUP_TIMER_FIRST_CONTACT "sla_first_contact"
+#define FOLLOWUP_TIMER_SLA_PREFIX    "sla_"
+#define FOLLOWUP_TIMER_NO_DECISION   "no_decision"
 
 /* The first-contact SLA when the configuration gives none. */
 #define FOLLOWUP_FIRST_CONTACT_MINUTES 30
@@ -39,59 +75,240 @@
 #define FOLLOWUP_CLOCK_POLL_MS 250
 
 /* Timers fired per turn at most; more wait for the next turn, at once. */
-#define FOLLOWUP_FIRE_BATCH 64
+#define FOLLOWUP_FIRE_BATCH 256
+
+/* Room for identifiers built from lead, task and staff ids. */
+#define FOLLOWUP_ID_SIZE 320
+
+/* The rules' delays (config keys escalation_delays and followup_delays;
+ * README "Follow-up"). */
+typedef struct {
+    int first_contact_minutes;  /* working minutes to the first contact */
+    int call_back_minutes;      /* minutes to call a missed call back */
+    int remind_minutes;         /* due -> level 1, remind the owner */
+    int reassign_minutes;       /* level 1 -> level 2, re-assign */
+    int head_minutes;           /* level 2 -> level 3, head of sales */
+    int segment_task_hours;     /* vip_review / send_rejection, working */
+    int ping_business_days;     /* proposal -> ping task due */
+    int no_decision_days;       /* proposal -> stage negotiation */
+    int push_business_days;     /* negotiation -> push task due */
+    int next_step_business_days; /* a lost reason's task due */
+    int debrief_minutes;        /* chose_competitor: debrief, working */
+    int return_before_days;     /* chose_competitor: return before until */
+    int return_default_days;    /* ... when no until is given */
+    int postponed_default_days; /* postponed with no until */
+} followup_delays_t;
 
 /* The scheduler's state shared by handlers and the timer source. */
 typedef struct {
-    const cv_config_t *config; /* the process configuration (not owned) */
-    bool next_due_known;       /* next_due_ms matches the database */
-    int64_t next_due_ms;       /* earliest pending due_at, INT64_MAX when
-                                  none; valid while next_due_known */
-    cv_metric_t *tasks_opened; /* first-contact tasks created */
-    cv_metric_t *timers_fired; /* SLA timers that came due */
-    cv_metric_t *escalations;  /* of those, escalated (task still open) */
+    const cv_config_t *config;    /* the process configuration (not owned) */
+    cv_calendar_t *calendar;      /* business days (owned) */
+    const cv_tz_t *default_tz;    /* config default_timezone */
+    followup_delays_t delays;     /* the rules' delays */
+    char on_duty[1024];           /* config on_duty_pool, as given */
+    bool next_due_known;          /* next_due_ms matches the database */
+    int64_t next_due_ms;          /* earliest pending due_at, INT64_MAX when
+                                     none; valid while next_due_known */
+    cv_metric_t *tasks_opened;    /* tasks created */
+    cv_metric_t *tasks_closed;    /* tasks closed by the rules */
+    cv_metric_t *timers_fired;    /* timers that came due */
+    cv_metric_t *escalations;     /* escalation steps taken */
+    cv_metric_t *fire_lag;        /* ms between due and fired, summed */
 } followup_t;
 
 extern const char *const followup_migrations[];
 extern const size_t followup_migration_count;
 
+/* Reads the delays from the configuration into self->delays, with the
+ * defaults for what it leaves out. 0, or -1 after logging a bad value. */
+int followup_delays_load(followup_t *self);
+
 /* The bus handler (cv_bus_handler_fn); `arg` is the followup_t. */
 int followup_handle_event(void *arg, cv_bus_t *bus,
                           const Conveyor__Envelope *event);
 
-/* LeadAssigned: creates the first-contact task and its timer, and emits
- * TaskCreated and NotificationRequested; nothing when the task exists.
- * 0, or -1 after logging (the event's effects are rolled back). */
-int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
-                                     const Conveyor__LeadAssigned *assigned);
+/* --- people (followup_staff.c) --- */
 
-/* LeadAssigned with task_kind vip_review or send_rejection (routing, by
- * segment): creates `<lead_id>-vip-review` or `<lead_id>-send-rejection`
- * for the staff member, due in 24 hours without an SLA timer, and emits
- * TaskCreated and NotificationRequested; a rejection also stops the
- * first-contact timer. Nothing when the task exists. 0 or -1. */
-int followup_task_open_segment(followup_t *self, cv_bus_t *bus,
-                               const Conveyor__LeadAssigned *assigned);
+/* A person as the scheduler needs them: where and when they work, and
+ * how to reach them. Strings are owned; clear with followup_person_clear. */
+typedef struct {
+    char *staff_id;         /* the id */
+    char *name;             /* display name, may be NULL */
+    char *role;             /* sales | head | ..., may be NULL */
+    char *team;             /* calendar team, may be NULL */
+    bool known;             /* in the directory */
+    bool active;            /* not on leave */
+    const cv_tz_t *tz;      /* their zone, or the default */
+    cv_workhours_t hours;   /* unset: always available */
+    Conveyor__NotifyTarget notify; /* fields point at the strings below */
+    char *webhook_url;      /* notify targets, NULL when unset */
+    char *telegram_chat_id;
+    char *email;
+    char *slack_webhook_url;
+} followup_person_t;
 
-/* TaskCompleted: marks the task done and cancels its pending timers. */
+void followup_person_clear(followup_person_t *person);
+
+/* Whether the person has any notify target. */
+bool followup_person_reachable(const followup_person_t *person);
+
+/* StaffUpdated: keeps the directory row. 0 or -1. */
+int followup_staff_update(followup_t *self, cv_bus_t *bus,
+                          const Conveyor__StaffUpdated *updated);
+
+/* Loads `staff_id` (unknown people get the default zone, no hours and no
+ * targets). 0, or -1 after logging. */
+int followup_staff_get(followup_t *self, cv_bus_t *bus, const char *staff_id,
+                       followup_person_t *person);
+
+/* The ids of active heads of sales (role "head"), as a NULL-terminated
+ * array the caller frees with followup_ids_free. 0 or -1. */
+int followup_staff_heads(cv_bus_t *bus, char ***ids);
+void followup_ids_free(char **ids);
+
+/* When `minutes` of the person's working time after `from` ends. */
+int64_t followup_after_working_minutes(const followup_t *self,
+                                       const followup_person_t *person,
+                                       int64_t from, int64_t minutes);
+
+/* The same local time `days` of the person's working days after `from`. */
+int64_t followup_after_business_days(const followup_t *self,
+                                     const followup_person_t *person,
+                                     int64_t from, int days);
+
+/* Whether the person works at `at`. */
+bool followup_person_open(const followup_t *self,
+                          const followup_person_t *person, int64_t at);
+
+/* --- tasks (followup_task.c) --- */
+
+/* What a new task is. */
+typedef struct {
+    const char *task_id;      /* unique; an existing id makes it a no-op */
+    const char *kind;         /* FOLLOWUP_KIND_* */
+    const char *lead_id;
+    const char *lead_json;    /* the lead snapshot (cv_jsonw_lead text) */
+    const char *summary;      /* one line about the lead */
+    const followup_person_t *person; /* who does it */
+    const Conveyor__NotifyTarget *notify; /* overrides person's, may be NULL */
+    const char *title;        /* what to do */
+    int64_t due_at;           /* by when, ms */
+    const char *stage;        /* the stage this moves the lead to, or NULL */
+    bool sla;                 /* guard it with the escalation ladder */
+    const char *channel;      /* the lead's channel, for the notification */
+    const char *message;      /* the client's request, may be NULL */
+} followup_task_spec_t;
+
+/* Creates the task (and its level-1 SLA timer), emits TaskCreated to the
+ * console and the notification to the person. Sets *created (may be NULL)
+ * false when the id existed. 0 or -1. */
+int followup_task_open(followup_t *self, cv_bus_t *bus,
+                       const followup_task_spec_t *spec, bool *created);
+
+/* Closes one open task: done, its pending timers cancelled (the lead-level
+ * head-of-sales timer too unless keep_head), TaskCompleted to the console.
+ * 0 also when it was not open. */
+int followup_task_close(followup_t *self, cv_bus_t *bus, const char *task_id,
+                        const char *reason, bool keep_head);
+
+/* Closes the lead's open tasks of the given kinds (NULL-terminated; NULL
+ * = every kind), except those of `except_staff` when not NULL. Sets
+ * *closed (may be NULL) to how many. 0 or -1. */
+int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
+                              const char *lead_id, const char *const *kinds,
+                              const char *except_staff, const char *reason,
+                              bool keep_head, int *closed);
+
+/* Whether the lead has an open task of a kind in `kinds` (for
+ * `staff_id` only, when not NULL). -1 on error, else 0/1. */
+int followup_task_has_open(cv_bus_t *bus, const char *lead_id,
+                           const char *const *kinds, const char *staff_id);
+
+/* How many tasks of `kind` the lead ever had; -1 on error. */
+int followup_task_count(cv_bus_t *bus, const char *lead_id, const char *kind);
+
+/* TaskCompleted from the console: marks the task done, cancels timers. */
 int followup_task_complete(followup_t *self, cv_bus_t *bus,
                            const Conveyor__TaskCompleted *completed);
 
-/* Cancels the pending timer of `task_id` (0 also when there is none). */
-int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
-                               const char *task_id, const char *reason);
+/* --- leads (followup_rules.c) --- */
 
-/* Cancels every pending timer of `lead_id`. */
-int followup_timer_cancel_lead(followup_t *self, cv_bus_t *bus,
-                               const char *lead_id, const char *reason);
+/* The lead as the scheduler last heard of it. Strings owned. */
+typedef struct {
+    char *lead_id;
+    char *owner_id;  /* NULL before assignment */
+    char *channel;
+    char *lead_json; /* snapshot */
+    char *summary;   /* one line */
+    char *name;      /* the client's name, may be NULL */
+    char *message;   /* the request, may be NULL */
+    char *decided;   /* won | lost | NULL */
+    bool found;      /* the row exists */
+} followup_lead_t;
 
-/* Inserts a pending timer for `task_id` (ignored when the id exists). */
+void followup_lead_clear(followup_lead_t *lead);
+int followup_lead_get(cv_bus_t *bus, const char *lead_id,
+                      followup_lead_t *lead);
+
+/* The rules, one per event (followup_rules.c). Each returns 0, -1 (rolled
+ * back, re-sent later) or CV_BUS_DROP. */
+int followup_on_assigned(followup_t *self, cv_bus_t *bus,
+                         const Conveyor__LeadAssigned *assigned);
+int followup_on_offered(followup_t *self, cv_bus_t *bus,
+                        const Conveyor__LeadOffered *offered);
+int followup_on_received(followup_t *self, cv_bus_t *bus,
+                         const Conveyor__Envelope *event);
+int followup_on_activity(followup_t *self, cv_bus_t *bus,
+                         const Conveyor__ActivityRecorded *activity);
+int followup_on_decision(followup_t *self, cv_bus_t *bus,
+                         const Conveyor__DecisionRecorded *decision);
+int followup_on_scored(followup_t *self, cv_bus_t *bus,
+                       const Conveyor__LeadScored *scored);
+
+/* A proposal's no-decision timer came due (followup_timer.c calls it). */
+int followup_rules_no_decision(followup_t *self, cv_bus_t *bus,
+                               const char *lead_id, const char *timer_id,
+                               int64_t due_at, int64_t now);
+
+/* --- timers (followup_timer.c) --- */
+
+/* A timer row as fired. Strings owned by the timer source. */
+typedef struct {
+    char *timer_id;
+    char *task_id;
+    char *lead_id;
+    char *kind;
+    char *staff_id; /* may be NULL */
+    int level;      /* escalation level 1..3 (1 for other timers) */
+    int64_t due_at;
+} followup_timer_t;
+
+/* Inserts a pending timer (ignored when the id exists). 0 or -1. */
 int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
                           const char *task_id, const char *lead_id,
-                          const char *kind, int64_t due_at);
+                          const char *kind, int level, const char *staff_id,
+                          int64_t due_at);
+
+/* Cancels the pending timers of `task_id` (below level 3 when keep_head). */
+int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
+                               const char *task_id, const char *reason,
+                               bool keep_head);
+
+/* Cancels the lead's pending timers whose kind starts with `kind_prefix`
+ * (NULL: all). */
+int followup_timer_cancel_lead(followup_t *self, cv_bus_t *bus,
+                               const char *lead_id, const char *kind_prefix,
+                               const char *reason);
 
 /* The bus source that fires due timers; 0 or -1. */
 int followup_timer_register(followup_t *self, cv_bus_t *bus);
+
+/* --- the escalation ladder (followup_escalate.c) --- */
+
+/* An SLA timer came due: the step of its level, and the next step's
+ * timer. 0 or -1. */
+int followup_escalate(followup_t *self, cv_bus_t *bus,
+                      const followup_timer_t *timer, int64_t now);
 
 /* --- notifications (followup_notify.c) --- */
 
@@ -99,6 +316,15 @@ int followup_timer_register(followup_t *self, cv_bus_t *bus);
  * "Ivan Petrov, Acme, +79991234567, ivan@acme.ru" (missing parts left
  * out; the lead id when nothing else is known). Caller frees. */
 char *followup_lead_summary(const json_t *lead, const char *lead_id);
+
+/* The same from the lead's fields. Caller frees; NULL when out of
+ * memory. */
+char *followup_lead_summary_fields(const Conveyor__Lead *lead);
+
+/* The lead's snapshot and summary from its fields (caller frees both).
+ * 0, or -1 when out of memory. */
+int followup_lead_snapshot(const Conveyor__Lead *lead, char **text,
+                           char **summary);
 
 /* The title of a first-contact task for a lead that came in on
  * `channel` ("phone" means call back; otherwise get a phone number, time
@@ -108,6 +334,11 @@ char *followup_first_contact_title(const char *channel, const char *name);
 /* Writes `ms` as "2026-11-22 15:41 UTC" into buf (at least 32 bytes).
  * Returns buf. */
 char *followup_format_time(int64_t ms, char *buf, size_t size);
+
+/* Writes `ms` as the person's local time, "Mon 23 Nov 09:30 (Asia/
+ * Novosibirsk)", into buf. Returns buf. */
+char *followup_format_local(const followup_person_t *person, int64_t ms,
+                            char *buf, size_t size);
 
 /* Emits NotificationRequested to the notifier. `payload` is the JSON body
  * for webhooks (not owned). 0 or -1. */
@@ -122,12 +353,5 @@ int followup_notify_text(cv_bus_t *bus, const char *notification_id,
                          const char *lead_id, const char *staff_id,
                          Conveyor__NotifyTarget *target, const char *subject,
                          const char *text, const char *payload_json);
-
-/* The summary of followup_lead_summary made from the lead's fields, for a
- * lead whose JSON snapshot cv_jsonw_lead wrote without failing.
- * Caller frees; NULL when out of memory. */
-char *followup_lead_summary_fields(const Conveyor__Lead *lead);
-
-/* JSON written directly: common/cv_jsonw.h */
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cv_event.h"
 #include "cv_log.h"
 #include "followup.h"
 
@@ -135,5 +136,47 @@ char *followup_format_time(int64_t ms, char *buf, size_t size)
     if (gmtime_r(&seconds, &tm) == NULL ||
         strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
         snprintf(buf, size, "%lld ms", (long long)ms);
+    return buf;
+}
+
+int followup_lead_snapshot(const Conveyor__Lead *lead, char **text,
+                           char **summary)
+{
+    *text = NULL;
+    *summary = NULL;
+    cv_jsonw_t b;
+    cv_jsonw_init(&b);
+    cv_jsonw_lead(&b, lead);
+    if (!b.failed) {
+        /* every field went in as it is, so the summary can read them */
+        *text = b.data;
+        *summary = followup_lead_summary_fields(lead);
+        return *summary != NULL ? 0 : -1;
+    }
+    cv_jsonw_clear(&b);
+    json_t *json = cv_event_lead_to_json(lead);
+    if (json == NULL)
+        return -1;
+    *text = json_dumps(json, JSON_COMPACT);
+    *summary = followup_lead_summary(json, lead->lead_id);
+    json_decref(json);
+    return *text != NULL && *summary != NULL ? 0 : -1;
+}
+
+char *followup_format_local(const followup_person_t *person, int64_t ms,
+                            char *buf, size_t size)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
+                                       "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
+                                         "May", "Jun", "Jul", "Aug",
+                                         "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    const cv_tz_t *tz = person != NULL ? person->tz : NULL;
+    if (tz == NULL || cv_tz_to_local(tz, ms, &tm, NULL) != 0)
+        return followup_format_time(ms, buf, size);
+    snprintf(buf, size, "%s %d %s %02d:%02d (%s)", days[tm.tm_wday],
+             tm.tm_mday, months[tm.tm_mon], tm.tm_hour, tm.tm_min,
+             cv_tz_name(tz));
     return buf;
 }

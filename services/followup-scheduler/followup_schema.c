@@ -40,6 +40,37 @@ const char *const followup_migrations[] = {
     "  WHERE state = 'pending';"
     "CREATE INDEX followup_timer_by_task ON followup_timer (task_id);"
     "CREATE INDEX followup_timer_by_lead ON followup_timer (lead_id);",
+    /* 2: the escalation ladder, the staff directory, the leads' owners,
+     * the stage a task moves the lead to */
+    "ALTER TABLE followup_timer ADD COLUMN level INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE followup_timer ADD COLUMN staff_id TEXT;" /* whose SLA */
+    "ALTER TABLE followup_task ADD COLUMN stage TEXT;"
+    "ALTER TABLE followup_task ADD COLUMN closed_reason TEXT;"
+    "CREATE INDEX followup_task_open_by_lead ON followup_task (lead_id, kind)"
+    "  WHERE status = 'open';"
+    "CREATE TABLE followup_staff ("
+    "  staff_id TEXT PRIMARY KEY,"
+    "  name TEXT,"
+    "  role TEXT,"               /* head = told at escalation level 3 */
+    "  team TEXT,"               /* the calendar's team overrides */
+    "  timezone TEXT,"           /* IANA; NULL = default_timezone */
+    "  working_hours TEXT,"      /* JSON; NULL = always available */
+    "  active INTEGER NOT NULL DEFAULT 1,"
+    "  notify_webhook_url TEXT,"
+    "  notify_telegram_chat_id TEXT,"
+    "  notify_email TEXT,"
+    "  notify_slack_webhook_url TEXT,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE followup_lead ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  owner_id TEXT,"           /* the current owner, NULL before one */
+    "  channel TEXT,"
+    "  lead_json TEXT NOT NULL," /* the latest snapshot */
+    "  decided TEXT,"            /* won | lost | NULL */
+    "  proposal_at INTEGER,"     /* the last proposal presented or sent */
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 const size_t followup_migration_count =

@@ -1,6 +1,6 @@
-/* Tasks: the first contact with an assigned lead, the tasks a segment
- * brings (the head of sales' review of a segment A lead, the rejection of
- * a segment C lead), and their completion. */
+/* Tasks: opening one (row, SLA timer, TaskCreated, the person's
+ * notification), closing the ones the rules say are satisfied, and the
+ * console's TaskCompleted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,91 +11,48 @@
 #include "cv_store.h"
 #include "followup.h"
 
-/* Room for identifiers built from a lead or task id. */
-#define TASK_ID_SIZE 256
-
 static const char *task_text_or_null(const char *text)
 {
     return text != NULL && text[0] != '\0' ? text : NULL;
 }
 
-static int64_t task_first_contact_ms(const followup_t *self)
+/* The subject line of a new task's notification. Caller frees. */
+static char *task_subject(const char *kind, const char *summary,
+                          const char *due)
 {
-    int minutes =
-        self->config != NULL ? self->config->first_contact_minutes : 0;
-    if (minutes <= 0)
-        minutes = FOLLOWUP_FIRST_CONTACT_MINUTES;
-    return (int64_t)minutes * 60 * 1000;
-}
-
-/* Hours to do a task a segment brings (no SLA timer guards it). */
-#define TASK_SEGMENT_HOURS 24
-
-/* Inserts the task row unless it exists. Sets *created. 0 or -1. */
-static int task_insert(cv_bus_t *bus, const char *task_id, const char *kind,
-                       const Conveyor__LeadAssigned *assigned,
-                       const char *title, int64_t due_at, int64_t now,
-                       const char *lead_json, bool *created)
-{
-    static const char sql[] =
-        "INSERT OR IGNORE INTO followup_task (task_id, lead_id, staff_id,"
-        " kind, title, due_at, created_at, lead_json, notify_webhook_url,"
-        " notify_telegram_chat_id, notify_email)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    cv_store_t *store = cv_bus_store(bus);
-    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
-    if (stmt == NULL)
-        return -1;
-    const Conveyor__NotifyTarget *notify = assigned->notify;
-    cv_store_bind_text(stmt, 1, task_id);
-    cv_store_bind_text(stmt, 2, assigned->lead->lead_id);
-    cv_store_bind_text(stmt, 3, assigned->staff_id);
-    cv_store_bind_text(stmt, 4, kind);
-    cv_store_bind_text(stmt, 5, title);
-    sqlite3_bind_int64(stmt, 6, due_at);
-    sqlite3_bind_int64(stmt, 7, now);
-    cv_store_bind_text(stmt, 8, lead_json);
-    if (notify != NULL) {
-        cv_store_bind_text(stmt, 9, task_text_or_null(notify->webhook_url));
-        cv_store_bind_text(stmt, 10,
-                           task_text_or_null(notify->telegram_chat_id));
-        cv_store_bind_text(stmt, 11, task_text_or_null(notify->email));
+    static const struct {
+        const char *kind;   /* task kind */
+        const char *format; /* summary, due */
+    } subjects[] = {
+        {FOLLOWUP_KIND_FIRST_CONTACT, "New lead: %s (first contact by %s)"},
+        {FOLLOWUP_KIND_CALL_BACK, "Missed call: call back %s by %s"},
+        {FOLLOWUP_KIND_COLD_CALL, "Cold call: %s (by %s)"},
+        {FOLLOWUP_KIND_CLAIM_OFFER, "Lead on offer: %s (claim it by %s)"},
+        {FOLLOWUP_KIND_VIP_REVIEW, "Segment A lead to review: %s (by %s)"},
+        {FOLLOWUP_KIND_SEND_REJECTION, "Rejection to send: %s (by %s)"},
+        {FOLLOWUP_KIND_PING, "Ping about the proposal: %s (by %s)"},
+        {FOLLOWUP_KIND_PUSH, "Push for a decision: %s (by %s)"},
+        {FOLLOWUP_KIND_CHECK_BACK, "Check back: %s (on %s)"},
+        {FOLLOWUP_KIND_FIND_DM, "Find the decision maker: %s (by %s)"},
+        {FOLLOWUP_KIND_BOOK_PRESENTATION, "Book a presentation: %s (by %s)"},
+        {FOLLOWUP_KIND_DEBRIEF, "Debrief the loss: %s (by %s)"},
+        {FOLLOWUP_KIND_RETURN, "Come back to a lost client: %s (on %s)"},
+        {FOLLOWUP_KIND_DIRECT_QUESTIONS, "Ask direct questions: %s (by %s)"},
+    };
+    const char *format = "Task: %s (by %s)";
+    for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
+        if (strcmp(kind, subjects[i].kind) == 0)
+            format = subjects[i].format;
     }
-    if (cv_store_step_done(stmt) != 0)
-        return -1;
-    *created = sqlite3_changes(cv_store_db(store)) > 0;
-    return 0;
+    char *subject = NULL;
+    return asprintf(&subject, format, summary, due) < 0 ? NULL : subject;
 }
 
-static int task_emit_created(cv_bus_t *bus, const char *task_id,
-                             const char *kind,
-                             const Conveyor__LeadAssigned *assigned,
-                             const char *title, int64_t due_at)
+/* The webhook payload of a new task's notification. Caller frees. */
+static char *task_payload(const char *notification_id,
+                          const followup_task_spec_t *spec,
+                          const char *due_rfc3339, const char *due_local)
 {
-    Conveyor__TaskCreated created = CONVEYOR__TASK_CREATED__INIT;
-    created.task_id = (char *)task_id;
-    created.lead_id = assigned->lead->lead_id;
-    created.staff_id = assigned->staff_id;
-    created.kind = (char *)kind;
-    created.due_at = due_at;
-    created.title = (char *)title;
-    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
-    env.body_case = CONVEYOR__ENVELOPE__BODY_TASK_CREATED;
-    env.task_created = &created;
-    return cv_bus_emit(bus, &env, "console", NULL);
-}
-
-/* The payload of the task_created notification as JSON text, written
- * directly when it can be (see followup_json.c), else through jansson as
- * json_pack + json_dumps would make it. Caller frees; NULL when out of
- * memory. */
-static char *task_payload(const char *notification_id, const char *task_id,
-                          const char *kind,
-                          const Conveyor__LeadAssigned *assigned,
-                          const char *title, int64_t due_at,
-                          const char *due_rfc3339, const char *lead_text)
-{
-    const Conveyor__Lead *lead = assigned->lead;
     cv_jsonw_t b;
     cv_jsonw_init(&b);
     cv_jsonw_raw(&b, "{", 1);
@@ -104,103 +61,78 @@ static char *task_payload(const char *notification_id, const char *task_id,
     cv_jsonw_member(&b, "kind", false);
     cv_jsonw_string(&b, "task_created");
     cv_jsonw_member(&b, "task_id", false);
-    cv_jsonw_string(&b, task_id);
+    cv_jsonw_string(&b, spec->task_id);
     cv_jsonw_member(&b, "task_kind", false);
-    cv_jsonw_string(&b, kind);
+    cv_jsonw_string(&b, spec->kind);
     cv_jsonw_member(&b, "lead_id", false);
-    cv_jsonw_string(&b, lead->lead_id);
+    cv_jsonw_string(&b, spec->lead_id);
     cv_jsonw_member(&b, "staff_id", false);
-    cv_jsonw_string(&b, assigned->staff_id);
+    cv_jsonw_string(&b, spec->person->staff_id);
     cv_jsonw_member(&b, "due_at", false);
     cv_jsonw_string(&b, due_rfc3339);
     cv_jsonw_member(&b, "due_at_ms", false);
-    cv_jsonw_int(&b, (long long)due_at);
+    cv_jsonw_int(&b, (long long)spec->due_at);
+    cv_jsonw_member(&b, "due_local", false);
+    cv_jsonw_string(&b, due_local);
     cv_jsonw_member(&b, "title", false);
-    cv_jsonw_string(&b, title);
+    cv_jsonw_string(&b, spec->title);
+    if (spec->stage != NULL) {
+        cv_jsonw_member(&b, "stage", false);
+        cv_jsonw_string(&b, spec->stage);
+    }
     cv_jsonw_member(&b, "lead", false);
-    cv_jsonw_raw(&b, lead_text, strlen(lead_text));
+    const char *lead = spec->lead_json != NULL ? spec->lead_json : "{}";
+    cv_jsonw_raw(&b, lead, strlen(lead));
     cv_jsonw_raw(&b, "}", 1);
     if (!b.failed)
         return b.data;
     cv_jsonw_clear(&b);
-
-    char *text = NULL;
-    json_error_t error;
-    json_t *lead_json = json_loads(lead_text, 0, &error);
-    json_t *payload = NULL;
-    if (lead_json != NULL)
-        payload = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}",
-            "notification_id", notification_id, "kind", "task_created",
-            "task_id", task_id, "task_kind", kind, "lead_id", lead->lead_id,
-            "staff_id",
-            assigned->staff_id, "due_at", due_rfc3339, "due_at_ms",
-            (json_int_t)due_at, "title", title, "lead", lead_json);
-    if (payload != NULL)
-        text = json_dumps(payload, JSON_COMPACT);
-    json_decref(payload);
-    json_decref(lead_json);
-    return text;
+    return NULL;
 }
 
-/* Tells the owner about the new task: who the lead is and by when.
- * `summary` is the lead's one-line description. */
-static int task_notify_created(cv_bus_t *bus, const char *task_id,
-                               const char *kind,
-                               const Conveyor__LeadAssigned *assigned,
-                               const char *title, int64_t due_at,
-                               const char *lead_text, const char *summary)
+/* Tells the person about the new task: who the lead is and by when. */
+static int task_notify_created(cv_bus_t *bus, const followup_task_spec_t *spec)
 {
-    const Conveyor__Lead *lead = assigned->lead;
     int rc = -1;
     char *subject = NULL;
     char *text = NULL;
     char *payload = NULL;
-    char notification_id[TASK_ID_SIZE];
-    char due_text[64];
+    char notification_id[FOLLOWUP_ID_SIZE + 8];
+    char due_local[96];
     char due_rfc3339[40];
-
     if ((size_t)snprintf(notification_id, sizeof(notification_id), "ntf-%s",
-                         task_id) >= sizeof(notification_id)) {
-        cv_log(CV_LOG_ERROR, "task id '%s' too long", task_id);
-        goto out;
-    }
-    followup_format_time(due_at, due_text, sizeof(due_text));
-    cv_clock_format(due_at, due_rfc3339, sizeof(due_rfc3339));
-    int n;
-    if (strcmp(kind, FOLLOWUP_KIND_FIRST_CONTACT) == 0)
-        n = asprintf(&subject, "New lead: %s (first contact by %s)", summary,
-                     due_text);
-    else if (strcmp(kind, FOLLOWUP_KIND_VIP_REVIEW) == 0)
-        n = asprintf(&subject, "Segment A lead to review: %s (by %s)",
-                     summary, due_text);
-    else
-        n = asprintf(&subject, "Rejection to send: %s (by %s)", summary,
-                     due_text);
-    if (n < 0) {
-        subject = NULL;
-        goto oom;
-    }
-    const char *message = task_text_or_null(lead->message);
-    if (asprintf(&text,
+                         spec->task_id) >= sizeof(notification_id))
+        return cv_error("task id '%s' too long", spec->task_id);
+    followup_format_local(spec->person, spec->due_at, due_local,
+                          sizeof(due_local));
+    cv_clock_format(spec->due_at, due_rfc3339, sizeof(due_rfc3339));
+    subject = task_subject(spec->kind, spec->summary, due_local);
+    const char *message = task_text_or_null(spec->message);
+    if (subject == NULL ||
+        asprintf(&text,
                  "%s\nLead: %s\nChannel: %s\nRequest: %s\nDue: %s\n"
                  "Lead id: %s",
-                 title, summary, lead->channel != NULL ? lead->channel : "web",
-                 message != NULL ? message : "(none)", due_text,
-                 lead->lead_id) < 0) {
+                 spec->title, spec->summary,
+                 spec->channel != NULL ? spec->channel : "web",
+                 message != NULL ? message : "(none)", due_local,
+                 spec->lead_id) < 0) {
         text = NULL;
         goto oom;
     }
-    payload = task_payload(notification_id, task_id, kind, assigned, title,
-                           due_at, due_rfc3339, lead_text);
+    payload = task_payload(notification_id, spec, due_rfc3339, due_local);
     if (payload == NULL)
         goto oom;
-    rc = followup_notify_text(bus, notification_id, lead->lead_id,
-                              assigned->staff_id, assigned->notify, subject,
-                              text, payload);
+    Conveyor__NotifyTarget *target =
+        spec->notify != NULL ? (Conveyor__NotifyTarget *)spec->notify
+        : followup_person_reachable(spec->person)
+            ? (Conveyor__NotifyTarget *)&spec->person->notify
+            : NULL;
+    rc = followup_notify_text(bus, notification_id, spec->lead_id,
+                              spec->person->staff_id, target, subject, text,
+                              payload);
     goto out;
 oom:
-    cv_log(CV_LOG_ERROR, "out of memory notifying about '%s'", task_id);
+    cv_log(CV_LOG_ERROR, "out of memory notifying about '%s'", spec->task_id);
 out:
     free(payload);
     free(text);
@@ -208,195 +140,321 @@ out:
     return rc;
 }
 
-/* The lead's JSON snapshot (as json_dumps of cv_event_lead_to_json) and
- * its one-line summary, into *text and *summary (caller frees both).
- * 0, or -1 when out of memory. */
-static int task_lead_snapshot(const Conveyor__Lead *lead, char **text,
-                              char **summary)
+static int task_emit_created(cv_bus_t *bus, const followup_task_spec_t *spec)
 {
-    *text = NULL;
-    *summary = NULL;
-    cv_jsonw_t b;
-    cv_jsonw_init(&b);
-    cv_jsonw_lead(&b, lead);
-    if (!b.failed) {
-        /* every field went in as it is, so the summary can read them */
-        *text = b.data;
-        *summary = followup_lead_summary_fields(lead);
-        return *summary != NULL ? 0 : -1;
-    }
-    cv_jsonw_clear(&b);
-    json_t *json = cv_event_lead_to_json(lead);
-    if (json == NULL)
+    Conveyor__TaskCreated created = CONVEYOR__TASK_CREATED__INIT;
+    created.task_id = (char *)spec->task_id;
+    created.lead_id = (char *)spec->lead_id;
+    created.staff_id = spec->person->staff_id;
+    created.kind = (char *)spec->kind;
+    created.due_at = spec->due_at;
+    created.title = (char *)spec->title;
+    created.stage = (char *)spec->stage;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    env.body_case = CONVEYOR__ENVELOPE__BODY_TASK_CREATED;
+    env.task_created = &created;
+    return cv_bus_emit(bus, &env, "console", NULL);
+}
+
+int followup_task_open(followup_t *self, cv_bus_t *bus,
+                       const followup_task_spec_t *spec, bool *created)
+{
+    static const char sql[] =
+        "INSERT OR IGNORE INTO followup_task (task_id, lead_id, staff_id,"
+        " kind, title, due_at, created_at, lead_json, notify_webhook_url,"
+        " notify_telegram_chat_id, notify_email, stage)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    if (created != NULL)
+        *created = false;
+    cv_store_t *store = cv_bus_store(bus);
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
+    if (stmt == NULL)
         return -1;
-    *text = json_dumps(json, JSON_COMPACT);
-    *summary = followup_lead_summary(json, lead->lead_id);
-    json_decref(json);
-    return *text != NULL && *summary != NULL ? 0 : -1;
+    const Conveyor__NotifyTarget *notify =
+        spec->notify != NULL ? spec->notify : &spec->person->notify;
+    int64_t now = cv_clock_now_ms();
+    cv_store_bind_text(stmt, 1, spec->task_id);
+    cv_store_bind_text(stmt, 2, spec->lead_id);
+    cv_store_bind_text(stmt, 3, spec->person->staff_id);
+    cv_store_bind_text(stmt, 4, spec->kind);
+    cv_store_bind_text(stmt, 5, spec->title);
+    sqlite3_bind_int64(stmt, 6, spec->due_at);
+    sqlite3_bind_int64(stmt, 7, now);
+    cv_store_bind_text(stmt, 8,
+                       spec->lead_json != NULL ? spec->lead_json : "{}");
+    cv_store_bind_text(stmt, 9, task_text_or_null(notify->webhook_url));
+    cv_store_bind_text(stmt, 10, task_text_or_null(notify->telegram_chat_id));
+    cv_store_bind_text(stmt, 11, task_text_or_null(notify->email));
+    cv_store_bind_text(stmt, 12, spec->stage);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (sqlite3_changes(cv_store_db(store)) == 0) {
+        cv_log(CV_LOG_DEBUG, "task '%s' exists", spec->task_id);
+        return 0;
+    }
+    if (spec->sla) {
+        char timer_id[FOLLOWUP_ID_SIZE + 8];
+        char kind[64];
+        snprintf(timer_id, sizeof(timer_id), "tmr-%s", spec->task_id);
+        snprintf(kind, sizeof(kind), "%s%s", FOLLOWUP_TIMER_SLA_PREFIX,
+                 spec->kind);
+        int64_t at = spec->due_at +
+                     (int64_t)self->delays.remind_minutes * 60000;
+        if (followup_timer_insert(self, bus, timer_id, spec->task_id,
+                                  spec->lead_id, kind, 1,
+                                  spec->person->staff_id, at) != 0)
+            return -1;
+    }
+    if (task_emit_created(bus, spec) != 0 || task_notify_created(bus, spec) != 0)
+        return -1;
+    cv_metric_add(self->tasks_opened, 1);
+    if (created != NULL)
+        *created = true;
+    char due[96];
+    cv_log(CV_LOG_INFO, "task '%s' (%s) for '%s' due %s%s%s", spec->task_id,
+           spec->kind, spec->person->staff_id,
+           followup_format_local(spec->person, spec->due_at, due, sizeof(due)),
+           spec->stage != NULL ? ", stage " : "",
+           spec->stage != NULL ? spec->stage : "");
+    return 0;
 }
 
-int followup_task_open_first_contact(followup_t *self, cv_bus_t *bus,
-                                     const Conveyor__LeadAssigned *assigned)
+/* Marks one task done (if open) with `reason`; sets *changed. */
+static int task_mark_done(cv_bus_t *bus, const char *task_id,
+                          const char *by, const char *reason, int64_t at,
+                          bool *changed)
 {
-    const Conveyor__Lead *lead = assigned->lead;
-    int rc = -1;
-    char *lead_text = NULL;
-    char *summary = NULL;
-    char *title = NULL;
-    char task_id[TASK_ID_SIZE];
-    char timer_id[TASK_ID_SIZE];
+    static const char sql[] =
+        "UPDATE followup_task SET status = 'done', completed_at = ?,"
+        " completed_by = ?, closed_reason = ? WHERE task_id = ?"
+        " AND status = 'open'";
+    cv_store_t *store = cv_bus_store(bus);
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, at);
+    cv_store_bind_text(stmt, 2, by);
+    cv_store_bind_text(stmt, 3, reason);
+    cv_store_bind_text(stmt, 4, task_id);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    *changed = sqlite3_changes(cv_store_db(store)) > 0;
+    return 0;
+}
 
-    if ((size_t)snprintf(task_id, sizeof(task_id), "%s-first-contact",
-                         lead->lead_id) >= sizeof(task_id) ||
-        (size_t)snprintf(timer_id, sizeof(timer_id), "tmr-%s", task_id) >=
-            sizeof(timer_id)) {
-        cv_log(CV_LOG_WARN, "lead id '%.64s...' too long, assignment dropped",
-               lead->lead_id);
-        return CV_BUS_DROP;
-    }
+/* Tells the console the scheduler closed a task. */
+static int task_emit_completed(cv_bus_t *bus, const char *task_id,
+                               const char *lead_id, const char *staff_id,
+                               int64_t at)
+{
+    Conveyor__TaskCompleted done = CONVEYOR__TASK_COMPLETED__INIT;
+    done.task_id = (char *)task_id;
+    done.lead_id = (char *)lead_id;
+    done.staff_id = (char *)staff_id;
+    done.actor = FOLLOWUP_SERVICE;
+    done.has_completed_at = true;
+    done.completed_at = at;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    env.body_case = CONVEYOR__ENVELOPE__BODY_TASK_COMPLETED;
+    env.task_completed = &done;
+    return cv_bus_emit(bus, &env, "console", NULL);
+}
+
+/* Closes one task whose lead and owner the caller knows. */
+static int task_close_known(followup_t *self, cv_bus_t *bus,
+                            const char *task_id, const char *lead_id,
+                            const char *staff_id, const char *reason,
+                            bool keep_head)
+{
     int64_t now = cv_clock_now_ms();
-    int64_t due_at = now + task_first_contact_ms(self);
-    if (task_lead_snapshot(lead, &lead_text, &summary) != 0)
-        goto oom;
-    title = followup_first_contact_title(lead->channel, lead->name);
-    if (title == NULL)
-        goto oom;
+    bool changed = false;
+    if (task_mark_done(bus, task_id, FOLLOWUP_SERVICE, reason, now,
+                       &changed) != 0)
+        return -1;
+    if (!changed)
+        return 0;
+    if (followup_timer_cancel_task(self, bus, task_id, reason, keep_head) !=
+            0 ||
+        task_emit_completed(bus, task_id, lead_id, staff_id, now) != 0)
+        return -1;
+    cv_metric_add(self->tasks_closed, 1);
+    cv_log(CV_LOG_INFO, "task '%s' of '%s' closed: %s", task_id, staff_id,
+           reason);
+    return 0;
+}
 
-    bool created = false;
-    if (task_insert(bus, task_id, FOLLOWUP_KIND_FIRST_CONTACT, assigned, title,
-                    due_at, now, lead_text, &created) != 0)
-        goto out;
-    if (!created) {
-        cv_log(CV_LOG_DEBUG, "task '%s' exists, assignment already handled",
-               task_id);
-        rc = 0;
-        goto out;
+int followup_task_close(followup_t *self, cv_bus_t *bus, const char *task_id,
+                        const char *reason, bool keep_head)
+{
+    static const char sql[] =
+        "SELECT lead_id, staff_id FROM followup_task WHERE task_id = ?"
+        " AND status = 'open'";
+    sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, task_id);
+    char *lead_id = NULL;
+    char *staff_id = NULL;
+    bool failed = false;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        lead_id = cv_store_column_dup(stmt, 0, &failed);
+        staff_id = cv_store_column_dup(stmt, 1, &failed);
     }
-    if (followup_timer_insert(self, bus, timer_id, task_id, lead->lead_id,
-                              FOLLOWUP_TIMER_FIRST_CONTACT, due_at) != 0 ||
-        task_emit_created(bus, task_id, FOLLOWUP_KIND_FIRST_CONTACT, assigned,
-                          title, due_at) != 0 ||
-        task_notify_created(bus, task_id, FOLLOWUP_KIND_FIRST_CONTACT,
-                            assigned, title, due_at, lead_text, summary) != 0)
-        goto out;
-    cv_metric_add(self->tasks_opened, 1);
-    cv_log(CV_LOG_INFO, "task '%s' for '%s' due in %lld min", task_id,
-           assigned->staff_id, (long long)((due_at - now) / 60000));
+    sqlite3_reset(stmt);
+    if ((rc != SQLITE_ROW && rc != SQLITE_DONE) || failed) {
+        free(lead_id);
+        free(staff_id);
+        return cv_error("cannot read task '%s': %s", task_id,
+                        failed ? "out of memory" : sqlite3_errstr(rc));
+    }
     rc = 0;
-    goto out;
-oom:
-    cv_log(CV_LOG_ERROR, "out of memory opening task '%s'", task_id);
-out:
-    free(title);
-    free(summary);
-    free(lead_text);
+    if (lead_id != NULL && staff_id != NULL)
+        rc = task_close_known(self, bus, task_id, lead_id, staff_id, reason,
+                              keep_head);
+    free(lead_id);
+    free(staff_id);
     return rc;
 }
 
-/* The title of a segment task. Caller frees; NULL when out of memory. */
-static char *task_segment_title(const char *kind, const char *name)
+static bool task_kind_in(const char *kind, const char *const *kinds)
 {
-    char *title = NULL;
-    const char *who = name != NULL && name[0] != '\0' ? name : "the client";
-    int n;
-    if (strcmp(kind, FOLLOWUP_KIND_VIP_REVIEW) == 0)
-        n = asprintf(&title,
-                     "Review segment A lead %s: approve the proposal before "
-                     "it goes out and bring in the working group (analyst, "
-                     "marketer, team lead)",
-                     who);
-    else
-        n = asprintf(&title,
-                     "Send %s a polite rejection explaining why, with a "
-                     "referral to a partner agency",
-                     who);
-    return n < 0 ? NULL : title;
+    if (kinds == NULL)
+        return true;
+    for (size_t i = 0; kinds[i] != NULL; i++) {
+        if (strcmp(kind, kinds[i]) == 0)
+            return true;
+    }
+    return false;
 }
 
-int followup_task_open_segment(followup_t *self, cv_bus_t *bus,
-                               const Conveyor__LeadAssigned *assigned)
+/* The lead's open tasks: ids, owners and kinds (NULL-terminated arrays
+ * the caller frees with followup_ids_free). */
+static int task_list_open(cv_bus_t *bus, const char *lead_id, char ***ids,
+                          char ***staff, char ***kinds)
 {
-    const Conveyor__Lead *lead = assigned->lead;
-    const char *kind = assigned->task_kind;
+    static const char sql[] =
+        "SELECT task_id, staff_id, kind FROM followup_task WHERE lead_id = ?"
+        " AND status = 'open' ORDER BY created_at, task_id LIMIT 1000";
+    *ids = calloc(1001, sizeof(char *));
+    *staff = calloc(1001, sizeof(char *));
+    *kinds = calloc(1001, sizeof(char *));
+    if (*ids == NULL || *staff == NULL || *kinds == NULL)
+        return cv_error("out of memory listing tasks");
+    sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    size_t n = 0;
+    bool failed = false;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && n < 1000) {
+        (*ids)[n] = cv_store_column_dup(stmt, 0, &failed);
+        (*staff)[n] = cv_store_column_dup(stmt, 1, &failed);
+        (*kinds)[n] = cv_store_column_dup(stmt, 2, &failed);
+        n++;
+        if (failed)
+            break;
+    }
+    sqlite3_reset(stmt);
+    if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || failed)
+        return cv_error("cannot list the tasks of '%s': %s", lead_id,
+                        failed ? "out of memory" : sqlite3_errstr(rc));
+    return 0;
+}
+
+int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
+                              const char *lead_id, const char *const *kinds,
+                              const char *except_staff, const char *reason,
+                              bool keep_head, int *closed)
+{
+    char **ids = NULL;
+    char **staff = NULL;
+    char **task_kinds = NULL;
     int rc = -1;
-    char *lead_text = NULL;
-    char *summary = NULL;
-    char *title = NULL;
-    char task_id[TASK_ID_SIZE];
-    char first_contact[TASK_ID_SIZE];
-    bool vip = strcmp(kind, FOLLOWUP_KIND_VIP_REVIEW) == 0;
-    if ((size_t)snprintf(task_id, sizeof(task_id), "%s-%s", lead->lead_id,
-                         vip ? "vip-review" : "send-rejection") >=
-            sizeof(task_id) ||
-        (size_t)snprintf(first_contact, sizeof(first_contact),
-                         "%s-first-contact", lead->lead_id) >=
-            sizeof(first_contact)) {
-        cv_log(CV_LOG_WARN, "lead id '%.64s...' too long, assignment dropped",
-               lead->lead_id);
-        return CV_BUS_DROP;
+    int count = 0;
+    if (task_list_open(bus, lead_id, &ids, &staff, &task_kinds) != 0)
+        goto out;
+    for (size_t i = 0; ids[i] != NULL; i++) {
+        if (staff[i] == NULL || task_kinds[i] == NULL ||
+            !task_kind_in(task_kinds[i], kinds))
+            continue;
+        if (except_staff != NULL && strcmp(staff[i], except_staff) == 0)
+            continue;
+        if (task_close_known(self, bus, ids[i], lead_id, staff[i], reason,
+                             keep_head) != 0)
+            goto out;
+        count++;
     }
-    int64_t now = cv_clock_now_ms();
-    int64_t due_at = now + (int64_t)TASK_SEGMENT_HOURS * 3600 * 1000;
-    if (task_lead_snapshot(lead, &lead_text, &summary) != 0)
-        goto oom;
-    title = task_segment_title(kind, lead->name);
-    if (title == NULL)
-        goto oom;
-    /* the rejection replaces the first contact: its SLA no longer runs */
-    if (!vip && followup_timer_cancel_task(self, bus, first_contact,
-                                           "segment_c") != 0)
-        goto out;
-    bool created = false;
-    if (task_insert(bus, task_id, kind, assigned, title, due_at, now,
-                    lead_text, &created) != 0)
-        goto out;
-    if (!created) {
-        cv_log(CV_LOG_DEBUG, "task '%s' exists, assignment already handled",
-               task_id);
-        rc = 0;
-        goto out;
-    }
-    if (task_emit_created(bus, task_id, kind, assigned, title, due_at) != 0 ||
-        task_notify_created(bus, task_id, kind, assigned, title, due_at,
-                            lead_text, summary) != 0)
-        goto out;
-    cv_metric_add(self->tasks_opened, 1);
-    cv_log(CV_LOG_INFO, "task '%s' for '%s' due in %d h", task_id,
-           assigned->staff_id, TASK_SEGMENT_HOURS);
     rc = 0;
-    goto out;
-oom:
-    cv_log(CV_LOG_ERROR, "out of memory opening task '%s'", task_id);
 out:
-    free(title);
-    free(summary);
-    free(lead_text);
+    followup_ids_free(ids);
+    followup_ids_free(staff);
+    followup_ids_free(task_kinds);
+    if (closed != NULL)
+        *closed = count;
     return rc;
+}
+
+int followup_task_has_open(cv_bus_t *bus, const char *lead_id,
+                           const char *const *kinds, const char *staff_id)
+{
+    char **ids = NULL;
+    char **staff = NULL;
+    char **task_kinds = NULL;
+    int rc = -1;
+    if (task_list_open(bus, lead_id, &ids, &staff, &task_kinds) != 0)
+        goto out;
+    rc = 0;
+    for (size_t i = 0; ids[i] != NULL; i++) {
+        if (staff[i] == NULL || task_kinds[i] == NULL ||
+            !task_kind_in(task_kinds[i], kinds))
+            continue;
+        if (staff_id == NULL || strcmp(staff[i], staff_id) == 0) {
+            rc = 1;
+            break;
+        }
+    }
+out:
+    followup_ids_free(ids);
+    followup_ids_free(staff);
+    followup_ids_free(task_kinds);
+    return rc;
+}
+
+int followup_task_count(cv_bus_t *bus, const char *lead_id, const char *kind)
+{
+    static const char sql[] =
+        "SELECT count(*) FROM followup_task WHERE lead_id = ? AND kind = ?";
+    sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_text(stmt, 2, kind);
+    int rc = sqlite3_step(stmt);
+    int count = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+    sqlite3_reset(stmt);
+    if (count < 0)
+        return cv_error("cannot count tasks of '%s': %s", lead_id,
+                        sqlite3_errstr(rc));
+    return count;
 }
 
 int followup_task_complete(followup_t *self, cv_bus_t *bus,
                            const Conveyor__TaskCompleted *completed)
 {
-    static const char sql[] =
-        "UPDATE followup_task SET status = 'done', completed_at = ?,"
-        " completed_by = ? WHERE task_id = ? AND status = 'open'";
-    cv_store_t *store = cv_bus_store(bus);
-    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
-    if (stmt == NULL)
-        return -1;
     int64_t at = completed->has_completed_at ? completed->completed_at
                                              : cv_clock_now_ms();
     const char *by = task_text_or_null(completed->actor);
     if (by == NULL)
         by = task_text_or_null(completed->staff_id);
-    sqlite3_bind_int64(stmt, 1, at);
-    cv_store_bind_text(stmt, 2, by);
-    cv_store_bind_text(stmt, 3, completed->task_id);
-    if (cv_store_step_done(stmt) != 0)
+    bool changed = false;
+    if (task_mark_done(bus, completed->task_id, by, "done", at, &changed) !=
+        0)
         return -1;
-    if (sqlite3_changes(cv_store_db(store)) == 0)
+    if (!changed)
         cv_log(CV_LOG_DEBUG, "task '%s' not open here, nothing to complete",
                completed->task_id);
     return followup_timer_cancel_task(self, bus, completed->task_id,
-                                      "task_completed");
+                                      "task_completed", false);
 }

@@ -1,6 +1,10 @@
-/* followup-scheduler: the process. Opens the first-contact task of every
- * assigned lead, fires its SLA timer when nobody got in touch in time, and
- * cancels timers when the work is done. */
+/* followup-scheduler: the process. Loads the business calendar and the
+ * rules' delays, then opens tasks, fires timers and closes what the work
+ * satisfied (followup.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cv_log.h"
 #include "cv_service.h"
 #include "followup.h"
 
@@ -20,18 +24,46 @@ int main(int argc, char **argv)
     cv_service_t *svc = cv_service_new(&options, argc, argv);
     if (svc == NULL)
         goto out;
-    followup.config = cv_service_config(svc);
+    const cv_config_t *cfg = cv_service_config(svc);
+    followup.config = cfg;
+    char err[512];
+    followup.calendar = cv_calendar_load(
+        cfg->calendar_file[0] != '\0' ? cfg->calendar_file : NULL, err,
+        sizeof(err));
+    if (followup.calendar == NULL) {
+        cv_error("cannot load the business calendar: %s", err);
+        goto out;
+    }
+    followup.default_tz = cv_tz_get(cfg->default_timezone);
+    if (followup.default_tz == NULL) {
+        cv_error("cannot use default_timezone '%s': not an IANA time zone",
+                 cfg->default_timezone);
+        goto out;
+    }
+    snprintf(followup.on_duty, sizeof(followup.on_duty), "%s",
+             cfg->on_duty_pool);
+    if (followup_delays_load(&followup) != 0)
+        goto out;
     followup.tasks_opened = cv_metrics_counter(
-        "conveyor_followup_tasks_opened_total", "first-contact tasks opened");
+        "conveyor_followup_tasks_opened_total", "tasks opened");
+    followup.tasks_closed =
+        cv_metrics_counter("conveyor_followup_tasks_closed_total",
+                           "tasks closed by the rules (work done elsewhere)");
     followup.timers_fired = cv_metrics_counter(
-        "conveyor_followup_timers_fired_total", "SLA timers that came due");
+        "conveyor_followup_timers_fired_total", "timers that came due");
     followup.escalations =
         cv_metrics_counter("conveyor_followup_escalations_total",
-                           "SLA timers fired while their task was open");
+                           "escalation steps taken (remind, re-assign, head "
+                           "of sales)");
+    followup.fire_lag =
+        cv_metrics_counter("conveyor_followup_fire_lag_ms_total",
+                           "milliseconds between timers' due and fired "
+                           "times, summed");
     if (followup_timer_register(&followup, cv_service_bus(svc)) != 0)
         goto out;
     rc = cv_service_run(svc) == 0 ? 0 : 1;
 out:
     cv_service_destroy(&svc);
+    cv_calendar_free(&followup.calendar);
     return rc;
 }

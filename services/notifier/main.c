@@ -1,5 +1,7 @@
-/* notifier: delivers NotificationRequested events to staff webhooks (or
- * their console inbox) and reports each delivery to the console.
+/* notifier: delivers NotificationRequested events to staff on Telegram,
+ * Slack-style webhooks, e-mail and signed webhooks (or their console
+ * inbox), reports each delivery or dead letter to the console, and sends
+ * a dead letter again on the console's NotificationResend.
  *
  *   notifier [--config FILE] [--instance N] [--admin-addr H:P]
  *            [--data-dir DIR]
@@ -29,7 +31,8 @@ static int notifier_workers(void)
     long workers = strtol(text, &end, 10);
     if (errno != 0 || *end != '\0' || workers < 1 || workers > 64) {
         cv_error("cannot use CONVEYOR_NOTIFIER_WORKERS '%s': a number "
-                 "from 1 to 64 is needed", text);
+                 "from 1 to 64 is needed",
+                 text);
         return -1;
     }
     return (int)workers;
@@ -66,7 +69,8 @@ int main(int argc, char **argv)
     service = cv_service_new(&options, argc, argv);
     if (service == NULL)
         goto out;
-    if (notifier_attach(notifier, cv_service_bus(service)) != 0)
+    if (notifier_attach(notifier, cv_service_bus(service),
+                        cv_service_config(service)) != 0)
         goto out;
     if (cv_service_run(service) == 0)
         rc = 0;

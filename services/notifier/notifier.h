@@ -1,17 +1,28 @@
 /* notifier: tells staff and other systems about notifications.
  *
- * NotificationRequested events arrive on the bus thread; each becomes a row
- * in notifier_jobs (the notification id is the primary key, so a duplicate
- * request is stored once) in the bus's transaction, and the event is
- * acknowledged when that commits. Webhook deliveries then happen on a small
- * pool of worker threads (notifier_pool), each with its own keep-alive curl
- * handle (notifier_webhook). Their results come back to the bus thread
- * through an eventfd source, where they are written to the database and
- * turned into NotificationDelivered events for the console, or scheduled
- * for another attempt (notifier_schedule) with exponential backoff.
+ * A NotificationRequested event names its receiver's targets (NotifyTarget);
+ * each target is one delivery: a Telegram message (Bot API sendMessage), a
+ * Slack/Mattermost-style incoming webhook, an e-mail over SMTP, or the
+ * generic webhook (JSON signed with HMAC-SHA256). A request without any
+ * target is delivered to the console inbox on arrival.
+ *
+ * Each delivery is a row of notifier_deliveries, keyed by (notification id,
+ * channel), written in the bus's transaction; the event is acknowledged
+ * when that commits. Deliveries then happen on a small pool of worker
+ * threads (notifier_pool), each with its own curl handles
+ * (notifier_send). Results come back to the bus thread through an eventfd
+ * source, where they are written to the database and become
+ * NotificationDelivered (to the console), another attempt after a backoff
+ * or a Retry-After (notifier_retry, notifier_schedule), or, after
+ * notify_max_attempts or a permanent refusal, a dead letter:
+ * NotificationFailed to the console. NotificationResend from the console
+ * makes a dead letter pending again with its attempts starting afresh.
+ * Every attempt of a delivery carries the notification id as its
+ * Idempotency-Key; per-destination token buckets (notifier_limits) space
+ * the attempts out.
  *
  * Threads: the SQLite connection belongs to the bus thread; worker threads
- * touch only the job they hold, their curl handle and the pool's lists. */
+ * touch only the job they hold, their curl handles and the pool's lists. */
 #ifndef NOTIFIER_H
 #define NOTIFIER_H
 
@@ -21,44 +32,75 @@
 #include <stdint.h>
 
 #include "cv_bus.h"
+#include "cv_config.h"
 #include "cv_store.h"
 
-#define NOTIFIER_SERVICE "notifier"
+#define NOTIFIER_SERVICE    "notifier"
 #define NOTIFIER_ERROR_SIZE 256 /* room for a curl error or a status line */
 
-/* One notification waiting for (or in) a webhook delivery. Owned by
- * exactly one holder at a time: the bus thread's lists and schedule, the
- * pool's queue, a worker, or the pool's result list. */
+/* How a delivery reaches its receiver. */
+typedef enum {
+    NOTIFIER_CONSOLE,  /* no target: the console inbox is the channel */
+    NOTIFIER_TELEGRAM, /* Bot API sendMessage to a chat id */
+    NOTIFIER_SLACK,    /* {"text": ...} to an incoming-webhook URL */
+    NOTIFIER_EMAIL,    /* a MIME message over SMTP */
+    NOTIFIER_WEBHOOK,  /* the signed JSON body to a URL */
+    NOTIFIER_CHANNEL_COUNT,
+} notifier_channel_t;
+
+/* "console", "telegram", "slack", "email", "webhook". */
+const char *notifier_channel_name(notifier_channel_t channel);
+/* The channel of a name, or -1. */
+int notifier_channel_parse(const char *name);
+
+/* One delivery waiting for (or in) an attempt. Owned by exactly one
+ * holder at a time: the bus thread's lists and schedule, the pool's queue,
+ * a worker, or the pool's result list. */
 typedef struct notifier_job notifier_job_t;
 struct notifier_job {
-    notifier_job_t *next;        /* link in whichever list holds the job */
-    char *notification_id;       /* primary key, sent as Idempotency-Key */
-    char *lead_id;               /* NULL when the request had none */
-    char *staff_id;              /* NULL when the request had none */
-    char *webhook_url;           /* where the body is POSTed */
-    char *body;                  /* the JSON text POSTed on every attempt */
-    char *trace_id;              /* trace of the request, carried onward */
-    int attempts;                /* attempts finished so far */
-    int64_t next_attempt_at;     /* conveyor-clock ms when the next is due */
+    notifier_job_t *next;       /* link in whichever list holds the job */
+    char *notification_id;      /* with channel the key; Idempotency-Key */
+    notifier_channel_t channel; /* how it is delivered */
+    char *destination;          /* chat id, URL or e-mail address */
+    char *lead_id;              /* NULL when the request had none */
+    char *staff_id;             /* NULL when the request had none */
+    char *subject;              /* NULL when the request had none */
+    char *text;                 /* NULL when the request had none */
+    char *body;                 /* the webhook's JSON (every channel keeps
+                                   it; only the webhook sends it) */
+    char *trace_id;             /* trace of the request, carried onward */
+    int attempts;               /* attempts finished so far */
+    int64_t next_attempt_at;    /* conveyor-clock ms when the next is due */
     /* The outcome of the last attempt, written by the worker that made it
      * and read by the bus thread once the job is handed back. */
-    bool delivered;              /* the receiver answered 2xx */
-    int http_status;             /* the receiver's status, 0 for none */
-    int64_t retry_after_ms;      /* the receiver's Retry-After, or -1 */
-    int64_t finished_at;         /* conveyor-clock ms the attempt ended */
+    bool delivered;                  /* the receiver took it */
+    bool permanent;                  /* the receiver refused it for good */
+    int http_status;                 /* HTTP (or SMTP) status, 0 for none */
+    int64_t retry_after_ms;          /* the receiver's Retry-After, or -1 */
+    int64_t finished_at;             /* conveyor-clock ms the attempt ended */
     char error[NOTIFIER_ERROR_SIZE]; /* why it failed; "" when delivered */
-    bool row_found;              /* the bus thread's write of this outcome
-                                    found the job's pending row */
+    bool row_found;                  /* the bus thread's write of this outcome
+                                        found the job's pending row */
 };
 
 /* --- notifier_job.c --- */
 
-/* A job with copies of the given strings (NULL allowed except for id, url
- * and body). NULL when out of memory. */
-notifier_job_t *notifier_job_new(const char *notification_id,
-                                 const char *lead_id, const char *staff_id,
-                                 const char *webhook_url, const char *body,
-                                 const char *trace_id);
+/* What a job is made of; strings are copied, NULL allowed except for
+ * notification_id, destination and body. */
+typedef struct {
+    const char *notification_id; /* the request's id */
+    notifier_channel_t channel;  /* the delivery's channel */
+    const char *destination;     /* chat id, URL or address */
+    const char *lead_id;         /* may be NULL */
+    const char *staff_id;        /* may be NULL */
+    const char *subject;         /* may be NULL */
+    const char *text;            /* may be NULL */
+    const char *body;            /* the webhook JSON */
+    const char *trace_id;        /* may be NULL */
+} notifier_job_fields_t;
+
+/* A job with copies of the fields. NULL when out of memory. */
+notifier_job_t *notifier_job_new(const notifier_job_fields_t *fields);
 void notifier_job_destroy(notifier_job_t **self_p); /* NULL-safe */
 /* Frees every job of a list linked through `next`. NULL-safe. */
 void notifier_job_list_destroy(notifier_job_t **list_p);
@@ -69,50 +111,161 @@ void notifier_job_list_destroy(notifier_job_t **list_p);
  * owns the string (free()); NULL when out of memory. */
 char *notifier_job_body(const Conveyor__NotificationRequested *request);
 
+/* --- notifier_message.c: what each channel sends (pure functions) --- */
+
+/* The human text of a notification for chat and mail: the subject, a
+ * blank line and the text, with "Lead id: <id>" appended when the text
+ * does not mention the lead. The caller owns it; NULL when out of
+ * memory. */
+char *notifier_message_text(const char *subject, const char *text,
+                            const char *lead_id, const char *notification_id);
+
+/* Telegram's sendMessage body: {"chat_id": <number or text>, "text": ...}
+ * with the text cut to Telegram's 4096 characters. Caller owns; NULL when
+ * out of memory. */
+char *notifier_telegram_body(const char *chat_id, const char *text);
+
+/* What Telegram answered: true when "ok" is true. Otherwise fills
+ * *error_code (its error_code, or 0), *retry_after_ms
+ * (parameters.retry_after in ms, or -1) and `error` (its description). */
+bool notifier_telegram_reply(const char *reply, size_t size, int *error_code,
+                             int64_t *retry_after_ms, char *error,
+                             size_t error_size);
+
+/* A Slack-style incoming-webhook body: {"text": "*subject*\ntext"} with
+ * &, < and > escaped as Slack asks. Caller owns; NULL when out of
+ * memory. */
+char *notifier_slack_body(const char *subject, const char *text,
+                          const char *lead_id, const char *notification_id);
+
+#define NOTIFIER_SIGNATURE_SIZE 96 /* "t=<20 digits>,v1=<64 hex>" and NUL */
+
+/* The X-Conveyor-Signature value of a webhook body:
+ * "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>".
+ * 0, or -1 when out of memory. */
+int notifier_sign(const char *secret, int64_t unix_seconds, const char *body,
+                  char out[NOTIFIER_SIGNATURE_SIZE]);
+
+/* What an e-mail is built from. */
+typedef struct {
+    const char *from;            /* From header, "Name <a@b>" or "a@b" */
+    const char *to;              /* the receiver's address */
+    const char *subject;         /* UTF-8; RFC 2047-encoded when needed */
+    const char *text;            /* UTF-8 body, sent base64 */
+    const char *notification_id; /* becomes the Message-ID */
+    int64_t date_ms;             /* the Date header (UTC) */
+} notifier_mail_t;
+
+/* A complete RFC 5322 / MIME message with CRLF line ends: From, To,
+ * Subject (encoded-words of UTF-8 base64 when not plain ASCII, folded),
+ * Date, Message-ID "<notification id@from's domain>", MIME-Version,
+ * text/plain; charset=UTF-8 in base64. Caller owns; NULL when out of
+ * memory or when from/to hold CR, LF or angle brackets in the wrong
+ * place. */
+char *notifier_mail_build(const notifier_mail_t *mail);
+
+/* The bare address of a From value ("Name <a@b>" gives "a@b"), into buf.
+ * 0, or -1 when there is none or it does not fit. */
+int notifier_mail_address(const char *from, char *buf, size_t size);
+
+/* --- notifier_retry.c: what an attempt's outcome means (pure) --- */
+
+typedef enum {
+    NOTIFIER_VERDICT_DELIVERED, /* done */
+    NOTIFIER_VERDICT_RETRY,     /* try again after a delay */
+    NOTIFIER_VERDICT_DEAD,      /* a dead letter */
+} notifier_verdict_t;
+
+/* A status that will not get better by retrying: HTTP 4xx other than
+ * 408 (timeout) and 429 (too many requests); SMTP 5xx. 0 (no answer) and
+ * 5xx HTTP are worth retrying. */
+bool notifier_status_permanent(notifier_channel_t channel, int status);
+
+/* Delivered; dead when refused for good or after max_attempts attempts;
+ * else retry. */
+notifier_verdict_t notifier_verdict(const notifier_job_t *job,
+                                    int max_attempts);
+
+/* Parses a Retry-After value: delay seconds or an HTTP date (IMF-fixdate,
+ * RFC 850 or asctime), relative to now_ms (conveyor clock, ms since the
+ * epoch). Sets *delay_ms clamped to [min_ms, CV_BACKOFF_RETRY_AFTER_MAX_MS]
+ * (a date in the past gives min_ms) and returns true; false for anything
+ * else. */
+bool notifier_retry_after(const char *value, int64_t now_ms, int64_t min_ms,
+                          int64_t *delay_ms);
+
+/* --- notifier_limits.c: per-destination token buckets --- */
+
+typedef struct notifier_limits notifier_limits_t;
+
+/* Limits from `rates` ("kind:RATE[/BURST],…" with kinds telegram (the
+ * bot, all chats), telegram_chat (each chat), host (each webhook or Slack
+ * host) and smtp (the mail server); kinds not named keep
+ * NOTIFIER_LIMITS_DEFAULT's) and `host_rates` ("host:RATE[/BURST],…",
+ * overrides for named hosts). NULL after logging when they do not parse. */
+#define NOTIFIER_LIMITS_DEFAULT                                                \
+    "telegram:30,telegram_chat:1,host:0,smtp:10/20"
+notifier_limits_t *notifier_limits_new(const char *rates,
+                                       const char *host_rates);
+void notifier_limits_destroy(notifier_limits_t **self_p); /* NULL-safe */
+
+/* Takes the tokens an attempt of `job` needs at monotonic time now_ms.
+ * Returns 0 when it may go now, else the ms to wait before asking again
+ * (nothing is then owed for the destination's own bucket; a per-chat
+ * token may have been spent). */
+int64_t notifier_limits_wait(notifier_limits_t *self, const notifier_job_t *job,
+                             int64_t now_ms);
+
+/* The host[:port] part of an http(s) URL, lower-cased, into buf. 0, or
+ * -1 when the URL has none or it does not fit. */
+int notifier_url_host(const char *url, char *buf, size_t size);
+
 /* --- notifier_store.c --- */
 
 extern const char *const notifier_migrations[];
 extern const size_t notifier_migration_count;
 
-/* What the handler stores for one request. */
-typedef struct {
-    const Conveyor__NotificationRequested *request; /* the event's body */
-    const char *channel;          /* "webhook" or "console" */
-    const char *webhook_url;      /* NULL for console */
-    const char *body;             /* JSON for the webhook */
-    const char *trace_id;         /* the request's trace, may be NULL */
-    bool delivered;               /* console: delivered on arrival */
-    int64_t now;                  /* conveyor-clock ms */
-} notifier_store_row_t;
+/* INSERT OR IGNORE of a delivery; `delivered` rows (the console channel)
+ * are stored delivered at `now`, others pending and due at `now`. Sets
+ * *inserted to false when (id, channel) was already stored. 0, or -1
+ * after logging. Bus thread, in its transaction. */
+int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
+                          bool delivered, int64_t now, bool *inserted);
 
-/* INSERT OR IGNORE of a request. Sets *inserted to false when the id was
- * already stored. 0, or -1 after logging. Bus thread, in its transaction. */
-int notifier_store_insert(cv_store_t *store, const notifier_store_row_t *row,
-                          bool *inserted);
-
-/* Marks a pending job delivered, with its attempts and status. Sets
- * *updated to false when no pending row had that id (already delivered,
- * or its insert was rolled back). 0, or -1 after logging. */
-int notifier_store_mark_delivered(cv_store_t *store,
-                                  const notifier_job_t *job, bool *updated);
+/* Marks a pending delivery delivered, with its attempts and status. Sets
+ * *updated to false when no pending row had that key (already delivered,
+ * dead, or its insert was rolled back). 0, or -1 after logging. */
+int notifier_store_mark_delivered(cv_store_t *store, const notifier_job_t *job,
+                                  bool *updated);
 
 /* Records a failed attempt: attempts, next_attempt_at, last status and
  * error. *updated as above. 0, or -1 after logging. */
-int notifier_store_schedule_retry(cv_store_t *store,
-                                  const notifier_job_t *job, bool *updated);
+int notifier_store_schedule_retry(cv_store_t *store, const notifier_job_t *job,
+                                  bool *updated);
 
-/* Every pending job, oldest due first, as a list the caller owns.
+/* Makes a pending delivery a dead letter at job->finished_at. *updated as
+ * above. 0, or -1 after logging. */
+int notifier_store_mark_dead(cv_store_t *store, const notifier_job_t *job,
+                             bool *updated);
+
+/* Every pending delivery, oldest due first, as a list the caller owns.
  * 0, or -1 after logging (the list is then freed and NULL). */
 int notifier_store_load_pending(cv_store_t *store, notifier_job_t **list_p,
                                 size_t *count);
+
+/* Makes the dead letters of a notification pending again, due at `now`
+ * with no attempts, and returns them as jobs (the caller owns the list).
+ * 0, or -1 after logging. */
+int notifier_store_resend(cv_store_t *store, const char *notification_id,
+                          int64_t now, notifier_job_t **list_p, size_t *count);
 
 /* --- notifier_schedule.c: jobs waiting for their next attempt, earliest
  * first (a binary heap). Bus thread only. --- */
 
 typedef struct {
-    notifier_job_t **items;       /* heap ordered by next_attempt_at */
-    size_t count;                 /* jobs held */
-    size_t capacity;              /* slots allocated */
+    notifier_job_t **items; /* heap ordered by next_attempt_at */
+    size_t count;           /* jobs held */
+    size_t capacity;        /* slots allocated */
 } notifier_schedule_t;
 
 /* Takes the job. 0, or -1 when out of memory (the job is left with the
@@ -126,27 +279,28 @@ int64_t notifier_schedule_next(const notifier_schedule_t *self);
 /* Frees every job held and the heap itself. */
 void notifier_schedule_clear(notifier_schedule_t *self);
 
-/* --- notifier_webhook.c: one worker's curl handle --- */
+/* --- notifier_send.c: one worker's curl handles --- */
 
-typedef struct notifier_webhook notifier_webhook_t;
+typedef struct notifier_sender notifier_sender_t;
 
-/* A keep-alive handle whose transfers abort once *stop is true. NULL
- * after logging when curl cannot make one. */
-notifier_webhook_t *notifier_webhook_new(const atomic_bool *stop);
-void notifier_webhook_destroy(notifier_webhook_t **self_p); /* NULL-safe */
+/* Handles whose transfers abort once *stop is true, reading the channels'
+ * settings (bot token, SMTP, webhook secret) from `config`, which must
+ * outlive them. NULL after logging when curl cannot make one. */
+notifier_sender_t *notifier_sender_new(const cv_config_t *config,
+                                       const atomic_bool *stop);
+void notifier_sender_destroy(notifier_sender_t **self_p); /* NULL-safe */
 
-/* POSTs job->body to job->webhook_url with Content-Type and
- * Idempotency-Key headers and a 5 s timeout; fills the job's outcome
+/* Makes one attempt of the job on its channel; fills the job's outcome
  * fields and counts the attempt. Never fails otherwise. */
-void notifier_webhook_post(notifier_webhook_t *self, notifier_job_t *job);
+void notifier_sender_deliver(notifier_sender_t *self, notifier_job_t *job);
 
 /* --- notifier_pool.c: the worker threads --- */
 
 typedef struct notifier_pool notifier_pool_t;
 
-/* Starts `workers` threads. NULL after logging. curl_global_init must
- * have run. */
-notifier_pool_t *notifier_pool_new(int workers);
+/* Starts `workers` threads delivering with `config`'s settings. NULL
+ * after logging. curl_global_init must have run. */
+notifier_pool_t *notifier_pool_new(int workers, const cv_config_t *config);
 /* Stops the workers (aborting transfers in progress), joins them and
  * frees every job still held. NULL-safe; nulls *self_p. */
 void notifier_pool_destroy(notifier_pool_t **self_p);
@@ -166,16 +320,17 @@ notifier_job_t *notifier_pool_take_results(notifier_pool_t *self);
 
 typedef struct notifier notifier_t;
 
-/* The pool is started here. NULL after logging. */
+/* Nothing is started yet (see notifier_attach). NULL after logging. */
 notifier_t *notifier_new(int workers);
 void notifier_destroy(notifier_t **self_p); /* NULL-safe; nulls *self_p */
 
-/* The bus handler (argument: the notifier_t). */
-int notifier_handle(void *arg, cv_bus_t *bus,
-                    const Conveyor__Envelope *event);
+/* The bus handler (argument: the notifier_t): NotificationRequested and
+ * NotificationResend. */
+int notifier_handle(void *arg, cv_bus_t *bus, const Conveyor__Envelope *event);
 
-/* Loads the undelivered jobs from the bus's store and adds the results
- * source to the bus. 0, or -1 after logging. */
-int notifier_attach(notifier_t *self, cv_bus_t *bus);
+/* Reads the limits and attempts from `config` (which must outlive the
+ * notifier), starts the pool, loads the undelivered jobs from the bus's
+ * store and adds the results source to the bus. 0, or -1 after logging. */
+int notifier_attach(notifier_t *self, cv_bus_t *bus, const cv_config_t *config);
 
 #endif

@@ -1,7 +1,9 @@
-/* notifier_core: the notifier's bus side. Stores requests, hands webhook
- * jobs to the pool once their rows are committed, writes the pool's
- * results and emits NotificationDelivered, keeps the retry schedule.
- * Everything here runs on the bus thread. */
+/* notifier_core: the notifier's bus side. Stores a delivery per target
+ * of each request, hands the jobs to the pool once their rows are
+ * committed and their destinations' rate limits allow, writes the pool's
+ * results and emits NotificationDelivered or (a dead letter)
+ * NotificationFailed, keeps the retry schedule, and revives dead letters
+ * on NotificationResend. Everything here runs on the bus thread. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,33 +16,38 @@
 #include "cv_metrics.h"
 #include "notifier.h"
 
-#define NOTIFIER_ID_MAX 200        /* longest notification id accepted */
-#define NOTIFIER_REAPPLY_MS 1000   /* wait after a failed transaction */
-#define NOTIFIER_WARN_EVERY 10     /* log every n-th failed attempt */
+#define NOTIFIER_ID_MAX     200  /* longest notification id accepted */
+#define NOTIFIER_REAPPLY_MS 1000 /* wait after a failed transaction */
+#define NOTIFIER_WARN_EVERY 10   /* log every n-th failed attempt */
 
 /* A list with a tail pointer, for O(1) appends in order. */
 typedef struct {
-    notifier_job_t *head;          /* first job, NULL when empty */
-    notifier_job_t **tail;         /* the last job's `next` (or &head) */
+    notifier_job_t *head;  /* first job, NULL when empty */
+    notifier_job_t **tail; /* the last job's `next` (or &head) */
 } notifier_list_t;
 
 struct notifier {
-    notifier_pool_t *pool;         /* the delivery workers (owned) */
-    cv_bus_t *bus;                 /* set by notifier_attach (not owned) */
-    notifier_schedule_t schedule;  /* jobs waiting for an attempt */
-    notifier_list_t staged;        /* stored by the handler, handed to the
-                                      pool after the next commit */
-    notifier_list_t applied;       /* results written in the open turn */
-    notifier_list_t unapplied;     /* results whose turn rolled back */
-    int64_t reapply_at;            /* when to write `unapplied` again */
-    bool poked;                    /* the fd was made readable for the
-                                      staged jobs */
-    uint64_t random;               /* xorshift state for the jitter */
-    int64_t pending;               /* jobs held, not yet delivered */
-    cv_metric_t *ok;               /* deliveries that succeeded */
-    cv_metric_t *failed;           /* attempts that failed */
-    cv_metric_t *attempts;         /* webhook attempts made */
-    cv_metric_t *depth;            /* gauge: `pending` */
+    int workers;                  /* delivery threads to start */
+    const cv_config_t *config;    /* settings (not owned) */
+    notifier_limits_t *limits;    /* per-destination buckets (owned) */
+    int max_attempts;             /* attempts before a dead letter */
+    notifier_pool_t *pool;        /* the delivery workers (owned) */
+    cv_bus_t *bus;                /* set by notifier_attach (not owned) */
+    notifier_schedule_t schedule; /* jobs waiting for an attempt */
+    notifier_list_t staged;       /* stored by the handler, handed to the
+                                     pool after the next commit */
+    notifier_list_t applied;      /* results written in the open turn */
+    notifier_list_t unapplied;    /* results whose turn rolled back */
+    int64_t reapply_at;           /* when to write `unapplied` again */
+    bool poked;                   /* the fd was made readable for the
+                                     staged jobs */
+    uint64_t random;              /* xorshift state for the jitter */
+    int64_t pending;              /* jobs held, not yet delivered */
+    cv_metric_t *ok;              /* deliveries that succeeded */
+    cv_metric_t *failed;          /* attempts that failed */
+    cv_metric_t *attempts;        /* delivery attempts made */
+    cv_metric_t *dead;            /* deliveries that became dead letters */
+    cv_metric_t *depth;           /* gauge: `pending` */
 };
 
 static void notifier_list_init(notifier_list_t *list)
@@ -90,25 +97,26 @@ notifier_t *notifier_new(int workers)
         cv_error("cannot start the notifier: out of memory");
         return NULL;
     }
+    self->workers = workers;
     notifier_list_init(&self->staged);
     notifier_list_init(&self->applied);
     notifier_list_init(&self->unapplied);
-    if (getrandom(&self->random, sizeof(self->random), 0)
-        != (ssize_t)sizeof(self->random))
+    if (getrandom(&self->random, sizeof(self->random), 0) !=
+        (ssize_t)sizeof(self->random))
         self->random = (uint64_t)cv_clock_monotonic_ms();
     self->random |= 1; /* xorshift must not start at 0 */
     self->ok = cv_metrics_counter("conveyor_notifier_deliveries_ok_total",
                                   "notifications delivered");
-    self->failed = cv_metrics_counter(
-        "conveyor_notifier_deliveries_failed_total",
-        "delivery attempts that failed and will be retried");
+    self->failed =
+        cv_metrics_counter("conveyor_notifier_deliveries_failed_total",
+                           "delivery attempts that failed");
     self->attempts = cv_metrics_counter("conveyor_notifier_attempts_total",
-                                        "webhook delivery attempts");
+                                        "delivery attempts made");
+    self->dead = cv_metrics_counter(
+        "conveyor_notifier_dead_letters_total",
+        "deliveries given up (attempts used up or refused for good)");
     self->depth = cv_metrics_gauge("conveyor_notifier_queue_depth",
                                    "notifications not yet delivered");
-    self->pool = notifier_pool_new(workers);
-    if (self->pool == NULL)
-        notifier_destroy(&self);
     return self;
 }
 
@@ -118,6 +126,7 @@ void notifier_destroy(notifier_t **self_p)
         return;
     notifier_t *self = *self_p;
     notifier_pool_destroy(&self->pool);
+    notifier_limits_destroy(&self->limits);
     notifier_schedule_clear(&self->schedule);
     notifier_job_list_destroy(&self->staged.head);
     notifier_job_list_destroy(&self->applied.head);
@@ -138,37 +147,94 @@ static bool notifier_id_valid(const char *id)
     return length > 0 && length <= NOTIFIER_ID_MAX;
 }
 
-/* The request's webhook URL when it has a usable one, else NULL (the
- * notification then goes to the console inbox). */
-static const char *notifier_webhook_url(const Conveyor__NotificationRequested
-                                            *request)
+/* `url` when it is an http(s) URL without blanks, else NULL (logged). */
+static const char *notifier_usable_url(const char *id, const char *what,
+                                       const char *url)
 {
-    if (request->target == NULL || request->target->webhook_url == NULL
-        || request->target->webhook_url[0] == '\0')
+    if (url == NULL || url[0] == '\0')
         return NULL;
-    const char *url = request->target->webhook_url;
-    if (strncasecmp(url, "http://", 7) == 0
-        || strncasecmp(url, "https://", 8) == 0)
+    if ((strncasecmp(url, "http://", 7) == 0 ||
+         strncasecmp(url, "https://", 8) == 0) &&
+        strpbrk(url, " \t\r\n") == NULL)
         return url;
-    cv_log_warn("notification '%s': webhook url '%s' is not http or https; "
-                "delivering to the console inbox",
-                request->notification_id, url);
+    cv_log_warn("notification '%s': %s is not an http or https url; not "
+                "using it",
+                id, what);
     return NULL;
 }
 
+/* Text without control characters that fits a header or an SMTP
+ * command, else NULL (logged). */
+static const char *notifier_usable_text(const char *id, const char *what,
+                                        const char *text)
+{
+    if (text == NULL || text[0] == '\0')
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < ' ' || *p == 0x7f) {
+            cv_log_warn("notification '%s': %s holds control characters; "
+                        "not using it",
+                        id, what);
+            return NULL;
+        }
+    }
+    return text;
+}
+
+/* The destination of each channel the request's target names (NULL for
+ * channels it does not use). */
+static void notifier_destinations(const Conveyor__NotificationRequested *rq,
+                                  const char *dest[NOTIFIER_CHANNEL_COUNT])
+{
+    for (int i = 0; i < NOTIFIER_CHANNEL_COUNT; i++)
+        dest[i] = NULL;
+    const Conveyor__NotifyTarget *target = rq->target;
+    if (target == NULL)
+        return;
+    const char *id = rq->notification_id;
+    dest[NOTIFIER_TELEGRAM] =
+        notifier_usable_text(id, "telegram_chat_id", target->telegram_chat_id);
+    dest[NOTIFIER_SLACK] =
+        notifier_usable_url(id, "slack_webhook_url", target->slack_webhook_url);
+    const char *email = notifier_usable_text(id, "email", target->email);
+    if (email != NULL &&
+        (strchr(email, '@') == NULL || strpbrk(email, " <>,") != NULL)) {
+        cv_log_warn("notification '%s': email '%s' is not an address; not "
+                    "using it",
+                    id, email);
+        email = NULL;
+    }
+    dest[NOTIFIER_EMAIL] = email;
+    dest[NOTIFIER_WEBHOOK] =
+        notifier_usable_url(id, "webhook_url", target->webhook_url);
+}
+
+/* Where a delivery goes, for logs: never a whole URL, which may hold a
+ * secret (Slack's hook URLs are one). */
+static void notifier_where(const notifier_job_t *job, char *buf, size_t size)
+{
+    if (job->channel == NOTIFIER_SLACK || job->channel == NOTIFIER_WEBHOOK) {
+        char host[200];
+        if (notifier_url_host(job->destination, host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "?");
+        snprintf(buf, size, "%s %s", notifier_channel_name(job->channel), host);
+        return;
+    }
+    snprintf(buf, size, "%s %s", notifier_channel_name(job->channel),
+             job->destination);
+}
+
 /* Emits NotificationDelivered to the console. 0 or -1 (logged). */
-static int notifier_emit_delivered(cv_bus_t *bus, const char *id,
-                                   const char *lead_id, const char *staff_id,
-                                   const char *trace_id, const char *channel,
+static int notifier_emit_delivered(cv_bus_t *bus, const notifier_job_t *job,
                                    int attempts, int http_status,
                                    int64_t delivered_at)
 {
     Conveyor__NotificationDelivered delivered =
         CONVEYOR__NOTIFICATION_DELIVERED__INIT;
-    delivered.notification_id = (char *)id;
-    delivered.lead_id = (char *)lead_id;
-    delivered.staff_id = (char *)staff_id;
-    delivered.channel = (char *)channel;
+    delivered.notification_id = job->notification_id;
+    delivered.lead_id = job->lead_id;
+    delivered.staff_id = job->staff_id;
+    delivered.channel = (char *)notifier_channel_name(job->channel);
     delivered.has_attempts = true;
     delivered.attempts = attempts;
     delivered.has_http_status = http_status != 0;
@@ -178,104 +244,213 @@ static int notifier_emit_delivered(cv_bus_t *bus, const char *id,
     Conveyor__Envelope event = CONVEYOR__ENVELOPE__INIT;
     event.body_case = CONVEYOR__ENVELOPE__BODY_NOTIFICATION_DELIVERED;
     event.notification_delivered = &delivered;
-    event.trace_id = (char *)trace_id;
+    event.trace_id = job->trace_id;
     return cv_bus_emit(bus, &event, "console", NULL);
 }
 
-int notifier_handle(void *arg, cv_bus_t *bus, const Conveyor__Envelope *event)
+/* Emits NotificationFailed (a dead letter) to the console. 0 or -1. */
+static int notifier_emit_failed(cv_bus_t *bus, const notifier_job_t *job)
 {
-    notifier_t *self = arg;
-    if (event->body_case != CONVEYOR__ENVELOPE__BODY_NOTIFICATION_REQUESTED) {
-        cv_log_warn("dropping event '%s' of type '%s': the notifier takes "
-                    "only notification_requested",
-                    event->event_id, cv_event_type_name(event->type));
-        return CV_BUS_DROP;
+    Conveyor__NotificationFailed failed = CONVEYOR__NOTIFICATION_FAILED__INIT;
+    failed.notification_id = job->notification_id;
+    failed.lead_id = job->lead_id;
+    failed.staff_id = job->staff_id;
+    failed.channel = (char *)notifier_channel_name(job->channel);
+    failed.has_attempts = true;
+    failed.attempts = job->attempts;
+    failed.has_http_status = job->http_status != 0;
+    failed.http_status = job->http_status;
+    failed.last_error = (char *)job->error;
+    failed.has_failed_at = true;
+    failed.failed_at = job->finished_at;
+    failed.subject = job->subject;
+    failed.text = job->text;
+    Conveyor__Envelope event = CONVEYOR__ENVELOPE__INIT;
+    event.body_case = CONVEYOR__ENVELOPE__BODY_NOTIFICATION_FAILED;
+    event.notification_failed = &failed;
+    event.trace_id = job->trace_id;
+    return cv_bus_emit(bus, &event, "console", NULL);
+}
+
+/* Queues a stored job for the pool after this turn commits, and makes
+ * sure the source runs. */
+static void notifier_stage(notifier_t *self, notifier_job_t *job)
+{
+    notifier_list_append(&self->staged, job);
+    self->pending++;
+    if (!self->poked) {
+        notifier_pool_poke(self->pool);
+        self->poked = true;
     }
+}
+
+/* A request: one row and job per target, or one delivered console row
+ * when it names none. 0, or -1 after logging. */
+static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
+                                 const Conveyor__Envelope *event)
+{
     const Conveyor__NotificationRequested *request =
         event->notification_requested;
-    if (!notifier_id_valid(request->notification_id)) {
-        cv_log_warn("dropping event '%s': notification id '%.*s' is empty, "
-                    "too long or not printable ascii",
-                    event->event_id, NOTIFIER_ID_MAX,
-                    request->notification_id);
-        return CV_BUS_DROP;
-    }
     int rc = -1;
-    const char *url = notifier_webhook_url(request);
     int64_t now = cv_clock_now_ms();
+    /* where this event's jobs start in `staged`, to take them back when
+     * its rows are rolled back */
+    notifier_job_t **mark = self->staged.tail;
+    int64_t pending = self->pending;
+    const char *dest[NOTIFIER_CHANNEL_COUNT];
+    notifier_destinations(request, dest);
+    bool any = false;
+    for (int i = 0; i < NOTIFIER_CHANNEL_COUNT; i++)
+        any = any || dest[i] != NULL;
+    if (!any)
+        dest[NOTIFIER_CONSOLE] = "inbox";
     char *body = notifier_job_body(request);
     if (body == NULL) {
         cv_error("cannot store notification '%s': out of memory",
                  request->notification_id);
         goto out;
     }
-    notifier_store_row_t row = {
-        .request = request,
-        .channel = url != NULL ? "webhook" : "console",
-        .webhook_url = url,
-        .body = body,
-        .trace_id = event->trace_id,
-        .delivered = url == NULL,
-        .now = now,
-    };
-    bool inserted = false;
-    if (notifier_store_insert(cv_bus_store(bus), &row, &inserted) != 0)
-        goto out;
-    if (!inserted) {
-        cv_log_debug("notification '%s' is already stored",
+    for (int i = 0; i < NOTIFIER_CHANNEL_COUNT; i++) {
+        if (dest[i] == NULL)
+            continue;
+        notifier_job_fields_t fields = {
+            .notification_id = request->notification_id,
+            .channel = (notifier_channel_t)i,
+            .destination = dest[i],
+            .lead_id = request->lead_id,
+            .staff_id = request->staff_id,
+            .subject = request->subject,
+            .text = request->text,
+            .body = body,
+            .trace_id = event->trace_id,
+        };
+        notifier_job_t *job = notifier_job_new(&fields);
+        if (job == NULL) {
+            cv_error("cannot queue notification '%s': out of memory",
                      request->notification_id);
-        rc = 0;
-        goto out;
-    }
-    if (url == NULL) {
-        /* No webhook: the console inbox is the channel, and the event to
-         * the console is the delivery. */
-        rc = notifier_emit_delivered(bus, request->notification_id,
-                                     request->lead_id, request->staff_id,
-                                     event->trace_id, "console", 1, 0, now);
-        if (rc == 0)
+            goto out;
+        }
+        bool console = i == NOTIFIER_CONSOLE;
+        bool inserted = false;
+        if (notifier_store_insert(cv_bus_store(bus), job, console, now,
+                                  &inserted) != 0) {
+            notifier_job_destroy(&job);
+            goto out;
+        }
+        if (!inserted) {
+            cv_log_debug("notification '%s' on %s is already stored",
+                         request->notification_id,
+                         notifier_channel_name(job->channel));
+            notifier_job_destroy(&job);
+            continue;
+        }
+        if (console) {
+            /* No target: the console inbox is the channel, and the event
+             * to the console is the delivery. */
+            int emitted = notifier_emit_delivered(bus, job, 1, 0, now);
+            notifier_job_destroy(&job);
+            if (emitted != 0)
+                goto out;
             cv_metric_add(self->ok, 1);
-        goto out;
-    }
-    notifier_job_t *job =
-        notifier_job_new(request->notification_id, request->lead_id,
-                         request->staff_id, url, body, event->trace_id);
-    if (job == NULL) {
-        cv_error("cannot queue notification '%s': out of memory",
-                 request->notification_id);
-        goto out;
-    }
-    job->next_attempt_at = now;
-    notifier_list_append(&self->staged, job);
-    self->pending++;
-    /* The pool gets the job once this transaction has committed, which the
-     * source learns in `committed`; make sure the source runs. */
-    if (!self->poked) {
-        notifier_pool_poke(self->pool);
-        self->poked = true;
+            continue;
+        }
+        job->next_attempt_at = now;
+        notifier_stage(self, job);
     }
     rc = 0;
 out:
+    if (rc != 0) {
+        notifier_job_list_destroy(mark);
+        self->staged.tail = mark;
+        self->pending = pending;
+    }
     free(body);
     return rc;
 }
 
-/* Writes one attempt's outcome: delivered (and the event to the console)
- * or the next attempt's time. 0, or -1 after logging. */
-static int notifier_apply(notifier_t *self, cv_bus_t *bus,
-                          notifier_job_t *job)
+/* The console asks for a dead letter again: its dead deliveries become
+ * pending with attempts starting afresh. 0, or -1 after logging. */
+static int notifier_on_resend(notifier_t *self, cv_bus_t *bus,
+                              const Conveyor__Envelope *event)
+{
+    const Conveyor__NotificationResend *resend = event->notification_resend;
+    notifier_job_t *list = NULL;
+    size_t count = 0;
+    if (notifier_store_resend(cv_bus_store(bus), resend->notification_id,
+                              cv_clock_now_ms(), &list, &count) != 0)
+        return -1;
+    if (count == 0)
+        cv_log_info("notification '%s' has no dead letter to resend",
+                    resend->notification_id);
+    else
+        cv_log_info("resending notification '%s' on %zu channel%s (asked "
+                    "by %s)",
+                    resend->notification_id, count, count == 1 ? "" : "s",
+                    resend->actor != NULL ? resend->actor : "the console");
+    while (list != NULL) {
+        notifier_job_t *job = list;
+        list = job->next;
+        notifier_stage(self, job);
+    }
+    return 0;
+}
+
+int notifier_handle(void *arg, cv_bus_t *bus, const Conveyor__Envelope *event)
+{
+    notifier_t *self = arg;
+    const char *id = NULL;
+    if (event->body_case == CONVEYOR__ENVELOPE__BODY_NOTIFICATION_REQUESTED)
+        id = event->notification_requested->notification_id;
+    else if (event->body_case == CONVEYOR__ENVELOPE__BODY_NOTIFICATION_RESEND)
+        id = event->notification_resend->notification_id;
+    else {
+        cv_log_warn("dropping event '%s' of type '%s': the notifier takes "
+                    "only notification_requested and notification_resend",
+                    event->event_id, cv_event_type_name(event->type));
+        return CV_BUS_DROP;
+    }
+    if (!notifier_id_valid(id)) {
+        cv_log_warn("dropping event '%s': notification id '%.*s' is empty, "
+                    "too long or not printable ascii",
+                    event->event_id, NOTIFIER_ID_MAX, id);
+        return CV_BUS_DROP;
+    }
+    if (event->body_case == CONVEYOR__ENVELOPE__BODY_NOTIFICATION_RESEND)
+        return notifier_on_resend(self, bus, event);
+    return notifier_on_requested(self, bus, event);
+}
+
+/* Writes one attempt's outcome: delivered (and the event to the console),
+ * a dead letter (and NotificationFailed), or the next attempt's time.
+ * 0, or -1 after logging. */
+static int notifier_apply(notifier_t *self, cv_bus_t *bus, notifier_job_t *job)
 {
     cv_store_t *store = cv_bus_store(bus);
-    if (job->delivered) {
+    char where[256];
+    notifier_where(job, where, sizeof(where));
+    notifier_verdict_t verdict = notifier_verdict(job, self->max_attempts);
+    if (verdict == NOTIFIER_VERDICT_DELIVERED) {
         if (notifier_store_mark_delivered(store, job, &job->row_found) != 0)
             return -1;
         if (!job->row_found)
             return 0;
-        return notifier_emit_delivered(bus, job->notification_id,
-                                       job->lead_id, job->staff_id,
-                                       job->trace_id, "webhook",
-                                       job->attempts, job->http_status,
-                                       job->finished_at);
+        if (job->attempts > 1)
+            cv_log_info("notification '%s' delivered to %s after %d "
+                        "attempts",
+                        job->notification_id, where, job->attempts);
+        return notifier_emit_delivered(bus, job, job->attempts,
+                                       job->http_status, job->finished_at);
+    }
+    if (verdict == NOTIFIER_VERDICT_DEAD) {
+        if (notifier_store_mark_dead(store, job, &job->row_found) != 0)
+            return -1;
+        if (!job->row_found)
+            return 0;
+        cv_log_warn("notification '%s' to %s is a dead letter after %d "
+                    "attempt%s: %s",
+                    job->notification_id, where, job->attempts,
+                    job->attempts == 1 ? "" : "s", job->error);
+        return notifier_emit_failed(bus, job);
     }
     int64_t delay = job->retry_after_ms;
     if (delay < 0)
@@ -287,16 +462,39 @@ static int notifier_apply(notifier_t *self, cv_bus_t *bus,
     if (job->row_found) {
         /* The first failure and every n-th after it are worth a warning;
          * the rest would flood the log while a receiver is down. */
-        bool notable = job->attempts == 1
-                       || job->attempts % NOTIFIER_WARN_EVERY == 0;
+        bool notable =
+            job->attempts == 1 || job->attempts % NOTIFIER_WARN_EVERY == 0;
         cv_log_level_t level = notable ? CV_LOG_WARN : CV_LOG_DEBUG;
         cv_log(level,
-               "cannot deliver notification '%s' to '%s' (attempt %d): %s; "
-               "retrying in %lld ms",
-               job->notification_id, job->webhook_url, job->attempts,
+               "cannot deliver notification '%s' to %s (attempt %d of %d): "
+               "%s; retrying in %lld ms",
+               job->notification_id, where, job->attempts, self->max_attempts,
                job->error, (long long)delay);
     }
     return 0;
+}
+
+/* Hands jobs whose destinations have a token now to the pool; the others
+ * wait in the schedule until their bucket refills. */
+static void notifier_dispatch(notifier_t *self, notifier_job_t *list)
+{
+    notifier_list_t ready;
+    notifier_list_init(&ready);
+    int64_t monotonic = cv_clock_monotonic_ms();
+    int64_t now = cv_clock_now_ms();
+    while (list != NULL) {
+        notifier_job_t *job = list;
+        list = job->next;
+        int64_t wait = notifier_limits_wait(self->limits, job, monotonic);
+        if (wait > 0) {
+            job->next_attempt_at = now + wait;
+            if (notifier_schedule_push(&self->schedule, job) == 0)
+                continue;
+            /* out of memory: better a burst than a lost delivery */
+        }
+        notifier_list_append(&ready, job);
+    }
+    notifier_pool_submit(self->pool, notifier_list_take(&ready));
 }
 
 /* The source's work: write the results that came back, hand due retries
@@ -327,19 +525,19 @@ static int notifier_work(void *arg, cv_bus_t *bus, int64_t now)
     notifier_list_t due;
     notifier_list_init(&due);
     for (;;) {
-        notifier_job_t *ready = notifier_schedule_pop_due(&self->schedule,
-                                                          now);
+        notifier_job_t *ready = notifier_schedule_pop_due(&self->schedule, now);
         if (ready == NULL)
             break;
         notifier_list_append(&due, ready);
     }
-    notifier_pool_submit(self->pool, notifier_list_take(&due));
+    notifier_dispatch(self, notifier_list_take(&due));
     return rc;
 }
 
 /* Keeps the outcomes of a committed turn in memory: counts them, drops
- * what is done, schedules retries, releases the staged jobs. After a
- * rolled-back turn, the results are written again later. */
+ * what is done (delivered or dead), schedules retries, releases the
+ * staged jobs. After a rolled-back turn, the results are written again
+ * later. */
 static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
 {
     (void)bus;
@@ -355,23 +553,29 @@ static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
     notifier_job_t *job = notifier_list_take(&self->applied);
     while (job != NULL) {
         notifier_job_t *next = job->next;
+        notifier_verdict_t verdict = notifier_verdict(job, self->max_attempts);
         cv_metric_add(self->attempts, 1);
         cv_metric_add(job->delivered ? self->ok : self->failed, 1);
-        if (job->delivered || !job->row_found) {
+        if (verdict == NOTIFIER_VERDICT_DEAD && job->row_found)
+            cv_metric_add(self->dead, 1);
+        if (verdict != NOTIFIER_VERDICT_RETRY || !job->row_found) {
             if (!job->row_found)
-                cv_log_debug("notification '%s' has no pending row; "
-                             "dropping this copy", job->notification_id);
+                cv_log_debug("notification '%s' on %s has no pending row; "
+                             "dropping this copy",
+                             job->notification_id,
+                             notifier_channel_name(job->channel));
             notifier_job_destroy(&job);
             self->pending--;
         } else if (notifier_schedule_push(&self->schedule, job) != 0) {
             cv_error("cannot schedule notification '%s': out of memory; "
-                     "it is retried after a restart", job->notification_id);
+                     "it is retried after a restart",
+                     job->notification_id);
             notifier_job_destroy(&job);
             self->pending--;
         }
         job = next;
     }
-    notifier_pool_submit(self->pool, notifier_list_take(&self->staged));
+    notifier_dispatch(self, notifier_list_take(&self->staged));
     cv_metric_set(self->depth, self->pending);
 }
 
@@ -385,9 +589,18 @@ static int64_t notifier_next_due(void *arg, cv_bus_t *bus)
     return next;
 }
 
-int notifier_attach(notifier_t *self, cv_bus_t *bus)
+int notifier_attach(notifier_t *self, cv_bus_t *bus, const cv_config_t *config)
 {
     self->bus = bus;
+    self->config = config;
+    self->max_attempts = config->notify_max_attempts;
+    self->limits =
+        notifier_limits_new(config->notify_rates, config->notify_host_rates);
+    if (self->limits == NULL)
+        return -1;
+    self->pool = notifier_pool_new(self->workers, config);
+    if (self->pool == NULL)
+        return -1;
     notifier_job_t *list = NULL;
     size_t count = 0;
     if (notifier_store_load_pending(cv_bus_store(bus), &list, &count) != 0)
@@ -406,6 +619,12 @@ int notifier_attach(notifier_t *self, cv_bus_t *bus)
     cv_metric_set(self->depth, self->pending);
     if (count > 0)
         cv_log_info("%zu undelivered notifications loaded", count);
+    if (config->telegram_bot_token[0] == '\0')
+        cv_log_info("telegram_bot_token is not set: telegram notifications "
+                    "become dead letters");
+    if (config->smtp_url[0] == '\0')
+        cv_log_info("smtp_url is not set: e-mail notifications become dead "
+                    "letters");
     cv_bus_source_t source = {
         .fd = notifier_pool_fd(self->pool),
         .work = notifier_work,

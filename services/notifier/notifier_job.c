@@ -1,4 +1,5 @@
-/* notifier_job: a notification on its way to a webhook, and its body. */
+/* notifier_job: one delivery of a notification on its way, the channel
+ * names, and the webhook body. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,24 +20,45 @@ static char *notifier_job_copy(const char *text, bool *failed)
     return copy;
 }
 
-notifier_job_t *notifier_job_new(const char *notification_id,
-                                 const char *lead_id, const char *staff_id,
-                                 const char *webhook_url, const char *body,
-                                 const char *trace_id)
+static const char *const notifier_channel_names[NOTIFIER_CHANNEL_COUNT] = {
+    [NOTIFIER_CONSOLE] = "console", [NOTIFIER_TELEGRAM] = "telegram",
+    [NOTIFIER_SLACK] = "slack",     [NOTIFIER_EMAIL] = "email",
+    [NOTIFIER_WEBHOOK] = "webhook",
+};
+
+const char *notifier_channel_name(notifier_channel_t channel)
+{
+    if ((int)channel < 0 || channel >= NOTIFIER_CHANNEL_COUNT)
+        return "unknown";
+    return notifier_channel_names[channel];
+}
+
+int notifier_channel_parse(const char *name)
+{
+    for (int i = 0; name != NULL && i < NOTIFIER_CHANNEL_COUNT; i++)
+        if (strcmp(name, notifier_channel_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+notifier_job_t *notifier_job_new(const notifier_job_fields_t *fields)
 {
     notifier_job_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         return NULL;
     bool failed = false;
-    self->notification_id = notifier_job_copy(notification_id, &failed);
-    self->lead_id = notifier_job_copy(lead_id, &failed);
-    self->staff_id = notifier_job_copy(staff_id, &failed);
-    self->webhook_url = notifier_job_copy(webhook_url, &failed);
-    self->body = notifier_job_copy(body, &failed);
-    self->trace_id = notifier_job_copy(trace_id, &failed);
+    self->notification_id = notifier_job_copy(fields->notification_id, &failed);
+    self->channel = fields->channel;
+    self->destination = notifier_job_copy(fields->destination, &failed);
+    self->lead_id = notifier_job_copy(fields->lead_id, &failed);
+    self->staff_id = notifier_job_copy(fields->staff_id, &failed);
+    self->subject = notifier_job_copy(fields->subject, &failed);
+    self->text = notifier_job_copy(fields->text, &failed);
+    self->body = notifier_job_copy(fields->body, &failed);
+    self->trace_id = notifier_job_copy(fields->trace_id, &failed);
     self->retry_after_ms = -1;
-    if (failed || self->notification_id == NULL || self->webhook_url == NULL
-        || self->body == NULL)
+    if (failed || self->notification_id == NULL || self->destination == NULL ||
+        self->body == NULL)
         notifier_job_destroy(&self);
     return self;
 }
@@ -49,7 +71,9 @@ void notifier_job_destroy(notifier_job_t **self_p)
     free(self->notification_id);
     free(self->lead_id);
     free(self->staff_id);
-    free(self->webhook_url);
+    free(self->destination);
+    free(self->subject);
+    free(self->text);
     free(self->body);
     free(self->trace_id);
     free(self);
@@ -114,8 +138,7 @@ static char *notifier_job_utf8_repair(const char *text)
 /* Sets `key` to the string `value` unless that is NULL. Text that is not
  * valid UTF-8 (the bus does not check) is sent with its invalid bytes as
  * '?', so the receiver still gets valid JSON. -1 when out of memory. */
-static int notifier_job_set(json_t *object, const char *key,
-                            const char *value)
+static int notifier_job_set(json_t *object, const char *key, const char *value)
 {
     if (value == NULL)
         return 0;
@@ -191,8 +214,8 @@ static notifier_json_at notifier_json_string(notifier_json_at p)
                 if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
                     return NULL;
                 p += 6;
-            } else if (c == '"' || c == '\\' || c == '/' || c == 'b'
-                       || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+            } else if (c == '"' || c == '\\' || c == '/' || c == 'b' ||
+                       c == 'f' || c == 'n' || c == 'r' || c == 't') {
                 p += 2;
             } else {
                 return NULL;
@@ -243,8 +266,8 @@ static notifier_json_at notifier_json_number(notifier_json_at p)
     return p;
 }
 
-static notifier_json_at notifier_json_word(notifier_json_at p,
-                                           const char *word, size_t length)
+static notifier_json_at notifier_json_word(notifier_json_at p, const char *word,
+                                           size_t length)
 {
     if (strncmp((const char *)p, word, length) != 0)
         return NULL;
@@ -337,8 +360,8 @@ char *notifier_job_body(const Conveyor__NotificationRequested *request)
         if (notifier_json_surely_valid(request->payload_json))
             return strdup(request->payload_json);
         json_error_t error;
-        json_t *payload = json_loads(request->payload_json, JSON_DECODE_ANY,
-                                     &error);
+        json_t *payload =
+            json_loads(request->payload_json, JSON_DECODE_ANY, &error);
         if (payload != NULL) {
             json_decref(payload);
             return strdup(request->payload_json);
@@ -351,12 +374,12 @@ char *notifier_job_body(const Conveyor__NotificationRequested *request)
     json_t *body = json_object();
     if (body == NULL)
         goto out;
-    if (notifier_job_set(body, "notification_id", request->notification_id)
-            != 0
-        || notifier_job_set(body, "lead_id", request->lead_id) != 0
-        || notifier_job_set(body, "staff_id", request->staff_id) != 0
-        || notifier_job_set(body, "subject", request->subject) != 0
-        || notifier_job_set(body, "text", request->text) != 0)
+    if (notifier_job_set(body, "notification_id", request->notification_id) !=
+            0 ||
+        notifier_job_set(body, "lead_id", request->lead_id) != 0 ||
+        notifier_job_set(body, "staff_id", request->staff_id) != 0 ||
+        notifier_job_set(body, "subject", request->subject) != 0 ||
+        notifier_job_set(body, "text", request->text) != 0)
         goto out;
     text = json_dumps(body, JSON_COMPACT);
 out:

@@ -1,9 +1,9 @@
-/* notifier_pool: worker threads that make webhook deliveries.
+/* notifier_pool: worker threads that make deliveries.
  *
  * The bus thread submits jobs to a FIFO queue; each worker takes one,
- * POSTs it with its own curl handle, appends it to the result list and
- * signals an eventfd that the bus polls as a source. Only the two lists
- * are shared, each under the pool's mutex. */
+ * makes an attempt with its own curl handles (notifier_send), appends it to the
+ * result list and signals an eventfd that the bus polls as a source. Only the
+ * two lists are shared, each under the pool's mutex. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -27,9 +27,10 @@ struct notifier_pool {
     notifier_job_t **results_tail; /* where the next result goes */
     atomic_bool stop;              /* workers leave; transfers abort */
     int event_fd;                  /* readable while results wait */
+    const cv_config_t *config;     /* channel settings (not owned) */
     pthread_t threads[NOTIFIER_POOL_MAX]; /* the workers */
-    int started;                   /* threads started */
-    bool lock_ready;               /* mutex and cond initialised */
+    int started;                          /* threads started */
+    bool lock_ready;                      /* mutex and cond initialised */
 };
 
 /* Adds 1 to the eventfd; a full counter (never in practice) is still
@@ -47,8 +48,8 @@ static void notifier_pool_signal(notifier_pool_t *self)
 static void *notifier_pool_worker(void *arg)
 {
     notifier_pool_t *self = arg;
-    notifier_webhook_t *webhook = notifier_webhook_new(&self->stop);
-    if (webhook == NULL)
+    notifier_sender_t *sender = notifier_sender_new(self->config, &self->stop);
+    if (sender == NULL)
         return NULL;
     pthread_mutex_lock(&self->lock);
     for (;;) {
@@ -63,7 +64,7 @@ static void *notifier_pool_worker(void *arg)
         job->next = NULL;
         pthread_mutex_unlock(&self->lock);
 
-        notifier_webhook_post(webhook, job);
+        notifier_sender_deliver(sender, job);
 
         pthread_mutex_lock(&self->lock);
         *self->results_tail = job;
@@ -71,11 +72,11 @@ static void *notifier_pool_worker(void *arg)
         notifier_pool_signal(self);
     }
     pthread_mutex_unlock(&self->lock);
-    notifier_webhook_destroy(&webhook);
+    notifier_sender_destroy(&sender);
     return NULL;
 }
 
-notifier_pool_t *notifier_pool_new(int workers)
+notifier_pool_t *notifier_pool_new(int workers, const cv_config_t *config)
 {
     notifier_pool_t *self = calloc(1, sizeof(*self));
     if (self == NULL) {
@@ -83,12 +84,14 @@ notifier_pool_t *notifier_pool_new(int workers)
         return NULL;
     }
     self->event_fd = -1;
+    self->config = config;
     self->queue_tail = &self->queue;
     self->results_tail = &self->results;
     atomic_init(&self->stop, false);
     if (workers < 1 || workers > NOTIFIER_POOL_MAX) {
         cv_error("cannot start %d delivery workers: between 1 and %d "
-                 "are allowed", workers, NOTIFIER_POOL_MAX);
+                 "are allowed",
+                 workers, NOTIFIER_POOL_MAX);
         goto fail;
     }
     if (pthread_mutex_init(&self->lock, NULL) != 0)
@@ -104,8 +107,8 @@ notifier_pool_t *notifier_pool_new(int workers)
         goto fail;
     }
     for (int i = 0; i < workers; i++) {
-        int rc = pthread_create(&self->threads[i], NULL,
-                                notifier_pool_worker, self);
+        int rc =
+            pthread_create(&self->threads[i], NULL, notifier_pool_worker, self);
         if (rc != 0) {
             cv_error("cannot start delivery worker %d: %s", i, strerror(rc));
             goto fail;

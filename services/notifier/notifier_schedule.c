@@ -29,8 +29,8 @@ int notifier_schedule_push(notifier_schedule_t *self, notifier_job_t *job)
     job->next = NULL;
     while (at > 0) {
         size_t parent = (at - 1) / 2;
-        if (self->items[parent]->next_attempt_at
-            <= self->items[at]->next_attempt_at)
+        if (self->items[parent]->next_attempt_at <=
+            self->items[at]->next_attempt_at)
             break;
         notifier_schedule_swap(self, parent, at);
         at = parent;
@@ -50,13 +50,11 @@ notifier_job_t *notifier_schedule_pop_due(notifier_schedule_t *self,
         size_t smallest = at;
         size_t left = 2 * at + 1;
         size_t right = left + 1;
-        if (left < self->count
-            && self->items[left]->next_attempt_at
-                   < self->items[smallest]->next_attempt_at)
+        if (left < self->count && self->items[left]->next_attempt_at <
+                                      self->items[smallest]->next_attempt_at)
             smallest = left;
-        if (right < self->count
-            && self->items[right]->next_attempt_at
-                   < self->items[smallest]->next_attempt_at)
+        if (right < self->count && self->items[right]->next_attempt_at <
+                                       self->items[smallest]->next_attempt_at)
             smallest = right;
         if (smallest == at)
             break;

@@ -1,54 +1,101 @@
 /* routing: the stage that decides who works each scored lead.
  *
- * It keeps its own copy of the staff directory (from StaffUpdated), and
- * gives each LeadScored lead to an active member of the right tier by
- * smooth weighted round-robin (common/cv_routing_rr.h), whose state lives
- * in var/routing.db so a restart continues the same rotation. A lead is
- * assigned once (its id is the key). When nobody can take it, it waits in
- * the pending table and is retried, in arrival order, whenever the
- * directory changes. Knocked-out leads are not given to sales.
+ * It keeps its own copy of the staff directory (from StaffUpdated) and
+ * asks an ordered chain of rules (common/cv_routing_rules.h; the default
+ * chain is deploy/routing-rules.yaml, reloaded on SIGHUP) who gets each
+ * LeadScored lead. A rule that matches the lead tries its strategy on its
+ * pool: round-robin (smooth, weighted, state in var/routing.db so bursts
+ * and restarts continue the same rotation), by channel, industry, product
+ * or region, first come (an offer the console lets one person claim),
+ * manual (the head of sales assigns), or the returning client's previous
+ * owner. Only available people count: active, inside their working hours
+ * in their own time zone, under their daily capacity for their local day.
+ * A rule whose pool has nobody available falls through to the next; when
+ * no rule places the lead it waits in the pending table (retried when the
+ * directory changes and every minute), the card says why and every head
+ * of sales is notified.
  *
- * The segment decides too (PRODUCT.md section 3): a segment C lead goes to
- * a junior (role telemarketer, tier 1) with a task to send the rejection
- * when one is available; a segment A lead, once it has an owner, gets the
- * head of sales (role head) as a reviewer with a task of their own. When
- * people's scorecard moves an assigned lead to another segment
- * (LeadScored with `rescore`), the same happens to it then: to A, the head
- * joins; to C, a junior takes it over, or when there is none the owner
- * gets the rejection task. A knock-out lifted by people sends the lead
- * down the belt again. Every move is recorded (segment_changes). */
+ * After an owner is found, a VIP lead (segment A by default) brings the
+ * head of sales in as reviewer and one member of each working-group role
+ * (analyst, marketer, team lead) with a working_group task. Segment C goes
+ * to juniors who send the rejection. When people's scorecard moves an
+ * assigned lead to another segment the same happens then.
+ *
+ * An SLA escalation (level 2) from the follow-up scheduler re-assigns the
+ * lead away from its owner; a person set inactive hands their open leads
+ * back to the chain. Every decision's rule trace is stored with the
+ * assignment and sent in LeadAssigned (the card's timeline shows it);
+ * GET /v1/routing/explain?lead_id= on the admin port runs the same chain
+ * without writing anything and answers who would get the lead now. */
 #ifndef ROUTING_H
 #define ROUTING_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "conveyor.pb-c.h"
 #include "cv_bus.h"
+#include "cv_config.h"
+#include "cv_routing_rr.h"
+#include "cv_routing_rules.h"
 #include "cv_store.h"
 
-#define ROUTING_TRACE_SIZE 2048
+#define ROUTING_TRACE_SIZE 4096
+#define ROUTING_ID_SIZE    160
+#define ROUTING_DEFAULT_TZ "Europe/Moscow"
 
-/* One directory member who could take a lead, with today's load. */
+/* The process-wide state: the chain in force and what was configured. */
 typedef struct {
-    char *staff_id;         /* owned */
-    char *name;             /* owned; "" when unknown */
-    char *webhook_url;      /* notify target, owned, NULL when none */
-    char *telegram_chat_id; /* owned, NULL when none */
-    char *email;            /* owned, NULL when none */
-    int weight;             /* round-robin weight, >= 1 */
-    int capacity_per_day;   /* 0: no limit */
-    int assigned_today;     /* leads given since the day began (UTC) */
-    int64_t current;        /* round-robin state */
+    const cv_config_t *config;       /* not owned */
+    pthread_rwlock_t lock;           /* guards `rules` against reloads */
+    cv_routing_rules_t *owned;       /* the loaded file, or NULL */
+    const cv_routing_rules_t *rules; /* in force: owned or built-in */
+    char rules_path[CV_CONFIG_TEXT]; /* "" for the built-in chain */
+    char default_tz[64];             /* zone of people without one */
+    int first_come_minutes;          /* claim window when a rule has none */
+} routing_t;
+
+/* One directory member a pool could give a lead to, with whether they can
+ * take one now. */
+typedef struct {
+    char *staff_id;                  /* owned */
+    char *name;                      /* owned; "" when unknown */
+    char *role;                      /* owned */
+    char *team;                      /* owned, NULL when none */
+    char *timezone;                  /* owned, NULL when none */
+    char *working_hours;             /* owned JSON, NULL when none */
+    char *webhook_url;               /* notify target, owned, NULL when none */
+    char *telegram_chat_id;          /* owned, NULL when none */
+    char *slack_webhook_url;         /* owned, NULL when none */
+    char *email;                     /* owned, NULL when none */
+    int tier;                        /* 1, 2, 3 or 0 */
+    int weight;                      /* round-robin weight, >= 1 */
+    int capacity_per_day;            /* 0: no limit */
+    bool active;                     /* the directory says so */
+    cv_routing_availability_t avail; /* now */
 } routing_member_t;
 
-/* The members of one tier that are active now. */
 typedef struct {
     routing_member_t *members; /* owned array */
     size_t count;              /* members in use */
     size_t capacity;           /* allocated */
 } routing_pool_t;
+
+/* Who a pool is: every filter NULL / 0 is "any". */
+typedef struct {
+    const char *key;                /* round-robin state key */
+    const char *role;               /* staff role */
+    int tier;                       /* staff tier, <= 0 any */
+    const char *team;               /* staff team */
+    const cv_routing_list_t *staff; /* staff ids, NULL/empty any */
+    const char *owns_list;          /* "channels", "industries",
+                                       "regions", "products" or NULL */
+    const char *owns_value;         /* ... that must hold this value */
+    const char *only;               /* exactly this staff id */
+    const char *exclude;            /* never this staff id */
+} routing_pool_spec_t;
 
 /* A human-readable explanation being built. */
 typedef struct {
@@ -60,106 +107,195 @@ typedef struct {
 extern const char *const routing_migrations[];
 extern const size_t routing_migration_count;
 
-/* --- routing_staff.c: the directory copy and the round-robin pools --- */
+/* --- routing_rules.c: the chain in force --- */
 
-/* Stores or replaces a member from a StaffUpdated event. 0 or -1. */
+/* Loads the configured chain (config routing_rules, "" for the built-in
+ * one). 0, or -1 after logging why the file is refused. */
+int routing_init(routing_t *self, const cv_config_t *config);
+void routing_fini(routing_t *self);
+
+/* The chain, held against a reload until routing_rules_release. */
+const cv_routing_rules_t *routing_rules_acquire(routing_t *self);
+void routing_rules_release(routing_t *self);
+
+/* Reloads on SIGHUP on the bus thread, keeping the old chain when the new
+ * file is refused. 0 or -1. */
+int routing_rules_watch(routing_t *self, cv_bus_t *bus);
+
+/* --- routing_staff.c: the directory copy and the pools --- */
+
+/* Stores or replaces a member from a StaffUpdated event; *was_active tells
+ * whether they were active before (false for a new member). 0 or -1. */
 int routing_staff_apply(cv_store_t *store, const Conveyor__StaffMember *member,
-                        int64_t now_ms);
+                        int64_t now_ms, bool *was_active);
 
-/* Loads the active members with role `role` and tier `tier` (any tier
- * when negative) with their round-robin state for `pool` and their
- * assignments since `day_start_ms`, ordered by staff id. 0 or -1
- * (logged). */
-int routing_pool_load(cv_store_t *store, const char *pool, int tier,
-                      const char *role, int64_t day_start_ms,
+/* Loads the members `spec` selects (active or not, ordered by staff id)
+ * with their availability at `now_ms`. 0 or -1 (logged). */
+int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
+                      const char *default_tz, int64_t now_ms,
                       routing_pool_t *out);
-
-/* Writes back the round-robin state of `pool`'s members. 0 or -1. */
-int routing_pool_save(cv_store_t *store, const char *pool,
-                      const routing_pool_t *members);
 
 /* Frees the members; the pool may be loaded again. NULL-safe. */
 void routing_pool_clear(routing_pool_t *pool);
 
-/* --- routing_assign.c: one lead to one person --- */
+/* Round-robin over the available members (weights, state under
+ * spec->key); `dry` picks without saving the state. Appends the pool, who
+ * was unavailable and why, and the choice to `why`. Returns the index, -1
+ * when nobody is available, -2 on a database error. */
+int routing_pool_pick(cv_store_t *store, const routing_pool_spec_t *spec,
+                      routing_pool_t *pool, bool dry, routing_trace_t *why);
 
-/* Appends printf-style text; too long a trace ends in "...". */
+/* Appends the members of the pool that are available ("a, b") or, when
+ * none is, who was not and why. */
+void routing_pool_describe(const routing_pool_t *pool, routing_trace_t *why);
+
+/* Loads one member by id (any role), with availability; 1 when unknown. */
+int routing_member_load(cv_store_t *store, const char *staff_id,
+                        const char *default_tz, int64_t now_ms,
+                        routing_member_t *out);
+void routing_member_clear(routing_member_t *m);
+
+/* --- routing_assign.c: traces, assignments, the events they emit --- */
+
 void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* Appends plain text or a number, truncating as routing_trace_add. */
 void routing_trace_put(routing_trace_t *trace, const char *text);
-void routing_trace_int(routing_trace_t *trace, int value);
+void routing_trace_reset(routing_trace_t *trace);
 
-/* Who may get a lead, and for what. */
+/* How a lead joins a person. */
 typedef struct {
-    const char *pool;        /* rotation: "tier2-inbound", "segment-c" ... */
-    const char *role;        /* staff role of the pool's members */
-    int tier;                /* their tier, -1 for any */
-    const char *kind;        /* for the trace: "inbound", "segment C" */
-    const char *strategy;    /* LeadAssigned.strategy */
-    const char *assign_role; /* LeadAssigned.role: NULL for the owner,
-                                "reviewer" for one who joins */
-    const char *task_kind;   /* LeadAssigned.task_kind, NULL: first
-                                contact */
-} routing_target_t;
+    const char *strategy;  /* LeadAssigned.strategy */
+    const char *rule;      /* the rule's name, or NULL */
+    const char *role;      /* NULL: the owner; "reviewer": joins */
+    const char *task_kind; /* NULL: first_contact */
+    int tier;              /* the lead's tier */
+} routing_join_t;
 
-/* Tries to give the scored lead to a member of `target`'s pool now,
- * inside the open transaction; on success stores the assignment (an
- * owner's replaces the lead's previous one) and emits LeadAssigned (with
- * `trace_id` when not NULL). *assigned says whether it happened; `why`
- * explains the decision either way (appended to). 0, or -1 on a database
- * error (logged). */
-int routing_assign_to(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                      const routing_target_t *target, const char *trace_id,
-                      bool *assigned, routing_trace_t *why);
+/* Stores `m` as the lead's owner (replacing an earlier one), counts the
+ * lead on their local day, emits LeadAssigned with `trace`. 0 or -1. */
+int routing_give(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                 const routing_member_t *m, const routing_join_t *join,
+                 const char *trace);
 
-/* Emits LeadAssigned of `scored`'s lead to `m` for `target`, with the
- * rule trace. 0 or -1. */
+/* Emits LeadAssigned only (a reviewer, the head's manual task, an owner
+ * who keeps the lead with a new task). 0 or -1. */
 int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                          const routing_member_t *m, int tier,
-                          const routing_target_t *target, const char *trace,
-                          const char *trace_id);
+                          const routing_member_t *m, const routing_join_t *join,
+                          const char *trace);
 
-/* Routes a lead nobody owns yet: a segment C lead to a junior when one is
- * available, else to tier 2 sales; then a segment A lead gets the head of
- * sales as reviewer. Arguments as routing_assign_to. */
-int routing_assign(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                   const char *trace_id, bool *assigned, routing_trace_t *why);
+/* 1 when the lead has an owner here (*owner copied when not NULL), 0 when
+ * not, -1 on error. */
+int routing_owner(cv_store_t *store, const char *lead_id, char *owner,
+                  size_t size);
 
-/* True when the lead already has an owner here; -1 on error. */
-int routing_is_assigned(cv_store_t *store, const char *lead_id);
+/* Keeps the newest LeadScored of a lead (explain, re-assignment, offers
+ * and manual assignment read it back). 0 or -1. */
+int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored);
+
+/* The stored LeadScored of a lead (caller frees with
+ * conveyor__lead_scored__free_unpacked), NULL with *missing true when the
+ * lead is unknown, NULL with *missing false on error. */
+Conveyor__LeadScored *routing_lead_get(cv_store_t *store, const char *lead_id,
+                                       bool *missing);
+
+/* Tells every active head of sales (NotificationRequested to notifier)
+ * and the card (LeadUnassigned) that nobody can take the lead. */
+int routing_tell_heads(cv_bus_t *bus, const char *lead_id, const char *reason,
+                       const char *what, int tier);
+
+/* --- routing_chain.c: the rule chain --- */
+
+typedef enum {
+    ROUTING_NOBODY,   /* no rule placed the lead */
+    ROUTING_ASSIGNED, /* an owner was chosen */
+    ROUTING_OFFERED,  /* first_come: offered to a pool */
+    ROUTING_MANUAL,   /* the head of sales was asked to assign */
+} routing_outcome_t;
+
+typedef struct {
+    bool dry;             /* explain: decide, write and emit nothing */
+    size_t first_rule;    /* start at this rule (after an expired offer) */
+    const char *exclude;  /* never this person (SLA re-assignment) */
+    const char *strategy; /* LeadAssigned.strategy instead of the rule's */
+} routing_route_opts_t;
+
+typedef struct {
+    routing_outcome_t outcome;        /* what happened */
+    char staff_id[ROUTING_ID_SIZE];   /* owner, or the head asked */
+    char staff_name[ROUTING_ID_SIZE]; /* their name */
+    char rule[80];                    /* the rule that decided, or "" */
+    const char *strategy;             /* its strategy's name, or NULL */
+    char offered[1024];               /* first_come: "a,b,c" */
+    int64_t expires_at;               /* first_come: claim deadline */
+    routing_trace_t trace;            /* the whole rule trace */
+} routing_decision_t;
+
+/* Runs the chain for the lead now. Unless opts->dry, acts on the outcome
+ * inside the open transaction: stores and emits the assignment (then the
+ * VIP steps), the offer or the head's task. 0, or -1 on a database
+ * error (logged). */
+int routing_route(routing_t *self, cv_store_t *store, cv_bus_t *bus,
+                  const Conveyor__LeadScored *scored,
+                  const routing_route_opts_t *opts, routing_decision_t *out);
+
+/* The VIP steps for a lead with an owner: the head joins as reviewer, one
+ * of each working-group role joins. Once per lead and role. 0 or -1. */
+int routing_vip(routing_t *self, cv_bus_t *bus,
+                const Conveyor__LeadScored *scored);
+
+/* The lead's fields a rule reads (texts borrowed from `lead`, extra
+ * parsed into `*extra`, which the caller json_decref's). */
+void routing_lead_view(const Conveyor__Lead *lead, const Conveyor__Score *score,
+                       cv_routing_lead_t *view, void **extra);
+
+/* --- routing_offer.c: first come offers and the head's manual task --- */
+
+/* Records an offer (first_come: expires_at set; manual: 0) replacing an
+ * earlier one of the lead. 0 or -1. */
+int routing_offer_put(cv_store_t *store, const char *lead_id, const char *kind,
+                      const char *rule, size_t rule_index, const char *staff,
+                      int64_t expires_at, const char *trace);
+
+/* Closes the lead's open offer (state `state`). 0 or -1. */
+int routing_offer_close(cv_store_t *store, const char *lead_id,
+                        const char *state);
+
+/* AssignmentRequested from the console (a claim or the head's choice). */
+int routing_offer_requested(routing_t *self, cv_bus_t *bus,
+                            const Conveyor__Envelope *event);
+
+/* A bus source: expires first_come offers (the chain goes on after their
+ * rule) and retries the pending leads every minute. */
+int routing_timer_watch(routing_t *self, cv_bus_t *bus);
 
 /* --- routing_pending.c: leads waiting for somebody --- */
 
 /* Keeps the lead in the pending table (its first arrival fixes its place
- * in the queue; a newer score replaces the stored one). *fresh is true when
- * it was not waiting before. 0 or -1. */
+ * in the queue; a newer score replaces the stored one); *fresh is true
+ * when it was not waiting before. 0 or -1. */
 int routing_pending_put(cv_store_t *store, const Conveyor__LeadScored *scored,
                         int tier, const char *reason, const char *trace_id,
                         bool *fresh);
-
-/* Removes a lead from the queue (when it was assigned or rejected). */
+/* Removes a lead from the queue (placed or rejected). 0 or -1. */
 int routing_pending_remove(cv_store_t *store, const char *lead_id);
 
-/* Tries every waiting lead in arrival order; stops at the first that still
- * finds nobody. 0 or -1. */
-int routing_pending_retry(cv_bus_t *bus);
+/* Tries every waiting lead in arrival order (each through the chain, so
+ * one that still finds nobody does not hold up the others). 0 or -1. */
+int routing_pending_retry(routing_t *self, cv_bus_t *bus);
 
 /* Leads waiting now, or -1. */
 int64_t routing_pending_count(cv_store_t *store);
 
 /* --- routing_segment.c: segments decide too --- */
 
-/* The head of sales joins a segment A lead as reviewer (once per lead);
- * *joined tells whether one has (now or before). 0 or -1. */
+/* The head of sales joins a VIP lead as reviewer with a vip_review task
+ * (once per lead); *joined tells whether one has, now or before. */
 int routing_segment_review(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                           const char *trace_id, bool *joined);
+                           bool *joined);
 
-/* A re-score of a lead that has an owner here: keeps the new score with
- * the assignment and acts on a segment change. 0 or -1. */
-int routing_segment_moved(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                          const char *trace_id);
+/* A re-score of a lead that has an owner here. 0 or -1. */
+int routing_segment_moved(routing_t *self, cv_bus_t *bus,
+                          const Conveyor__LeadScored *scored);
 
 /* Records what a segment change did. 0 or -1. */
 int routing_segment_record(cv_store_t *store, const char *lead_id,
@@ -169,7 +305,30 @@ int routing_segment_record(cv_store_t *store, const char *lead_id,
 
 /* --- routing_handler.c --- */
 
-/* The bus handler (cv_bus_handler_fn). */
+/* Routes a lead nobody owns through the chain (then the VIP steps); when
+ * nobody takes it, it waits in pending and, the first time, the heads and
+ * the card are told. *placed: assigned, offered or with the head. */
+int routing_place(routing_t *self, cv_bus_t *bus,
+                  const Conveyor__LeadScored *scored,
+                  const routing_route_opts_t *opts, bool *placed);
+
+/* Re-assigns the open leads `staff_id` owns (set inactive); a lead
+ * nobody else can take stays and the heads are told. 0 or -1. */
+int routing_hand_back(routing_t *self, cv_bus_t *bus, const char *staff_id);
+
+/* The bus handler (cv_bus_handler_fn); `arg` is the routing_t. */
 int routing_handle(void *arg, cv_bus_t *bus, const Conveyor__Envelope *event);
+
+/* --- routing_explain.c: GET /v1/routing/explain on the admin port --- */
+
+typedef struct routing_explain routing_explain_t;
+
+/* Serves healthz, metrics and explain on config->admin_addr. NULL after
+ * logging. */
+routing_explain_t *routing_explain_start(routing_t *self);
+/* healthz answers 200 once ready. NULL-safe. */
+void routing_explain_ready(routing_explain_t *ex, bool ready);
+/* Stops serving and frees; NULL-safe, nulls *ex_p. */
+void routing_explain_stop(routing_explain_t **ex_p);
 
 #endif

@@ -170,7 +170,7 @@ static int pending_delete_seq(cv_store_t *store, int64_t seq)
     return cv_store_step_done(stmt);
 }
 
-int routing_pending_retry(cv_bus_t *bus)
+int routing_pending_retry(routing_t *self, cv_bus_t *bus)
 {
     cv_store_t *store = cv_bus_store(bus);
     pending_row_t *rows = NULL;
@@ -179,10 +179,10 @@ int routing_pending_retry(cv_bus_t *bus)
         return -1;
     int rc = 0;
     size_t done = 0;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && rc == 0; i++) {
         Conveyor__LeadScored *scored =
             conveyor__lead_scored__unpack(NULL, rows[i].size, rows[i].payload);
-        if (scored == NULL || scored->lead == NULL) {
+        if (scored == NULL || scored->lead == NULL || scored->score == NULL) {
             /* written by us, so this is a damaged row: keep it for a look */
             cv_log_warn("pending lead row %lld in '%s' does not parse; "
                         "skipped",
@@ -190,26 +190,24 @@ int routing_pending_retry(cv_bus_t *bus)
             conveyor__lead_scored__free_unpacked(scored, NULL);
             continue;
         }
-        bool assigned = false;
-        routing_trace_t why;
-        int owned = routing_is_assigned(store, scored->lead->lead_id);
-        if (owned < 0) {
+        int owned = routing_owner(store, scored->lead->lead_id, NULL, 0);
+        bool placed = false;
+        routing_route_opts_t opts = {0};
+        if (owned < 0)
             rc = -1;
-        } else if (owned == 0 && routing_assign(bus, scored, rows[i].trace_id,
-                                                &assigned, &why) != 0) {
+        else if (owned == 0 &&
+                 routing_place(self, bus, scored, &opts, &placed) != 0)
             rc = -1;
-        } else if (owned == 1 || assigned) {
+        else if (owned == 1 || placed) {
             rc = pending_delete_seq(store, rows[i].seq);
             done++;
         }
+        /* a lead that still finds nobody does not hold up the others:
+         * rules differ by lead */
         conveyor__lead_scored__free_unpacked(scored, NULL);
-        if (rc != 0)
-            break;
-        if (owned == 0 && !assigned)
-            break; /* nobody is free for this one, so for none behind it */
     }
-    if (rc == 0 && count > 0)
-        cv_log_info("retried pending leads: %zu assigned, %zu still waiting",
+    if (rc == 0 && done > 0)
+        cv_log_info("retried pending leads: %zu placed, %zu still waiting",
                     done, count - done);
     rows_free(rows, count);
     return rc;

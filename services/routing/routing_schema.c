@@ -83,6 +83,37 @@ const char *const routing_migrations[] = {
     "  at INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX segment_changes_by_lead ON segment_changes (lead_id, id);",
+    /* 3: the rule chain: each person's leads per local day (capacity), the
+     * newest LeadScored of every lead (explain, re-assignment), offers
+     * (first_come, and the head's manual task) with their deadline, the
+     * rule that placed each assignment and whether the lead was closed */
+    "CREATE TABLE rr_day_load ("
+    "  staff_id TEXT NOT NULL,"
+    "  day TEXT NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (staff_id, day)"
+    ") STRICT;"
+    "CREATE TABLE leads ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  lead_scored BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE offers ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL," /* first_come | manual */
+    "  rule TEXT NOT NULL,"
+    "  rule_index INTEGER NOT NULL,"
+    "  staff TEXT NOT NULL," /* "a,b,c": who may claim, or the head */
+    "  expires_at INTEGER,"  /* first_come: the claim deadline */
+    "  state TEXT NOT NULL," /* open | claimed | assigned | expired */
+    "  trace TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX offers_due ON offers (state, expires_at);"
+    "ALTER TABLE assignments ADD COLUMN rule TEXT;"
+    "ALTER TABLE assignments ADD COLUMN closed_at INTEGER;",
+    /* 4: the Slack/Mattermost-style webhook among a person's targets */
+    "ALTER TABLE staff ADD COLUMN notify_slack_webhook_url TEXT;",
 };
 
 const size_t routing_migration_count =

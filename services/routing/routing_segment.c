@@ -12,36 +12,18 @@
 #include "cv_log.h"
 #include "cv_metrics.h"
 
-/* The head of sales reviews segment A leads and approves their proposals;
- * the round-robin spreads them when there are several heads. */
-static const routing_target_t target_review = {
-    .pool = "segment-a-head",
+/* The head of sales reviews VIP leads and approves their proposals; the
+ * round-robin spreads them when there are several heads. */
+static const routing_pool_spec_t pool_review = {
+    .key = "segment-a-head",
     .role = "head",
-    .tier = -1,
-    .kind = "segment A review by the head of sales",
-    .strategy = "segment_a",
-    .assign_role = "reviewer",
-    .task_kind = "vip_review",
 };
 
 /* A segment C lead taken over by a junior, who sends the rejection. */
-static const routing_target_t target_reject = {
-    .pool = "segment-c",
+static const routing_pool_spec_t pool_reject = {
+    .key = "segment-c",
     .role = "telemarketer",
     .tier = 1,
-    .kind = "segment C",
-    .strategy = "segment_c",
-    .task_kind = "send_rejection",
-};
-
-/* The owner keeps a segment C lead and sends the rejection. */
-static const routing_target_t target_owner_rejects = {
-    .pool = "",
-    .role = "",
-    .tier = -1,
-    .kind = "segment C",
-    .strategy = "segment_c",
-    .task_kind = "send_rejection",
 };
 
 static cv_metric_t *metric_reviews; /* heads asked to review */
@@ -90,145 +72,160 @@ static int review_exists(cv_store_t *store, const char *lead_id,
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
     cv_store_bind_text(stmt, 2, kind);
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
-        return 0;
-    return cv_error("cannot read the reviews of '%s': %s", lead_id,
-                    sqlite3_errstr(rc));
+    int rc = cv_store_step_row(stmt);
+    if (rc == 0)
+        sqlite3_reset(stmt);
+    return rc < 0 ? -1 : rc == 0 ? 1 : 0;
+}
+
+/* Picks an available member of `spec` now; *chosen -1 when nobody. The
+ * caller clears `pool`. 0 or -1. */
+static int segment_pick(cv_store_t *store, const routing_pool_spec_t *spec,
+                        routing_pool_t *pool, int *chosen, routing_trace_t *why)
+{
+    if (routing_pool_load(store, spec, ROUTING_DEFAULT_TZ, cv_clock_now_ms(),
+                          pool) != 0)
+        return -1;
+    *chosen = routing_pool_pick(store, spec, pool, false, why);
+    return *chosen == -2 ? -1 : 0;
 }
 
 int routing_segment_review(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                           const char *trace_id, bool *joined_out)
+                           bool *joined_out)
 {
     metrics_register();
     cv_store_t *store = cv_bus_store(bus);
     const char *lead_id = scored->lead->lead_id;
     *joined_out = false;
-    int seen = review_exists(store, lead_id, target_review.task_kind);
+    int seen = review_exists(store, lead_id, "vip_review");
     if (seen != 0) {
         *joined_out = seen > 0; /* the head knows this lead already */
         return seen < 0 ? -1 : 0;
     }
-    routing_trace_t why = {.length = 0};
-    why.text[0] = '\0';
-    bool joined = false;
-    if (routing_assign_to(bus, scored, &target_review, trace_id, &joined,
-                          &why) != 0)
-        return -1;
-    if (!joined) {
+    routing_trace_t why;
+    routing_trace_reset(&why);
+    routing_trace_add(&why, "segment %s: the head of sales reviews it; ",
+                      scored->score->segment);
+    routing_pool_t pool = {0};
+    int chosen = -1;
+    int rc = -1;
+    if (segment_pick(store, &pool_review, &pool, &chosen, &why) != 0)
+        goto out;
+    if (chosen < 0) {
         cv_log_warn("segment A lead '%s' has no reviewer: %s", lead_id,
                     why.text);
-        return 0;
+        rc = 0;
+        goto out;
     }
-    *joined_out = true;
-    /* the staff id is the last "chose X" of the trace */
-    const char *chose = strstr(why.text, "; chose ");
-    char staff[256] = "";
-    if (chose != NULL)
-        snprintf(staff, sizeof(staff), "%.*s", (int)strcspn(chose + 8, " ;"),
-                 chose + 8);
+    const routing_member_t *head = &pool.members[chosen];
+    routing_join_t join = {
+        .strategy = "segment_a",
+        .role = "reviewer",
+        .task_kind = "vip_review",
+        .tier = 2,
+    };
+    if (routing_emit_assigned(bus, scored, head, &join, why.text) != 0)
+        goto out;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT OR IGNORE INTO reviews (lead_id, kind, staff_id,"
                " rule_trace, at) VALUES (?, ?, ?, ?, ?)");
     if (stmt == NULL)
-        return -1;
+        goto out;
     cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, target_review.task_kind);
-    cv_store_bind_text(stmt, 3, staff);
+    cv_store_bind_text(stmt, 2, "vip_review");
+    cv_store_bind_text(stmt, 3, head->staff_id);
     cv_store_bind_text(stmt, 4, why.text);
     sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
-        return -1;
+        goto out;
     cv_metric_add(metric_reviews, 1);
-    return 0;
+    *joined_out = true;
+    rc = 0;
+out:
+    routing_pool_clear(&pool);
+    return rc;
 }
 
-static void owner_clear(routing_member_t *m)
-{
-    free(m->staff_id);
-    free(m->name);
-    free(m->webhook_url);
-    free(m->telegram_chat_id);
-    free(m->email);
-    memset(m, 0, sizeof(*m));
-}
-
-/* The lead's owner here, as a member to notify; 1 when there is none. */
+/* The lead's owner here with their notify targets; 1 when none. */
 static int owner_load(cv_store_t *store, const char *lead_id,
                       routing_member_t *m, int *tier)
 {
     memset(m, 0, sizeof(*m));
+    char staff[ROUTING_ID_SIZE];
+    int owned = routing_owner(store, lead_id, staff, sizeof(staff));
+    if (owned <= 0)
+        return owned < 0 ? -1 : 1;
     sqlite3_stmt *stmt = cv_store_prepare(
-        store, "SELECT a.staff_id, coalesce(s.name, ''), a.tier,"
-               " s.notify_webhook_url, s.notify_telegram_chat_id,"
-               " s.notify_email FROM assignments a LEFT JOIN staff s"
-               " ON s.staff_id = a.staff_id WHERE a.lead_id = ?");
+        store, "SELECT tier FROM assignments WHERE lead_id = ?");
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(stmt);
-        if (rc == SQLITE_DONE)
-            return 1;
-        return cv_error("cannot read the owner of '%s': %s", lead_id,
-                        sqlite3_errstr(rc));
-    }
-    bool failed = false;
-    m->staff_id = cv_store_column_dup(stmt, 0, &failed);
-    m->name = cv_store_column_dup(stmt, 1, &failed);
-    *tier = sqlite3_column_int(stmt, 2);
-    m->webhook_url = cv_store_column_dup(stmt, 3, &failed);
-    m->telegram_chat_id = cv_store_column_dup(stmt, 4, &failed);
-    m->email = cv_store_column_dup(stmt, 5, &failed);
+    if (cv_store_step_row(stmt) != 0)
+        return -1;
+    *tier = sqlite3_column_int(stmt, 0);
     sqlite3_reset(stmt);
-    if (failed || m->staff_id == NULL) {
-        owner_clear(m);
-        return cv_error("cannot read the owner of '%s': out of memory",
-                        lead_id);
+    int rc = routing_member_load(store, staff, ROUTING_DEFAULT_TZ,
+                                 cv_clock_now_ms(), m);
+    if (rc == 1) {
+        /* gone from the directory: a bare member still names them */
+        m->staff_id = strdup(staff);
+        m->name = strdup("");
+        if (m->staff_id == NULL || m->name == NULL) {
+            routing_member_clear(m);
+            return cv_error("cannot read the owner of '%s': out of memory",
+                            lead_id);
+        }
+        rc = 0;
     }
-    return 0;
+    return rc;
 }
 
 /* Segment C for a lead with an owner: a junior takes it over to send the
  * rejection; when no junior is available the owner gets that task. */
 static int segment_to_c(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                        const char *previous, const char *trace_id)
+                        const char *previous)
 {
     cv_store_t *store = cv_bus_store(bus);
     const char *lead_id = scored->lead->lead_id;
-    routing_trace_t why = {.length = 0};
-    why.text[0] = '\0';
-    routing_trace_add(&why, "re-scored to segment C (was %s)",
+    routing_trace_t why;
+    routing_trace_reset(&why);
+    routing_trace_add(&why,
+                      "re-scored to segment C (was %s): juniors send "
+                      "the rejection; ",
                       previous != NULL ? previous : "?");
-    bool assigned = false;
-    if (routing_assign_to(bus, scored, &target_reject, trace_id, &assigned,
-                          &why) != 0)
-        return -1;
-    if (assigned) {
+    routing_pool_t pool = {0};
+    routing_member_t owner = {0};
+    int chosen = -1;
+    int rc = -1;
+    if (segment_pick(store, &pool_reject, &pool, &chosen, &why) != 0)
+        goto out;
+    routing_join_t join = {
+        .strategy = "segment_c",
+        .task_kind = "send_rejection",
+        .tier = 1,
+    };
+    if (chosen >= 0) {
+        const routing_member_t *junior = &pool.members[chosen];
+        if (routing_give(bus, scored, junior, &join, why.text) != 0 ||
+            routing_segment_record(store, lead_id, previous, "C", "reassign",
+                                   junior->staff_id, why.text) != 0)
+            goto out;
         cv_metric_add(metric_rejects, 1);
-        const char *chose = strstr(why.text, "; chose ");
-        char staff[256] = "";
-        if (chose != NULL)
-            snprintf(staff, sizeof(staff), "%.*s",
-                     (int)strcspn(chose + 8, " ;"), chose + 8);
-        return routing_segment_record(store, lead_id, previous, "C", "reassign",
-                                      staff, why.text);
+        rc = 0;
+        goto out;
     }
-    routing_member_t owner;
     int tier = 0;
-    int rc = owner_load(store, lead_id, &owner, &tier);
-    if (rc != 0)
-        return rc < 0 ? -1 : 0;
-    routing_trace_put(&why, "; the owner ");
-    routing_trace_put(&why, owner.staff_id);
-    routing_trace_put(&why, " keeps the lead and sends the rejection");
-    rc = -1;
-    if (routing_emit_assigned(bus, scored, &owner, tier, &target_owner_rejects,
-                              why.text, trace_id) != 0 ||
+    int found = owner_load(store, lead_id, &owner, &tier);
+    if (found != 0) {
+        rc = found < 0 ? -1 : 0;
+        goto out;
+    }
+    routing_trace_add(&why,
+                      "; the owner %s keeps the lead and sends the "
+                      "rejection",
+                      owner.staff_id);
+    join.tier = tier;
+    if (routing_emit_assigned(bus, scored, &owner, &join, why.text) != 0 ||
         routing_segment_record(store, lead_id, previous, "C", "owner_rejects",
                                owner.staff_id, why.text) != 0)
         goto out;
@@ -236,12 +233,13 @@ static int segment_to_c(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     cv_log_info("lead '%s': %s", lead_id, why.text);
     rc = 0;
 out:
-    owner_clear(&owner);
+    routing_member_clear(&owner);
+    routing_pool_clear(&pool);
     return rc;
 }
 
-int routing_segment_moved(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                          const char *trace_id)
+int routing_segment_moved(routing_t *self, cv_bus_t *bus,
+                          const Conveyor__LeadScored *scored)
 {
     metrics_register();
     cv_store_t *store = cv_bus_store(bus);
@@ -261,18 +259,23 @@ int routing_segment_moved(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     const char *before = scored->previous_segment;
     if (before != NULL && strcmp(before, now) == 0)
         return 0; /* the same segment: nothing for routing to do */
-    if (strcmp(now, "A") == 0) {
+    if (strcmp(now, "C") == 0)
+        return segment_to_c(bus, scored, before);
+    const cv_routing_rules_t *rules = routing_rules_acquire(self);
+    bool vip = cv_routing_list_has(&rules->vip_segments, now);
+    routing_rules_release(self);
+    if (vip) {
         bool joined = false;
-        if (routing_segment_review(bus, scored, trace_id, &joined) != 0)
+        if (review_exists(store, lead_id, "vip_review") == 0 &&
+            routing_vip(self, bus, scored) != 0)
             return -1;
+        joined = review_exists(store, lead_id, "vip_review") == 1;
         return routing_segment_record(
             store, lead_id, before, now, joined ? "review" : "no_reviewer",
             NULL,
             joined ? "the head of sales reviews it; the owner keeps it"
                    : "no active head of sales to review it");
     }
-    if (strcmp(now, "C") == 0)
-        return segment_to_c(bus, scored, before, trace_id);
     return routing_segment_record(store, lead_id, before, now, "none", NULL,
                                   "the owner keeps the lead");
 }

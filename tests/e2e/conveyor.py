@@ -216,6 +216,293 @@ class Sink:
         self.server.server_close()
 
 
+class FakeHttp:
+    """A local HTTP server standing in for an outside service the notifier
+    posts to (the Telegram Bot API, a Slack hook, a signed webhook).
+
+    Records every POST (path, headers, raw body, parsed JSON, the status
+    answered) and answers from a script: `script([(status, body, headers),
+    ...])` makes the next requests get those replies in turn, then
+    reply_ok(request) again. Subclasses override reply_ok and check."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.pending = []          # scripted replies still to give
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length > 0 else b""
+                try:
+                    parsed = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    parsed = None
+                request = {
+                    "path": self.path,
+                    "headers": {k.lower(): v
+                                for k, v in self.headers.items()},
+                    "key": self.headers.get("Idempotency-Key"),
+                    "raw": raw.decode("utf-8", "replace"),
+                    "bytes": raw,
+                    "json": parsed,
+                    "at": time.time(),
+                }
+                request.update(fake.check(request))
+                with fake.lock:
+                    scripted = fake.pending.pop(0) if fake.pending else None
+                status, body, headers = (scripted if scripted is not None
+                                         else fake.reply_ok(request))
+                request["status"] = status
+                with fake.lock:
+                    fake.requests.append(request)
+                if not isinstance(body, bytes):
+                    body = json.dumps(body).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, fmt, *args):
+                pass
+
+        class QuietServer(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def base_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def url(self, path="/hook"):
+        return self.base_url() + path
+
+    def reply_ok(self, request):
+        return 200, {"ok": True}, None
+
+    def check(self, request):
+        """Extra fields recorded with a request (e.g. a verified
+        signature)."""
+        return {}
+
+    def script(self, replies):
+        with self.lock:
+            self.pending = list(replies)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def delivered(self):
+        return [r for r in self.snapshot() if 200 <= r["status"] < 300]
+
+    def with_key(self, key, delivered_only=True):
+        reqs = self.delivered() if delivered_only else self.snapshot()
+        return [r for r in reqs if r["key"] == key]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeTelegram(FakeHttp):
+    """The Telegram Bot API's sendMessage, as the notifier uses it: POST
+    /bot<token>/sendMessage with {"chat_id", "text"}; replies {"ok": true,
+    "result": {...}} like Telegram. Use its base_url() as
+    CONVEYOR_TELEGRAM_API_URL."""
+
+    def __init__(self, token):
+        self.token = token
+        self.message_id = 0
+        super().__init__()
+
+    def check(self, request):
+        return {"token_ok": request["path"] ==
+                "/bot%s/sendMessage" % self.token}
+
+    def reply_ok(self, request):
+        if not request["token_ok"]:
+            return 401, {"ok": False, "error_code": 401,
+                         "description": "Unauthorized"}, None
+        self.message_id += 1
+        body = request["json"] or {}
+        return 200, {"ok": True, "result": {
+            "message_id": self.message_id,
+            "chat": {"id": body.get("chat_id")},
+            "text": body.get("text")}}, None
+
+    def messages(self, chat_id=None):
+        """Delivered messages (the sendMessage bodies)."""
+        return [r["json"] for r in self.delivered()
+                if chat_id is None or
+                str((r["json"] or {}).get("chat_id")) == str(chat_id)]
+
+
+class SlackSink(FakeHttp):
+    """A Slack/Mattermost-style incoming webhook: takes {"text": ...} and
+    answers "ok"."""
+
+    def reply_ok(self, request):
+        return 200, b"ok", None
+
+    def texts(self):
+        return [(r["json"] or {}).get("text") for r in self.delivered()]
+
+
+def conveyor_signature_ok(secret, header, body, tolerance=300):
+    """Verifies an X-Conveyor-Signature header as a receiver should:
+    "t=<unix>,v1=<hex>" where hex is HMAC-SHA256(secret, "<t>.<body>"),
+    compared in constant time, with t within `tolerance` seconds."""
+    import hashlib
+    import hmac
+    if not header:
+        return False
+    parts = dict(item.split("=", 1) for item in header.split(",")
+                 if "=" in item)
+    try:
+        stamp = int(parts.get("t", ""))
+    except ValueError:
+        return False
+    expected = hmac.new(secret.encode("utf-8"),
+                        ("%d." % stamp).encode("ascii") + body,
+                        hashlib.sha256).hexdigest()
+    return (hmac.compare_digest(expected, parts.get("v1", "")) and
+            abs(time.time() - stamp) <= tolerance)
+
+
+class SignedSink(FakeHttp):
+    """A generic webhook receiver that verifies the notifier's
+    X-Conveyor-Signature with the shared secret; each request records
+    `signature_ok`."""
+
+    def __init__(self, secret):
+        self.secret = secret
+        super().__init__()
+
+    def check(self, request):
+        return {"signature_ok": conveyor_signature_ok(
+            self.secret, request["headers"].get("x-conveyor-signature"),
+            request["bytes"])}
+
+
+class SmtpCatcher:
+    """A minimal SMTP server (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP,
+    QUIT) that keeps every message it accepts, parsed with the email
+    package. `script([code, ...])` makes the next transactions answer
+    DATA with those codes (e.g. 451) instead of 250."""
+
+    def __init__(self):
+        import socketserver
+        self.lock = threading.Lock()
+        self.messages = []          # accepted: {"from", "to", "raw", "msg"}
+        self.refused = []           # transactions answered with an error
+        self.pending = []
+        catcher = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, line):
+                self.wfile.write((line + "\r\n").encode("ascii"))
+                self.wfile.flush()
+
+            def handle(self):
+                self.reply("220 localhost e2e SMTP catcher")
+                sender, rcpts = None, []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode("utf-8", "replace").strip()
+                    verb = cmd.split(" ", 1)[0].upper()
+                    if verb == "EHLO":
+                        self.wfile.write(b"250-localhost\r\n"
+                                         b"250-8BITMIME\r\n"
+                                         b"250 SIZE 10485760\r\n")
+                        self.wfile.flush()
+                    elif verb == "HELO":
+                        self.reply("250 localhost")
+                    elif verb == "MAIL":
+                        sender, rcpts = cmd[10:].strip(), []
+                        self.reply("250 OK")
+                    elif verb == "RCPT":
+                        rcpts.append(cmd[8:].strip())
+                        self.reply("250 OK")
+                    elif verb == "DATA":
+                        self.reply("354 End data with <CR><LF>.<CR><LF>")
+                        data = []
+                        while True:
+                            chunk = self.rfile.readline()
+                            if not chunk or chunk == b".\r\n":
+                                break
+                            if chunk.startswith(b".."):
+                                chunk = chunk[1:]
+                            data.append(chunk)
+                        raw = b"".join(data)
+                        with catcher.lock:
+                            code = (catcher.pending.pop(0)
+                                    if catcher.pending else 250)
+                        record = {"from": sender, "to": rcpts, "raw": raw,
+                                  "code": code}
+                        if code == 250:
+                            import email
+                            import email.policy
+                            record["msg"] = email.message_from_bytes(
+                                raw, policy=email.policy.default)
+                            with catcher.lock:
+                                catcher.messages.append(record)
+                            self.reply("250 OK queued")
+                        else:
+                            with catcher.lock:
+                                catcher.refused.append(record)
+                            self.reply("%d try again later" % code)
+                    elif verb in ("RSET", "NOOP"):
+                        self.reply("250 OK")
+                    elif verb == "QUIT":
+                        self.reply("221 bye")
+                        return
+                    else:
+                        self.reply("502 command not implemented")
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self):
+        return "smtp://127.0.0.1:%d" % self.port
+
+    def script(self, codes):
+        with self.lock:
+            self.pending = list(codes)
+
+    def delivered(self):
+        with self.lock:
+            return list(self.messages)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Conveyor:
     """The nine processes of one conveyor, on free ports in a temp dir."""
 
@@ -255,6 +542,11 @@ class Conveyor:
             # limit has its own test (test_channels.RateLimit)
             "CONVEYOR_INTAKE_RATE": "0",
             "CONVEYOR_TELEGRAM_SECRET": TELEGRAM_SECRET,
+            # tests on the wall clock must not depend on the day they run:
+            # a calendar without public holidays (tests that set the
+            # clock to a known date use the built-in Russian one:
+            # EXTRA_ENV {"CONVEYOR_CALENDAR_FILE": ""})
+            "CONVEYOR_CALENDAR_FILE": self.write_calendar(),
         })
         for svc in SERVICES:
             if svc not in ("intake", "console"):
@@ -265,6 +557,14 @@ class Conveyor:
         self.logs = {}
         self.restarts = {svc: 0 for svc in SERVICES}
         self.clock_offset = 0
+
+    def write_calendar(self):
+        """A business calendar with the usual weekend and no holidays."""
+        path = os.path.join(self.dir, "calendar-no-holidays.yaml")
+        with open(path, "w") as f:
+            f.write("# e2e: the wall clock's day must not matter\n"
+                    "weekend: [sat, sun]\nholidays: []\nworkdays: []\n")
+        return path
 
     # --- processes ---------------------------------------------------------
 

@@ -3,11 +3,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cv_routing_rr.h"
+#include "cv_store.h"
 
 #define MAX_MEMBERS 8
 
@@ -187,6 +191,184 @@ static void test_weight_below_one_counts_as_one(void **state)
     assert_int_equal(count[1], 5);
 }
 
+/* ---- the store half: availability and a rotation that persists ---- */
+
+/* Wednesday 18 November 2026, 10:00 UTC (13:00 in Moscow, 20:00 in
+ * Vladivostok): an ordinary working day in Russia. */
+#define WED_10_UTC 1794996000000LL
+
+static const char *const store_migrations[] = {cv_routing_rr_schema};
+
+static cv_store_t *store_open(const char *path)
+{
+    cv_store_t *store = cv_store_open(path, store_migrations, 1);
+    assert_non_null(store);
+    return store;
+}
+
+static void temp_path(char *path, size_t size)
+{
+    snprintf(path, size, "/tmp/test_routing_rr_%d_%ld.db", (int)getpid(),
+             random());
+}
+
+static void remove_db(const char *path)
+{
+    char extra[300];
+    unlink(path);
+    snprintf(extra, sizeof(extra), "%s-wal", path);
+    unlink(extra);
+    snprintf(extra, sizeof(extra), "%s-shm", path);
+    unlink(extra);
+}
+
+#define OFFICE_HOURS                                                           \
+    "{\"mon\":\"09:00-18:00\",\"tue\":\"09:00-18:00\","                        \
+    "\"wed\":\"09:00-18:00\",\"thu\":\"09:00-18:00\",\"fri\":\"09:00-18:00\"}"
+
+/* Seven sales managers with weights 1-3: Dasha is on leave, Egor works
+ * office hours in Vladivostok (20:00 there now: off shift), Fedor takes
+ * at most 100 leads a day. */
+static const cv_routing_person_t team7[7] = {
+    {"anna", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
+    {"boris", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
+    {"vera", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
+    {"dasha", false, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
+    {"egor", true, "Asia/Vladivostok", OFFICE_HOURS, "sales", 0},
+    {"fedor", true, "Europe/Moscow", OFFICE_HOURS, "sales", 100},
+    {"galina", true, NULL, NULL, "sales", 0},
+};
+static const int team7_weights[7] = {1, 2, 3, 1, 2, 3, 2};
+
+/* Routes `count` leads into the pool, 64 per transaction (a burst), and
+ * counts who got them. Each lead: availability of everyone now, one
+ * round-robin pick, the pick counted on the person's local day. */
+static void route_leads(cv_store_t *store, int count, int *got, char *order,
+                        int order_at)
+{
+    cv_routing_rr_member_t m[7];
+    for (int n = 0; n < count; n++) {
+        if (n % 64 == 0)
+            assert_int_equal(cv_store_begin(store), 0);
+        cv_routing_availability_t avail[7];
+        for (int i = 0; i < 7; i++) {
+            assert_int_equal(
+                cv_routing_rr_availability(store, &team7[i], "Europe/Moscow",
+                                           WED_10_UTC + n * 1000LL, &avail[i]),
+                0);
+            m[i].id = team7[i].staff_id;
+            m[i].weight = team7_weights[i];
+            m[i].available = avail[i].available;
+        }
+        int k = cv_routing_rr_choose(store, "rule:inbound", m, 7);
+        assert_in_range(k, 0, 6);
+        /* nobody unavailable or over their cap is ever chosen */
+        assert_true(avail[k].available);
+        assert_int_equal(cv_routing_rr_day_add(store, m[k].id, avail[k].day),
+                         0);
+        got[k]++;
+        if (order != NULL)
+            order[order_at + n] = m[k].id[0];
+        if (n % 64 == 63 || n == count - 1)
+            assert_int_equal(cv_store_commit(store), 0);
+    }
+}
+
+/* 10,000 leads into the pool of 7, with a restart of the store half-way:
+ * the shares of those available are within 1% of their weights (exactly,
+ * in fact, to a lead), the capped one has exactly its cap, nobody on
+ * leave or off shift gets one, and the sequence is the very one an
+ * uninterrupted run produces. */
+static void test_fairness_10000_leads_pool_of_7_with_restart(void **state)
+{
+    (void)state;
+    char path[256], path2[256];
+    temp_path(path, sizeof(path));
+    temp_path(path2, sizeof(path2));
+    static char with_restart[10001], without[10001];
+    int got[7] = {0}, got2[7] = {0};
+
+    cv_store_t *store = store_open(path);
+    route_leads(store, 5000, got, with_restart, 0);
+    cv_store_destroy(&store); /* routing restarts */
+    store = store_open(path);
+    route_leads(store, 5000, got, with_restart, 5000);
+    cv_store_destroy(&store);
+
+    cv_store_t *other = store_open(path2);
+    route_leads(other, 10000, got2, without, 0);
+    cv_store_destroy(&other);
+    remove_db(path);
+    remove_db(path2);
+
+    assert_memory_equal(with_restart, without, 10000);
+    assert_int_equal(got[3], 0);   /* dasha: on leave */
+    assert_int_equal(got[4], 0);   /* egor: off shift */
+    assert_int_equal(got[5], 100); /* fedor: his cap */
+    int rest = 10000 - 100;
+    int weights = 1 + 2 + 3 + 2; /* anna, boris, vera, galina */
+    const int idx[4] = {0, 1, 2, 6};
+    for (int j = 0; j < 4; j++) {
+        double share = (double)got[idx[j]] / rest;
+        double want = (double)team7_weights[idx[j]] / weights;
+        assert_true(share > want - 0.01 && share < want + 0.01);
+    }
+    /* smooth round-robin is exact to a lead after the cap is reached */
+    assert_in_range(got[0], 1225, 1250);
+    assert_in_range(got[2], 3700, 3750);
+}
+
+/* Availability: the reasons a person is passed over, and the day a cap
+ * counts in being the person's own. */
+static void test_availability_reasons_and_local_day(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof(path));
+    cv_store_t *store = store_open(path);
+    cv_routing_availability_t a;
+
+    assert_int_equal(
+        cv_routing_rr_availability(store, &team7[3], "UTC", WED_10_UTC, &a), 0);
+    assert_false(a.available);
+    assert_non_null(strstr(a.why, "inactive"));
+
+    assert_int_equal(
+        cv_routing_rr_availability(store, &team7[4], "UTC", WED_10_UTC, &a), 0);
+    assert_false(a.available);
+    assert_non_null(strstr(a.why, "off shift"));
+    assert_non_null(strstr(a.why, "Asia/Vladivostok 20:00"));
+
+    /* 20:30 UTC on Wednesday is already Thursday 03:30 in Tomsk */
+    cv_routing_person_t tomsk = {"ivan", true, "Asia/Tomsk", NULL, "sales", 2};
+    int64_t late = WED_10_UTC + (int64_t)(10 * 60 + 30) * 60000;
+    assert_int_equal(cv_routing_rr_availability(store, &tomsk, "UTC", late, &a),
+                     0);
+    assert_string_equal(a.day, "2026-11-19");
+    assert_true(a.available);
+    assert_int_equal(cv_routing_rr_day_add(store, "ivan", a.day), 0);
+    assert_int_equal(cv_routing_rr_day_add(store, "ivan", a.day), 0);
+    assert_int_equal(cv_routing_rr_availability(store, &tomsk, "UTC", late, &a),
+                     0);
+    assert_false(a.available);
+    assert_string_equal(a.why, "at capacity 2/2 on 2026-11-19");
+    /* the leads he took on Wednesday (his time) do not count */
+    assert_int_equal(
+        cv_routing_rr_availability(store, &tomsk, "UTC", WED_10_UTC, &a), 0);
+    assert_string_equal(a.day, "2026-11-18");
+    assert_true(a.available);
+
+    /* hours that do not parse keep the person out, with the reason */
+    cv_routing_person_t broken = {"olga", true, "UTC", "{\"mon\":\"9-6\"}",
+                                  NULL,   0};
+    assert_int_equal(
+        cv_routing_rr_availability(store, &broken, "UTC", WED_10_UTC, &a), 0);
+    assert_false(a.available);
+    assert_non_null(strstr(a.why, "working hours unreadable"));
+    cv_store_destroy(&store);
+    remove_db(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +379,8 @@ int main(void)
         cmocka_unit_test(test_unavailable),
         cmocka_unit_test(test_restart_continues),
         cmocka_unit_test(test_weight_below_one_counts_as_one),
+        cmocka_unit_test(test_fairness_10000_leads_pool_of_7_with_restart),
+        cmocka_unit_test(test_availability_reasons_and_local_day),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

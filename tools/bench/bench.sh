@@ -9,7 +9,10 @@
 # (BENCH_RATE leads/s for BENCH_DURATION s) and a saturation run (closed
 # loop for BENCH_SATURATE s), then stops the conveyor and imports a
 # generated call list of BENCH_IMPORT_ROWS rows (default 1,000,000) into
-# intake alone (tools/bench/import.sh; BENCH_IMPORT_ROWS=0 skips it).
+# intake alone (tools/bench/import.sh; BENCH_IMPORT_ROWS=0 skips it), and
+# fires 100,000 follow-up timers with the scheduler alone, printing the
+# share fired within 1 s of due (tools/bench/timers.sh; BENCH_TIMERS=0
+# skips it).
 # Prints each run's report, and last one JSON line: the fixed-rate figures
 # plus `saturation_leads_per_s` and `import_rows_per_s`. Everything it
 # started is stopped on the way out, also on failure; the logs are kept
@@ -116,6 +119,9 @@ export CONVEYOR_INTAKE_KEYS=bench:$key
 export CONVEYOR_DEMO=0
 # The bench is one source posting thousands of leads a second: no limit.
 export CONVEYOR_INTAKE_RATE=0
+# ... on any day of the year: a calendar without public holidays
+printf 'weekend: [sat, sun]\nholidays: []\nworkdays: []\n' >"$tmp/calendar.yaml"
+export CONVEYOR_CALENDAR_FILE=$tmp/calendar.yaml
 # A log line per lead would measure the terminal, not the conveyor.
 export CONVEYOR_LOG_LEVEL=${CONVEYOR_LOG_LEVEL:-warn}
 
@@ -177,6 +183,10 @@ echo "bench: creating $STAFF sales staff notified at 127.0.0.1:$sink_port"
 staff_format='{"id":"bench-sales-%d","name":"Bench Sales %d","role":"sales",'
 staff_format+='"tier":2,"team":"bench","capacity_per_day":0,"weight":1,'
 staff_format+='"active":true,'
+# on shift whenever the bench runs (routing honours working hours)
+staff_format+='"working_hours":{"mon":"00:00-24:00","tue":"00:00-24:00",'
+staff_format+='"wed":"00:00-24:00","thu":"00:00-24:00","fri":"00:00-24:00",'
+staff_format+='"sat":"00:00-24:00","sun":"00:00-24:00"},'
 staff_format+='"notify":{"webhook_url":"http://127.0.0.1:%d/hook"}}'
 for ((n = 1; n <= STAFF; n++)); do
     # shellcheck disable=SC2059
@@ -232,6 +242,19 @@ if [ "${BENCH_IMPORT_ROWS:-1000000}" != 0 ]; then
     fi
     import_json=$(tail -n 1 "$tmp/import.out")
 fi
+# The follow-up scheduler's timers: 100,000 pending, the share fired within
+# 1 s of due (BENCH_TIMERS=0 skips it).
+timers_json='{}'
+if [ "${BENCH_TIMERS:-100000}" != 0 ]; then
+    stop_all
+    echo "follow-up timers: broker and scheduler alone"
+    if ! bash tools/bench/timers.sh "$BUILD" | tee "$tmp/timers.out"; then
+        echo "bench: the timers run failed" >&2
+        reported=1
+        exit 1
+    fi
+    timers_json=$(tail -n 1 "$tmp/timers.out")
+fi
 # Anything said about the outcome comes before the JSON line, which is last.
 if [ "$rate_rc" -ne 0 ]; then
     echo "bench: the fixed-rate run lost, failed or could not send leads;" \
@@ -246,8 +269,9 @@ rate["saturation_leads_per_s"] = sat["leads_per_s"]
 rate["saturation_offered_per_s"] = sat["offered_per_s"]
 rate["saturation_p99_ms"] = sat["p99_ms"]
 rate.update(json.loads(sys.argv[3]))
+rate.update(json.loads(sys.argv[4]))
 print(json.dumps(rate, separators=(",", ":")))
-' "$rate_json" "$sat_json" "$import_json"
+' "$rate_json" "$sat_json" "$import_json" "$timers_json"
 
 if [ "$rate_rc" -ne 0 ]; then
     exit 1

@@ -1,0 +1,274 @@
+"""End-to-end: the notifier tells the owner of a new lead on every channel
+they have — Telegram (a fake Bot API), a Slack-style hook, e-mail (a local
+SMTP catcher) and a generic webhook whose HMAC signature the receiver
+verifies — retries a receiver that fails and then recovers (500s, then a
+429 with Retry-After) delivering exactly once per channel under one
+idempotency key, and turns a receiver that never recovers into a dead
+letter that the head of sales sees on the console and sends again."""
+
+import time
+import unittest
+
+from conveyor import (ADMIN_TOKEN, ConveyorCase, FakeTelegram, HarnessError,
+                      SignedSink, SlackSink, SmtpCatcher, first_contact_key,
+                      poll, timeline_text)
+
+BOT_TOKEN = "123456:e2e-bot-token"
+WEBHOOK_SECRET = "whsec_e2e_5f2b1c"
+CHAT_ID = "100200300"
+MAX_ATTEMPTS = 4
+OWNER = "sales-nina"
+
+
+class NotifierChannels(ConveyorCase):
+    SALES = ()      # one owner, created in seed() with all four channels
+
+    @classmethod
+    def setUpClass(cls):
+        cls.telegram = FakeTelegram(BOT_TOKEN)
+        cls.slack = SlackSink()
+        cls.smtp = SmtpCatcher()
+        cls.hook = SignedSink(WEBHOOK_SECRET)
+        cls.EXTRA_ENV = {
+            "CONVEYOR_TELEGRAM_API_URL": cls.telegram.base_url(),
+            "CONVEYOR_TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "CONVEYOR_SMTP_URL": cls.smtp.url(),
+            "CONVEYOR_SMTP_FROM": "Conveyor <conveyor@crm.example.ru>",
+            "CONVEYOR_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "CONVEYOR_NOTIFY_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+        }
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.close_fakes()
+            raise
+
+    @classmethod
+    def seed(cls):
+        reply = cls.cv.create_staff(OWNER, name="Nina Sokolova", notify={
+            "telegram_chat_id": int(CHAT_ID),
+            "slack_webhook_url": cls.slack.url("/services/T0/B0/nina"),
+            "email": "nina.sokolova@crm.example.ru",
+            "webhook_url": cls.hook.url("/staff/nina"),
+        })
+        cls.tokens[OWNER] = reply.get("token")
+        head = cls.cv.create_staff("head-oleg", role="head", tier=2,
+                                   name="Oleg Head", active=False)
+        cls.tokens["head-oleg"] = head.get("token")
+
+    @classmethod
+    def close_fakes(cls):
+        for fake in (cls.telegram, cls.slack, cls.smtp, cls.hook):
+            fake.close()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.close_fakes()
+
+    # --- helpers -----------------------------------------------------------
+
+    def new_assigned_lead(self, tag):
+        lead = self.new_lead(tag, name="Иван Петров %s" % tag,
+                             company="ООО «Ромашка-%s»" % tag)
+        lead_id = self.cv.accept_lead(lead)["lead_id"]
+        return lead_id
+
+    def wait_channels(self, lead_id, timeout=30.0):
+        """Waits until every channel delivered the lead's first-contact
+        notification; returns what each received."""
+        key = first_contact_key(lead_id)
+        got = {}
+
+        def seen():
+            got.clear()
+            got.update({
+                "telegram": [m for m in self.telegram.messages(CHAT_ID)
+                             if lead_id in (m.get("text") or "")],
+                "slack": [t for t in self.slack.texts()
+                          if lead_id in (t or "")],
+                "email": [m for m in self.smtp.delivered()
+                          if m["msg"]["X-Conveyor-Notification-Id"] == key],
+                "webhook": self.hook.with_key(key),
+            })
+            return dict(got) if all(got.values()) else None
+        try:
+            return poll(seen, timeout, 0.1,
+                        "lead %s on telegram, slack, email and webhook"
+                        % lead_id)
+        except HarnessError as e:
+            missing = sorted(ch for ch, seen_ in got.items() if not seen_)
+            raise HarnessError("%s\nnothing arrived on: %s\n%s" % (
+                e, ", ".join(missing), self.cv.tail("notifier"))) from None
+
+    def dead_letters(self, status="dead", token=None):
+        r = self.cv.console("GET", "/v1/notifications?status=%s" % status,
+                            token=token or ADMIN_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        return r.json["notifications"]
+
+    # --- tests -------------------------------------------------------------
+
+    def test_1_every_channel_gets_the_lead_once(self):
+        lead_id = self.new_assigned_lead("allch")
+        key = first_contact_key(lead_id)
+        got = self.wait_channels(lead_id)
+        time.sleep(1.0)     # nothing more may arrive
+        got = self.wait_channels(lead_id, timeout=1)
+
+        message = got["telegram"][0]
+        self.assertEqual(message["chat_id"], int(CHAT_ID))
+        self.assertIn("Иван Петров allch", message["text"])
+        self.assertEqual(len(got["telegram"]), 1, got["telegram"])
+        tg = [r for r in self.telegram.delivered()
+              if lead_id in r["raw"]]
+        self.assertTrue(all(r["token_ok"] for r in tg), tg)
+        self.assertEqual({r["key"] for r in tg}, {key})
+
+        self.assertEqual(len(got["slack"]), 1, got["slack"])
+        self.assertIn("Иван Петров allch", got["slack"][0])
+
+        self.assertEqual(len(got["email"]), 1)
+        mail = got["email"][0]["msg"]
+        self.assertEqual(got["email"][0]["to"],
+                         ["<nina.sokolova@crm.example.ru>"])
+        self.assertIn("Иван Петров allch", str(mail["subject"]))
+        self.assertIn(lead_id, mail.get_content())
+        self.assertEqual(mail["Message-ID"], "<%s@crm.example.ru>" % key)
+        self.assertIsNotNone(mail["Date"])
+
+        self.assertEqual(len(got["webhook"]), 1, got["webhook"])
+        hook = got["webhook"][0]
+        self.assertTrue(hook["signature_ok"],
+                        "bad signature %r" %
+                        hook["headers"].get("x-conveyor-signature"))
+        self.assertEqual(hook["json"].get("lead_id"), lead_id)
+
+        # the console hears of the delivery under the real channel name
+        card = self.cv.wait_lead(
+            lead_id, lambda c: "notif" in timeline_text(c), 20,
+            "the delivery on the timeline")
+        text = timeline_text(card)
+        self.assertTrue(any(ch in text for ch in
+                            ("telegram", "slack", "email", "webhook")),
+                        text)
+
+    def test_2_failing_receiver_recovers_delivered_once_same_key(self):
+        # the webhook fails twice, then asks to wait a second (HTTP date
+        # forms are unit-tested); Telegram says 429 with retry_after
+        self.hook.script([(500, {"error": "down"}, None),
+                          (500, {"error": "down"}, None),
+                          (429, {"error": "slow down"},
+                           {"Retry-After": "1"})])
+        self.telegram.script([(429, {
+            "ok": False, "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1}}, None)])
+        self.smtp.script([451])
+        started = time.monotonic()
+        lead_id = self.new_assigned_lead("flaky")
+        key = first_contact_key(lead_id)
+        self.wait_channels(lead_id, timeout=40)
+        time.sleep(1.5)     # a duplicate would show up now
+
+        attempts = [r for r in self.hook.snapshot() if r["key"] == key]
+        self.assertEqual([r["status"] for r in attempts],
+                         [500, 500, 429, 200], attempts)
+        self.assertTrue(all(r["signature_ok"] for r in attempts))
+        self.assertEqual(len({r["raw"] for r in attempts}), 1,
+                         "retries changed the body")
+        self.assertGreaterEqual(attempts[3]["at"] - attempts[2]["at"], 0.9,
+                                "Retry-After: 1 was not honoured")
+        self.assertEqual(len(self.hook.with_key(key)), 1)
+
+        tg = [r for r in self.telegram.snapshot() if lead_id in r["raw"]]
+        self.assertEqual([r["status"] for r in tg], [429, 200], tg)
+        self.assertGreaterEqual(tg[1]["at"] - tg[0]["at"], 0.9,
+                                "Telegram's retry_after was not honoured")
+        self.assertEqual({r["key"] for r in tg}, {key})
+
+        mails = [m for m in self.smtp.delivered()
+                 if m["msg"]["X-Conveyor-Notification-Id"] == key]
+        self.assertEqual(len(mails), 1)
+        self.assertLess(time.monotonic() - started, 40)
+
+    def test_3_dead_letter_on_the_console_then_resent(self):
+        # the webhook is down for good; Telegram refuses the chat at once
+        self.hook.script([(500, {"error": "down"}, None)] * MAX_ATTEMPTS)
+        self.telegram.script([(400, {
+            "ok": False, "error_code": 400,
+            "description": "Bad Request: chat not found"}, None)])
+        lead_id = self.new_assigned_lead("dead")
+        key = first_contact_key(lead_id)
+
+        def dead_for_lead():
+            rows = [d for d in self.dead_letters()
+                    if d.get("lead_id") == lead_id]
+            return rows if len(rows) == 2 else None
+        rows = poll(dead_for_lead, 40, 0.2,
+                    "two dead letters for lead %s" % lead_id)
+        by_channel = {d["channel"]: d for d in rows}
+        self.assertEqual(set(by_channel), {"webhook", "telegram"})
+        hook = by_channel["webhook"]
+        self.assertEqual(hook["id"], key)
+        self.assertEqual(hook["staff_id"], OWNER)
+        self.assertEqual(hook["attempts"], MAX_ATTEMPTS)
+        self.assertIn("500", hook["last_error"])
+        self.assertIsNotNone(hook["failed_at"])
+        tg = by_channel["telegram"]
+        self.assertEqual(tg["attempts"], 1, "a 400 is not worth a retry")
+        self.assertIn("chat not found", tg["last_error"])
+        attempts = [r for r in self.hook.snapshot() if r["key"] == key]
+        self.assertEqual(len(attempts), MAX_ATTEMPTS)
+
+        # slack and e-mail were delivered all the same
+        self.assertTrue([t for t in self.slack.texts() if lead_id in t])
+        card = self.cv.wait_lead(
+            lead_id, lambda c: "failed" in timeline_text(c), 20,
+            "the failure on the lead's timeline")
+
+        # only the head of sales and admins see and resend dead letters
+        r = self.cv.console("GET", "/v1/notifications?status=dead",
+                            token=self.tokens[OWNER])
+        self.assertEqual(r.status, 403, r)
+        r = self.cv.console("POST", "/v1/notifications/%s/resend" % key,
+                            token=self.tokens[OWNER])
+        self.assertEqual(r.status, 403, r)
+        r = self.cv.console("POST", "/v1/notifications/nope/resend",
+                            token=self.tokens["head-oleg"])
+        self.assertEqual(r.status, 404, r)
+
+        # the receivers recovered (nothing scripted any more): resend
+        r = self.cv.console("POST", "/v1/notifications/%s/resend" % key,
+                            token=self.tokens["head-oleg"])
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(sorted(r.json["channels"]), ["telegram", "webhook"])
+        r = self.cv.console("POST", "/v1/notifications/%s/resend" % key,
+                            token=self.tokens["head-oleg"])
+        self.assertEqual(r.status, 409, r)
+
+        delivered = poll(lambda: self.hook.with_key(key), 30, 0.1,
+                         "the resent webhook delivered")
+        self.assertEqual(len(delivered), 1)
+        self.assertTrue(delivered[0]["signature_ok"])
+        poll(lambda: [m for m in self.telegram.messages(CHAT_ID)
+                      if lead_id in m["text"]], 30, 0.1,
+             "the resent telegram message delivered")
+
+        def redelivered():
+            rows = [d for d in self.dead_letters("any")
+                    if d.get("lead_id") == lead_id]
+            return rows if rows and all(d["status"] == "delivered"
+                                        for d in rows) else None
+        rows = poll(redelivered, 20, 0.2,
+                    "the dead letters shown as delivered")
+        self.assertTrue(all(d["resends"] == 1 and d["delivered_at"]
+                            for d in rows), rows)
+        self.assertFalse([d for d in self.dead_letters()
+                          if d.get("lead_id") == lead_id])
+        card = self.cv.lead(lead_id)
+        self.assertIn("sent again", timeline_text(card))
+
+
+if __name__ == "__main__":
+    unittest.main()
