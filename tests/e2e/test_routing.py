@@ -18,7 +18,7 @@ import time
 import unittest
 
 from conveyor import (ConveyorCase, http_request, owner_id, poll,
-                      score_params, timeline_text)
+                      score_params, tasks_of, timeline_text)
 
 RULES_DIR = tempfile.mkdtemp(prefix="conveyor-e2e-routing-rules-")
 RULES = os.path.join(RULES_DIR, "routing-rules.yaml")
@@ -266,6 +266,14 @@ class RoutingChain(ConveyorCase):
             self.assertIn("wg-%s" % role, text)
         self.assertIn("joins the lead by segment_a", text)
         self.assertEqual(owner_id(card), owner)
+        # each of the group and the head has a task of their own, notified
+        card = self.cv.wait_lead(
+            lead_id, lambda c: len(tasks_of(c, "working_group")) >= 3, 20,
+            "the working group's tasks")
+        self.assertEqual(sorted(t["staff_id"]
+                                for t in tasks_of(card, "working_group")),
+                         ["wg-analyst", "wg-marketer", "wg-teamlead"])
+        self.assertTrue(tasks_of(card, "vip_review"), card)
 
     # --- explain ------------------------------------------------------------
 
