@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_clock.h"
 #include "cv_log.h"
+#include "cv_textfile.h"
 
 /* The built-in calendar: deploy/calendar-ru.yaml as it was when this file
  * was compiled (the assembler reads it; make runs from the project root).
@@ -59,31 +61,6 @@ struct cv_calendar {
 
 /* ------------------------------------------------------------------ */
 /* Dates                                                               */
-
-/* Days since 1970-01-01 (Howard Hinnant's days_from_civil). */
-static int64_t cal_days(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The inverse of cal_days. */
-static void cal_civil(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
 
 static int cal_month_days(int y, int m)
 {
@@ -241,7 +218,7 @@ static int cal_item(cal_parse_t *ps, cal_rules_t *rules, cal_list_t which,
         return cal_fail(ps, "'%s' is not a date (YYYY-MM-DD)", item);
     cal_dates_t *list =
         which == CAL_LIST_HOLIDAYS ? &rules->holidays : &rules->workdays;
-    if (cal_dates_add(list, (int32_t)cal_days(y, m, d)) != 0)
+    if (cal_dates_add(list, (int32_t)cv_clock_days_from_civil(y, m, d)) != 0)
         return cal_fail(ps, "too many dates");
     return 0;
 }
@@ -318,7 +295,7 @@ static int cal_finish_rules(cal_parse_t *ps, cal_rules_t *rules)
             int64_t y;
             int m;
             int d;
-            cal_civil(z, &y, &m, &d);
+            cv_clock_civil_from_days(z, &y, &m, &d);
             ps->line = 0;
             return cal_fail(ps, "%s%s%s%04d-%02d-%02d is both a holiday and "
                                 "a workday",
@@ -479,33 +456,11 @@ cv_calendar_t *cv_calendar_load(const char *path, char *err, size_t err_size)
         return cv_calendar_parse(cv_calendar_default_yaml,
                                  "built-in deploy/calendar-ru.yaml", err,
                                  err_size);
-    cv_calendar_t *cal = NULL;
-    char *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, err_size, "cannot open '%s': %s", path, strerror(errno));
-        goto out;
-    }
-    text = malloc(CAL_FILE_MAX + 1);
-    if (text == NULL) {
-        snprintf(err, err_size, "cannot read '%s': out of memory", path);
-        goto out;
-    }
-    size_t n = fread(text, 1, CAL_FILE_MAX + 1, f);
-    if (ferror(f) || n > CAL_FILE_MAX) {
-        snprintf(err, err_size, "cannot read '%s': %s", path,
-                 n > CAL_FILE_MAX ? "larger than 4 MiB" : strerror(errno));
-        goto out;
-    }
-    text[n] = '\0';
-    if (memchr(text, '\0', n) != NULL) {
-        snprintf(err, err_size, "'%s' is not a text file", path);
-        goto out;
-    }
-    cal = cv_calendar_parse(text, path, err, err_size);
-out:
-    if (f != NULL)
-        fclose(f);
+    size_t n = 0;
+    char *text = cv_textfile_read(path, CAL_FILE_MAX, &n, err, err_size);
+    if (text == NULL)
+        return NULL;
+    cv_calendar_t *cal = cv_calendar_parse(text, path, err, err_size);
     free(text);
     return cal;
 }
@@ -529,7 +484,7 @@ cv_calendar_mark_t cv_calendar_mark(const cv_calendar_t *cal, const char *team,
 {
     if (cal == NULL || !cal_date_ok(year, month, day))
         return CV_CALENDAR_REGULAR;
-    int32_t z = (int32_t)cal_days(year, month, day);
+    int32_t z = (int32_t)cv_clock_days_from_civil(year, month, day);
     const cal_rules_t *t = cal_team(cal, team);
     if (t != NULL) {
         if (cal_dates_has(&t->workdays, z))
@@ -573,7 +528,7 @@ bool cv_calendar_is_workday(const cv_calendar_t *cal, const char *team,
         break;
     }
     return !cv_calendar_is_weekend(cal, team,
-                                   cal_weekday(cal_days(year, month, day)));
+                                   cal_weekday(cv_clock_days_from_civil(year, month, day)));
 }
 
 static pthread_once_t cal_default_once = PTHREAD_ONCE_INIT;

@@ -87,7 +87,7 @@ int64_t cv_clock_now_ms(void)
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
  * days_from_civil). */
-static int64_t cv_clock_days_from_civil(int64_t y, int m, int d)
+int64_t cv_clock_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -98,7 +98,7 @@ static int64_t cv_clock_days_from_civil(int64_t y, int m, int d)
 }
 
 /* The date of a day number, the inverse of cv_clock_days_from_civil. */
-static void cv_clock_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+void cv_clock_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;

@@ -26,4 +26,10 @@ char *cv_clock_format(int64_t ms, char *buf, size_t size);
  * Returns 0 and sets *ms, or -1 when the text is not such a time. */
 int cv_clock_parse(const char *text, int64_t *ms);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12),
+ * and back: the calendar arithmetic every time module shares (Howard
+ * Hinnant's days_from_civil and civil_from_days). */
+int64_t cv_clock_days_from_civil(int64_t y, int m, int d);
+void cv_clock_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 #endif

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "cv_log.h"
+#include "cv_textfile.h"
 
 /* The built-in chain: deploy/routing-rules.yaml as it was when this file
  * was compiled (the assembler reads it; make runs from the project root).
@@ -914,36 +915,12 @@ out:
 cv_routing_rules_t *cv_routing_rules_load(const char *path, char *error,
                                           size_t size)
 {
-    char *text = NULL;
-    cv_routing_rules_t *rules = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(error, size, "%s: cannot read: %s", path, strerror(errno));
+    size_t n = 0;
+    char *text = cv_textfile_read(path, RULES_FILE_MAX, &n, error, size);
+    if (text == NULL)
         return NULL;
-    }
-    text = malloc(RULES_FILE_MAX + 1);
-    if (text == NULL) {
-        snprintf(error, size, "%s: cannot read: out of memory", path);
-        goto out;
-    }
-    size_t n = fread(text, 1, RULES_FILE_MAX + 1, f);
-    if (ferror(f)) {
-        snprintf(error, size, "%s: cannot read: %s", path, strerror(errno));
-        goto out;
-    }
-    if (n > RULES_FILE_MAX) {
-        snprintf(error, size, "%s: larger than %d bytes", path, RULES_FILE_MAX);
-        goto out;
-    }
-    text[n] = '\0';
-    if (memchr(text, '\0', n) != NULL) {
-        snprintf(error, size, "%s: not a text file (it holds a NUL byte)",
-                 path);
-        goto out;
-    }
-    rules = cv_routing_rules_parse(path, text, n, error, size);
-out:
-    fclose(f);
+    cv_routing_rules_t *rules = cv_routing_rules_parse(path, text, n, error,
+                                                       size);
     free(text);
     return rules;
 }

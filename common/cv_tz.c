@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_clock.h"
 #include "cv_log.h"
 
 #define TZ_NAME_MAX 128          /* bytes in a zone name */
@@ -63,32 +64,6 @@ struct cv_tz {
 
 /* ------------------------------------------------------------------ */
 /* Civil dates                                                         */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12);
- * Howard Hinnant's days_from_civil. */
-static int64_t tz_days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The inverse: a day number to year, month (1..12) and day. */
-static void tz_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
 
 static bool tz_leap(int64_t y)
 {
@@ -250,7 +225,7 @@ static int tz_posix_parse(const char *text, tz_rule_t *rule)
 /* The day number of a rule date in `year`. */
 static int64_t tz_rule_day(const tz_rule_date_t *date, int64_t year)
 {
-    int64_t jan1 = tz_days_from_civil(year, 1, 1);
+    int64_t jan1 = cv_clock_days_from_civil(year, 1, 1);
     if (date->kind == 'J') {
         /* 1..365, February 29 never counted */
         int n = date->day;
@@ -260,13 +235,13 @@ static int64_t tz_rule_day(const tz_rule_date_t *date, int64_t year)
     }
     if (date->kind == 'D')
         return jan1 + date->day;
-    int64_t first = tz_days_from_civil(year, date->month, 1);
+    int64_t first = cv_clock_days_from_civil(year, date->month, 1);
     int shift = (date->wday - tz_weekday(first) + 7) % 7;
     int64_t day = first + shift + (int64_t)(date->week - 1) * 7;
     if (date->week == 5) {
         int next_m = date->month == 12 ? 1 : date->month + 1;
         int64_t next_y = date->month == 12 ? year + 1 : year;
-        int64_t next_first = tz_days_from_civil(next_y, next_m, 1);
+        int64_t next_first = cv_clock_days_from_civil(next_y, next_m, 1);
         while (day >= next_first)
             day -= 7;
     }
@@ -282,7 +257,7 @@ static int tz_rule_offset(const tz_rule_t *rule, int64_t t, bool *isdst)
     int64_t y;
     int m;
     int d;
-    tz_civil_from_days(tz_floor_div(t + rule->std_off, 86400), &y, &m, &d);
+    cv_clock_civil_from_days(tz_floor_div(t + rule->std_off, 86400), &y, &m, &d);
     /* the change instants in UTC: start is given in standard time, end in
      * daylight time */
     int64_t start = tz_rule_day(&rule->start, y) * 86400 +
@@ -562,7 +537,7 @@ int cv_tz_to_local(const cv_tz_t *tz, int64_t utc_ms, struct tm *local,
     int64_t y;
     int m;
     int d;
-    tz_civil_from_days(days, &y, &m, &d);
+    cv_clock_civil_from_days(days, &y, &m, &d);
     if (y - 1900 > INT_MAX || y - 1900 < INT_MIN)
         return -1;
     memset(local, 0, sizeof(*local));
@@ -573,7 +548,7 @@ int cv_tz_to_local(const cv_tz_t *tz, int64_t utc_ms, struct tm *local,
     local->tm_min = (int)(secs / 60 % 60);
     local->tm_sec = (int)(secs % 60);
     local->tm_wday = tz_weekday(days);
-    local->tm_yday = (int)(days - tz_days_from_civil(y, 1, 1));
+    local->tm_yday = (int)(days - cv_clock_days_from_civil(y, 1, 1));
     local->tm_isdst = isdst;
     if (offset_s != NULL)
         *offset_s = off;
@@ -588,7 +563,7 @@ int64_t cv_tz_from_local(const cv_tz_t *tz, const struct tm *local)
     int64_t mon = local->tm_mon;
     int64_t year = (int64_t)local->tm_year + 1900 + tz_floor_div(mon, 12);
     mon -= tz_floor_div(mon, 12) * 12;
-    int64_t wall = (tz_days_from_civil(year, (int)mon + 1, 1) +
+    int64_t wall = (cv_clock_days_from_civil(year, (int)mon + 1, 1) +
                     (int64_t)local->tm_mday - 1) * 86400 +
                    (int64_t)local->tm_hour * 3600 +
                    (int64_t)local->tm_min * 60 + local->tm_sec;

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_clock.h"
+
 #define WH_SEARCH_DAYS 400     /* how far to look for an open minute */
 #define WH_ADD_DAYS_MAX 36600  /* how far add_minutes may walk (100 years) */
 #define WH_MS_PER_MIN 60000LL
@@ -195,27 +197,12 @@ bool cv_workhours_is_set(const cv_workhours_t *wh)
 /* ------------------------------------------------------------------ */
 /* Local days                                                          */
 
-static int64_t wh_days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
+/* cv_clock_civil_from_days with an int year (struct tm's range). */
 static void wh_civil_from_days(int64_t z, int *y, int *m, int *d)
 {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yoe + era * 400 + (*m <= 2));
+    int64_t year;
+    cv_clock_civil_from_days(z, &year, m, d);
+    *y = (int)year;
 }
 
 /* One local day's working intervals as UTC instants. */
@@ -232,7 +219,7 @@ static int64_t wh_local_day(const cv_tz_t *tz, int64_t utc_ms)
     struct tm local;
     if (cv_tz_to_local(tz, utc_ms, &local, NULL) != 0)
         return INT64_MIN;
-    return wh_days_from_civil((int64_t)local.tm_year + 1900, local.tm_mon + 1,
+    return cv_clock_days_from_civil((int64_t)local.tm_year + 1900, local.tm_mon + 1,
                               local.tm_mday);
 }
 
@@ -408,7 +395,7 @@ int64_t cv_workhours_add_days(const cv_workhours_t *wh, const cv_tz_t *tz,
     struct tm local;
     if (tz == NULL || cv_tz_to_local(tz, from_ms, &local, NULL) != 0)
         return INT64_MAX;
-    int64_t day_no = wh_days_from_civil((int64_t)local.tm_year + 1900,
+    int64_t day_no = cv_clock_days_from_civil((int64_t)local.tm_year + 1900,
                                         local.tm_mon + 1, local.tm_mday);
     int found = 0;
     for (int64_t k = 1; k <= WH_ADD_DAYS_MAX && found < days; k++) {

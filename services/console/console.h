@@ -216,6 +216,12 @@ json_t *console_read_json(cv_http_request_t *req);
 /* Replies 503 for a failed database step (already logged). */
 void console_reply_storage(cv_http_request_t *req);
 
+/* Ends a listing whose rows were read with `stmt` until `rc`: resets the
+ * statement, then answers 200 {key: list}, or, when the rows did not run
+ * out (rc is not SQLITE_DONE), logs why and answers 503. Takes `list`. */
+void console_reply_list(console_ctx_t *ctx, sqlite3_stmt *stmt, int rc,
+                        const char *key, json_t *list);
+
 /* Replies 403 and returns false unless the caller may see what
  * `owner_id` (may be NULL or "") owns. */
 bool console_may_see(console_ctx_t *ctx, const char *owner_id);

@@ -170,6 +170,22 @@ void console_reply_storage(cv_http_request_t *req)
                         "the console's database is not available now");
 }
 
+void console_reply_list(console_ctx_t *ctx, sqlite3_stmt *stmt, int rc,
+                        const char *key, json_t *list)
+{
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE) {
+        cv_error("cannot list %s in '%s': %s", key, cv_store_path(ctx->store),
+                 sqlite3_errmsg(cv_store_db(ctx->store)));
+        json_decref(list);
+        console_reply_storage(ctx->req);
+        return;
+    }
+    json_t *reply = json_object();
+    json_object_set_new(reply, key, list);
+    cv_http_reply_json(ctx->req, 200, reply);
+}
+
 bool console_may_see(console_ctx_t *ctx, const char *owner_id)
 {
     if (ctx->caller.manager)

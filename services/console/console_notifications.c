@@ -203,18 +203,7 @@ static void console_notifications_dead(console_ctx_t *ctx, const char *status)
                             console_time_json(sqlite3_column_int64(stmt, 13)));
         json_array_append_new(list, obj);
     }
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE) {
-        cv_error("cannot list dead letters in '%s': %s",
-                 cv_store_path(ctx->store),
-                 sqlite3_errmsg(cv_store_db(ctx->store)));
-        json_decref(list);
-        console_reply_storage(ctx->req);
-        return;
-    }
-    json_t *reply = json_object();
-    json_object_set_new(reply, "notifications", list);
-    cv_http_reply_json(ctx->req, 200, reply);
+    console_reply_list(ctx, stmt, rc, "notifications", list);
 }
 
 void console_notifications_get(console_ctx_t *ctx)

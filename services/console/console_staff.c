@@ -861,15 +861,5 @@ void console_staff_list(console_ctx_t *ctx)
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         json_array_append_new(list, console_staff_row(stmt));
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE) {
-        cv_error("cannot list staff in '%s': %s", cv_store_path(ctx->store),
-                 sqlite3_errmsg(cv_store_db(ctx->store)));
-        json_decref(list);
-        console_reply_storage(ctx->req);
-        return;
-    }
-    json_t *reply = json_object();
-    json_object_set_new(reply, "staff", list);
-    cv_http_reply_json(ctx->req, 200, reply);
+    console_reply_list(ctx, stmt, rc, "staff", list);
 }

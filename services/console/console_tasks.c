@@ -87,17 +87,7 @@ void console_tasks_list(console_ctx_t *ctx)
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         json_array_append_new(tasks, console_task_json(stmt));
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE) {
-        cv_error("cannot list tasks in '%s': %s", cv_store_path(ctx->store),
-                 sqlite3_errmsg(cv_store_db(ctx->store)));
-        json_decref(tasks);
-        console_reply_storage(ctx->req);
-        return;
-    }
-    json_t *reply = json_object();
-    json_object_set_new(reply, "tasks", tasks);
-    cv_http_reply_json(ctx->req, 200, reply);
+    console_reply_list(ctx, stmt, rc, "tasks", tasks);
 }
 
 void console_tasks_done(console_ctx_t *ctx, const char *task_id)
@@ -259,16 +249,5 @@ void console_notifications_list(console_ctx_t *ctx)
         console_put_column(obj, "company", stmt, 8);
         json_array_append_new(list, obj);
     }
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE) {
-        cv_error("cannot list notifications in '%s': %s",
-                 cv_store_path(ctx->store),
-                 sqlite3_errmsg(cv_store_db(ctx->store)));
-        json_decref(list);
-        console_reply_storage(ctx->req);
-        return;
-    }
-    json_t *reply = json_object();
-    json_object_set_new(reply, "notifications", list);
-    cv_http_reply_json(ctx->req, 200, reply);
+    console_reply_list(ctx, stmt, rc, "notifications", list);
 }

@@ -331,4 +331,15 @@ void routing_explain_ready(routing_explain_t *ex, bool ready);
 /* Stops serving and frees; NULL-safe, nulls *ex_p. */
 void routing_explain_stop(routing_explain_t **ex_p);
 
+/* 1 when the lead already had a review of `kind` (the head's
+ * vip_review, a working_group:<role> member), 0 when not, -1 on error. */
+int routing_review_exists(cv_store_t *store, const char *lead_id,
+                          const char *kind);
+
+/* Records that `staff_id` joined the lead as a review of `kind` (kept
+ * once per lead and kind), with the trace that chose them. */
+int routing_review_put(cv_store_t *store, const char *lead_id,
+                       const char *kind, const char *staff_id,
+                       const char *trace);
+
 #endif

@@ -423,40 +423,6 @@ int routing_route(routing_t *self, cv_store_t *store, cv_bus_t *bus,
     return rc;
 }
 
-/* 1 when the lead had a review of `kind` already, 0 when not, -1. */
-static int review_exists(cv_store_t *store, const char *lead_id,
-                         const char *kind)
-{
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "SELECT 1 FROM reviews WHERE lead_id = ? AND kind = ?");
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, kind);
-    int rc = cv_store_step_row(stmt);
-    if (rc < 0)
-        return -1;
-    if (rc == 0)
-        sqlite3_reset(stmt);
-    return rc == 0 ? 1 : 0;
-}
-
-static int review_put(cv_store_t *store, const char *lead_id, const char *kind,
-                      const char *staff_id, const char *trace)
-{
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT OR IGNORE INTO reviews (lead_id, kind, staff_id,"
-               " rule_trace, at) VALUES (?, ?, ?, ?, ?)");
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, kind);
-    cv_store_bind_text(stmt, 3, staff_id);
-    cv_store_bind_text(stmt, 4, trace);
-    sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
-    return cv_store_step_done(stmt);
-}
-
 /* One available member of `role` joins the lead with a working_group
  * task (once per lead and role). */
 static int working_group_join(routing_t *self, cv_bus_t *bus,
@@ -467,7 +433,7 @@ static int working_group_join(routing_t *self, cv_bus_t *bus,
     const char *lead_id = scored->lead->lead_id;
     char kind[120];
     snprintf(kind, sizeof(kind), "working_group:%s", role);
-    int seen = review_exists(store, lead_id, kind);
+    int seen = routing_review_exists(store, lead_id, kind);
     if (seen != 0)
         return seen < 0 ? -1 : 0;
     char key[160];
@@ -499,7 +465,7 @@ static int working_group_join(routing_t *self, cv_bus_t *bus,
     };
     const routing_member_t *m = &pool.members[chosen];
     if (routing_emit_assigned(bus, scored, m, &join, why.text) != 0 ||
-        review_put(store, lead_id, kind, m->staff_id, why.text) != 0)
+        routing_review_put(store, lead_id, kind, m->staff_id, why.text) != 0)
         goto out;
     rc = 0;
 out:

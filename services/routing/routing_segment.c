@@ -62,9 +62,25 @@ int routing_segment_record(cv_store_t *store, const char *lead_id,
     return cv_store_step_done(stmt);
 }
 
-/* 1 when the lead had a review of `kind` already, 0 when not, -1. */
-static int review_exists(cv_store_t *store, const char *lead_id,
-                         const char *kind)
+int routing_review_put(cv_store_t *store, const char *lead_id,
+                       const char *kind, const char *staff_id,
+                       const char *trace)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT OR IGNORE INTO reviews (lead_id, kind, staff_id,"
+               " rule_trace, at) VALUES (?, ?, ?, ?, ?)");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_text(stmt, 2, kind);
+    cv_store_bind_text(stmt, 3, staff_id);
+    cv_store_bind_text(stmt, 4, trace);
+    sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
+    return cv_store_step_done(stmt);
+}
+
+int routing_review_exists(cv_store_t *store, const char *lead_id,
+                          const char *kind)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "SELECT 1 FROM reviews WHERE lead_id = ? AND kind = ?");
@@ -97,7 +113,7 @@ int routing_segment_review(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     cv_store_t *store = cv_bus_store(bus);
     const char *lead_id = scored->lead->lead_id;
     *joined_out = false;
-    int seen = review_exists(store, lead_id, "vip_review");
+    int seen = routing_review_exists(store, lead_id, "vip_review");
     if (seen != 0) {
         *joined_out = seen > 0; /* the head knows this lead already */
         return seen < 0 ? -1 : 0;
@@ -126,17 +142,8 @@ int routing_segment_review(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     };
     if (routing_emit_assigned(bus, scored, head, &join, why.text) != 0)
         goto out;
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT OR IGNORE INTO reviews (lead_id, kind, staff_id,"
-               " rule_trace, at) VALUES (?, ?, ?, ?, ?)");
-    if (stmt == NULL)
-        goto out;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, "vip_review");
-    cv_store_bind_text(stmt, 3, head->staff_id);
-    cv_store_bind_text(stmt, 4, why.text);
-    sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
-    if (cv_store_step_done(stmt) != 0)
+    if (routing_review_put(store, lead_id, "vip_review", head->staff_id,
+                           why.text) != 0)
         goto out;
     cv_metric_add(metric_reviews, 1);
     *joined_out = true;
@@ -266,10 +273,10 @@ int routing_segment_moved(routing_t *self, cv_bus_t *bus,
     routing_rules_release(self);
     if (vip) {
         bool joined = false;
-        if (review_exists(store, lead_id, "vip_review") == 0 &&
+        if (routing_review_exists(store, lead_id, "vip_review") == 0 &&
             routing_vip(self, bus, scored) != 0)
             return -1;
-        joined = review_exists(store, lead_id, "vip_review") == 1;
+        joined = routing_review_exists(store, lead_id, "vip_review") == 1;
         return routing_segment_record(
             store, lead_id, before, now, joined ? "review" : "no_reviewer",
             NULL,

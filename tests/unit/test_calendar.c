@@ -171,7 +171,7 @@ static void test_bad_files_are_refused_with_their_line(void **state)
                    "cal.yaml: 2026-11-21 is both a holiday and a workday");
     char err[256];
     assert_null(cv_calendar_load("/nonexistent/cal.yaml", err, sizeof(err)));
-    assert_string_equal(err, "cannot open '/nonexistent/cal.yaml': No such "
+    assert_string_equal(err, "/nonexistent/cal.yaml: cannot read: No such "
                              "file or directory");
     /* an empty file is a plain Saturday-Sunday calendar */
     cv_calendar_t *cal = cv_calendar_parse("# nothing\n", "e", err, sizeof(err));
