@@ -16,6 +16,7 @@
 
 #include "cv_clock.h"
 #include "cv_log.h"
+#include "cv_workhours.h"
 
 #define CONSOLE_LIST_ITEMS 100      /* most entries in channels[] etc. */
 #define CONSOLE_TEXT_MAX 200        /* longest name, team, list entry */
@@ -101,28 +102,22 @@ static bool console_timezone_valid(const char *tz)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* "HH:MM" into minutes of the day (24:00 allowed as an end). */
-static int console_clock_minutes(const char *text)
+/* One day's hours ("09:00-18:00", "09:00-13:00,14:00-18:00",
+ * "20:00-24:00") as routing and the scheduler will read them: checked by
+ * the same parser (cv_workhours), whose reason goes into err. */
+static bool console_hours_valid(const char *day, const char *text, char *err,
+                                size_t err_size)
 {
-    if (!isdigit((unsigned char)text[0]) || !isdigit((unsigned char)text[1]) ||
-        text[2] != ':' || !isdigit((unsigned char)text[3]) ||
-        !isdigit((unsigned char)text[4]))
-        return -1;
-    int hours = (text[0] - '0') * 10 + (text[1] - '0');
-    int minutes = (text[3] - '0') * 10 + (text[4] - '0');
-    if (minutes > 59 || hours > 24 || (hours == 24 && minutes != 0))
-        return -1;
-    return hours * 60 + minutes;
-}
-
-/* "09:00-18:00": a start before its end on the same day. */
-static bool console_hours_valid(const char *text)
-{
-    if (strlen(text) != 11 || text[5] != '-')
-        return false;
-    int start = console_clock_minutes(text);
-    int end = console_clock_minutes(text + 6);
-    return start >= 0 && end > start && start < 24 * 60;
+    json_t *one = json_pack("{s:s}", day, text);
+    char *json = one != NULL ? json_dumps(one, JSON_COMPACT) : NULL;
+    json_decref(one);
+    cv_workhours_t hours;
+    bool ok = json != NULL &&
+              cv_workhours_parse(json, &hours, err, err_size) == 0;
+    if (json == NULL)
+        snprintf(err, err_size, "out of memory");
+    free(json);
+    return ok;
 }
 
 /* The HTTP side's answer to a bad field: 422 naming it. */
@@ -207,11 +202,12 @@ static bool console_apply_hours(console_ctx_t *ctx, json_t *staff,
         const char *text = json_string_value(range);
         if (text != NULL && (text[0] == '\0' || strcmp(text, "off") == 0))
             continue;
-        if (text == NULL || !console_hours_valid(text)) {
+        char why[200] = "hours are \"HH:MM-HH:MM\" (several joined by "
+                        "commas), each start before its end";
+        if (text == NULL || !console_hours_valid(day, text, why,
+                                                 sizeof(why))) {
             json_decref(hours);
-            return console_invalid(ctx, field,
-                                   "hours are \"HH:MM-HH:MM\", the start "
-                                   "before the end");
+            return console_invalid(ctx, field, why);
         }
         json_object_set_new(hours, day, json_string(text));
     }

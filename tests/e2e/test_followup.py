@@ -276,6 +276,41 @@ class BerlinDst(FollowupCase):
         self.assertIn("Mon 26 Oct 09:20 (Europe/Berlin)", note["raw"])
 
 
+class OnDutyPool(FollowupCase):
+    """A manager in Moscow on office hours, a night-duty person in the
+    on-duty pool (working 20:00-08:00 Moscow time) and a head of sales who
+    assigns a lead by hand to the manager after hours."""
+
+    STAFF = (("sales-day", "sales", 2, "Europe/Moscow", OFFICE),
+             ("duty-night", "telemarketer", 1, "Europe/Moscow",
+              {d: "00:00-08:00,20:00-24:00"
+               for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}),
+             ("head-hana", "head", 2, "Europe/Moscow", OFFICE))
+    EXTRA_ENV = dict(FollowupCase.EXTRA_ENV,
+                     CONVEYOR_ON_DUTY_POOL="duty-night")
+
+    def test_off_shift_owner_first_contact_goes_to_the_duty_pool(self):
+        # Wednesday 25 November 2026, 23:00 Moscow: the lead waits in
+        # routing (nobody of tier 2 works), the head assigns it by hand
+        self.set_time(at(2026, 11, 25, 23, 0, MSK))
+        lid = self.cv.accept_lead(self.new_lead("night"))["lead_id"]
+        self.cv.wait_lead(lid, lambda c: c.get("score"), 20, "scored")
+        r = self.cv.console("POST", "/v1/leads/%s/assign" % lid,
+                            {"staff_id": "sales-day"},
+                            token=self.tokens["head-hana"])
+        self.assertEqual(r.status, 202, r)
+        card = self.cv.wait_lead(lid, lambda c: owner_id(c) == "sales-day",
+                                 20, "the head's choice as owner")
+        # the first contact is the duty person's, due in 30 minutes now
+        task = self.wait_task(lid, "first_contact")
+        self.assertEqual(task["staff_id"], "duty-night")
+        self.assert_due(task, at(2026, 11, 25, 23, 30, MSK))
+        self.assertIn("On duty for", task.get("title", ""))
+        note = self.wait_key("ntf-%s-first-contact" % lid)
+        self.assertEqual(note["path"], "/staff/duty-night")
+        self.assertEqual(owner_id(card), "sales-day")
+
+
 class Reassignment(FollowupCase):
     """Two managers working around the clock and a head of sales: a missed
     SLA climbs the whole ladder."""
