@@ -141,9 +141,9 @@ staff() {
 }
 
 if [ "${CONVEYOR_DEMO:-1}" != 0 ]; then
-    week='{"mon":"00:00-23:59","tue":"00:00-23:59","wed":"00:00-23:59",'
-    week+='"thu":"00:00-23:59","fri":"00:00-23:59","sat":"00:00-23:59",'
-    week+='"sun":"00:00-23:59"}'
+    week='{"mon":"00:00-24:00","tue":"00:00-24:00","wed":"00:00-24:00",'
+    week+='"thu":"00:00-24:00","fri":"00:00-24:00","sat":"00:00-24:00",'
+    week+='"sun":"00:00-24:00"}'
     common='"team":"demo","timezone":"Europe/Moscow","working_hours":'$week
     common+=',"capacity_per_day":50,"weight":1,"active":true'
     staff '{"id":"sales-anna","name":"Anna Sokolova","role":"sales","tier":2,'"$common"'}'

@@ -40,7 +40,7 @@ SERVICES = [
 ADMIN_TOKEN = "e2e-admin-token"
 INTAKE_SOURCE = "e2e"
 INTAKE_KEY = "e2e-intake-key"
-ALL_WEEK = {d: "00:00-23:59"
+ALL_WEEK = {d: "00:00-24:00"
             for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
