@@ -675,11 +675,37 @@ class Conveyor:
         self.logs = {}
         return codes
 
+    # what AddressSanitizer, LeakSanitizer and UBSan print when they find
+    # something (a sanitizer build: make asan)
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:")
+
+    def sanitizer_reports(self):
+        """{service: first report line} from every process's log."""
+        found = {}
+        for svc in SERVICES:
+            try:
+                with open(self.log_path(svc), errors="replace") as f:
+                    for line in f:
+                        if any(m in line for m in self.SANITIZER_MARKS):
+                            found[svc] = line.strip()
+                            break
+            except OSError:
+                continue
+        return found
+
     def cleanup(self, keep=False):
-        """Stops everything and removes the temp dir unless `keep`."""
+        """Stops everything and removes the temp dir unless `keep`. A
+        sanitizer report in any log (even of a process that was killed and
+        restarted, or one found at exit) fails the class, and the folder is
+        kept for reading."""
         self.stop()
-        if not keep:
+        reports = self.sanitizer_reports()
+        if not keep and not reports:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if reports:
+            raise HarnessError("sanitizer reports (logs kept in %s): %s"
+                               % (self.dir, reports))
 
     def tail(self, svc, lines=30):
         try:
