@@ -139,6 +139,9 @@ typedef struct {
                                   reply */
     size_t unsent;             /* open loop: requests still waiting for a
                                   free connection when the run gave up */
+    size_t timed_out;          /* requests still waiting for their reply
+                                  when the run gave up: a conveyor slower
+                                  than the offered rate, not an error */
     size_t conn_errors;        /* connections broken or refused */
     size_t bad_replies;        /* 202s without a usable lead_id */
 } bench_load_result_t;

@@ -257,7 +257,7 @@ if [ "${BENCH_TIMERS:-100000}" != 0 ]; then
 fi
 # Anything said about the outcome comes before the JSON line, which is last.
 if [ "$rate_rc" -ne 0 ]; then
-    echo "bench: the fixed-rate run lost, failed or could not send leads;" \
+    echo "bench: the fixed-rate run lost leads or got wrong answers;" \
         "logs kept in '$tmp/logs'" >&2
     reported=1
 fi

@@ -739,7 +739,7 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
         if (now >= give_up) {
             if (!options->saturate)
                 result->unsent = self.total - result->issued;
-            result->failed += self.busy + self.retry_len;
+            result->timed_out += self.busy + self.retry_len;
             fprintf(stderr, "conveyor-bench: gave up %.0f s after the last "
                     "due request: %zu without a reply, %zu never sent\n",
                     options->drain_s, self.busy + self.retry_len,

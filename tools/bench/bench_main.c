@@ -409,10 +409,13 @@ static int print_report(const main_options_t *opt,
            res->issued, send_s, send_s > 0 ? (double)res->issued / send_s : 0,
            fig->accepted, fig->merged, fig->other, res->failed,
            res->conn_errors);
-    if (res->unsent > 0)
-        printf("  unsent      %zu requests were due but no connection was "
-               "free before the run gave up: intake is slower than the "
-               "offered rate\n", res->unsent);
+    if (res->unsent > 0 || res->timed_out > 0)
+        printf("  overloaded  %zu requests were due but no connection was "
+               "free, %zu still had no reply, when the run gave up: the "
+               "conveyor is slower than the offered rate (not counted as "
+               "errors; what it accepted later is counted by the next run "
+               "as \"from older runs\")\n",
+               res->unsent, res->timed_out);
     for (int s = 100; s < 600; s++) {
         if (res->by_status[s] > 0 && s != 202) {
             printf("  status %d   %zu replies\n", s, res->by_status[s]);
@@ -455,7 +458,7 @@ static int print_report(const main_options_t *opt,
                             json_real(round1(opt->rss.procs[i].peak_mb)));
     json = json_pack(
         "{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
-        " s:I, s:I, s:I, s:I, s:o, s:f}",
+        " s:I, s:I, s:I, s:I, s:I, s:o, s:f}",
         "mode", opt->load.saturate ? "saturate" : "rate",
         "offered_per_s", round1(offered),
         "leads_per_s", round1(leads_per_s),
@@ -468,6 +471,7 @@ static int print_report(const main_options_t *opt,
         "missing", (json_int_t)fig->missing,
         "failed", (json_int_t)res->failed,
         "unsent", (json_int_t)res->unsent,
+        "timed_out", (json_int_t)res->timed_out,
         "errors", (json_int_t)errors,
         "rss_mb", rss,
         "cpu_ms_per_lead", fig->e2e_count > 0
@@ -484,8 +488,9 @@ static int print_report(const main_options_t *opt,
     fflush(stdout);
     free(line);
     json_decref(json);
-    if (fig->missing > 0 || res->failed > 0 || res->unsent > 0 ||
-        errors > 0 ||
+    /* a benchmark measures; it fails only on wrong answers or leads that
+     * were accepted and never reached the sink, not on a slow machine */
+    if (fig->missing > 0 || res->failed > 0 || errors > 0 ||
         fig->accepted == 0 || res->bad_replies > 0)
         return 2;
     return 0;
