@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "cv_log.h"
+#include "cv_yaml.h"
 
 #define CV_CONFIG_DEFAULT_BROKER "tcp://127.0.0.1:5555"
 
@@ -176,50 +177,6 @@ static const cyaml_schema_value_t cv_config_file_schema = {
                         cv_config_file_fields),
 };
 
-/* What libcyaml said while loading, gathered into one reason. */
-typedef struct {
-    char reason[512]; /* the first error message, without "Load: " */
-    char field[128];  /* innermost field named in the backtrace, or "" */
-    int line;         /* line from the backtrace, 0 when none */
-} cv_config_yaml_error_t;
-
-static void cv_config_yaml_log(cyaml_log_t level, void *ctx, const char *fmt,
-                               va_list args)
-{
-    cv_config_yaml_error_t *error = ctx;
-    char text[512];
-    if (level < CYAML_LOG_ERROR)
-        return;
-    vsnprintf(text, sizeof(text), fmt, args);
-    text[strcspn(text, "\n")] = '\0';
-    const char *msg = text;
-    if (strncmp(msg, "Load: ", 6) == 0)
-        msg += 6;
-    if (strncmp(msg, "Backtrace:", 10) == 0)
-        return;
-    const char *in = strstr(msg, "in mapping");
-    if (in != NULL) {
-        const char *line = strstr(in, "(line: ");
-        if (error->line == 0 && line != NULL)
-            error->line = (int)strtol(line + 7, NULL, 10);
-        const char *quote = strchr(in, '\'');
-        if (error->field[0] == '\0' && quote != NULL) {
-            size_t n = strcspn(quote + 1, "'");
-            snprintf(error->field, sizeof(error->field), "%.*s", (int)n,
-                     quote + 1);
-        }
-        return;
-    }
-    if (error->reason[0] == '\0') {
-        while (*msg == ' ')
-            msg++;
-        snprintf(error->reason, sizeof(error->reason), "%s", msg);
-        if (isupper((unsigned char)error->reason[0]) &&
-            !isupper((unsigned char)error->reason[1]))
-            error->reason[0] = (char)tolower((unsigned char)error->reason[0]);
-    }
-}
-
 /* The line of `file` on which `key:` is written, counting occurrences:
  * `nth` 1 is the first. libcyaml reports the line of the enclosing
  * mapping for an unknown key, so we find the key ourselves. */
@@ -313,9 +270,9 @@ static const char *cv_config_file_admin_addr(const cv_config_file_admin_t *a,
 static int cv_config_load_file(cv_config_t *cfg, const char *file,
                                bool *endpoint_set)
 {
-    cv_config_yaml_error_t error = {0};
+    cv_yaml_error_t error = {0};
     cyaml_config_t yaml = {
-        .log_fn = cv_config_yaml_log,
+        .log_fn = cv_yaml_log,
         .log_ctx = &error,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
@@ -331,7 +288,11 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
     cyaml_err_t err = cyaml_load_file(file, &yaml, &cv_config_file_schema,
                                       (cyaml_data_t **)&loaded, NULL);
     if (err != CYAML_OK) {
-        const char *reason = error.reason[0] ? error.reason
+        /* libcyaml's words, sentence case lowered to fit after ':' */
+        if (isupper((unsigned char)error.message[0]) &&
+            !isupper((unsigned char)error.message[1]))
+            error.message[0] = (char)tolower((unsigned char)error.message[0]);
+        const char *reason = error.message[0] ? error.message
                                               : cyaml_strerror(err);
         char detail[768];
         int line = error.line;

@@ -20,6 +20,7 @@
 
 #include "cv_log.h"
 #include "cv_textfile.h"
+#include "cv_yaml.h"
 
 /* The built-in chain: deploy/routing-rules.yaml as it was when this file
  * was compiled (the assembler reads it; make runs from the project root).
@@ -409,62 +410,6 @@ static int rules_error(rules_ctx_t *ctx, int line, const char *fmt, ...)
     return -1;
 }
 
-/* libcyaml's first error and innermost line. */
-typedef struct {
-    char message[512]; /* first error message */
-    char field[128];   /* innermost mapping field named */
-    int line;          /* innermost line, 0 when none */
-} rules_yaml_error_t;
-
-static void rules_yaml_log(cyaml_log_t level, void *arg, const char *fmt,
-                           va_list args)
-{
-    rules_yaml_error_t *e = arg;
-    if (level < CYAML_LOG_ERROR)
-        return;
-    char text[512];
-    vsnprintf(text, sizeof(text), fmt, args);
-    text[strcspn(text, "\n")] = '\0';
-    const char *msg = text;
-    if (strncmp(msg, "Load: ", 6) == 0)
-        msg += 6;
-    while (*msg == ' ')
-        msg++;
-    if (strncmp(msg, "Backtrace:", 10) == 0)
-        return;
-    if (strncmp(msg, "in ", 3) == 0) {
-        const char *line = strstr(msg, "(line: ");
-        if (e->line == 0 && line != NULL)
-            e->line = (int)strtol(line + 7, NULL, 10);
-        const char *field = strstr(msg, "mapping field '");
-        if (e->field[0] == '\0' && field != NULL) {
-            field += 15;
-            snprintf(e->field, sizeof(e->field), "%.*s",
-                     (int)strcspn(field, "'"), field);
-        }
-        return;
-    }
-    if (e->message[0] == '\0')
-        snprintf(e->message, sizeof(e->message), "%s", msg);
-}
-
-static void rules_names(char *buf, size_t size, const cyaml_strval_t *names,
-                        size_t count)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < count && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s",
-                         i == 0           ? ""
-                         : i + 1 == count ? " or "
-                                          : ", ",
-                         names[i].str);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-}
-
 /* The first line at or after `from` holding `key:`, else `from`. */
 static int rules_key_line_after(const rules_ctx_t *ctx, int from,
                                 const char *key)
@@ -476,7 +421,7 @@ static int rules_key_line_after(const rules_ctx_t *ctx, int from,
     return from;
 }
 
-static int rules_yaml_fail(rules_ctx_t *ctx, const rules_yaml_error_t *e,
+static int rules_yaml_fail(rules_ctx_t *ctx, const cv_yaml_error_t *e,
                            cyaml_err_t err)
 {
     const char *m = e->message[0] ? e->message : cyaml_strerror(err);
@@ -485,12 +430,12 @@ static int rules_yaml_fail(rules_ctx_t *ctx, const rules_yaml_error_t *e,
     if (strncasecmp(m, "Invalid ENUM value: ", 20) == 0)
         value = m + 20;
     if (value != NULL && strcmp(e->field, "strategy") == 0) {
-        rules_names(names, sizeof(names), strategy_names, STRATEGIES);
+        cv_yaml_names(names, sizeof(names), strategy_names, STRATEGIES);
         return rules_error(ctx, e->line, "unknown strategy '%s' (%s)", value,
                            names);
     }
     if (value != NULL) {
-        rules_names(names, sizeof(names), step_names, STEPS);
+        cv_yaml_names(names, sizeof(names), step_names, STEPS);
         return rules_error(ctx, e->line, "unknown region step '%s' (%s)", value,
                            names);
     }
@@ -518,39 +463,11 @@ static int rules_yaml_fail(rules_ctx_t *ctx, const rules_yaml_error_t *e,
 /* ------------------------------------------------------------------ */
 /* The chain's memory: one list of blocks, freed together              */
 
-typedef struct rules_block {
-    struct rules_block *next; /* older block */
-    max_align_t data[];       /* the memory */
-} rules_block_t;
-
-static void *rules_alloc(rules_block_t **blocks, size_t bytes)
-{
-    rules_block_t *b = calloc(1, sizeof(*b) + (bytes ? bytes : 1));
-    if (b == NULL)
-        return NULL;
-    b->next = *blocks;
-    *blocks = b;
-    return b->data;
-}
-
-static void rules_blocks_free(rules_block_t *b)
-{
-    while (b != NULL) {
-        rules_block_t *next = b->next;
-        free(b);
-        b = next;
-    }
-}
-
-static char *rules_strdup(rules_block_t **blocks, const char *text)
+static char *rules_strdup(cv_yaml_arena_t **blocks, const char *text)
 {
     if (text == NULL)
         return NULL;
-    size_t n = strlen(text);
-    char *copy = rules_alloc(blocks, n + 1);
-    if (copy != NULL)
-        memcpy(copy, text, n + 1);
-    return copy;
+    return cv_yaml_strndup(blocks, text, strlen(text));
 }
 
 /* ------------------------------------------------------------------ */
@@ -569,7 +486,7 @@ static bool rules_text_ok(const char *text, size_t max)
 }
 
 /* Copies a list of texts; -1 after an error at `line`. */
-static int rules_list(rules_ctx_t *ctx, rules_block_t **blocks, int line,
+static int rules_list(rules_ctx_t *ctx, cv_yaml_arena_t **blocks, int line,
                       const char *key, char **items, unsigned count,
                       cv_routing_list_t *out)
 {
@@ -577,7 +494,7 @@ static int rules_list(rules_ctx_t *ctx, rules_block_t **blocks, int line,
     out->count = 0;
     if (count == 0)
         return 0;
-    const char **copy = rules_alloc(blocks, count * sizeof(*copy));
+    const char **copy = cv_yaml_alloc(blocks, count * sizeof(*copy));
     if (copy == NULL)
         return rules_error(ctx, line, "out of memory");
     for (unsigned i = 0; i < count; i++) {
@@ -623,7 +540,7 @@ static int rules_amount(rules_ctx_t *ctx, int line, const char *key,
     return 0;
 }
 
-static int rules_match(rules_ctx_t *ctx, rules_block_t **blocks, size_t index,
+static int rules_match(rules_ctx_t *ctx, cv_yaml_arena_t **blocks, size_t index,
                        const file_match_t *m, cv_routing_rule_t *rule)
 {
     struct {
@@ -677,7 +594,7 @@ static int rules_match(rules_ctx_t *ctx, rules_block_t **blocks, size_t index,
     return 0;
 }
 
-static int rules_rule(rules_ctx_t *ctx, rules_block_t **blocks, size_t index,
+static int rules_rule(rules_ctx_t *ctx, cv_yaml_arena_t **blocks, size_t index,
                       const file_rule_t *in, cv_routing_rule_t *rule)
 {
     int line = rules_rule_line(ctx, index, NULL);
@@ -773,7 +690,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_block_t **blocks, size_t index,
     }
     if (in->brands_count > 0) {
         cv_routing_brand_t *brands =
-            rules_alloc(blocks, in->brands_count * sizeof(*brands));
+            cv_yaml_alloc(blocks, in->brands_count * sizeof(*brands));
         if (brands == NULL)
             return rules_error(ctx, line, "out of memory");
         for (unsigned i = 0; i < in->brands_count; i++) {
@@ -804,7 +721,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_block_t **blocks, size_t index,
     return 0;
 }
 
-static int rules_build(rules_ctx_t *ctx, rules_block_t **blocks,
+static int rules_build(rules_ctx_t *ctx, cv_yaml_arena_t **blocks,
                        const file_rules_t *in, cv_routing_rules_t *out)
 {
     if (!rules_text_ok(in->version, RULES_NAME_MAX))
@@ -826,7 +743,7 @@ static int rules_build(rules_ctx_t *ctx, rules_block_t **blocks,
             in->vip->head_review != NULL && *in->vip->head_review;
     }
     cv_routing_rule_t *rules =
-        rules_alloc(blocks, in->rules_count * sizeof(*rules));
+        cv_yaml_alloc(blocks, in->rules_count * sizeof(*rules));
     if (out->version == NULL || rules == NULL)
         return rules_error(ctx, 0, "out of memory");
     for (size_t i = 0; i < in->rules_count; i++) {
@@ -862,9 +779,9 @@ cv_routing_rules_t *cv_routing_rules_parse(const char *name, const char *text,
         .error = error,
         .error_size = size,
     };
-    rules_yaml_error_t yaml_error = {0};
+    cv_yaml_error_t yaml_error = {0};
     cyaml_config_t config = {
-        .log_fn = rules_yaml_log,
+        .log_fn = cv_yaml_log,
         .log_ctx = &yaml_error,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
@@ -872,7 +789,7 @@ cv_routing_rules_t *cv_routing_rules_parse(const char *name, const char *text,
     };
     file_rules_t *file = NULL;
     cv_routing_rules_t *rules = NULL;
-    rules_block_t *blocks = NULL;
+    cv_yaml_arena_t *blocks = NULL;
     if (rules_index_lines(&ctx, text, length) != 0) {
         rules_error(&ctx, 0, "out of memory");
         goto out;
@@ -893,7 +810,7 @@ cv_routing_rules_t *cv_routing_rules_parse(const char *name, const char *text,
         rules_error(&ctx, 0, "the file is empty");
         goto out;
     }
-    rules = rules_alloc(&blocks, sizeof(*rules));
+    rules = cv_yaml_alloc(&blocks, sizeof(*rules));
     if (rules == NULL) {
         rules_error(&ctx, 0, "out of memory");
         goto out;
@@ -907,7 +824,7 @@ cv_routing_rules_t *cv_routing_rules_parse(const char *name, const char *text,
 out:
     if (file != NULL)
         cyaml_free(&config, &file_rules_schema, file, 0);
-    rules_blocks_free(blocks);
+    cv_yaml_arena_free(blocks);
     free(ctx.lines);
     return rules;
 }
@@ -929,7 +846,7 @@ void cv_routing_rules_free(cv_routing_rules_t **rules_p)
 {
     if (rules_p == NULL || *rules_p == NULL)
         return;
-    rules_blocks_free((*rules_p)->memory);
+    cv_yaml_arena_free((*rules_p)->memory);
     *rules_p = NULL;
 }
 

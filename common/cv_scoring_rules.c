@@ -20,6 +20,7 @@
 
 #include "cv_log.h"
 #include "cv_textfile.h"
+#include "cv_yaml.h"
 
 /* The built-in rules: deploy/scoring-rules.yaml as it was when this file
  * was compiled (the assembler reads it; make runs from the project root).
@@ -570,47 +571,6 @@ static void rules_pop(rules_ctx_t *ctx, int steps)
 
 /* What libcyaml said: the first message and the innermost line of its
  * backtrace. */
-typedef struct {
-    char message[512]; /* first error message, without "Load: " */
-    char field[128];   /* innermost mapping field named, or "" */
-    int line;          /* innermost line, 0 when none */
-    int field_line;    /* line of that mapping field, 0 when none */
-} rules_yaml_error_t;
-
-static void rules_yaml_log(cyaml_log_t level, void *arg, const char *fmt,
-                           va_list args)
-{
-    rules_yaml_error_t *e = arg;
-    if (level < CYAML_LOG_ERROR)
-        return;
-    char text[512];
-    vsnprintf(text, sizeof(text), fmt, args);
-    text[strcspn(text, "\n")] = '\0';
-    const char *msg = text;
-    if (strncmp(msg, "Load: ", 6) == 0)
-        msg += 6;
-    while (*msg == ' ')
-        msg++;
-    if (strncmp(msg, "Backtrace:", 10) == 0)
-        return;
-    if (strncmp(msg, "in ", 3) == 0) {
-        /* backtrace lines come innermost first */
-        const char *line = strstr(msg, "(line: ");
-        if (e->line == 0 && line != NULL)
-            e->line = (int)strtol(line + 7, NULL, 10);
-        const char *field = strstr(msg, "mapping field '");
-        if (e->field[0] == '\0' && field != NULL) {
-            field += 15;
-            snprintf(e->field, sizeof(e->field), "%.*s",
-                     (int)strcspn(field, "'"), field);
-            if (line != NULL)
-                e->field_line = (int)strtol(line + 7, NULL, 10);
-        }
-        return;
-    }
-    if (e->message[0] == '\0')
-        snprintf(e->message, sizeof(e->message), "%s", msg);
-}
 
 /* The first line at or after `from` that holds `key:`, else `from`. */
 static int rules_key_line_after(const rules_ctx_t *ctx, int from,
@@ -654,25 +614,8 @@ static int rules_key_line_before(const rules_ctx_t *ctx, int from,
 }
 
 /* Lists the names of a table for a message: "a, b or c". */
-static void rules_names(char *buf, size_t size, const cyaml_strval_t *names,
-                        size_t count)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < count && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s",
-                         i == 0           ? ""
-                         : i + 1 == count ? " or "
-                                          : ", ",
-                         names[i].str);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-}
-
 /* Turns libcyaml's message into the house's words, with a line. */
-static int rules_yaml_fail(rules_ctx_t *ctx, const rules_yaml_error_t *e,
+static int rules_yaml_fail(rules_ctx_t *ctx, const cv_yaml_error_t *e,
                            cyaml_err_t err)
 {
     const char *m = e->message[0] ? e->message : cyaml_strerror(err);
@@ -684,12 +627,12 @@ static int rules_yaml_fail(rules_ctx_t *ctx, const rules_yaml_error_t *e,
     else if (strncmp(m, "Invalid enum value: ", 20) == 0)
         value = m + 20;
     if (value != NULL && strcmp(e->field, "kind") == 0) {
-        rules_names(names, sizeof(names), rules_kind_names, RULES_KINDS);
+        cv_yaml_names(names, sizeof(names), rules_kind_names, RULES_KINDS);
         return rules_error_at_line(ctx, line, "unknown rule kind '%s' (%s)",
                                    value, names);
     }
     if (value != NULL) {
-        rules_names(names, sizeof(names), rules_field_names, RULES_FIELDS);
+        cv_yaml_names(names, sizeof(names), rules_field_names, RULES_FIELDS);
         return rules_error_at_line(ctx, line, "unknown lead field '%s' (%s)",
                                    value, names);
     }
@@ -735,55 +678,6 @@ static int rules_yaml_fail(rules_ctx_t *ctx, const rules_yaml_error_t *e,
 /* ------------------------------------------------------------------ */
 /* The model's memory: one list of chunks, freed together              */
 
-typedef struct rules_chunk {
-    struct rules_chunk *next; /* older chunk */
-    size_t used;              /* bytes handed out */
-    size_t size;              /* bytes in data */
-    max_align_t data[];       /* the memory */
-} rules_chunk_t;
-
-#define RULES_CHUNK_BYTES (16 * 1024)
-
-/* Zeroed memory from the model's chunks; NULL when out of memory. */
-static void *rules_alloc(rules_chunk_t **chunks, size_t bytes)
-{
-    size_t align = sizeof(max_align_t);
-    bytes = (bytes + align - 1) / align * align;
-    if (bytes == 0)
-        bytes = align;
-    rules_chunk_t *c = *chunks;
-    if (c == NULL || c->size - c->used < bytes) {
-        size_t size = bytes > RULES_CHUNK_BYTES ? bytes : RULES_CHUNK_BYTES;
-        c = calloc(1, sizeof(*c) + size);
-        if (c == NULL)
-            return NULL;
-        c->size = size;
-        c->next = *chunks;
-        *chunks = c;
-    }
-    void *p = (char *)c->data + c->used;
-    c->used += bytes;
-    return p;
-}
-
-static char *rules_strndup(rules_chunk_t **chunks, const char *text, size_t n)
-{
-    char *copy = rules_alloc(chunks, n + 1);
-    if (copy != NULL) {
-        memcpy(copy, text, n);
-        copy[n] = '\0';
-    }
-    return copy;
-}
-
-static void rules_chunks_free(rules_chunk_t *c)
-{
-    while (c != NULL) {
-        rules_chunk_t *next = c->next;
-        free(c);
-        c = next;
-    }
-}
 
 /* ------------------------------------------------------------------ */
 /* Checking values                                                     */
@@ -974,7 +868,7 @@ static int rules_amount(rules_ctx_t *ctx, const char *key, const char *text,
 
 /* Parses a reason template into pieces, allowing the placeholders in
  * `allowed` (a mask of cv_scoring_placeholder_t). "{{" is a literal '{'. */
-static int rules_template(rules_ctx_t *ctx, rules_chunk_t **chunks,
+static int rules_template(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
                           const char *key, const char *text, unsigned allowed,
                           cv_scoring_outcome_t *out)
 {
@@ -983,8 +877,8 @@ static int rules_template(rules_ctx_t *ctx, rules_chunk_t **chunks,
     size_t cap = 1;
     for (const char *p = text; *p != '\0'; p++)
         cap += *p == '{' ? 2 : 0;
-    cv_scoring_piece_t *pieces = rules_alloc(chunks, cap * sizeof(*pieces));
-    char *copy = rules_strndup(chunks, text, strlen(text));
+    cv_scoring_piece_t *pieces = cv_yaml_alloc(chunks, cap * sizeof(*pieces));
+    char *copy = cv_yaml_strndup(chunks, text, strlen(text));
     if (pieces == NULL || copy == NULL)
         return rules_fail(ctx, NULL, "out of memory");
     size_t n = 0;
@@ -1045,14 +939,14 @@ static int rules_template(rules_ctx_t *ctx, rules_chunk_t **chunks,
 }
 
 /* Converts an outcome mapping (value + reason). */
-static int rules_outcome(rules_ctx_t *ctx, rules_chunk_t **chunks,
+static int rules_outcome(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
                          const char *key, const file_outcome_t *in,
                          unsigned allowed, const cv_scoring_outcome_t **out)
 {
     *out = NULL;
     if (in == NULL)
         return 0;
-    cv_scoring_outcome_t *o = rules_alloc(chunks, sizeof(*o));
+    cv_scoring_outcome_t *o = cv_yaml_alloc(chunks, sizeof(*o));
     if (o == NULL)
         return rules_fail(ctx, NULL, "out of memory");
     rules_push_key(ctx, key);
@@ -1068,11 +962,11 @@ out:
 }
 
 /* A list of texts, trimmed, none empty; NULL-terminated in the model. */
-static int rules_list(rules_ctx_t *ctx, rules_chunk_t **chunks,
+static int rules_list(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
                       const file_rule_t *in, cv_scoring_rule_t *out)
 {
     const char **list =
-        rules_alloc(chunks, (in->list_count + 1) * sizeof(*list));
+        cv_yaml_alloc(chunks, (in->list_count + 1) * sizeof(*list));
     if (list == NULL)
         return rules_fail(ctx, NULL, "out of memory");
     rules_push_key(ctx, "list");
@@ -1097,7 +991,7 @@ static int rules_list(rules_ctx_t *ctx, rules_chunk_t **chunks,
             rules_pop(ctx, 1);
             return -1;
         }
-        list[i] = rules_strndup(chunks, s, n);
+        list[i] = cv_yaml_strndup(chunks, s, n);
         if (list[i] == NULL) {
             rules_pop(ctx, 1);
             return rules_fail(ctx, NULL, "out of memory");
@@ -1111,7 +1005,7 @@ static int rules_list(rules_ctx_t *ctx, rules_chunk_t **chunks,
 }
 
 /* Everything a rule says that belongs to its kind, checked and copied. */
-static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
+static int rules_rule(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
                       const file_rule_t *in, bool knockout,
                       cv_scoring_rule_t *out)
 {
@@ -1185,7 +1079,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
                           "outcome (value and reason)",
                           in->name);
 
-    out->name = rules_strndup(chunks, in->name, strlen(in->name));
+    out->name = cv_yaml_strndup(chunks, in->name, strlen(in->name));
     if (out->name == NULL)
         return rules_fail(ctx, NULL, "out of memory");
     out->kind = in->kind;
@@ -1201,7 +1095,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
         return -1;
     if (in->fields != NULL) {
         cv_scoring_field_t *fields =
-            rules_alloc(chunks, in->fields_count * sizeof(*fields));
+            cv_yaml_alloc(chunks, in->fields_count * sizeof(*fields));
         if (fields == NULL)
             return rules_fail(ctx, NULL, "out of memory");
         for (unsigned i = 0; i < in->fields_count; i++) {
@@ -1228,7 +1122,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
     }
     if (in->bands != NULL) {
         cv_scoring_band_t *bands =
-            rules_alloc(chunks, in->bands_count * sizeof(*bands));
+            cv_yaml_alloc(chunks, in->bands_count * sizeof(*bands));
         if (bands == NULL)
             return rules_fail(ctx, NULL, "out of memory");
         rules_push_key(ctx, "bands");
@@ -1262,7 +1156,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
     }
     if (in->channels != NULL) {
         cv_scoring_channel_t *channels =
-            rules_alloc(chunks, in->channels_count * sizeof(*channels));
+            cv_yaml_alloc(chunks, in->channels_count * sizeof(*channels));
         if (channels == NULL)
             return rules_fail(ctx, NULL, "out of memory");
         rules_push_key(ctx, "channels");
@@ -1278,7 +1172,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
                                     c->channel);
             if (rc == 0) {
                 channels[i].channel =
-                    rules_strndup(chunks, c->channel, strlen(c->channel));
+                    cv_yaml_strndup(chunks, c->channel, strlen(c->channel));
                 if (channels[i].channel == NULL)
                     rc = rules_fail(ctx, NULL, "out of memory");
             }
@@ -1341,7 +1235,7 @@ static int rules_rule(rules_ctx_t *ctx, rules_chunk_t **chunks,
             0)
         return -1;
     if (in->reason != NULL) {
-        cv_scoring_outcome_t *o = rules_alloc(chunks, sizeof(*o));
+        cv_scoring_outcome_t *o = cv_yaml_alloc(chunks, sizeof(*o));
         if (o == NULL)
             return rules_fail(ctx, NULL, "out of memory");
         if (rules_template(ctx, chunks, "reason", in->reason,
@@ -1367,7 +1261,7 @@ static int rules_unique_rule(rules_ctx_t *ctx, const char **names,
 }
 
 static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
-                       cv_scoring_model_t *m, rules_chunk_t **chunks)
+                       cv_scoring_model_t *m, cv_yaml_arena_t **chunks)
 {
     /* rules: at most 100 knock-out rules and 100 per parameter */
     enum { NAMES_CAP = 100 * (CV_SCORING_PARAM_COUNT + 1) };
@@ -1385,13 +1279,13 @@ static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
                           "version '%s' must be 1 to %d of letters, digits, "
                           "'.', '-' and '_'",
                           v, RULES_NAME_MAX);
-    m->version = rules_strndup(chunks, v, vlen);
+    m->version = cv_yaml_strndup(chunks, v, vlen);
     const char *unjudged = in->unjudged_reason != NULL
                                ? in->unjudged_reason
                                : "not judged yet: set after the first call";
     if (rules_check_text(ctx, "unjudged_reason", unjudged) != 0)
         return -1;
-    m->unjudged_reason = rules_strndup(chunks, unjudged, strlen(unjudged));
+    m->unjudged_reason = cv_yaml_strndup(chunks, unjudged, strlen(unjudged));
     if (m->version == NULL || m->unjudged_reason == NULL)
         return rules_fail(ctx, NULL, "out of memory");
 
@@ -1420,7 +1314,7 @@ static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
     }
 
     cv_scoring_rate_t *rates =
-        rules_alloc(chunks, (in->currencies_count + 1) * sizeof(*rates));
+        cv_yaml_alloc(chunks, (in->currencies_count + 1) * sizeof(*rates));
     if (rates == NULL)
         return rules_fail(ctx, NULL, "out of memory");
     rules_push_key(ctx, "currencies");
@@ -1449,7 +1343,7 @@ static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
             rc = rules_fail(ctx, "rub", "the rate of '%s' must be above 0",
                             r->code);
         if (rc == 0) {
-            rates[i].code = rules_strndup(chunks, r->code, 3);
+            rates[i].code = cv_yaml_strndup(chunks, r->code, 3);
             if (rates[i].code == NULL)
                 rc = rules_fail(ctx, NULL, "out of memory");
         }
@@ -1464,7 +1358,7 @@ static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
     m->rate_count = in->currencies_count;
 
     cv_scoring_rule_t *knockout =
-        rules_alloc(chunks, (in->knockout_count + 1) * sizeof(*knockout));
+        cv_yaml_alloc(chunks, (in->knockout_count + 1) * sizeof(*knockout));
     if (knockout == NULL)
         return rules_fail(ctx, NULL, "out of memory");
     rules_push_key(ctx, "knockout");
@@ -1499,9 +1393,9 @@ static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
             block->description != NULL ? block->description : "";
         if (rules_check_text(ctx, "description", description) != 0)
             return -1;
-        m->blocks[b] = rules_strndup(chunks, block->name, strlen(block->name));
+        m->blocks[b] = cv_yaml_strndup(chunks, block->name, strlen(block->name));
         m->block_descriptions[b] =
-            rules_strndup(chunks, description, strlen(description));
+            cv_yaml_strndup(chunks, description, strlen(description));
         if (m->blocks[b] == NULL || m->block_descriptions[b] == NULL)
             return rules_fail(ctx, NULL, "out of memory");
         rules_push_key(ctx, "parameters");
@@ -1520,11 +1414,11 @@ static int rules_build(rules_ctx_t *ctx, const file_rules_t *in,
                 param->description != NULL ? param->description : "";
             if (rules_check_text(ctx, "description", pdesc) != 0)
                 return -1;
-            def->name = rules_strndup(chunks, param->name, strlen(param->name));
+            def->name = cv_yaml_strndup(chunks, param->name, strlen(param->name));
             def->block = m->blocks[b];
-            def->description = rules_strndup(chunks, pdesc, strlen(pdesc));
+            def->description = cv_yaml_strndup(chunks, pdesc, strlen(pdesc));
             cv_scoring_rule_t *rules =
-                rules_alloc(chunks, (param->rules_count + 1) * sizeof(*rules));
+                cv_yaml_alloc(chunks, (param->rules_count + 1) * sizeof(*rules));
             if (def->name == NULL || def->description == NULL || rules == NULL)
                 return rules_fail(ctx, NULL, "out of memory");
             rules_push_key(ctx, "rules");
@@ -1568,9 +1462,9 @@ cv_scoring_model_t *cv_scoring_rules_parse(const char *name, const char *text,
         .error = error,
         .error_size = size,
     };
-    rules_yaml_error_t yaml_error = {0};
+    cv_yaml_error_t yaml_error = {0};
     cyaml_config_t config = {
-        .log_fn = rules_yaml_log,
+        .log_fn = cv_yaml_log,
         .log_ctx = &yaml_error,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
@@ -1578,7 +1472,7 @@ cv_scoring_model_t *cv_scoring_rules_parse(const char *name, const char *text,
     };
     file_rules_t *file = NULL;
     cv_scoring_model_t *model = NULL;
-    rules_chunk_t *chunks = NULL;
+    cv_yaml_arena_t *chunks = NULL;
     if (rules_index_lines(&ctx) != 0) {
         rules_fail(&ctx, NULL, "out of memory");
         goto out;
@@ -1599,7 +1493,7 @@ cv_scoring_model_t *cv_scoring_rules_parse(const char *name, const char *text,
         rules_fail(&ctx, NULL, "the file is empty");
         goto out;
     }
-    model = rules_alloc(&chunks, sizeof(*model));
+    model = cv_yaml_alloc(&chunks, sizeof(*model));
     if (model == NULL) {
         rules_fail(&ctx, NULL, "out of memory");
         goto out;
@@ -1613,7 +1507,7 @@ cv_scoring_model_t *cv_scoring_rules_parse(const char *name, const char *text,
 out:
     if (file != NULL)
         cyaml_free(&config, &file_rules_schema, file, 0);
-    rules_chunks_free(chunks);
+    cv_yaml_arena_free(chunks);
     free(ctx.lines);
     return model;
 }
@@ -1638,7 +1532,7 @@ void cv_scoring_rules_free(cv_scoring_model_t **model_p)
     if (model_p == NULL || *model_p == NULL)
         return;
     /* the model lives in its own chunks */
-    rules_chunks_free((*model_p)->memory);
+    cv_yaml_arena_free((*model_p)->memory);
     *model_p = NULL;
 }
 
