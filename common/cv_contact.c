@@ -189,7 +189,7 @@ static bool cv_contact_inn_valid(const char *digits, size_t count)
     static const int person_11[] = {7, 2, 4, 10, 3, 5, 9, 4, 6, 8};
     static const int person_12[] = {3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8};
     if (digits[0] == '0' && digits[1] == '0')
-        return false; /* no tax region 00: a placeholder, not an INN */
+        return false; /* tax office code 00 does not exist: a made-up number */
     if (count == CV_CONTACT_INN_COMPANY)
         return cv_contact_inn_check(digits, company, 9) == digits[9] - '0';
     return cv_contact_inn_check(digits, person_11, 10) == digits[10] - '0' &&

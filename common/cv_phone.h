@@ -63,7 +63,7 @@ int cv_phone_find(const char *text, const char *region, cv_phone_found_fn found,
 #define CV_PHONE_FIND_TRIES 10000 /* candidate numbers cv_phone_find tries */
 
 /* True when `e164` is a mobile number by its country's plan (Russian 9xx,
- * Kazakh 70x/747/77x, UK 7xxx). False for fixed lines, toll-free, numbers
+ * Kazakh 70N/747/77N, UK 7NNN). False for fixed lines, toll-free, numbers
  * the plan cannot tell apart (US and Canada) and anything not E.164. */
 bool cv_phone_is_mobile(const char *e164);
 
