@@ -80,6 +80,24 @@ static int channel_attach_extra(json_t *lead, json_t *extra)
     return json_object_set_new(lead, "extra", extra);
 }
 
+/* The end every channel shares: when all went well (`ok`) the extra
+ * fields join the lead (an ignored event has neither), else the half-built
+ * event is cleared. Takes `extra`. 0, or -1 with `error` filled. */
+static int channel_finish(intake_channel_event_t *event, json_t *extra,
+                          bool ok, intake_error_t *error)
+{
+    if (ok && event->lead != NULL) {
+        ok = channel_attach_extra(event->lead, extra) == 0;
+        extra = NULL; /* attached or freed */
+        if (!ok)
+            channel_out_of_memory(error);
+    }
+    json_decref(extra);
+    if (!ok)
+        intake_channel_event_clear(event);
+    return ok ? 0 : -1;
+}
+
 /* "1 min 5 s", "45 s" */
 static void channel_duration_text(int64_t s, char *out, size_t size)
 {
@@ -155,19 +173,12 @@ int intake_channel_phone(const char *content_type, const char *body,
                      "'caller': not a phone number that can be called back");
         goto out;
     }
-    if (channel_attach_extra(event->lead, extra) != 0) {
-        extra = NULL;
-        goto oom;
-    }
-    extra = NULL;
     rc = 0;
     goto out;
 oom:
     channel_out_of_memory(error);
 out:
-    json_decref(extra);
-    if (rc != 0)
-        intake_channel_event_clear(event);
+    rc = channel_finish(event, extra, rc == 0, error);
     cv_call_clear(&call);
     return rc;
 }
@@ -245,19 +256,12 @@ int intake_channel_telegram(const char *body, size_t size,
             goto oom;
         }
     }
-    if (channel_attach_extra(event->lead, extra) != 0) {
-        extra = NULL;
-        goto oom;
-    }
-    extra = NULL;
     rc = 0;
     goto out;
 oom:
     channel_out_of_memory(error);
 out:
-    json_decref(extra);
-    if (rc != 0)
-        intake_channel_event_clear(event);
+    rc = channel_finish(event, extra, rc == 0, error);
     cv_telegram_update_clear(&update);
     return rc;
 }
@@ -327,20 +331,13 @@ int intake_channel_email(const char *body, size_t size,
             break;
         }
     }
-    if (channel_attach_extra(event->lead, extra) != 0) {
-        extra = NULL;
-        goto oom;
-    }
-    extra = NULL;
     rc = 0;
     goto out;
 oom:
     channel_out_of_memory(error);
 out:
     free(message);
-    json_decref(extra);
-    if (rc != 0)
-        intake_channel_event_clear(event);
+    rc = channel_finish(event, extra, rc == 0, error);
     cv_mail_destroy(&mail);
     return rc;
 }
