@@ -89,6 +89,28 @@ static uint8_t *scoring_pack_lead(const Conveyor__Lead *lead, uint8_t *local,
     return buf;
 }
 
+/* Binds the columns ?1..?10 both score writes share: lead_id, total,
+ * segment, knocked_out, knockout_reason (only while knocked out),
+ * model_version, score_json, event_id, scored_at, lead. */
+static void scoring_bind_score(sqlite3_stmt *stmt, const Conveyor__Lead *lead,
+                               const cv_scoring_result_t *score,
+                               const char *score_json, const char *event_id,
+                               int64_t scored_at, const uint8_t *packed,
+                               size_t lead_size)
+{
+    cv_store_bind_text(stmt, 1, lead->lead_id);
+    sqlite3_bind_int(stmt, 2, score->total);
+    cv_store_bind_text(stmt, 3, score->segment);
+    sqlite3_bind_int(stmt, 4, score->knocked_out ? 1 : 0);
+    cv_store_bind_text(stmt, 5,
+                       score->knocked_out ? score->knockout_reason : NULL);
+    cv_store_bind_text(stmt, 6, score->model_version);
+    cv_store_bind_text(stmt, 7, score_json);
+    cv_store_bind_text(stmt, 8, event_id);
+    sqlite3_bind_int64(stmt, 9, scored_at);
+    sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
+}
+
 int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
                        const cv_scoring_result_t *score, const char *event_id,
                        bool *fresh)
@@ -112,17 +134,8 @@ int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
         " lead) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (stmt == NULL)
         goto out;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
-    sqlite3_bind_int(stmt, 2, score->total);
-    cv_store_bind_text(stmt, 3, score->segment);
-    sqlite3_bind_int(stmt, 4, score->knocked_out ? 1 : 0);
-    cv_store_bind_text(stmt, 5,
-                       score->knocked_out ? score->knockout_reason : NULL);
-    cv_store_bind_text(stmt, 6, score->model_version);
-    cv_store_bind_text(stmt, 7, text);
-    cv_store_bind_text(stmt, 8, event_id);
-    sqlite3_bind_int64(stmt, 9, cv_clock_now_ms());
-    sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
+    scoring_bind_score(stmt, lead, score, text, event_id, cv_clock_now_ms(),
+                       packed, lead_size);
     if (cv_store_step_done(stmt) != 0)
         goto out;
     *fresh = sqlite3_changes(cv_store_db(store)) > 0;
@@ -209,17 +222,8 @@ int scoring_store_rescore(cv_store_t *store, const Conveyor__Lead *lead,
         " rescored_at = excluded.rescored_at");
     if (stmt == NULL)
         goto out;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
-    sqlite3_bind_int(stmt, 2, score->total);
-    cv_store_bind_text(stmt, 3, score->segment);
-    sqlite3_bind_int(stmt, 4, score->knocked_out ? 1 : 0);
-    cv_store_bind_text(
-        stmt, 5, score->knockout_reason[0] ? score->knockout_reason : NULL);
-    cv_store_bind_text(stmt, 6, score->model_version);
-    cv_store_bind_text(stmt, 7, text);
-    cv_store_bind_text(stmt, 8, event_id);
-    sqlite3_bind_int64(stmt, 9, now);
-    sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
+    scoring_bind_score(stmt, lead, score, text, event_id, now, packed,
+                       lead_size);
     sqlite3_bind_blob(stmt, 11, card_packed, (int)card_size, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 12, card->revision);
     if (cv_store_step_done(stmt) != 0)
