@@ -102,7 +102,7 @@ typedef struct {
 /* The scheduler's state shared by handlers and the timer source. */
 typedef struct {
     const cv_config_t *config;    /* the process configuration (not owned) */
-    cv_calendar_t *calendar;      /* business days (owned) */
+    const cv_calendar_t *calendar; /* business days (the process's) */
     const cv_tz_t *default_tz;    /* config default_timezone */
     followup_delays_t delays;     /* the rules' delays */
     char on_duty[1024];           /* config on_duty_pool, as given */

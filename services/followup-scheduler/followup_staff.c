@@ -190,17 +190,12 @@ int followup_staff_heads(cv_bus_t *bus, char ***ids)
     return 0;
 }
 
-static const cv_calendar_t *staff_calendar(const followup_t *self)
-{
-    return self->calendar != NULL ? self->calendar : cv_calendar_default();
-}
-
 int64_t followup_after_working_minutes(const followup_t *self,
                                        const followup_person_t *person,
                                        int64_t from, int64_t minutes)
 {
     int64_t at = cv_workhours_add_minutes(&person->hours, person->tz,
-                                          staff_calendar(self), person->team,
+                                          self->calendar, person->team,
                                           from, minutes);
     /* hours with no working time at all: count wall-clock minutes rather
      * than never */
@@ -212,7 +207,7 @@ int64_t followup_after_business_days(const followup_t *self,
                                      int64_t from, int days)
 {
     int64_t at = cv_workhours_add_days(&person->hours, person->tz,
-                                       staff_calendar(self), person->team,
+                                       self->calendar, person->team,
                                        from, days);
     return at == INT64_MAX ? from + (int64_t)days * 86400000 : at;
 }
@@ -221,5 +216,5 @@ bool followup_person_open(const followup_t *self,
                           const followup_person_t *person, int64_t at)
 {
     return cv_workhours_open_at(&person->hours, person->tz,
-                                staff_calendar(self), person->team, at);
+                                self->calendar, person->team, at);
 }

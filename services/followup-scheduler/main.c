@@ -1,4 +1,4 @@
-/* followup-scheduler: the process. Loads the business calendar and the
+/* followup-scheduler: the process. Takes the business calendar and the
  * rules' delays, then opens tasks, fires timers and closes what the work
  * satisfied (followup.h). */
 #include <stdio.h>
@@ -26,14 +26,8 @@ int main(int argc, char **argv)
         goto out;
     const cv_config_t *cfg = cv_service_config(svc);
     followup.config = cfg;
-    char err[512];
-    followup.calendar = cv_calendar_load(
-        cfg->calendar_file[0] != '\0' ? cfg->calendar_file : NULL, err,
-        sizeof(err));
-    if (followup.calendar == NULL) {
-        cv_error("cannot load the business calendar: %s", err);
-        goto out;
-    }
+    /* calendar_file, loaded once by cv_service_new for every stage */
+    followup.calendar = cv_calendar_default();
     followup.default_tz = cv_tz_get(cfg->default_timezone);
     if (followup.default_tz == NULL) {
         cv_error("cannot use default_timezone '%s': not an IANA time zone",
@@ -64,6 +58,5 @@ int main(int argc, char **argv)
     rc = cv_service_run(svc) == 0 ? 0 : 1;
 out:
     cv_service_destroy(&svc);
-    cv_calendar_free(&followup.calendar);
     return rc;
 }
