@@ -222,6 +222,33 @@ run() {
 
 run warmup --label warm-up --tag 1 --rate "$WARMUP_RATE" \
     --duration "$WARMUP" --connections "$CONNECTIONS" || true
+
+# BENCH_PROFILE=SERVICE: one fixed-rate run while `perf` samples that
+# service with call graphs, then where its time went (inclusive shares of
+# its own samples), instead of the usual runs. Compare "cpu ms per notified
+# lead" of the service before and after a change, on the same machine.
+if [ -n "${BENCH_PROFILE:-}" ]; then
+    target=""
+    for i in "${!names[@]}"; do
+        [ "${names[$i]}" = "$BENCH_PROFILE" ] && target=${pids[$i]}
+    done
+    if [ -z "$target" ]; then
+        echo "bench: BENCH_PROFILE='$BENCH_PROFILE' is not a service" >&2
+        exit 1
+    fi
+    perf record --call-graph dwarf,16384 -F 499 -p "$target" \
+        -o "$tmp/perf.data" >"$tmp/perf.log" 2>&1 &
+    perf_pid=$!
+    run profile --label "profile $BENCH_PROFILE" --tag 2 --rate "$RATE" \
+        --duration "$DURATION" --connections "$CONNECTIONS" || true
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf report -i "$tmp/perf.data" --children --sort sym --stdio -g none \
+        2>/dev/null | grep '%' | grep -v ' 0x0000' |
+        head -n "${BENCH_PROFILE_LINES:-60}" || true
+    ok=1
+    exit 0
+fi
 rate_rc=0
 run rate --label "fixed rate" --tag 2 --rate "$RATE" \
     --duration "$DURATION" --connections "$CONNECTIONS" || rate_rc=$?
