@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cv_log.h"
+#include "cv_walvfs.h"
 
 #define CV_STORE_BUSY_MS 10000 /* wait this long for another writer */
 
@@ -140,11 +141,12 @@ cv_store_t *cv_store_open(const char *path, const char *const *migrations,
     if (self->path == NULL)
         goto fail;
     /* one thread at a time per connection (see cv_store.h), so SQLite's
-     * own per-call mutex is pure cost */
+     * own per-call mutex is pure cost; the WAL written one commit per
+     * system call (cv_walvfs.h) */
     int rc = sqlite3_open_v2(path, &self->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                  SQLITE_OPEN_NOMUTEX,
-                             NULL);
+                             cv_walvfs_name());
     if (rc != SQLITE_OK) {
         cv_error("cannot open '%s': %s", path,
                  self->db ? sqlite3_errmsg(self->db) : sqlite3_errstr(rc));

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cv_store.h"
@@ -281,6 +283,131 @@ static void test_second_connection_sees_commits(void **state)
     cv_store_destroy(&writer);
 }
 
+/* Rows a connection of the default VFS (the sqlite3 shell, a test) counts
+ * in `path`; -1 when the file does not read or fails its integrity check. */
+static int64_t plain_count(const char *path, const char *table)
+{
+    sqlite3 *db = NULL;
+    int64_t count = -1;
+    char sql[128];
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(stmt) != SQLITE_ROW ||
+        strcmp((const char *)sqlite3_column_text(stmt, 0), "ok") != 0)
+        goto out;
+    sqlite3_finalize(stmt);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        count = sqlite3_column_int64(stmt, 0);
+out:
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return count;
+}
+
+/* Inserts `count` leads named after `prefix`, each with a 2 KB name, in
+ * the open transaction: enough pages to fill the WAL buffer several times. */
+static void insert_many(cv_store_t *store, const char *prefix, int count)
+{
+    char name[2048];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    for (int i = 0; i < count; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s_%05d", prefix, i);
+        insert_lead(store, id, name);
+    }
+}
+
+/* The WAL frames of a commit are gathered and written together: a big
+ * transaction (megabytes of frames) and many small ones all read back,
+ * through another program's eyes, complete and intact. */
+static void test_gathered_wal_writes_read_back_whole(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    assert_int_equal(cv_store_begin(store), 0);
+    insert_many(store, "big", 3000);
+    assert_int_equal(cv_store_commit(store), 0);
+    assert_int_equal(plain_count(f->path, "leads"), 3000);
+    for (int i = 0; i < 200; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "small_%03d", i);
+        assert_int_equal(cv_store_begin(store), 0);
+        insert_lead(store, id, "Olga");
+        assert_int_equal(cv_store_commit(store), 0);
+    }
+    assert_int_equal(plain_count(f->path, "leads"), 3200);
+    cv_store_destroy(&store);
+    assert_int_equal(plain_count(f->path, "leads"), 3200);
+}
+
+/* A connection that does not sync at commit (synchronous=OFF) still puts
+ * its commit in the file before publishing it: another connection reads
+ * the new rows at once, and the file checks out. */
+static void test_commit_without_sync_is_in_the_file(void **state)
+{
+    fixture_t *f = *state;
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    assert_int_equal(cv_store_exec(store, "PRAGMA synchronous = OFF"), 0);
+    for (int round = 1; round <= 3; round++) {
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "r%d", round);
+        assert_int_equal(cv_store_begin(store), 0);
+        insert_many(store, prefix, 100);
+        assert_int_equal(cv_store_commit(store), 0);
+        assert_int_equal(plain_count(f->path, "leads"), 100 * round);
+    }
+    cv_store_destroy(&store);
+}
+
+/* kill -9 in the middle of a big transaction whose frames are partly
+ * gathered, partly written: the committed rows are all there, none of the
+ * unfinished transaction's, and the database is intact. */
+static void test_kill_mid_transaction_keeps_commits_only(void **state)
+{
+    fixture_t *f = *state;
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        cv_store_t *store = cv_store_open(f->path, migrations, 2);
+        if (store == NULL || cv_store_begin(store) != 0)
+            _exit(1);
+        insert_many(store, "kept", 500);
+        if (cv_store_commit(store) != 0 || cv_store_begin(store) != 0)
+            _exit(1);
+        insert_many(store, "lost", 2500);
+        ssize_t n = write(ready[1], "x", 1);
+        (void)n;
+        pause(); /* killed here, the transaction open */
+        _exit(1);
+    }
+    char byte;
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    assert_true(WIFSIGNALED(status));
+    close(ready[0]);
+    close(ready[1]);
+    cv_store_t *store = cv_store_open(f->path, migrations, 2);
+    assert_non_null(store);
+    assert_int_equal(query_int(store, "SELECT count(*) FROM leads"), 500);
+    assert_int_equal(
+        query_int(store, "SELECT count(*) FROM leads WHERE id LIKE 'lost%'"),
+        0);
+    cv_store_destroy(&store);
+    assert_int_equal(plain_count(f->path, "leads"), 500);
+}
+
 static void test_unopenable_path_is_refused(void **state)
 {
     (void)state;
@@ -310,6 +437,12 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_connection_sees_commits,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gathered_wal_writes_read_back_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_commit_without_sync_is_in_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_kill_mid_transaction_keeps_commits_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_path_is_refused, setup,
                                         teardown),
     };
