@@ -19,7 +19,11 @@
  * cv_calendar_default), and under `capacity_per_day` for their local day.
  * Those run inside the caller's open transaction, so a pick, the state it
  * leaves and the load it adds commit together with the assignment: a
- * burst of leads or a restart continues the same rotation exactly. */
+ * burst of leads or a restart continues the same rotation exactly.
+ *
+ * A pool's whole state is one row (rr_pools: "current id" lines), so a
+ * pick reads one row and writes one row whatever the pool's size: it runs
+ * for every lead routed. */
 #ifndef CV_ROUTING_RR_H
 #define CV_ROUTING_RR_H
 
@@ -28,6 +32,7 @@
 #include <stdint.h>
 
 #include "cv_store.h"
+#include "cv_workhours.h"
 
 typedef struct {
     const char *id;  /* the member's id (not owned) */
@@ -46,8 +51,8 @@ int cv_routing_rr_weight(const cv_routing_rr_member_t *member);
 /* --- the store half --- */
 
 /* CREATE TABLE IF NOT EXISTS statements of the two tables used below:
- * rr_state (pool, staff_id, current) and rr_day_load (staff_id, day,
- * count). */
+ * rr_pools (pool, state: one "current staff_id" line per member ever
+ * seen in the pool) and rr_day_load (staff_id, day, count). */
 extern const char cv_routing_rr_schema[];
 
 /* Reads the `current` of each member of `pool` (0 for one never seen).
@@ -55,7 +60,10 @@ extern const char cv_routing_rr_schema[];
 int cv_routing_rr_load(cv_store_t *store, const char *pool,
                        cv_routing_rr_member_t *members, size_t count);
 
-/* Writes the `current` of each member of `pool`. 0 or -1 (logged). */
+/* Writes the `current` of each member of `pool`; members of the pool not
+ * passed keep theirs (one who comes back resumes). An id holding a line
+ * break (directory ids never do) is not kept: it starts at 0 next time.
+ * 0 or -1 (logged). */
 int cv_routing_rr_save(cv_store_t *store, const char *pool,
                        const cv_routing_rr_member_t *members, size_t count);
 
@@ -73,13 +81,17 @@ typedef struct {
     const char *working_hours_json; /* NULL/"": always working */
     const char *team;               /* for the calendar's team overrides */
     int capacity_per_day;           /* 0: no cap */
+    const cv_workhours_t *hours;    /* working_hours_json parsed already
+                                       (a caller's cache), or NULL: parse
+                                       the JSON here */
 } cv_routing_person_t;
 
 /* Whether the person can take a lead now, and why not. */
 typedef struct {
     bool available; /* may get a lead now */
     char day[32];   /* their local date now, "YYYY-MM-DD" */
-    int load;       /* leads given to them on that local date */
+    int load;       /* leads given to them on that local date; counted
+                       only for a person with a cap (0 otherwise) */
     char why[200];  /* "" when available, else e.g. "off shift (Asia/Tomsk
                        19:05)", "on leave", "at capacity 20/20" */
 } cv_routing_availability_t;

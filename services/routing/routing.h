@@ -77,10 +77,16 @@ typedef struct {
     cv_routing_availability_t avail; /* now */
 } routing_member_t;
 
+/* routing_staff.c's copy of the staff table in memory (one per database
+ * connection; see there why it cannot go stale). */
+typedef struct routing_directory routing_directory_t;
+
 typedef struct {
-    routing_member_t *members; /* owned array */
+    routing_member_t *members; /* owned array; the texts are borrowed from
+                                  `directory` */
     size_t count;              /* members in use */
     size_t capacity;           /* allocated */
+    routing_directory_t *directory; /* held until routing_pool_clear */
 } routing_pool_t;
 
 /* Who a pool is: every filter NULL / 0 is "any". */
@@ -125,12 +131,19 @@ int routing_rules_watch(routing_t *self, cv_bus_t *bus);
 /* --- routing_staff.c: the directory copy and the pools --- */
 
 /* Stores or replaces a member from a StaffUpdated event; *was_active tells
- * whether they were active before (false for a new member). 0 or -1. */
+ * whether they were active before (false for a new member). Moves the
+ * directory's version on, in the same transaction, so every in-memory
+ * copy of the table is read again before it is used. 0 or -1. */
 int routing_staff_apply(cv_store_t *store, const Conveyor__StaffMember *member,
                         int64_t now_ms, bool *was_active);
 
+/* Drops the in-memory directory of `store` (before the connection is
+ * closed). NULL-safe. */
+void routing_directory_forget(cv_store_t *store);
+
 /* Loads the members `spec` selects (active or not, ordered by staff id)
- * with their availability at `now_ms`. 0 or -1 (logged). */
+ * with their availability at `now_ms`, from the in-memory directory of
+ * `store`. 0 or -1 (logged). */
 int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
                       const char *default_tz, int64_t now_ms,
                       routing_pool_t *out);

@@ -155,8 +155,10 @@ int routing_give(cv_bus_t *bus, const Conveyor__LeadScored *scored,
 
 int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored)
 {
+    /* every lead comes through here: a usual one packs on the stack */
+    uint8_t local[4096];
     size_t size = conveyor__lead_scored__get_packed_size(scored);
-    uint8_t *payload = malloc(size > 0 ? size : 1);
+    uint8_t *payload = size <= sizeof(local) ? local : malloc(size);
     if (payload == NULL)
         return cv_error("cannot keep lead '%s': out of memory",
                         scored->lead->lead_id);
@@ -174,7 +176,8 @@ int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored)
     sqlite3_bind_int64(stmt, 3, cv_clock_now_ms());
     rc = cv_store_step_done(stmt);
 out:
-    free(payload);
+    if (payload != local)
+        free(payload);
     return rc;
 }
 

@@ -262,6 +262,7 @@ void routing_explain_stop(routing_explain_t **ex_p)
         return;
     routing_explain_t *ex = *ex_p;
     cv_http_destroy(&ex->http);
+    routing_directory_forget(ex->store);
     cv_store_destroy(&ex->store);
     pthread_mutex_destroy(&ex->lock);
     free(ex);

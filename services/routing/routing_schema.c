@@ -114,6 +114,47 @@ const char *const routing_migrations[] = {
     "ALTER TABLE assignments ADD COLUMN closed_at INTEGER;",
     /* 4: the Slack/Mattermost-style webhook among a person's targets */
     "ALTER TABLE staff ADD COLUMN notify_slack_webhook_url TEXT;",
+    /* 5: speed. The directory's version, moved on with every write to
+     * staff, tells the in-memory copies of the table when to read it
+     * again (routing_staff.c). A round-robin pool's state becomes one row
+     * ("current staff_id" lines, cv_routing_rr.h) read and written once
+     * per lead instead of a row per member. */
+    "CREATE TABLE staff_version ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  version INTEGER NOT NULL"
+    ") STRICT;"
+    "INSERT INTO staff_version (id, version) VALUES (1, 1);"
+    "CREATE TABLE rr_pools ("
+    "  pool TEXT PRIMARY KEY,"
+    "  state TEXT NOT NULL"
+    ") STRICT;"
+    "INSERT INTO rr_pools (pool, state)"
+    "  SELECT pool, group_concat(current || ' ' || staff_id, char(10))"
+    "  FROM rr_state WHERE instr(staff_id, char(10)) = 0 GROUP BY pool;"
+    "DROP TABLE rr_state;",
+    /* 6: speed. assignments is written for every lead placed: keyed by
+     * the lead itself (WITHOUT ROWID) an insert writes one b-tree and the
+     * staff index instead of also a separate index of its text key. */
+    "CREATE TABLE assignments_by_lead ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  staff_id TEXT NOT NULL,"
+    "  tier INTEGER NOT NULL,"
+    "  strategy TEXT NOT NULL,"
+    "  rule_trace TEXT NOT NULL,"
+    "  segment TEXT,"
+    "  total INTEGER,"
+    "  assigned_at INTEGER NOT NULL,"
+    "  rule TEXT,"
+    "  closed_at INTEGER"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO assignments_by_lead (lead_id, staff_id, tier, strategy,"
+    "  rule_trace, segment, total, assigned_at, rule, closed_at)"
+    "  SELECT lead_id, staff_id, tier, strategy, rule_trace, segment, total,"
+    "  assigned_at, rule, closed_at FROM assignments;"
+    "DROP TABLE assignments;"
+    "ALTER TABLE assignments_by_lead RENAME TO assignments;"
+    "CREATE INDEX assignments_staff_time"
+    "  ON assignments (staff_id, assigned_at);",
 };
 
 const size_t routing_migration_count =

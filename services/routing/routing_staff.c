@@ -1,8 +1,23 @@
 /* routing_staff: routing's copy of the staff directory, the pools of
- * members a rule chooses from, and who of them is available now. */
+ * members a rule chooses from, and who of them is available now.
+ *
+ * The staff table is read for every lead (a pool per rule tried), so each
+ * database connection keeps the table in memory as a snapshot, with the
+ * working hours and "owns" lists already parsed. The table stays the only
+ * durable copy; a snapshot is a cache of it that cannot go stale: every
+ * write to the table (routing_staff_apply) moves staff_version.version on
+ * in the same transaction, and a snapshot is used only while the version
+ * it was read at is the one the connection sees now (one single-row read
+ * per pool). A rolled-back write takes its version back with it, and
+ * versions are never handed out twice in a process, so a snapshot read
+ * inside a transaction that rolled back never matches again; after a
+ * restart snapshots are read afresh. explain's connection has its own
+ * snapshot, read from what it sees, so both run the same code on the same
+ * data. */
 #include "routing.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +58,31 @@ static int staff_was_active(cv_store_t *store, const char *staff_id,
     if (rc < 0)
         return -1;
     *active = rc == 0 && sqlite3_column_int(stmt, 0) != 0;
+    sqlite3_reset(stmt);
+    return 0;
+}
+
+/* The last directory version this process wrote (bus thread only): a
+ * new version is above both it and the stored one, so a version that was
+ * rolled back is never used again by a different table. */
+static int64_t staff_version_written;
+
+/* Moves the directory's version on inside the caller's transaction. */
+static int staff_version_bump(cv_store_t *store)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE staff_version SET version = max(version, ?) + 1"
+               " RETURNING version");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, staff_version_written);
+    int rc = cv_store_step_row(stmt);
+    if (rc != 0)
+        return rc < 0 ? -1
+                      : cv_error("cannot update the staff version in '%s': "
+                                 "no row",
+                                 cv_store_path(store));
+    staff_version_written = sqlite3_column_int64(stmt, 0);
     sqlite3_reset(stmt);
     return 0;
 }
@@ -119,7 +159,7 @@ int routing_staff_apply(cv_store_t *store, const Conveyor__StaffMember *member,
     sqlite3_bind_int64(stmt, 18, now_ms);
     cv_store_bind_text(stmt, 19,
                        notify ? or_null(notify->slack_webhook_url) : NULL);
-    if (cv_store_step_done(stmt) != 0)
+    if (cv_store_step_done(stmt) != 0 || staff_version_bump(store) != 0)
         goto out;
     rc = 0;
 out:
@@ -145,13 +185,14 @@ void routing_member_clear(routing_member_t *m)
     memset(m, 0, sizeof(*m));
 }
 
+static void directory_release(routing_directory_t *dir);
+
 void routing_pool_clear(routing_pool_t *pool)
 {
     if (pool == NULL)
         return;
-    for (size_t i = 0; i < pool->count; i++)
-        routing_member_clear(&pool->members[i]);
-    free(pool->members);
+    free(pool->members); /* the texts belong to the directory */
+    directory_release(pool->directory);
     memset(pool, 0, sizeof(*pool));
 }
 
@@ -187,7 +228,10 @@ static int member_read(sqlite3_stmt *stmt, routing_member_t *m)
     return 0;
 }
 
+/* `hours`: the member's working hours parsed already, or NULL to parse
+ * them (and say why they do not). */
 static int member_availability(cv_store_t *store, routing_member_t *m,
+                               const cv_workhours_t *hours,
                                const char *default_tz, int64_t now_ms)
 {
     cv_routing_person_t person = {
@@ -197,6 +241,7 @@ static int member_availability(cv_store_t *store, routing_member_t *m,
         .working_hours_json = m->working_hours,
         .team = m->team,
         .capacity_per_day = m->capacity_per_day,
+        .hours = hours,
     };
     return cv_routing_rr_availability(store, &person, default_tz, now_ms,
                                       &m->avail);
@@ -219,11 +264,299 @@ int routing_member_load(cv_store_t *store, const char *staff_id,
     sqlite3_reset(stmt);
     if (rc != 0)
         return -1;
-    if (member_availability(store, out, default_tz, now_ms) != 0) {
+    if (member_availability(store, out, NULL, default_tz, now_ms) != 0) {
         routing_member_clear(out);
         return -1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The directory in memory                                             */
+
+enum { OWNS_CHANNELS, OWNS_INDUSTRIES, OWNS_REGIONS, OWNS_PRODUCTS, OWNS_N };
+
+/* One row of the staff table. */
+typedef struct {
+    routing_member_t member;      /* texts owned here; avail unused */
+    char **owns[OWNS_N];          /* channels, industries, regions,
+                                     products: owned strings */
+    size_t owns_count[OWNS_N];    /* entries of each */
+    cv_workhours_t hours;         /* working_hours parsed */
+    bool hours_parsed;            /* false: none or unreadable (the
+                                     availability check says why) */
+} directory_entry_t;
+
+struct routing_directory {
+    int64_t version;            /* staff_version.version it was read at */
+    int refs;                   /* the registry's and each pool's */
+    directory_entry_t *entries; /* ordered by staff id, bytewise (SQLite's
+                                   BINARY order, as ORDER BY gave) */
+    size_t count;               /* entries */
+};
+
+/* The snapshot of each connection. A connection is used by one thread at
+ * a time (the bus thread; explain under its lock): the lock guards only
+ * the slots and the counts. */
+#define DIRECTORY_SLOTS 4
+static struct {
+    cv_store_t *store;        /* the connection, or NULL: free */
+    routing_directory_t *dir; /* its newest snapshot (a reference) */
+} directory_slots[DIRECTORY_SLOTS];
+static pthread_mutex_t directory_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void directory_free(routing_directory_t *dir)
+{
+    if (dir == NULL)
+        return;
+    for (size_t i = 0; i < dir->count; i++) {
+        directory_entry_t *e = &dir->entries[i];
+        routing_member_clear(&e->member);
+        for (int k = 0; k < OWNS_N; k++) {
+            for (size_t j = 0; j < e->owns_count[k]; j++)
+                free(e->owns[k][j]);
+            free(e->owns[k]);
+        }
+    }
+    free(dir->entries);
+    free(dir);
+}
+
+static void directory_release(routing_directory_t *dir)
+{
+    if (dir == NULL)
+        return;
+    pthread_mutex_lock(&directory_lock);
+    bool last = --dir->refs == 0;
+    pthread_mutex_unlock(&directory_lock);
+    if (last)
+        directory_free(dir);
+}
+
+void routing_directory_forget(cv_store_t *store)
+{
+    if (store == NULL)
+        return;
+    routing_directory_t *dir = NULL;
+    pthread_mutex_lock(&directory_lock);
+    for (int i = 0; i < DIRECTORY_SLOTS; i++)
+        if (directory_slots[i].store == store) {
+            dir = directory_slots[i].dir;
+            directory_slots[i].store = NULL;
+            directory_slots[i].dir = NULL;
+        }
+    pthread_mutex_unlock(&directory_lock);
+    directory_release(dir);
+}
+
+/* The strings of a JSON array (a staff "owns" list column); other
+ * elements are left out, as json_each's lower() never matched them. */
+static int owns_parse(const char *json, char ***items, size_t *count)
+{
+    *items = NULL;
+    *count = 0;
+    json_t *array = json != NULL ? json_loads(json, 0, NULL) : NULL;
+    if (!json_is_array(array)) {
+        json_decref(array);
+        return 0;
+    }
+    int rc = -1;
+    size_t n = json_array_size(array);
+    if (n > 0) {
+        *items = calloc(n, sizeof(**items));
+        if (*items == NULL)
+            goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(array, i);
+        if (!json_is_string(v))
+            continue;
+        char *copy = strdup(json_string_value(v));
+        if (copy == NULL)
+            goto out;
+        (*items)[(*count)++] = copy;
+    }
+    rc = 0;
+out:
+    json_decref(array);
+    return rc;
+}
+
+/* Reads the whole staff table (at `version`). NULL on error (logged). */
+static routing_directory_t *directory_read(cv_store_t *store, int64_t version)
+{
+    routing_directory_t *dir = calloc(1, sizeof(*dir));
+    if (dir == NULL) {
+        cv_error("cannot read the staff directory: out of memory");
+        return NULL;
+    }
+    dir->version = version;
+    dir->refs = 1;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT " MEMBER_COLUMNS ", s.channels_json,"
+               " s.industries_json, s.regions_json, s.products_json"
+               " FROM staff s ORDER BY s.staff_id");
+    if (stmt == NULL) {
+        directory_free(dir);
+        return NULL;
+    }
+    size_t capacity = 0;
+    int rc;
+    bool failed = false;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (dir->count == capacity) {
+            size_t cap = capacity ? capacity * 2 : 16;
+            directory_entry_t *grown =
+                realloc(dir->entries, cap * sizeof(*grown));
+            if (grown == NULL) {
+                failed = true;
+                break;
+            }
+            dir->entries = grown;
+            capacity = cap;
+        }
+        directory_entry_t *e = &dir->entries[dir->count];
+        memset(e, 0, sizeof(*e));
+        if (member_read(stmt, &e->member) != 0) {
+            failed = true;
+            break;
+        }
+        dir->count++;
+        for (int k = 0; k < OWNS_N; k++)
+            if (owns_parse((const char *)sqlite3_column_text(stmt, 14 + k),
+                           &e->owns[k], &e->owns_count[k]) != 0)
+                failed = true;
+        if (failed)
+            break;
+        /* hours that do not parse stay unparsed: the availability check
+         * parses them again and gives the reason */
+        const char *json = e->member.working_hours;
+        char error[160];
+        e->hours_parsed = json != NULL && json[0] != '\0' &&
+                          cv_workhours_parse(json, &e->hours, error,
+                                             sizeof(error)) == 0;
+    }
+    sqlite3_reset(stmt);
+    if (failed) {
+        directory_free(dir);
+        cv_error("cannot read the staff directory: out of memory");
+        return NULL;
+    }
+    if (rc != SQLITE_DONE) {
+        directory_free(dir);
+        cv_error("cannot read the staff directory from '%s': %s",
+                 cv_store_path(store), sqlite3_errstr(rc));
+        return NULL;
+    }
+    return dir;
+}
+
+/* The directory as `store` sees it now, held for the caller (release
+ * it); read again when the table's version moved. NULL on error. */
+static routing_directory_t *directory_acquire(cv_store_t *store)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT version FROM staff_version");
+    if (stmt == NULL)
+        return NULL;
+    int rc = cv_store_step_row(stmt);
+    if (rc != 0) {
+        if (rc == 1)
+            cv_error("'%s' has no staff version row", cv_store_path(store));
+        return NULL;
+    }
+    int64_t version = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    routing_directory_t *dir = NULL;
+    pthread_mutex_lock(&directory_lock);
+    for (int i = 0; i < DIRECTORY_SLOTS; i++)
+        if (directory_slots[i].store == store &&
+            directory_slots[i].dir->version == version) {
+            dir = directory_slots[i].dir;
+            dir->refs++;
+        }
+    pthread_mutex_unlock(&directory_lock);
+    if (dir != NULL)
+        return dir;
+    dir = directory_read(store, version);
+    if (dir == NULL)
+        return NULL;
+    routing_directory_t *old = NULL;
+    pthread_mutex_lock(&directory_lock);
+    int slot = -1;
+    for (int i = 0; i < DIRECTORY_SLOTS; i++)
+        if (directory_slots[i].store == store ||
+            (slot < 0 && directory_slots[i].store == NULL))
+            slot = i;
+    /* with no slot free the snapshot serves this caller only */
+    if (slot >= 0) {
+        old = directory_slots[slot].dir;
+        directory_slots[slot].store = store;
+        directory_slots[slot].dir = dir;
+        dir->refs++;
+    }
+    pthread_mutex_unlock(&directory_lock);
+    directory_release(old);
+    return dir;
+}
+
+/* ASCII case-insensitive equality, as SQLite's lower() compares. */
+static bool ascii_equal_nocase(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+        if (x == '\0')
+            return true;
+    }
+}
+
+static int owns_index(const char *list)
+{
+    if (strcmp(list, "channels") == 0)
+        return OWNS_CHANNELS;
+    if (strcmp(list, "industries") == 0)
+        return OWNS_INDUSTRIES;
+    if (strcmp(list, "regions") == 0)
+        return OWNS_REGIONS;
+    return OWNS_PRODUCTS;
+}
+
+/* Whether the entry is in the pool `spec` describes. */
+static bool entry_selected(const directory_entry_t *e,
+                           const routing_pool_spec_t *spec)
+{
+    const routing_member_t *m = &e->member;
+    if (spec->role != NULL && strcmp(m->role, spec->role) != 0)
+        return false;
+    if (spec->tier > 0 && m->tier != spec->tier)
+        return false;
+    if (spec->team != NULL &&
+        !ascii_equal_nocase(m->team != NULL ? m->team : "", spec->team))
+        return false;
+    if (spec->only != NULL && strcmp(m->staff_id, spec->only) != 0)
+        return false;
+    if (spec->exclude != NULL && strcmp(m->staff_id, spec->exclude) == 0)
+        return false;
+    if (spec->owns_list != NULL) {
+        if (spec->owns_value == NULL)
+            return false; /* owns nothing: no match */
+        int k = owns_index(spec->owns_list);
+        bool owns = false;
+        for (size_t j = 0; j < e->owns_count[k] && !owns; j++)
+            owns = ascii_equal_nocase(e->owns[k][j], spec->owns_value);
+        if (!owns)
+            return false;
+    }
+    if (spec->staff != NULL && spec->staff->count > 0 &&
+        !cv_routing_list_has(spec->staff, m->staff_id))
+        return false;
+    return true;
 }
 
 int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
@@ -231,74 +564,34 @@ int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
                       routing_pool_t *out)
 {
     routing_pool_clear(out);
-    /* the "owns" list is one of four columns, chosen by name */
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "SELECT " MEMBER_COLUMNS " FROM staff s"
-               " WHERE (?1 IS NULL OR s.role = ?1)"
-               " AND (?2 <= 0 OR s.tier = ?2)"
-               " AND (?3 IS NULL OR lower(coalesce(s.team, '')) = lower(?3))"
-               " AND (?4 IS NULL OR s.staff_id = ?4)"
-               " AND (?5 IS NULL OR s.staff_id <> ?5)"
-               " AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(CASE ?6"
-               "   WHEN 'channels' THEN s.channels_json"
-               "   WHEN 'industries' THEN s.industries_json"
-               "   WHEN 'regions' THEN s.regions_json"
-               "   ELSE s.products_json END) j"
-               "  WHERE lower(j.value) = lower(?7)))"
-               " ORDER BY s.staff_id");
-    if (stmt == NULL)
+    out->directory = directory_acquire(store);
+    if (out->directory == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, spec->role);
-    sqlite3_bind_int(stmt, 2, spec->tier);
-    cv_store_bind_text(stmt, 3, spec->team);
-    cv_store_bind_text(stmt, 4, spec->only);
-    cv_store_bind_text(stmt, 5, spec->exclude);
-    cv_store_bind_text(stmt, 6, spec->owns_list ? spec->owns_list : "");
-    cv_store_bind_text(stmt, 7, spec->owns_list ? spec->owns_value : NULL);
-    if (spec->owns_list != NULL && spec->owns_value == NULL)
-        cv_store_bind_text(stmt, 7, "\x01"); /* owns nothing: no match */
-    int rc;
-    bool failed = false;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(stmt, 0);
-        if (spec->staff != NULL && spec->staff->count > 0 &&
-            !cv_routing_list_has(spec->staff, id))
+    const routing_directory_t *dir = out->directory;
+    for (size_t i = 0; i < dir->count; i++) {
+        const directory_entry_t *e = &dir->entries[i];
+        if (!entry_selected(e, spec))
             continue;
         if (out->count == out->capacity) {
             size_t cap = out->capacity ? out->capacity * 2 : 8;
             routing_member_t *grown =
                 realloc(out->members, cap * sizeof(*grown));
             if (grown == NULL) {
-                failed = true;
-                break;
+                routing_pool_clear(out);
+                return cv_error("cannot load the '%s' pool: out of memory",
+                                spec->key);
             }
             out->members = grown;
             out->capacity = cap;
         }
-        if (member_read(stmt, &out->members[out->count]) != 0) {
-            failed = true;
-            break;
-        }
-        out->count++;
-    }
-    sqlite3_reset(stmt);
-    if (failed) {
-        routing_pool_clear(out);
-        return cv_error("cannot load the '%s' pool: out of memory", spec->key);
-    }
-    if (rc != SQLITE_DONE) {
-        routing_pool_clear(out);
-        return cv_error("cannot load the '%s' pool from '%s': %s", spec->key,
-                        cv_store_path(store), sqlite3_errstr(rc));
-    }
-    /* after the rows: the availability look-ups use statements of their
-     * own */
-    for (size_t i = 0; i < out->count; i++)
-        if (member_availability(store, &out->members[i], default_tz, now_ms) !=
-            0) {
+        routing_member_t *m = &out->members[out->count++];
+        *m = e->member; /* texts borrowed from the held directory */
+        if (member_availability(store, m, e->hours_parsed ? &e->hours : NULL,
+                                default_tz, now_ms) != 0) {
             routing_pool_clear(out);
             return -1;
         }
+    }
     return 0;
 }
 

@@ -230,13 +230,13 @@ static void remove_db(const char *path)
  * office hours in Vladivostok (20:00 there now: off shift), Fedor takes
  * at most 100 leads a day. */
 static const cv_routing_person_t team7[7] = {
-    {"anna", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
-    {"boris", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
-    {"vera", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
-    {"dasha", false, "Europe/Moscow", OFFICE_HOURS, "sales", 0},
-    {"egor", true, "Asia/Vladivostok", OFFICE_HOURS, "sales", 0},
-    {"fedor", true, "Europe/Moscow", OFFICE_HOURS, "sales", 100},
-    {"galina", true, NULL, NULL, "sales", 0},
+    {"anna", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0, NULL},
+    {"boris", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0, NULL},
+    {"vera", true, "Europe/Moscow", OFFICE_HOURS, "sales", 0, NULL},
+    {"dasha", false, "Europe/Moscow", OFFICE_HOURS, "sales", 0, NULL},
+    {"egor", true, "Asia/Vladivostok", OFFICE_HOURS, "sales", 0, NULL},
+    {"fedor", true, "Europe/Moscow", OFFICE_HOURS, "sales", 100, NULL},
+    {"galina", true, NULL, NULL, "sales", 0, NULL},
 };
 static const int team7_weights[7] = {1, 2, 3, 1, 2, 3, 2};
 
@@ -340,7 +340,7 @@ static void test_availability_reasons_and_local_day(void **state)
     assert_non_null(strstr(a.why, "Asia/Vladivostok 20:00"));
 
     /* 20:30 UTC on Wednesday is already Thursday 03:30 in Tomsk */
-    cv_routing_person_t tomsk = {"ivan", true, "Asia/Tomsk", NULL, "sales", 2};
+    cv_routing_person_t tomsk = {"ivan", true, "Asia/Tomsk", NULL, "sales", 2, NULL};
     int64_t late = WED_10_UTC + (int64_t)(10 * 60 + 30) * 60000;
     assert_int_equal(cv_routing_rr_availability(store, &tomsk, "UTC", late, &a),
                      0);
@@ -360,11 +360,88 @@ static void test_availability_reasons_and_local_day(void **state)
 
     /* hours that do not parse keep the person out, with the reason */
     cv_routing_person_t broken = {"olga", true, "UTC", "{\"mon\":\"9-6\"}",
-                                  NULL,   0};
+                                  NULL,   0,     NULL};
     assert_int_equal(
         cv_routing_rr_availability(store, &broken, "UTC", WED_10_UTC, &a), 0);
     assert_false(a.available);
     assert_non_null(strstr(a.why, "working hours unreadable"));
+    cv_store_destroy(&store);
+    remove_db(path);
+}
+
+/* The rotation of a pool is one row: a member who leaves the pool (on
+ * leave for a week, say) and comes back resumes where they were, also
+ * after a restart, and the others continue their own rotation. */
+static void test_pool_state_is_one_row_and_keeps_those_away(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof(path));
+    cv_store_t *store = store_open(path);
+    static const char *const ids[3] = {"anna", "boris", "vera"};
+    cv_routing_rr_member_t m[3];
+    init_members(m, ids, (const int[]){5, 1, 1}, 3);
+    assert_int_equal(cv_store_begin(store), 0);
+    for (int i = 0; i < 3; i++)
+        assert_in_range(cv_routing_rr_choose(store, "rule:inbound", m, 3), 0,
+                        2);
+    /* vera leaves the pool: only anna and boris are passed */
+    cv_routing_rr_member_t two[2] = {m[0], m[1]};
+    int64_t vera_current = m[2].current;
+    assert_in_range(cv_routing_rr_choose(store, "rule:inbound", two, 2), 0, 1);
+    assert_int_equal(cv_store_commit(store), 0);
+    cv_store_destroy(&store); /* routing restarts */
+
+    store = store_open(path);
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT count(*), max(state) FROM rr_pools");
+    assert_non_null(stmt);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(stmt, 0), 1);
+    assert_non_null(strstr((const char *)sqlite3_column_text(stmt, 1),
+                           " vera\n"));
+    sqlite3_reset(stmt);
+    cv_routing_rr_member_t back[3];
+    init_members(back, ids, (const int[]){5, 1, 1}, 3);
+    assert_int_equal(cv_routing_rr_load(store, "rule:inbound", back, 3), 0);
+    assert_int_equal(back[0].current, two[0].current);
+    assert_int_equal(back[1].current, two[1].current);
+    assert_int_equal(back[2].current, vera_current);
+    /* another pool starts from nothing */
+    assert_int_equal(cv_routing_rr_load(store, "rule:cold-lists", back, 3), 0);
+    assert_int_equal(back[0].current + back[1].current + back[2].current, 0);
+    cv_store_destroy(&store);
+    remove_db(path);
+}
+
+/* Hours a caller parsed once give the very answers the JSON gives. */
+static void test_parsed_hours_answer_as_the_json(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof(path));
+    cv_store_t *store = store_open(path);
+    cv_workhours_t office;
+    char error[160];
+    assert_int_equal(
+        cv_workhours_parse(OFFICE_HOURS, &office, error, sizeof(error)), 0);
+    for (int i = 0; i < 7; i++) {
+        cv_routing_person_t cached = team7[i];
+        if (cached.working_hours_json != NULL)
+            cached.hours = &office;
+        for (int h = 0; h < 24; h += 5) {
+            int64_t at = WED_10_UTC + (int64_t)h * 3600000;
+            cv_routing_availability_t a, b;
+            assert_int_equal(cv_routing_rr_availability(
+                                 store, &team7[i], "UTC", at, &a),
+                             0);
+            assert_int_equal(
+                cv_routing_rr_availability(store, &cached, "UTC", at, &b), 0);
+            assert_int_equal(a.available, b.available);
+            assert_string_equal(a.why, b.why);
+            assert_string_equal(a.day, b.day);
+        }
+    }
     cv_store_destroy(&store);
     remove_db(path);
 }
@@ -381,6 +458,8 @@ int main(void)
         cmocka_unit_test(test_weight_below_one_counts_as_one),
         cmocka_unit_test(test_fairness_10000_leads_pool_of_7_with_restart),
         cmocka_unit_test(test_availability_reasons_and_local_day),
+        cmocka_unit_test(test_pool_state_is_one_row_and_keeps_those_away),
+        cmocka_unit_test(test_parsed_hours_answer_as_the_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
