@@ -155,6 +155,7 @@ struct cv_bus {
     int64_t acked_since_ms;   /* monotonic time of the oldest one */
 
     inbound_t *inbound;       /* this turn's events, batch_max of them */
+    cv_event_arena_t *arena;  /* the event being applied lives here */
     int inbound_count;
     const Conveyor__Envelope *current; /* event the handler is running */
 
@@ -901,11 +902,12 @@ static void rollback_event(cv_bus_t *self)
 /* Applies one inbound event inside its own savepoint. */
 static int apply_event(cv_bus_t *self, inbound_t *in)
 {
-    Conveyor__Envelope *event =
-        cv_event_unpack((const uint8_t *)zmq_msg_data(&in->payload) +
-                            in->payload_offset,
-                        zmq_msg_size(&in->payload) - in->payload_offset);
+    Conveyor__Envelope *event = cv_event_unpack_in(
+        self->arena,
+        (const uint8_t *)zmq_msg_data(&in->payload) + in->payload_offset,
+        zmq_msg_size(&in->payload) - in->payload_offset);
     if (event == NULL) {
+        cv_event_arena_reset(self->arena);
         cv_wire_drop(metric_garbage, "an event that does not parse");
         in->ack = true; /* re-sending it would not make it parse */
         return 0;
@@ -950,7 +952,7 @@ static int apply_event(cv_bus_t *self, inbound_t *in)
                     cv_event_type_name(event->type), event->event_id);
     }
 out:
-    cv_event_free(event);
+    cv_event_arena_reset(self->arena); /* the event and all it held */
     return rc;
 }
 
@@ -1189,7 +1191,8 @@ cv_bus_t *cv_bus_new(const cv_bus_options_t *options)
     self->hash_size = 1024;
     self->hash = calloc(self->hash_size, sizeof(*self->hash));
     self->inbound = calloc((size_t)self->batch_max, sizeof(*self->inbound));
-    if (self->hash == NULL || self->inbound == NULL)
+    self->arena = cv_event_arena_new();
+    if (self->hash == NULL || self->inbound == NULL || self->arena == NULL)
         goto fail;
     self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->wake_fd < 0) {
@@ -1244,6 +1247,7 @@ void cv_bus_destroy(cv_bus_t **self_p)
     }
     free(self->hash);
     free(self->inbound);
+    cv_event_arena_destroy(&self->arena);
     if (self->wake_fd >= 0)
         close(self->wake_fd);
     free(self);

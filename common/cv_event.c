@@ -8,6 +8,10 @@
 #include "cv_clock.h"
 #include "cv_log.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* Each body case with its event type and name, in proto order. */
 typedef struct {
     Conveyor__Envelope__BodyCase body; /* the oneof member */
@@ -121,6 +125,123 @@ void cv_event_free(Conveyor__Envelope *event)
 {
     if (event != NULL)
         conveyor__envelope__free_unpacked(event, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* the unpacking arena                                                 */
+
+#define ARENA_BLOCK (64 * 1024) /* bytes of a block; an event is ~1-3 KB */
+#define ARENA_ALIGN 16
+
+typedef struct arena_block arena_block_t;
+struct arena_block {
+    arena_block_t *next;      /* older block */
+    size_t size;              /* usable bytes in data */
+    size_t used;              /* bytes handed out */
+    _Alignas(ARENA_ALIGN) unsigned char data[];
+};
+
+struct cv_event_arena {
+    ProtobufCAllocator allocator; /* what protobuf-c calls */
+    arena_block_t *blocks;        /* newest first; the last one is kept */
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_POISON(p, n) ((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static arena_block_t *arena_block_new(size_t size)
+{
+    arena_block_t *block = malloc(sizeof(*block) + size);
+    if (block == NULL)
+        return NULL;
+    block->next = NULL;
+    block->size = size;
+    block->used = 0;
+    /* under ASan, reading memory not handed out (or taken back) is caught */
+    ARENA_POISON(block->data, size);
+    return block;
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    cv_event_arena_t *self = data;
+    size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (need == 0)
+        need = ARENA_ALIGN;
+    arena_block_t *block = self->blocks;
+    if (block->size - block->used < need) {
+        block = arena_block_new(need > ARENA_BLOCK ? need : ARENA_BLOCK);
+        if (block == NULL)
+            return NULL;
+        block->next = self->blocks;
+        self->blocks = block;
+    }
+    void *out = block->data + block->used;
+    block->used += need;
+    ARENA_UNPOISON(out, size);
+    return out;
+}
+
+static void arena_free(void *data, void *pointer)
+{
+    (void)data; /* taken back by cv_event_arena_reset */
+    (void)pointer;
+}
+
+cv_event_arena_t *cv_event_arena_new(void)
+{
+    cv_event_arena_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        return NULL;
+    self->blocks = arena_block_new(ARENA_BLOCK);
+    if (self->blocks == NULL) {
+        free(self);
+        return NULL;
+    }
+    self->allocator.alloc = arena_alloc;
+    self->allocator.free = arena_free;
+    self->allocator.allocator_data = self;
+    return self;
+}
+
+void cv_event_arena_reset(cv_event_arena_t *self)
+{
+    while (self->blocks->next != NULL) {
+        arena_block_t *next = self->blocks->next;
+        free(self->blocks);
+        self->blocks = next;
+    }
+    ARENA_POISON(self->blocks->data, self->blocks->size);
+    self->blocks->used = 0;
+}
+
+void cv_event_arena_destroy(cv_event_arena_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    cv_event_arena_t *self = *self_p;
+    cv_event_arena_reset(self);
+    ARENA_UNPOISON(self->blocks->data, self->blocks->size);
+    free(self->blocks);
+    free(self);
+    *self_p = NULL;
+}
+
+Conveyor__Envelope *cv_event_unpack_in(cv_event_arena_t *arena,
+                                       const uint8_t *data, size_t size)
+{
+    if (data == NULL || size == 0)
+        return NULL;
+    Conveyor__Envelope *event =
+        conveyor__envelope__unpack(&arena->allocator, size, data);
+    if (event == NULL || !cv_event_is_complete(event))
+        return NULL; /* whatever it took goes back at the next reset */
+    return event;
 }
 
 static const char *cv_event_lead_id_of(const Conveyor__Lead *lead)

@@ -21,6 +21,23 @@ uint8_t *cv_event_pack(const Conveyor__Envelope *event, size_t *size);
 Conveyor__Envelope *cv_event_unpack(const uint8_t *data, size_t size);
 void cv_event_free(Conveyor__Envelope *event); /* NULL-safe */
 
+/* An arena for unpacking one event after another without a malloc and a
+ * free for every string inside: memory is handed out from large blocks and
+ * taken back all at once by cv_event_arena_reset. A bus worker unpacks
+ * hundreds of events a second, each with dozens of strings. */
+typedef struct cv_event_arena cv_event_arena_t;
+
+cv_event_arena_t *cv_event_arena_new(void);          /* NULL: no memory */
+void cv_event_arena_destroy(cv_event_arena_t **self_p); /* NULL-safe */
+
+/* cv_event_unpack with the envelope's memory taken from `arena`: do not
+ * cv_event_free it; it lives until the next cv_event_arena_reset. */
+Conveyor__Envelope *cv_event_unpack_in(cv_event_arena_t *arena,
+                                       const uint8_t *data, size_t size);
+
+/* Takes back everything unpacked in `arena` (keeps its first block). */
+void cv_event_arena_reset(cv_event_arena_t *arena);
+
 /* "lead_received", "lead_scored", ... ; "unknown" for anything else. */
 const char *cv_event_type_name(Conveyor__EventType type);
 

@@ -113,6 +113,49 @@ static void test_garbage_does_not_unpack(void **state)
     free(bytes);
 }
 
+/* The bus unpacks event after event in one arena: each reads back whole,
+ * an event bigger than a block (a 200 KB message) fits, a cut-short one is
+ * refused, and a reset takes everything back for the next. */
+static void test_arena_unpacks_event_after_event(void **state)
+{
+    (void)state;
+    cv_event_arena_t *arena = cv_event_arena_new();
+    assert_non_null(arena);
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    make_scored(&env);
+    size_t size = 0;
+    uint8_t *bytes = cv_event_pack(&env, &size);
+    assert_non_null(bytes);
+    for (int i = 0; i < 1000; i++) {
+        Conveyor__Envelope *back = cv_event_unpack_in(arena, bytes, size);
+        assert_non_null(back);
+        assert_string_equal(back->lead_scored->lead->email,
+                            "anna@romashka.ru");
+        assert_int_equal(back->lead_scored->score->params[1]->value, -1);
+        assert_null(cv_event_unpack_in(arena, bytes, size / 2));
+        cv_event_arena_reset(arena);
+    }
+    free(bytes);
+
+    char *message = malloc(200 * 1024);
+    assert_non_null(message);
+    memset(message, 'z', 200 * 1024 - 1);
+    message[200 * 1024 - 1] = '\0';
+    env.lead_scored->lead->message = message;
+    bytes = cv_event_pack(&env, &size);
+    assert_non_null(bytes);
+    Conveyor__Envelope *big = cv_event_unpack_in(arena, bytes, size);
+    assert_non_null(big);
+    assert_int_equal(strlen(big->lead_scored->lead->message), 200 * 1024 - 1);
+    assert_string_equal(big->lead_scored->lead->name, "Anna Petrova");
+    cv_event_arena_reset(arena);
+    free(bytes);
+    free(message);
+    cv_event_arena_destroy(&arena);
+    assert_null(arena);
+    cv_event_arena_destroy(&arena);
+}
+
 static void test_type_must_match_body(void **state)
 {
     (void)state;
@@ -291,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_lead_json_uses_api_names),
         cmocka_unit_test(test_score_json_has_params_by_name),
         cmocka_unit_test(test_notify_json),
+        cmocka_unit_test(test_arena_unpacks_event_after_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
