@@ -11,9 +11,10 @@
  * when that commits. Deliveries then happen on a small pool of worker
  * threads (notifier_pool), each with its own curl handles
  * (notifier_send). Results come back to the bus thread through an eventfd
- * source, where they are written to the database and become
- * NotificationDelivered (to the console), another attempt after a backoff
- * or a Retry-After (notifier_retry, notifier_schedule), or, after
+ * source, many per transaction (notifier_pool collects them for up to
+ * NOTIFIER_RESULT_LINGER_MS), where they are written to the database and
+ * become NotificationDelivered (to the console), another attempt after a
+ * backoff or a Retry-After (notifier_retry, notifier_schedule), or, after
  * notify_max_attempts or a permanent refusal, a dead letter:
  * NotificationFailed to the console. NotificationResend from the console
  * makes a dead letter pending again with its attempts starting afresh.
@@ -99,17 +100,21 @@ typedef struct {
     const char *trace_id;        /* may be NULL */
 } notifier_job_fields_t;
 
-/* A job with copies of the fields. NULL when out of memory. */
+/* A job with copies of the fields, in the same allocation as the job (its
+ * string fields must not be replaced or freed on their own). NULL when out
+ * of memory or when notification_id, destination or body is NULL. */
 notifier_job_t *notifier_job_new(const notifier_job_fields_t *fields);
 void notifier_job_destroy(notifier_job_t **self_p); /* NULL-safe */
 /* Frees every job of a list linked through `next`. NULL-safe. */
 void notifier_job_list_destroy(notifier_job_t **list_p);
 
 /* The JSON text a webhook receives for a request: its payload_json when
- * that is valid JSON, else an object with notification_id,
- * lead_id, staff_id, subject and text (absent fields left out). The caller
- * owns the string (free()); NULL when out of memory. */
-char *notifier_job_body(const Conveyor__NotificationRequested *request);
+ * that is valid JSON (returned as is, *owned NULL), else an object with
+ * notification_id, lead_id, staff_id, subject and text (absent fields
+ * left out) that the caller owns through *owned (free()). NULL when out
+ * of memory. */
+const char *notifier_job_body(const Conveyor__NotificationRequested *request,
+                              char **owned);
 
 /* --- notifier_message.c: what each channel sends (pure functions) --- */
 
@@ -305,7 +310,8 @@ notifier_pool_t *notifier_pool_new(int workers, const cv_config_t *config);
  * frees every job still held. NULL-safe; nulls *self_p. */
 void notifier_pool_destroy(notifier_pool_t **self_p);
 
-/* Readable when results are waiting (an eventfd). */
+/* Readable when many results are waiting or after notifier_pool_poke (an
+ * eventfd). */
 int notifier_pool_fd(const notifier_pool_t *self);
 /* Makes the fd readable without a result (to have the bus run the
  * source's work soon). */
@@ -315,6 +321,11 @@ void notifier_pool_submit(notifier_pool_t *self, notifier_job_t *list);
 /* Drains the fd and returns the finished jobs in the order they
  * finished; the caller owns them. */
 notifier_job_t *notifier_pool_take_results(notifier_pool_t *self);
+/* Monotonic ms when the oldest result not yet taken came back, or
+ * INT64_MAX when none waits. The fd becomes readable only once many
+ * results wait, so the bus thread takes the others after a short linger
+ * (notifier_core). Any thread. */
+int64_t notifier_pool_results_since(notifier_pool_t *self);
 
 /* --- notifier_core.c: the bus side --- */
 

@@ -19,6 +19,11 @@
 #define NOTIFIER_ID_MAX     200  /* longest notification id accepted */
 #define NOTIFIER_REAPPLY_MS 1000 /* wait after a failed transaction */
 #define NOTIFIER_WARN_EVERY 10   /* log every n-th failed attempt */
+/* How long a finished delivery may wait to be written with others: the
+ * webhook has been called already, so only the console's "delivered"
+ * and the next attempt's schedule wait, while a busy notifier writes
+ * many results per transaction instead of one each. */
+#define NOTIFIER_RESULT_LINGER_MS 20
 
 /* A list with a tail pointer, for O(1) appends in order. */
 typedef struct {
@@ -304,7 +309,8 @@ static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
         any = any || dest[i] != NULL;
     if (!any)
         dest[NOTIFIER_CONSOLE] = "inbox";
-    char *body = notifier_job_body(request);
+    char *owned = NULL; /* the body when it is not the payload itself */
+    const char *body = notifier_job_body(request, &owned);
     if (body == NULL) {
         cv_error("cannot store notification '%s': out of memory",
                  request->notification_id);
@@ -364,7 +370,7 @@ out:
         self->staged.tail = mark;
         self->pending = pending;
     }
-    free(body);
+    free(owned);
     return rc;
 }
 
@@ -426,18 +432,19 @@ int notifier_handle(void *arg, cv_bus_t *bus, const Conveyor__Envelope *event)
 static int notifier_apply(notifier_t *self, cv_bus_t *bus, notifier_job_t *job)
 {
     cv_store_t *store = cv_bus_store(bus);
-    char where[256];
-    notifier_where(job, where, sizeof(where));
+    char where[256]; /* made only for a log line (most deliveries log none) */
     notifier_verdict_t verdict = notifier_verdict(job, self->max_attempts);
     if (verdict == NOTIFIER_VERDICT_DELIVERED) {
         if (notifier_store_mark_delivered(store, job, &job->row_found) != 0)
             return -1;
         if (!job->row_found)
             return 0;
-        if (job->attempts > 1)
+        if (job->attempts > 1) {
+            notifier_where(job, where, sizeof(where));
             cv_log_info("notification '%s' delivered to %s after %d "
                         "attempts",
                         job->notification_id, where, job->attempts);
+        }
         return notifier_emit_delivered(bus, job, job->attempts,
                                        job->http_status, job->finished_at);
     }
@@ -446,6 +453,7 @@ static int notifier_apply(notifier_t *self, cv_bus_t *bus, notifier_job_t *job)
             return -1;
         if (!job->row_found)
             return 0;
+        notifier_where(job, where, sizeof(where));
         cv_log_warn("notification '%s' to %s is a dead letter after %d "
                     "attempt%s: %s",
                     job->notification_id, where, job->attempts,
@@ -465,6 +473,7 @@ static int notifier_apply(notifier_t *self, cv_bus_t *bus, notifier_job_t *job)
         bool notable =
             job->attempts == 1 || job->attempts % NOTIFIER_WARN_EVERY == 0;
         cv_log_level_t level = notable ? CV_LOG_WARN : CV_LOG_DEBUG;
+        notifier_where(job, where, sizeof(where));
         cv_log(level,
                "cannot deliver notification '%s' to %s (attempt %d of %d): "
                "%s; retrying in %lld ms",
@@ -586,6 +595,17 @@ static int64_t notifier_next_due(void *arg, cv_bus_t *bus)
     int64_t next = notifier_schedule_next(&self->schedule);
     if (self->unapplied.head != NULL && self->reapply_at < next)
         next = self->reapply_at;
+    /* results the pool did not announce (notifier_pool.c): due once the
+     * oldest has lingered; measured on the monotonic clock, so a conveyor
+     * clock that stands still (CONVEYOR_CLOCK_FILE) cannot hold them */
+    int64_t since = notifier_pool_results_since(self->pool);
+    if (since != INT64_MAX) {
+        int64_t left =
+            since + NOTIFIER_RESULT_LINGER_MS - cv_clock_monotonic_ms();
+        int64_t due = cv_clock_now_ms() + (left > 0 ? left : 0);
+        if (due < next)
+            next = due;
+    }
     return next;
 }
 

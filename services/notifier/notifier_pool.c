@@ -1,9 +1,18 @@
 /* notifier_pool: worker threads that make deliveries.
  *
  * The bus thread submits jobs to a FIFO queue; each worker takes one,
- * makes an attempt with its own curl handles (notifier_send), appends it to the
- * result list and signals an eventfd that the bus polls as a source. Only the
- * two lists are shared, each under the pool's mutex. */
+ * makes an attempt with its own curl handles (notifier_send) and appends
+ * it to the result list. Only the two lists are shared, each under the
+ * pool's mutex.
+ *
+ * Results are collected, not announced one by one: writing them is a bus
+ * transaction (a commit and an fdatasync), and a signal per result made
+ * one transaction per delivery whenever the bus was idle. The eventfd
+ * the bus polls is signalled only once NOTIFIER_POOL_RESULT_BATCH results
+ * wait; otherwise the bus takes them when notifier_pool_results_since
+ * says the oldest has waited long enough (notifier_core's next_due), or
+ * earlier along with any turn the source runs in. The webhook has been
+ * called by then: only the bookkeeping waits. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -12,10 +21,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cv_clock.h"
 #include "cv_log.h"
 #include "notifier.h"
 
-#define NOTIFIER_POOL_MAX 64 /* workers at most */
+#define NOTIFIER_POOL_MAX          64 /* workers at most */
+#define NOTIFIER_POOL_RESULT_BATCH 64 /* waiting results that wake the bus */
 
 struct notifier_pool {
     pthread_mutex_t lock;          /* guards the two lists below */
@@ -25,8 +36,13 @@ struct notifier_pool {
     notifier_job_t **queue_tail;   /* where the next submitted job goes */
     notifier_job_t *results;       /* finished jobs, in finishing order */
     notifier_job_t **results_tail; /* where the next result goes */
+    size_t result_count;           /* jobs in `results` */
+    _Atomic int64_t results_since; /* monotonic ms the oldest result came
+                                      back, INT64_MAX while none waits
+                                      (read by the bus without the lock) */
     atomic_bool stop;              /* workers leave; transfers abort */
-    int event_fd;                  /* readable while results wait */
+    int event_fd;                  /* readable once many results wait,
+                                      or when poked */
     const cv_config_t *config;     /* channel settings (not owned) */
     pthread_t threads[NOTIFIER_POOL_MAX]; /* the workers */
     int started;                          /* threads started */
@@ -69,7 +85,10 @@ static void *notifier_pool_worker(void *arg)
         pthread_mutex_lock(&self->lock);
         *self->results_tail = job;
         self->results_tail = &job->next;
-        notifier_pool_signal(self);
+        if (self->result_count++ == 0)
+            atomic_store(&self->results_since, cv_clock_monotonic_ms());
+        if (self->result_count == NOTIFIER_POOL_RESULT_BATCH)
+            notifier_pool_signal(self);
     }
     pthread_mutex_unlock(&self->lock);
     notifier_sender_destroy(&sender);
@@ -87,6 +106,7 @@ notifier_pool_t *notifier_pool_new(int workers, const cv_config_t *config)
     self->config = config;
     self->queue_tail = &self->queue;
     self->results_tail = &self->results;
+    atomic_init(&self->results_since, INT64_MAX);
     atomic_init(&self->stop, false);
     if (workers < 1 || workers > NOTIFIER_POOL_MAX) {
         cv_error("cannot start %d delivery workers: between 1 and %d "
@@ -160,13 +180,22 @@ void notifier_pool_submit(notifier_pool_t *self, notifier_job_t *list)
 {
     if (list == NULL)
         return;
+    int count = 1;
     notifier_job_t *last = list;
-    while (last->next != NULL)
+    while (last->next != NULL) {
         last = last->next;
+        count++;
+    }
     pthread_mutex_lock(&self->lock);
     *self->queue_tail = list;
     self->queue_tail = &last->next;
-    pthread_cond_broadcast(&self->ready);
+    /* wake a worker per job, not all of them for one job: a worker that
+     * finds the queue empty has woken for nothing */
+    if (count >= self->started)
+        pthread_cond_broadcast(&self->ready);
+    else
+        for (int i = 0; i < count; i++)
+            pthread_cond_signal(&self->ready);
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -181,6 +210,13 @@ notifier_job_t *notifier_pool_take_results(notifier_pool_t *self)
     notifier_job_t *results = self->results;
     self->results = NULL;
     self->results_tail = &self->results;
+    self->result_count = 0;
+    atomic_store(&self->results_since, INT64_MAX);
     pthread_mutex_unlock(&self->lock);
     return results;
+}
+
+int64_t notifier_pool_results_since(notifier_pool_t *self)
+{
+    return atomic_load(&self->results_since);
 }

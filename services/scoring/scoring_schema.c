@@ -42,6 +42,14 @@ const char *const scoring_migrations[] = {
     "  at INTEGER NOT NULL"
     ") STRICT;"
     "CREATE INDEX score_history_by_lead ON score_history (lead_id, id);",
+    /* 3: less written per lead. Nothing reads scores by segment (replays
+     * read by scored_at, the stage by lead_id), so the index only cost a
+     * page or more per commit. From here on score_json is '' in new rows:
+     * it was never read, was most of a row's bytes (~2 KB of ~2.3 KB),
+     * and the score is kept by the console's lead card and can be made
+     * again from the row's lead, scorecard and model_version (see
+     * `conveyorctl score`). The column stays for older rows. */
+    "DROP INDEX IF EXISTS scores_segment;",
 };
 
 const size_t scoring_migration_count =

@@ -7,68 +7,13 @@
 #include <string.h>
 
 #include "cv_clock.h"
-#include "cv_event.h"
-#include "cv_jsonw.h"
 #include "cv_log.h"
 
-/* The score as JSON text built by jansson (cv_event_score_to_json), for
- * the texts scoring_json_score cannot write itself. Caller frees; NULL
- * when out of memory. */
-static char *scoring_json_jansson(const cv_scoring_result_t *score)
-{
-    Conveyor__Score proto;
-    Conveyor__ScoreParam params[CV_SCORING_PARAM_COUNT];
-    Conveyor__ScoreParam *ptrs[CV_SCORING_PARAM_COUNT];
-    cv_scoring_to_proto(score, &proto, params, ptrs);
-    json_t *json = cv_event_score_to_json(&proto);
-    if (json == NULL)
-        return NULL;
-    char *text = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-    return text;
-}
-
-/* The score as the same JSON text that cv_event_score_to_json and
- * json_dumps(JSON_COMPACT) make, written directly: the jansson round
- * trip was half of the stage's work per lead. Caller frees; NULL when
- * out of memory. */
-static char *scoring_json_score(const cv_scoring_result_t *score)
-{
-    cv_jsonw_t b;
-    cv_jsonw_init(&b);
-    cv_jsonw_append(&b, "{\"total\":");
-    cv_jsonw_int(&b, score->total);
-    cv_jsonw_append(&b, ",\"segment\":");
-    cv_jsonw_string(&b, score->segment);
-    if (score->knocked_out)
-        cv_jsonw_append(&b, ",\"knocked_out\":true");
-    else
-        cv_jsonw_append(&b, ",\"knocked_out\":false");
-    /* set also when a person lifted the rules' knock-out */
-    cv_jsonw_text_member(&b, "knockout_reason", score->knockout_reason);
-    cv_jsonw_text_member(&b, "model_version", score->model_version);
-    cv_jsonw_append(&b, ",\"params\":{");
-    for (int i = 0; i < CV_SCORING_PARAM_COUNT; i++) {
-        const cv_scoring_param_t *p = &score->params[i];
-        if (i > 0)
-            cv_jsonw_append(&b, ",");
-        cv_jsonw_string(&b, p->name);
-        cv_jsonw_append(&b, ":{\"value\":");
-        cv_jsonw_int(&b, p->value);
-        cv_jsonw_append(&b, ",\"block\":");
-        cv_jsonw_string(&b, p->block);
-        cv_jsonw_text_member(&b, "source", p->source);
-        cv_jsonw_text_member(&b, "reason", p->reason);
-        cv_jsonw_append(&b, "}");
-    }
-    cv_jsonw_append(&b, "}}");
-    if (b.failed) {
-        /* out of memory, or a text jansson treats its own way */
-        cv_jsonw_clear(&b);
-        return scoring_json_jansson(score);
-    }
-    return b.data;
-}
+/* What score_json holds in rows written since migration 3: nothing. The
+ * column was a ~2 KB copy of the score that nothing read; the console's
+ * lead card keeps the score, and the row's lead, scorecard and
+ * model_version make it again (scoring_schema.c). */
+#define SCORING_SCORE_JSON ""
 
 /* The lead packed for the row: into `local` when it fits, else into a
  * buffer the caller frees (*heap). NULL when out of memory. */
@@ -94,9 +39,8 @@ static uint8_t *scoring_pack_lead(const Conveyor__Lead *lead, uint8_t *local,
  * model_version, score_json, event_id, scored_at, lead. */
 static void scoring_bind_score(sqlite3_stmt *stmt, const Conveyor__Lead *lead,
                                const cv_scoring_result_t *score,
-                               const char *score_json, const char *event_id,
-                               int64_t scored_at, const uint8_t *packed,
-                               size_t lead_size)
+                               const char *event_id, int64_t scored_at,
+                               const uint8_t *packed, size_t lead_size)
 {
     cv_store_bind_text(stmt, 1, lead->lead_id);
     sqlite3_bind_int(stmt, 2, score->total);
@@ -105,7 +49,7 @@ static void scoring_bind_score(sqlite3_stmt *stmt, const Conveyor__Lead *lead,
     cv_store_bind_text(stmt, 5,
                        score->knocked_out ? score->knockout_reason : NULL);
     cv_store_bind_text(stmt, 6, score->model_version);
-    cv_store_bind_text(stmt, 7, score_json);
+    sqlite3_bind_text(stmt, 7, SCORING_SCORE_JSON, 0, SQLITE_STATIC);
     cv_store_bind_text(stmt, 8, event_id);
     sqlite3_bind_int64(stmt, 9, scored_at);
     sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
@@ -119,11 +63,10 @@ int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
     uint8_t local[1024];
     uint8_t *heap = NULL;
     size_t lead_size = 0;
-    char *text = scoring_json_score(score);
     const uint8_t *packed =
         scoring_pack_lead(lead, local, sizeof(local), &lead_size, &heap);
-    if (text == NULL || packed == NULL) {
-        cv_error("cannot render the score of lead '%s': out of memory",
+    if (packed == NULL) {
+        cv_error("cannot pack lead '%s' for its score: out of memory",
                  lead->lead_id);
         goto out;
     }
@@ -134,15 +77,14 @@ int scoring_store_save(cv_store_t *store, const Conveyor__Lead *lead,
         " lead) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (stmt == NULL)
         goto out;
-    scoring_bind_score(stmt, lead, score, text, event_id, cv_clock_now_ms(),
-                       packed, lead_size);
+    scoring_bind_score(stmt, lead, score, event_id, cv_clock_now_ms(), packed,
+                       lead_size);
     if (cv_store_step_done(stmt) != 0)
         goto out;
     *fresh = sqlite3_changes(cv_store_db(store)) > 0;
     rc = 0;
 out:
     free(heap);
-    free(text);
     return rc;
 }
 
@@ -195,12 +137,11 @@ int scoring_store_rescore(cv_store_t *store, const Conveyor__Lead *lead,
     uint8_t *heap = NULL;
     uint8_t *card_packed = NULL;
     size_t lead_size = 0;
-    char *text = scoring_json_score(score);
     const uint8_t *packed =
         scoring_pack_lead(lead, local, sizeof(local), &lead_size, &heap);
     size_t card_size = conveyor__scorecard__get_packed_size(card);
     card_packed = malloc(card_size > 0 ? card_size : 1);
-    if (text == NULL || packed == NULL || card_packed == NULL) {
+    if (packed == NULL || card_packed == NULL) {
         cv_error("cannot store the re-score of lead '%s': out of memory",
                  lead->lead_id);
         goto out;
@@ -222,8 +163,7 @@ int scoring_store_rescore(cv_store_t *store, const Conveyor__Lead *lead,
         " rescored_at = excluded.rescored_at");
     if (stmt == NULL)
         goto out;
-    scoring_bind_score(stmt, lead, score, text, event_id, now, packed,
-                       lead_size);
+    scoring_bind_score(stmt, lead, score, event_id, now, packed, lead_size);
     sqlite3_bind_blob(stmt, 11, card_packed, (int)card_size, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 12, card->revision);
     if (cv_store_step_done(stmt) != 0)
@@ -255,7 +195,6 @@ int scoring_store_rescore(cv_store_t *store, const Conveyor__Lead *lead,
 out:
     free(card_packed);
     free(heap);
-    free(text);
     return rc;
 }
 

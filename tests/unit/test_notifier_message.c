@@ -235,6 +235,58 @@ static void test_message_text_mentions_the_lead_once(void **state)
     free(text);
 }
 
+/* A routing request for a webhook: the job keeps its own copies (the
+ * request is freed once handled) and the body is the request's payload,
+ * sent as it came. */
+static void test_job_copies_a_webhook_request(void **state)
+{
+    (void)state;
+    char id[] = "ntf-lead_01-first-contact";
+    char url[] = "https://crm.example.com/hooks/conveyor";
+    char payload[] = "{\"kind\":\"task_created\",\"lead_id\":\"lead_01\"}";
+    char subject[] = "New lead: Ivan Petrov, ООО Ромашка";
+    Conveyor__NotificationRequested rq = CONVEYOR__NOTIFICATION_REQUESTED__INIT;
+    rq.notification_id = id;
+    rq.lead_id = "lead_01";
+    rq.subject = subject;
+    rq.payload_json = payload;
+    char *owned = NULL;
+    const char *body = notifier_job_body(&rq, &owned);
+    assert_ptr_equal(body, payload); /* valid JSON: no copy made */
+    assert_null(owned);
+    notifier_job_fields_t fields = {
+        .notification_id = id,
+        .channel = NOTIFIER_WEBHOOK,
+        .destination = url,
+        .lead_id = rq.lead_id,
+        .subject = subject,
+        .body = body,
+    };
+    notifier_job_t *job = notifier_job_new(&fields);
+    assert_non_null(job);
+    memset(id, 'x', sizeof(id) - 1);
+    memset(payload, ' ', sizeof(payload) - 1);
+    assert_string_equal(job->notification_id, "ntf-lead_01-first-contact");
+    assert_string_equal(job->destination, url);
+    assert_string_equal(job->subject, "New lead: Ivan Petrov, ООО Ромашка");
+    assert_string_equal(job->body,
+                        "{\"kind\":\"task_created\",\"lead_id\":\"lead_01\"}");
+    assert_null(job->staff_id);
+    assert_null(job->text);
+    assert_int_equal(job->retry_after_ms, -1);
+    notifier_job_destroy(&job);
+    assert_null(job);
+
+    /* without a payload, the body is made from the fields */
+    rq.payload_json = NULL;
+    rq.notification_id = "ntf-2";
+    body = notifier_job_body(&rq, &owned);
+    assert_non_null(owned);
+    assert_ptr_equal(body, owned);
+    assert_non_null(strstr(body, "\"notification_id\":\"ntf-2\""));
+    free(owned);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_telegram_reply_too_many_requests),
         cmocka_unit_test(test_slack_text_escapes_and_names_the_lead),
         cmocka_unit_test(test_message_text_mentions_the_lead_once),
+        cmocka_unit_test(test_job_copies_a_webhook_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
