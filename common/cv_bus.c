@@ -44,6 +44,8 @@
 #define MAX_SOURCES 8
 #define MAX_DESTS 32
 #define MAX_LINKS 4               /* brokers a peer connects to */
+#define ROW_SLOTS 16              /* destinations one outbox row may have:
+                                     a message id is row id * 16 + slot */
 #define POLL_MAX_MS 100           /* the loop looks at the clock this often */
 #define INBOX_KEEP_MS (7LL * 24 * 3600 * 1000) /* inbox ids kept a week */
 #define INBOX_PRUNE_EVERY_MS (10LL * 60 * 1000)
@@ -70,7 +72,8 @@ typedef struct {
 } item_list_t;
 
 struct item {
-    int64_t id;               /* cv_outbox row id; the message id on the wire */
+    int64_t id;               /* row id * ROW_SLOTS + destination slot; the
+                                 message id on the wire */
     dest_t *dest;             /* where it goes */
     uint8_t *payload;         /* packed envelope (owned) */
     size_t size;              /* bytes in payload */
@@ -177,13 +180,20 @@ static cv_metric_t *metric_acked;
 static cv_metric_t *metric_outbox;
 static cv_metric_t *metric_batches;
 
+/* One outbox row per event, whatever the number of destinations: `dest`
+ * lists them ("routing,console"), `pending` has bit k set while the k-th
+ * has not acknowledged (NULL in rows written before the column existed,
+ * which have one destination: bit 0). The payload is written once, not
+ * once per destination. AUTOINCREMENT: a row id, and so a message id, is
+ * never used twice, so a late ACK cannot acknowledge a newer event. */
 static const char *bus_schema =
     "CREATE TABLE IF NOT EXISTS cv_outbox ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  dest TEXT NOT NULL,"
     "  event_id TEXT NOT NULL,"
     "  payload BLOB NOT NULL,"
-    "  created_at INTEGER NOT NULL);"
+    "  created_at INTEGER NOT NULL,"
+    "  pending INTEGER);"
     "CREATE TABLE IF NOT EXISTS cv_inbox ("
     "  event_id TEXT PRIMARY KEY,"
     "  received_at INTEGER NOT NULL) WITHOUT ROWID;"
@@ -375,11 +385,37 @@ static void item_enqueue(cv_bus_t *self, item_t *item)
 
 /* Loads committed rows that are not in memory yet, oldest first, while
  * the window has room. */
+/* Queues one item for each destination of a row still waiting for it.
+ * -1 when out of memory (the row stays in SQLite for a later scan). */
+static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
+                            int64_t pending, const void *payload, int size)
+{
+    const char *name = dests;
+    for (int slot = 0; slot < ROW_SLOTS && name != NULL; slot++) {
+        const char *comma = strchr(name, ',');
+        size_t length = comma ? (size_t)(comma - name) : strlen(name);
+        int64_t id = row * ROW_SLOTS + slot;
+        if ((pending & ((int64_t)1 << slot)) && length > 0 &&
+            length < sizeof(((dest_t *)0)->name) &&
+            hash_find(self, id) == NULL) {
+            char dest[sizeof(((dest_t *)0)->name)];
+            memcpy(dest, name, length);
+            dest[length] = '\0';
+            item_t *item = item_new(self, id, dest, payload, (size_t)size);
+            if (item == NULL)
+                return -1;
+            item_enqueue(self, item);
+        }
+        name = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
 static int outbox_scan(cv_bus_t *self)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
-        self->store, "SELECT id, dest, payload FROM cv_outbox "
-                     "WHERE id > ? ORDER BY id LIMIT ?");
+        self->store, "SELECT id, dest, payload, coalesce(pending, 1) "
+                     "FROM cv_outbox WHERE id > ? ORDER BY id LIMIT ?");
     if (stmt == NULL)
         return -1;
     int limit = OUTBOX_WINDOW - (int)self->item_count;
@@ -392,19 +428,17 @@ static int outbox_scan(cv_bus_t *self)
     int rows = 0;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(stmt, 0);
-        self->scan_cursor = id;
-        rows++;
-        if (hash_find(self, id) != NULL)
-            continue;
-        const char *dest = (const char *)sqlite3_column_text(stmt, 1);
-        const void *payload = sqlite3_column_blob(stmt, 2);
-        int size = sqlite3_column_bytes(stmt, 2);
-        item_t *item = item_new(self, id, dest ? dest : "", payload,
-                                (size_t)size);
-        if (item == NULL)
+        int64_t row = sqlite3_column_int64(stmt, 0);
+        const char *dests = (const char *)sqlite3_column_text(stmt, 1);
+        if (outbox_row_load(self, row, dests ? dests : "",
+                            sqlite3_column_int64(stmt, 3),
+                            sqlite3_column_blob(stmt, 2),
+                            sqlite3_column_bytes(stmt, 2)) != 0) {
+            rows = limit; /* out of memory: this row again next scan */
             break;
-        item_enqueue(self, item);
+        }
+        self->scan_cursor = row;
+        rows++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         cv_error("cannot read the outbox of '%s': %s",
@@ -419,35 +453,62 @@ static int outbox_scan(cv_bus_t *self)
     return 0;
 }
 
-static int outbox_insert(cv_store_t *store, const char *dest,
+/* One row for all `count` destinations listed in `dests`. */
+static int outbox_insert(cv_store_t *store, const char *dests, int count,
                          const char *event_id, const uint8_t *payload,
                          size_t size, int64_t *id)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT INTO cv_outbox (dest, event_id, payload, created_at) "
-               "VALUES (?, ?, ?, ?)");
+        store, "INSERT INTO cv_outbox (dest, event_id, payload, created_at, "
+               "pending) VALUES (?, ?, ?, ?, ?)");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, dest);
+    cv_store_bind_text(stmt, 1, dests);
     cv_store_bind_text(stmt, 2, event_id);
     sqlite3_bind_blob(stmt, 3, payload, (int)size, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 4, cv_clock_now_ms());
+    sqlite3_bind_int64(stmt, 5, ((int64_t)1 << count) - 1);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(cv_store_db(store));
     return 0;
 }
 
-/* Deletes acknowledged rows inside the open transaction. */
+static int item_by_id(const void *a, const void *b)
+{
+    int64_t x = (*(item_t *const *)a)->id;
+    int64_t y = (*(item_t *const *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* Inside the open transaction: a row all of whose destinations have
+ * acknowledged is deleted, any other loses the bits of those that did. */
 static int outbox_delete_acked(cv_bus_t *self)
 {
-    sqlite3_stmt *stmt =
-        cv_store_prepare(self->store, "DELETE FROM cv_outbox WHERE id = ?");
-    if (stmt == NULL)
+    sqlite3_stmt *del = cv_store_prepare(
+        self->store, "DELETE FROM cv_outbox "
+                     "WHERE id = ?1 AND coalesce(pending, 1) & ~?2 = 0");
+    sqlite3_stmt *clear = cv_store_prepare(
+        self->store, "UPDATE cv_outbox SET pending = coalesce(pending, 1) "
+                     "& ~?2 WHERE id = ?1");
+    if (del == NULL || clear == NULL)
         return -1;
-    for (size_t i = 0; i < self->acked_count; i++) {
-        sqlite3_bind_int64(stmt, 1, self->acked[i]->id);
-        if (cv_store_step_done(stmt) != 0)
+    qsort(self->acked, self->acked_count, sizeof(item_t *), item_by_id);
+    for (size_t i = 0; i < self->acked_count;) {
+        int64_t row = self->acked[i]->id / ROW_SLOTS;
+        int64_t mask = 0;
+        for (; i < self->acked_count && self->acked[i]->id / ROW_SLOTS == row;
+             i++)
+            mask |= (int64_t)1 << (self->acked[i]->id % ROW_SLOTS);
+        sqlite3_bind_int64(del, 1, row);
+        sqlite3_bind_int64(del, 2, mask);
+        if (cv_store_step_done(del) != 0)
+            return -1;
+        if (sqlite3_changes(cv_store_db(self->store)) > 0)
+            continue;
+        sqlite3_bind_int64(clear, 1, row);
+        sqlite3_bind_int64(clear, 2, mask);
+        if (cv_store_step_done(clear) != 0)
             return -1;
     }
     return 0;
@@ -520,27 +581,50 @@ static int emit_rows(cv_store_t *store, const char *producer,
     if (payload == NULL)
         return cv_error("cannot pack a '%s' event",
                         cv_event_type_name(event->type));
+    /* "routing,console": the row's destination list, slot by slot */
+    const char *names[ROW_SLOTS];
+    char list[ROW_SLOTS * 64];
+    size_t used = 0;
+    int count = 0;
     int rc = 0;
     const char *dest;
     while ((dest = va_arg(dests, const char *)) != NULL) {
-        int64_t id = 0;
-        rc = outbox_insert(store, dest, event->event_id, payload, size, &id);
-        if (rc != 0)
-            break;
-        if (stage_into != NULL) {
-            cv_bus_t *self = stage_into;
-            item_t *item = item_new(self, id, dest, payload, size);
-            if (item == NULL ||
-                grow(&self->staged, &self->staged_cap, self->staged_count + 1,
-                     sizeof(item_t *)) != 0) {
-                free(item ? item->payload : NULL);
-                free(item);
-                self->scan_needed = true; /* the row is there; load later */
-                continue;
-            }
-            self->staged[self->staged_count++] = item;
+        size_t length = strlen(dest);
+        if (count == ROW_SLOTS || length == 0 || length >= 64 ||
+            strchr(dest, ',') != NULL || used + length + 1 > sizeof(list)) {
+            rc = cv_error("cannot emit a '%s' event to '%s': at most %d "
+                          "destinations, names without commas",
+                          cv_event_type_name(event->type), dest, ROW_SLOTS);
+            goto out;
         }
+        names[count++] = dest;
+        if (used > 0)
+            list[used++] = ',';
+        memcpy(list + used, dest, length);
+        used += length;
     }
+    list[used] = '\0';
+    if (count == 0)
+        goto out;
+    int64_t row = 0;
+    rc = outbox_insert(store, list, count, event->event_id, payload, size,
+                       &row);
+    for (int slot = 0; rc == 0 && stage_into != NULL && slot < count;
+         slot++) {
+        cv_bus_t *self = stage_into;
+        item_t *item = item_new(self, row * ROW_SLOTS + slot, names[slot],
+                                payload, size);
+        if (item == NULL ||
+            grow(&self->staged, &self->staged_cap, self->staged_count + 1,
+                 sizeof(item_t *)) != 0) {
+            free(item ? item->payload : NULL);
+            free(item);
+            self->scan_needed = true; /* the row is there; load later */
+            continue;
+        }
+        self->staged[self->staged_count++] = item;
+    }
+out:
     free(payload);
     /* the strings we lent the envelope are ours; do not leave them behind */
     if (event->event_id == id_buf)
@@ -1029,7 +1113,30 @@ fail:
 
 int cv_outbox_create(cv_store_t *store)
 {
-    return cv_store_exec(store, bus_schema);
+    if (cv_store_exec(store, bus_schema) != 0)
+        return -1;
+    /* an outbox from before one row per event: its rows keep one
+     * destination each, and new rows need the `pending` column */
+    sqlite3_stmt *probe = NULL;
+    bool has_pending =
+        sqlite3_prepare_v2(cv_store_db(store),
+                           "SELECT pending FROM cv_outbox LIMIT 0", -1, &probe,
+                           NULL) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    if (has_pending)
+        return 0;
+    if (sqlite3_exec(cv_store_db(store),
+                     "ALTER TABLE cv_outbox ADD COLUMN pending INTEGER", NULL,
+                     NULL, NULL) == SQLITE_OK)
+        return 0;
+    /* another connection of this process may have added it just now */
+    has_pending = sqlite3_prepare_v2(cv_store_db(store),
+                                     "SELECT pending FROM cv_outbox LIMIT 0",
+                                     -1, &probe, NULL) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    return has_pending ? 0
+                       : cv_error("cannot add 'pending' to the outbox of '%s'",
+                                  cv_store_path(store));
 }
 
 static void on_signal(int sig)

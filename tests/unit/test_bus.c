@@ -17,6 +17,7 @@
 #include "cv_bus.h"
 #include "cv_clock.h"
 #include "cv_config.h"
+#include "cv_event.h"
 #include "cv_log.h"
 #include "cv_store.h"
 
@@ -314,6 +315,149 @@ static void test_garbage_is_dropped_and_work_goes_on(void **state)
     wait_delivered(f, 100, 10);
 }
 
+/* An event for two stages is one outbox row: the stage that is up applies
+ * it, the row keeps only the other's bit, a restarted sender re-sends it
+ * only there, and once that stage comes up the row is gone. */
+static void test_one_row_serves_every_destination(void **state)
+{
+    fixture_t *f = *state;
+    buses_start(f); /* "scoring" works; nobody works for "console" yet */
+    assert_int_equal(cv_store_begin(f->writer_store), 0);
+    for (int i = 0; i < 200; i++) {
+        char lead_id[32];
+        snprintf(lead_id, sizeof(lead_id), "lead_%06d", i);
+        Conveyor__Lead lead = CONVEYOR__LEAD__INIT;
+        lead.lead_id = lead_id;
+        Conveyor__LeadReceived received = CONVEYOR__LEAD_RECEIVED__INIT;
+        received.lead = &lead;
+        Conveyor__Envelope event = CONVEYOR__ENVELOPE__INIT;
+        event.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED;
+        event.lead_received = &received;
+        assert_int_equal(cv_outbox_put(f->writer_store, "intake", &event,
+                                       "scoring", "console", NULL),
+                         0);
+    }
+    assert_int_equal(cv_store_commit(f->writer_store), 0);
+    cv_bus_wake(f->sender);
+
+    char worker[512], sender[512], console[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    snprintf(console, sizeof(console), "%s/console.db", f->dir);
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"),
+                     200);
+    for (int i = 0; i < 200; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox "
+                               "WHERE pending = 2") == 200)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 200);
+    assert_int_equal(
+        count_rows(sender, "SELECT count(*) FROM cv_outbox WHERE pending = 2"),
+        200);
+
+    /* a new sender loads the rows: only "console" is still owed */
+    cv_bus_stop(f->sender);
+    pthread_join(f->sender_thread, NULL);
+    cv_bus_destroy(&f->sender);
+    cv_bus_options_t again = {
+        .config = &f->sender_config, .store = f->sender_store,
+    };
+    f->sender = cv_bus_new(&again);
+    assert_non_null(f->sender);
+    pthread_create(&f->sender_thread, NULL, bus_main, f->sender);
+
+    cv_store_t *console_store = cv_store_open(console, worker_schema, 1);
+    assert_non_null(console_store);
+    cv_config_t console_config;
+    config_for(&console_config, "console", f->endpoint);
+    cv_bus_options_t options = {
+        .config = &console_config, .store = console_store,
+        .worker_service = "console", .handler = worker_handle, .arg = f,
+    };
+    cv_bus_t *console_bus = cv_bus_new(&options);
+    assert_non_null(console_bus);
+    pthread_t console_thread;
+    pthread_create(&console_thread, NULL, bus_main, console_bus);
+    for (int i = 0; i < 200; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
+                     200);
+    assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
+    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
+    cv_bus_stop(console_bus);
+    pthread_join(console_thread, NULL);
+    cv_bus_destroy(&console_bus);
+    cv_store_destroy(&console_store);
+}
+
+/* An outbox written before rows served several destinations (one row per
+ * destination, no `pending` column) is upgraded in place and delivered. */
+static void test_outbox_from_before_is_delivered(void **state)
+{
+    fixture_t *f = *state;
+    char sender[512];
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    Conveyor__Lead lead = CONVEYOR__LEAD__INIT;
+    lead.lead_id = "lead_old";
+    Conveyor__LeadReceived received = CONVEYOR__LEAD_RECEIVED__INIT;
+    received.lead = &lead;
+    Conveyor__Envelope event = CONVEYOR__ENVELOPE__INIT;
+    event.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED;
+    event.lead_received = &received;
+    event.event_id = "evt_0000000000010000000000";
+    event.type = CONVEYOR__EVENT_TYPE__LEAD_RECEIVED;
+    event.version = 1;
+    event.occurred_at = 1;
+    event.producer = "intake";
+    event.trace_id = event.event_id;
+    event.lead_id = lead.lead_id;
+    size_t size = 0;
+    uint8_t *bytes = cv_event_pack(&event, &size);
+    assert_non_null(bytes);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(sender, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP TABLE cv_outbox;"
+                     "CREATE TABLE cv_outbox (id INTEGER PRIMARY KEY "
+                     "AUTOINCREMENT, dest TEXT NOT NULL, event_id TEXT NOT "
+                     "NULL, payload BLOB NOT NULL, created_at INTEGER NOT "
+                     "NULL)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO cv_outbox (dest, "
+                                        "event_id, payload, created_at) "
+                                        "VALUES ('scoring', ?1, ?2, 1)",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, event.event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 2, bytes, (int)size, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    free(bytes);
+
+    buses_start(f); /* cv_bus_new adds the column and loads the row */
+    outbox_fill(f, 0, 10, NULL);
+    char worker[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    for (int i = 0; i < 200; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 11);
+}
+
 static void test_broker_restart_loses_nothing(void **state)
 {
     fixture_t *f = *state;
@@ -367,6 +511,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_row_serves_every_destination,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_from_before_is_delivered,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_loses_nothing,
                                         setup, teardown),
