@@ -167,9 +167,10 @@ static int teardown(void **state)
 }
 
 /* Puts `count` lead_received events into the sender's outbox, committed,
- * with lead ids lead_<first>... ; `event_id` fixes the id when non-NULL. */
-static void outbox_fill(fixture_t *f, int first, int count,
-                        const char *event_id)
+ * with lead ids lead_<first>... ; `event_id` fixes the id when non-NULL;
+ * each goes to "scoring", and to `also` too when it is not NULL. */
+static void outbox_fill_to(fixture_t *f, int first, int count,
+                           const char *event_id, const char *also)
 {
     assert_int_equal(cv_store_begin(f->writer_store), 0);
     for (int i = first; i < first + count; i++) {
@@ -183,13 +184,19 @@ static void outbox_fill(fixture_t *f, int first, int count,
         event.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED;
         event.lead_received = &received;
         event.event_id = (char *)event_id;
-        assert_int_equal(
-            cv_outbox_put(f->writer_store, "intake", &event, "scoring", NULL),
-            0);
+        assert_int_equal(cv_outbox_put(f->writer_store, "intake", &event,
+                                       "scoring", also, NULL),
+                         0);
     }
     assert_int_equal(cv_store_commit(f->writer_store), 0);
     if (f->sender != NULL)
         cv_bus_wake(f->sender);
+}
+
+static void outbox_fill(fixture_t *f, int first, int count,
+                        const char *event_id)
+{
+    outbox_fill_to(f, first, count, event_id, NULL);
 }
 
 static int64_t count_rows(const char *path, const char *sql)
@@ -322,23 +329,7 @@ static void test_one_row_serves_every_destination(void **state)
 {
     fixture_t *f = *state;
     buses_start(f); /* "scoring" works; nobody works for "console" yet */
-    assert_int_equal(cv_store_begin(f->writer_store), 0);
-    for (int i = 0; i < 200; i++) {
-        char lead_id[32];
-        snprintf(lead_id, sizeof(lead_id), "lead_%06d", i);
-        Conveyor__Lead lead = CONVEYOR__LEAD__INIT;
-        lead.lead_id = lead_id;
-        Conveyor__LeadReceived received = CONVEYOR__LEAD_RECEIVED__INIT;
-        received.lead = &lead;
-        Conveyor__Envelope event = CONVEYOR__ENVELOPE__INIT;
-        event.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED;
-        event.lead_received = &received;
-        assert_int_equal(cv_outbox_put(f->writer_store, "intake", &event,
-                                       "scoring", "console", NULL),
-                         0);
-    }
-    assert_int_equal(cv_store_commit(f->writer_store), 0);
-    cv_bus_wake(f->sender);
+    outbox_fill_to(f, 0, 200, NULL, "console");
 
     char worker[512], sender[512], console[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
