@@ -109,9 +109,11 @@ typedef struct {
     const char *stage;              /* the stage to set */
 } console_card_change_t;
 
-/* Writes `change` to the card in one statement, with owner_at, score_at
- * and stage_at as `at`, updated_at moved up to `at` and `trace_id` kept
- * when the card has no trace. 0 or -1. */
+/* Writes `change` to the card's row in one statement, with owner_at,
+ * score_at and stage_at as `at`, updated_at moved up to `at` and
+ * `trace_id` kept when the card has no trace; the packed score goes to
+ * lead_scores (written only when it differs from the stored one). The card
+ * must exist. 0 or -1. */
 int console_card_update(cv_store_t *store, const char *lead_id, int64_t at,
                         const char *trace_id,
                         const console_card_change_t *change);

@@ -27,12 +27,14 @@ static json_t *console_owner_json(sqlite3_stmt *stmt, int id_col,
     return owner;
 }
 
-/* The card's columns, in the order console_card_fields reads them. */
+/* The card's columns, in the order console_card_fields reads them (the
+ * packed score lives in lead_scores). */
 #define CONSOLE_CARD_COLUMNS                                                 \
     "l.lead_id, l.name, l.company, l.phone, l.email, l.telegram, "          \
     "l.message, l.channel, l.source, l.region, l.industry, l.product, "     \
     "l.budget, l.currency, l.inn, l.timezone, l.domain, l.utm_source, "     \
-    "l.utm_medium, l.utm_campaign, l.extra, l.stage, l.stage_at, l.score, " \
+    "l.utm_medium, l.utm_campaign, l.extra, l.stage, l.stage_at, "          \
+    "(SELECT score FROM lead_scores WHERE lead_id = l.lead_id), "           \
     "l.owner_id, coalesce(s.name, l.owner_name), l.account_id, "            \
     "l.account_company, l.account_owner_id, l.account_opened_at, "          \
     "l.created_at, l.updated_at, l.received_at "

@@ -501,7 +501,8 @@ void console_scorecard_get(console_ctx_t *ctx, const char *lead_id)
 {
     char owner[CONSOLE_ID_SIZE] = "";
     sqlite3_stmt *stmt = cv_store_prepare(
-        ctx->store, "SELECT owner_id, score FROM leads WHERE lead_id = ?1");
+        ctx->store, "SELECT owner_id, (SELECT score FROM lead_scores "
+                    "WHERE lead_id = ?1) FROM leads WHERE lead_id = ?1");
     if (stmt == NULL) {
         console_reply_storage(ctx->req);
         return;

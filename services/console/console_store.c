@@ -44,7 +44,7 @@ static const char console_schema_v1[] =
     "  received_at INTEGER,"
     "  stage TEXT NOT NULL DEFAULT 'new',"
     "  stage_at INTEGER NOT NULL,"
-    "  score BLOB,"                     /* packed conveyor.Score */
+    "  score BLOB,"                     /* moved to lead_scores later */
     "  score_total INTEGER,"
     "  segment TEXT,"
     "  knocked_out INTEGER,"
@@ -188,11 +188,40 @@ static const char console_schema_v3[] =
     "  PRIMARY KEY (scorecard_id, param)"
     ") STRICT, WITHOUT ROWID;";
 
+/* Cheaper cards on the hot path (every lead brings five events):
+ *   - the packed score (~1.3 KB) moves to a table of its own, so a leads
+ *     row stays ~300 bytes: the stage and owner changes rewrite a small
+ *     row, rows no longer grow fivefold after their insert (page splits),
+ *     and a score that arrives again unchanged (LeadAssigned carries the
+ *     one LeadScored stored) writes nothing;
+ *   - leads_by_stage, leads_by_segment and notifications_by_staff served
+ *     no query (the searches filter with "?1 IS NULL OR ..." and walk
+ *     leads_by_created or scan notifications), yet every stage, score and
+ *     delivery moved entries in them;
+ *   - leads_by_owner keeps owned leads only: its queries all ask for one
+ *     owner, and a new lead no longer enters it under NULL to leave again
+ *     when it is assigned. */
+static const char console_schema_hot_path[] =
+    "CREATE TABLE lead_scores ("
+    "  lead_id TEXT PRIMARY KEY,"
+    "  score BLOB NOT NULL"             /* packed conveyor.Score */
+    ") STRICT;"
+    "INSERT INTO lead_scores (lead_id, score) "
+    "  SELECT lead_id, score FROM leads WHERE score IS NOT NULL;"
+    "ALTER TABLE leads DROP COLUMN score;"
+    "DROP INDEX leads_by_stage;"
+    "DROP INDEX leads_by_segment;"
+    "DROP INDEX notifications_by_staff;"
+    "DROP INDEX leads_by_owner;"
+    "CREATE INDEX leads_by_owner ON leads(owner_id, owner_at) "
+    "  WHERE owner_id IS NOT NULL;";
+
 const char *const console_migrations[] = {console_schema_v1,
                                           console_schema_v2,
                                           console_schema_v3,
                                           console_schema_notifications,
-                                          console_schema_routing};
+                                          console_schema_routing,
+                                          console_schema_hot_path};
 const size_t console_migration_count =
     sizeof(console_migrations) / sizeof(console_migrations[0]);
 
@@ -590,12 +619,12 @@ int console_lead_merge(cv_store_t *store, const Conveyor__Lead *lead,
 
 /* console_card_update's statements: the score (1), owner (2) and stage (4)
  * columns are set only by the variants whose bit is in the index. Every
- * variant numbers its parameters the same way: ?1 lead, ?3-?6 score,
- * ?7 event time, ?8-?9 owner, ?10 stage, ?11 trace. */
+ * variant numbers its parameters the same way: ?1 lead, ?4-?6 score,
+ * ?7 event time, ?8-?9 owner, ?10 stage, ?11 trace. The packed score
+ * itself goes to lead_scores (console_score_store). */
 #define CONSOLE_CARD_SET "UPDATE leads SET "
 #define CONSOLE_CARD_SCORE                                                  \
-    "score = ?3, score_total = ?4, segment = ?5, knocked_out = ?6, "        \
-    "score_at = ?7, "
+    "score_total = ?4, segment = ?5, knocked_out = ?6, score_at = ?7, "
 #define CONSOLE_CARD_OWNER "owner_id = ?8, owner_name = ?9, owner_at = ?7, "
 #define CONSOLE_CARD_STAGE "stage = ?10, stage_at = ?7, "
 #define CONSOLE_CARD_END                                                    \
@@ -614,33 +643,50 @@ static const char *const console_card_sql[8] = {
         CONSOLE_CARD_END,
 };
 
+/* Stores the packed score of the card of `lead_id`; a score equal to the
+ * one stored (LeadAssigned repeats the score LeadScored brought) leaves
+ * the row, and so its page, untouched. 0 or -1. */
+static int console_score_store(cv_store_t *store, const char *lead_id,
+                               const Conveyor__Score *score)
+{
+    uint8_t local[2048]; /* a score with reasons packs to ~1.3 KB */
+    uint8_t *packed = local;
+    size_t size = conveyor__score__get_packed_size(score);
+    if (size > sizeof(local)) {
+        packed = malloc(size);
+        if (packed == NULL)
+            return cv_error("cannot store the score of '%s': out of memory",
+                            lead_id);
+    }
+    conveyor__score__pack(score, packed);
+    int rc = -1;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "INSERT INTO lead_scores (lead_id, score) VALUES (?1, ?2) "
+               "ON CONFLICT (lead_id) DO UPDATE SET score = excluded.score "
+               "WHERE score IS NOT excluded.score");
+    if (stmt == NULL)
+        goto out;
+    console_bind_text(stmt, 1, lead_id);
+    sqlite3_bind_blob(stmt, 2, packed, (int)size, SQLITE_STATIC);
+    rc = cv_store_step_done(stmt);
+out:
+    if (packed != local)
+        free(packed);
+    return rc;
+}
+
 int console_card_update(cv_store_t *store, const char *lead_id, int64_t at,
                         const char *trace_id, const console_card_change_t *c)
 {
-    uint8_t local[1024];
-    uint8_t *packed = local;
-    size_t size = 0;
-    int rc = -1;
-    if (c->score != NULL) {
-        size = conveyor__score__get_packed_size(c->score);
-        if (size > sizeof(local)) {
-            packed = malloc(size);
-            if (packed == NULL)
-                return cv_error("cannot store the score of '%s': out of "
-                                "memory", lead_id);
-        }
-        conveyor__score__pack(c->score, packed);
-    }
     /* one write of the row for everything an event changes, naming only
      * the columns that change so SQLite leaves the other indexes alone */
     int variant = (c->score != NULL ? 1 : 0) | (c->owner_id != NULL ? 2 : 0) |
                   (c->stage != NULL ? 4 : 0);
     sqlite3_stmt *stmt = cv_store_prepare(store, console_card_sql[variant]);
     if (stmt == NULL)
-        goto out;
+        return -1;
     console_bind_text(stmt, 1, lead_id);
     if (c->score != NULL) {
-        sqlite3_bind_blob(stmt, 3, packed, (int)size, SQLITE_STATIC);
         sqlite3_bind_int(stmt, 4, c->score->total);
         console_bind_text(stmt, 5, c->score->segment);
         sqlite3_bind_int(stmt, 6,
@@ -654,11 +700,13 @@ int console_card_update(cv_store_t *store, const char *lead_id, int64_t at,
     if (c->stage != NULL)
         console_bind_text(stmt, 10, c->stage);
     console_bind_opt(stmt, 11, trace_id);
-    rc = cv_store_step_done(stmt);
-out:
-    if (packed != local)
-        free(packed);
-    return rc;
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    /* the card exists (the caller merged the lead into it first), so the
+     * score never lands without its card */
+    if (c->score != NULL)
+        return console_score_store(store, lead_id, c->score);
+    return 0;
 }
 
 int console_lead_stage(cv_store_t *store, const char *lead_id, char *buf,
@@ -785,8 +833,9 @@ int console_snapshot_load(cv_store_t *store, const char *lead_id,
         "SELECT lead_id, name, company, phone, email, telegram, message, "
         "  channel, source, region, industry, product, currency, inn, "
         "  timezone, domain, utm_source, utm_medium, utm_campaign, extra, "
-        "  budget, received_at, score, stage, owner_id, trace_id "
-        "FROM leads WHERE lead_id = ?1");
+        "  budget, received_at, "
+        "  (SELECT score FROM lead_scores WHERE lead_id = ?1), stage, "
+        "  owner_id, trace_id FROM leads WHERE lead_id = ?1");
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
