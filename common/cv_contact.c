@@ -65,8 +65,63 @@ int cv_contact_set_region(const char *iso2)
     return 0;
 }
 
+/* The spelling nearly every Russian lead's phone arrives in, read without
+ * libphonenumber: a 9xx mobile number as "+7 912 345-67-89",
+ * "8 (912) 345 67 89" or "9123456789" — digits, with spaces, dashes and
+ * brackets between them, and nothing else. libphonenumber runs several ICU
+ * regexes per number (about a seventh of intake's CPU per lead); for these
+ * shapes it gives exactly this answer, because Russia's plan makes every
+ * 9xxxxxxxxx a valid mobile number and the separators are mere
+ * punctuation to it (test_contact.c compares the two readings). Only in
+ * region RU, where "8" is the trunk prefix. Returns false for anything
+ * else, which libphonenumber then reads. */
+static bool cv_contact_phone_ru_mobile(const char *text, char *out,
+                                       size_t size)
+{
+    char digits[12];
+    size_t count = 0;
+    size_t len = 0;
+    bool plus = text[0] == '+';
+    const char *p = plus ? text + 1 : text;
+    /* a digit first (after "+") and last: no words, no extension */
+    if (!(p[0] >= '0' && p[0] <= '9'))
+        return false;
+    for (; *p != '\0'; p++, len++) {
+        char c = *p;
+        if (c >= '0' && c <= '9') {
+            if (count == sizeof(digits) - 1)
+                return false;
+            digits[count++] = c;
+        } else if (!(c == ' ' || c == '-' || c == '(' || c == ')') ||
+                   len > 32) {
+            return false;
+        }
+    }
+    if (!(p[-1] >= '0' && p[-1] <= '9'))
+        return false;
+    const char *national; /* the ten digits after the country code */
+    if (count == 11 && digits[0] == (plus ? '7' : '8'))
+        national = digits + 1;
+    else if (count == 10 && !plus)
+        national = digits;
+    else
+        return false;
+    if (national[0] != '9')
+        return false;
+    if (size < 13) /* "+7", ten digits, NUL */
+        return false;
+    out[0] = '+';
+    out[1] = '7';
+    memcpy(out + 2, national, 10);
+    out[12] = '\0';
+    return true;
+}
+
 int cv_contact_phone(const char *text, char *out, size_t size)
 {
+    if (text != NULL && out != NULL && strcmp(cv_contact_region, "RU") == 0 &&
+        cv_contact_phone_ru_mobile(text, out, size))
+        return 0;
     return cv_phone_e164(text, cv_contact_region, out, size);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cv_clock.h"
 #include "cv_log.h"
 #include "cv_metrics.h"
 #include "intake_import.h"
@@ -16,12 +17,17 @@
 #define INTAKE_PRUNE_EVERY_MS (3600 * 1000LL) /* idempotency clean-up */
 
 struct intake_queue {
-    pthread_mutex_t lock;        /* guards head, tail, closed */
+    pthread_mutex_t lock;        /* guards head, tail, waiting,
+                                    first_ms, closed */
     intake_pending_t *head;      /* waiting, oldest first */
     intake_pending_t *tail;      /* the newest */
+    int waiting;                 /* items in head..tail */
+    int64_t first_ms;            /* conveyor clock when the oldest waiting
+                                    item came; 0: due at once */
     bool closed;                 /* no more pushes */
     int fd;                      /* eventfd: readable while leads wait */
     int batch_max;               /* leads per transaction */
+    int linger_ms;               /* a batch not yet full waits this long */
     intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
     int64_t next_prune_ms;       /* when old idempotency rows go next */
     cv_metric_t *accepted;       /* new leads committed */
@@ -35,13 +41,14 @@ void intake_pending_free(intake_pending_t *item)
 {
     if (item == NULL)
         return;
+    intake_write_clear(&item->write);
     intake_submission_clear(&item->sub);
     intake_import_destroy(&item->batch);
     intake_outcome_clear(&item->outcome);
     free(item);
 }
 
-intake_queue_t *intake_queue_new(int batch_max)
+intake_queue_t *intake_queue_new(int batch_max, int linger_ms)
 {
     intake_queue_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
@@ -55,6 +62,7 @@ intake_queue_t *intake_queue_new(int batch_max)
         return NULL;
     }
     self->batch_max = batch_max > 0 ? batch_max : 256;
+    self->linger_ms = linger_ms > 0 ? linger_ms : 0;
     self->accepted = cv_metrics_counter("conveyor_intake_leads_accepted_total",
                                         "new leads stored");
     self->merged = cv_metrics_counter("conveyor_intake_leads_merged_total",
@@ -94,20 +102,41 @@ static void intake_queue_signal(intake_queue_t *self)
 int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
 {
     item->next = NULL;
+    int64_t now_ms = self->linger_ms > 0 ? cv_clock_now_ms() : 0;
     pthread_mutex_lock(&self->lock);
     bool closed = self->closed;
+    bool wake = false;
     if (!closed) {
         if (self->tail != NULL)
             self->tail->next = item;
         else
             self->head = item;
         self->tail = item;
+        self->waiting++;
+        if (self->waiting == 1)
+            self->first_ms = now_ms;
+        /* While lingering the bus wakes by itself when the batch is due
+         * (next_due); it only needs waking for a batch's first lead, which
+         * sets that time, and for one that fills the batch. */
+        wake = self->linger_ms == 0 || self->waiting == 1 ||
+               self->waiting >= self->batch_max;
     }
     pthread_mutex_unlock(&self->lock);
     if (closed)
         return -1;
-    intake_queue_signal(self);
+    if (wake)
+        intake_queue_signal(self);
     return 0;
+}
+
+/* Takes the whole queue (under the lock). */
+static intake_pending_t *intake_queue_take_all(intake_queue_t *self)
+{
+    intake_pending_t *list = self->head;
+    self->head = NULL;
+    self->tail = NULL;
+    self->waiting = 0;
+    return list;
 }
 
 /* Sends the outcome (or 503 when the turn did not commit) and resumes. */
@@ -150,6 +179,54 @@ static void intake_queue_drain_fd(intake_queue_t *self)
         ;
 }
 
+/* Stores the single leads from `first` up to `stop` (not included) with
+ * exactly the outcome intake_store_accept gives each in turn, but under
+ * one savepoint for all of them instead of one each, then emits their
+ * events in the same order. When one of them fails, all are rolled back
+ * and stored again one by one, each under its own savepoint, so that only
+ * the failing one is answered 503. -1 when the turn must be rolled back
+ * (an event could not be written). */
+static int intake_queue_store_leads(cv_bus_t *bus, intake_pending_t *first,
+                                    intake_pending_t *stop)
+{
+    cv_store_t *store = cv_bus_store(bus);
+    intake_pending_t *p;
+    bool staged = first != stop && first->next != stop &&
+                  intake_store_savepoint(store, "SAVEPOINT intake_leads") == 0;
+    if (staged) {
+        for (p = first; p != stop && staged; p = p->next)
+            staged = intake_store_stage(store, &p->sub, &p->outcome,
+                                        &p->write) == 0;
+        if (staged)
+            staged = intake_store_savepoint(store,
+                                            "RELEASE intake_leads") == 0;
+        if (!staged) {
+            if (intake_store_savepoint(store, "ROLLBACK TO intake_leads") !=
+                    0 ||
+                intake_store_savepoint(store, "RELEASE intake_leads") != 0)
+                return cv_error("cannot undo a failed batch of leads");
+            for (p = first; p != stop; p = p->next)
+                intake_store_unstage(&p->sub, &p->write, &p->outcome);
+        }
+    }
+    for (p = first; p != stop; p = p->next) {
+        int rc;
+        if (!staged) {
+            rc = intake_store_accept(bus, &p->sub, &p->outcome);
+        } else {
+            /* last, because what cv_bus_emit stages cannot be taken back
+             * alone */
+            rc = p->outcome.created || p->outcome.merged
+                     ? intake_store_emit(bus, &p->sub, &p->write)
+                     : 0;
+            intake_write_clear(&p->write);
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Bus thread, inside the turn's transaction: stores up to batch_max
  * waiting leads. */
 static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
@@ -162,6 +239,12 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     }
     intake_queue_drain_fd(self);
     pthread_mutex_lock(&self->lock);
+    /* a batch not yet full waits for company until next_due says */
+    if (self->linger_ms > 0 && self->waiting < self->batch_max &&
+        now_ms - self->first_ms < self->linger_ms) {
+        pthread_mutex_unlock(&self->lock);
+        return 0;
+    }
     intake_pending_t *taken = self->head;
     intake_pending_t *last = NULL;
     int count = 0;
@@ -178,6 +261,8 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     } else {
         taken = NULL;
     }
+    self->waiting -= count;
+    self->first_ms = 0; /* what is left over has waited: due next turn */
     bool more = self->head != NULL;
     pthread_mutex_unlock(&self->lock);
     if (more)
@@ -187,12 +272,19 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     while (*tail != NULL)
         tail = &(*tail)->next;
     *tail = taken;
-    for (intake_pending_t *p = taken; p != NULL; p = p->next) {
-        int rc = p->batch != NULL
-                     ? intake_import_store(bus, p->batch, &p->outcome)
-                     : intake_store_accept(bus, &p->sub, &p->outcome);
-        if (rc != 0)
+    /* runs of single leads share a savepoint; an import batch (which
+     * emits as it goes) is stored on its own */
+    intake_pending_t *run = taken;
+    for (intake_pending_t *p = taken;; p = p->next) {
+        if (p != NULL && p->batch == NULL)
+            continue;
+        if (intake_queue_store_leads(bus, run, p) != 0)
             return -1;
+        if (p == NULL)
+            break;
+        if (intake_import_store(bus, p->batch, &p->outcome) != 0)
+            return -1;
+        run = p->next;
     }
     return 0;
 }
@@ -200,8 +292,15 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
 static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
 {
     (void)bus;
-    const intake_queue_t *self = arg;
-    return self->next_prune_ms;
+    intake_queue_t *self = arg;
+    int64_t due = self->next_prune_ms;
+    if (self->linger_ms > 0) {
+        pthread_mutex_lock(&self->lock);
+        if (self->waiting > 0 && self->first_ms + self->linger_ms < due)
+            due = self->first_ms + self->linger_ms;
+        pthread_mutex_unlock(&self->lock);
+    }
+    return due;
 }
 
 /* Bus thread, after the turn: the replies. */
@@ -215,9 +314,7 @@ static void intake_queue_committed(void *arg, cv_bus_t *bus, bool ok)
         /* the turn failed before our work ran (the database would not
          * even begin): do not leave clients waiting on it */
         pthread_mutex_lock(&self->lock);
-        list = self->head;
-        self->head = NULL;
-        self->tail = NULL;
+        list = intake_queue_take_all(self);
         pthread_mutex_unlock(&self->lock);
         intake_queue_drain_fd(self);
     }
@@ -246,9 +343,7 @@ void intake_queue_close(intake_queue_t *self)
         return;
     pthread_mutex_lock(&self->lock);
     self->closed = true;
-    intake_pending_t *list = self->head;
-    self->head = NULL;
-    self->tail = NULL;
+    intake_pending_t *list = intake_queue_take_all(self);
     pthread_mutex_unlock(&self->lock);
     while (list != NULL) {
         intake_pending_t *next = list->next;

@@ -24,12 +24,19 @@ typedef struct intake_pending {
                                           batch (intake_import.h), owned;
                                           NULL for a single lead */
     intake_outcome_t outcome;          /* filled in the bus turn */
+    intake_write_t write;              /* what the bus turn wrote, kept
+                                          until its event is emitted */
 } intake_pending_t;
 
 typedef struct intake_queue intake_queue_t;
 
-/* NULL after logging when the eventfd cannot be made. */
-intake_queue_t *intake_queue_new(int batch_max);
+/* Up to `batch_max` leads per transaction. With `linger_ms` > 0
+ * (batch_linger_ms), a batch not yet full waits up to that long after its
+ * first lead arrived for company before it is stored: fewer, larger
+ * commits (each commit writes a fixed set of pages and syncs once), at
+ * the price of that much latency; 0 stores what is waiting at once. NULL
+ * after logging when the eventfd cannot be made. */
+intake_queue_t *intake_queue_new(int batch_max, int linger_ms);
 
 /* NULL-safe; nulls *self_p. Call intake_queue_close first. */
 void intake_queue_destroy(intake_queue_t **self_p);

@@ -59,7 +59,7 @@ int main(int argc, char **argv)
                  "libphonenumber knows", config->default_region);
         goto out;
     }
-    queue = intake_queue_new(config->batch_max);
+    queue = intake_queue_new(config->batch_max, config->batch_linger_ms);
     if (queue == NULL)
         goto out;
     cv_bus_source_t source;

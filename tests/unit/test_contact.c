@@ -6,9 +6,11 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cv_contact.h"
+#include "cv_phone.h"
 
 static void expect_phone(const char *text, const char *want)
 {
@@ -90,6 +92,57 @@ static void test_phone_region(void **state)
     expect_phone("8 (727) 258-12-34", "+77272581234");
     assert_int_equal(cv_contact_set_region("RU"), 0);
     expect_phone("8 (912) 345-67-89", "+79123456789");
+}
+
+/* cv_contact_phone reads the usual Russian mobile spellings itself,
+ * without libphonenumber (it is several times faster): for every such
+ * spelling, and for the near misses that must still go to libphonenumber
+ * (a landline, a digit short, a word, an extension), its answer must be
+ * libphonenumber's own, refusals included. */
+static void expect_same_as_libphonenumber(const char *text)
+{
+    char fast[CV_CONTACT_SIZE];
+    char slow[CV_CONTACT_SIZE];
+    int fast_rc = cv_contact_phone(text, fast, sizeof(fast));
+    int slow_rc = cv_phone_e164(text, "RU", slow, sizeof(slow));
+    if (fast_rc != slow_rc || strcmp(fast, slow) != 0)
+        fail_msg("phone '%s': read as '%s' (%d), libphonenumber says "
+                 "'%s' (%d)", text, fast, fast_rc, slow, slow_rc);
+}
+
+static void test_phone_fast_path_agrees(void **state)
+{
+    (void)state;
+    static const char *const formats[] = {
+        "+7 %.3s %.3s-%.2s-%.2s", "8 (%.3s) %.3s-%.2s-%.2s",
+        "+7 (%.3s) %.3s %.2s %.2s", "8-%.3s-%.3s-%.2s-%.2s",
+        "+7%.3s%.3s%.2s%.2s", "8%.3s%.3s%.2s%.2s", "%.3s%.3s%.2s%.2s",
+        "(%.3s) %.3s-%.2s-%.2s", "+7 ((%.3s)) %.3s--%.2s  %.2s",
+        "8 %.3s %.3s %.2s %.2s)", "7%.3s%.3s%.2s%.2s", "+ 7 %.3s %.3s%.2s%.2s",
+        "+7 %.3s %.3s %.2s %.2s доб. 12", "Тел. 8 %.3s %.3s %.2s %.2s",
+        "+7 %.3s %.3s %.2s %.2s 1", "8 %.3s %.3s %.2s %.1s",
+        "+7-%.3s-%.3s-%.2s-%.2s-", "+8 %.3s %.3s %.2s %.2s",
+        "87 %.3s %.3s %.2s %.2s", "+7 %.3s %.3s.%.2s.%.2s",
+    };
+    /* every 3-digit code, mobile or not, with a scrambled line number */
+    unsigned int seed = 12345;
+    char text[128];
+    for (unsigned int code = 0; code < 1000; code++) {
+        seed = seed * 1103515245u + 12345u;
+        char national[32];
+        snprintf(national, sizeof(national), "%03u%07u", code,
+                 (seed >> 8) % 10000000u);
+        for (size_t f = 0; f < sizeof(formats) / sizeof(formats[0]); f++) {
+            snprintf(text, sizeof(text), formats[f], national, national + 3,
+                     national + 6, national + 8);
+            expect_same_as_libphonenumber(text);
+        }
+    }
+    /* a few whole numbers the bench and the demo use */
+    expect_same_as_libphonenumber("+79001234567");
+    expect_same_as_libphonenumber("89990000000");
+    expect_same_as_libphonenumber("9000000000");
+    expect_same_as_libphonenumber("+7 999 999 99 99");
 }
 
 static void expect_email(const char *text, const char *want)
@@ -224,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_phone_international),
         cmocka_unit_test(test_phone_refused),
         cmocka_unit_test(test_phone_region),
+        cmocka_unit_test(test_phone_fast_path_agrees),
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_telegram),
         cmocka_unit_test(test_inn),
