@@ -108,6 +108,9 @@ typedef struct {
     zmq_msg_t payload;        /* the frame that holds the envelope */
     size_t payload_offset;    /* where the envelope starts in it */
     bool ack;                 /* acknowledge after the commit */
+    bool garbage;             /* does not parse: acknowledged, never applied */
+    bool applied;             /* handled in this turn's transaction */
+    bool duplicate;           /* its id was in the inbox already */
 } inbound_t;
 
 typedef struct {
@@ -904,6 +907,9 @@ static int receive_one(cv_bus_t *self, int link)
         zmq_msg_init(&in->payload);
         zmq_msg_move(&in->payload, &frame); /* the envelope stays in it */
         in->ack = false;
+        in->garbage = false;
+        in->applied = false;
+        in->duplicate = false;
     } else {
         cv_wire_drop(metric_garbage, "not a CV1 frame a peer takes");
     }
@@ -983,9 +989,25 @@ static void rollback_event(cv_bus_t *self)
     bus_sql(self, "RELEASE cv_event");
 }
 
-/* Applies one inbound event inside its own savepoint. */
-static int apply_event(cv_bus_t *self, inbound_t *in)
+#define APPLY_REDO 1 /* apply_event: redo the turn with savepoints */
+
+/* Applies one inbound event. The fast way (`careful` false) runs it with
+ * no savepoint of its own, which saves SQLite copying every page the event
+ * touches into a statement journal; if its handler then does not succeed,
+ * the answer is APPLY_REDO: the caller rolls the whole turn back and
+ * applies it again the careful way, each event inside its own savepoint, so
+ * the failed event's effects go and the others' stay. Handlers fail rarely
+ * (a transient error, an event to drop), so turns are almost never done
+ * twice. 0, APPLY_REDO, or -1 when the transaction itself failed. */
+static int apply_event(cv_bus_t *self, inbound_t *in, bool careful)
 {
+    in->ack = false;
+    in->applied = false;
+    in->duplicate = false;
+    if (in->garbage) {
+        in->ack = true;
+        return 0;
+    }
     Conveyor__Envelope *event = cv_event_unpack_in(
         self->arena,
         (const uint8_t *)zmq_msg_data(&in->payload) + in->payload_offset,
@@ -993,35 +1015,42 @@ static int apply_event(cv_bus_t *self, inbound_t *in)
     if (event == NULL) {
         cv_event_arena_reset(self->arena);
         cv_wire_drop(metric_garbage, "an event that does not parse");
+        in->garbage = true;
         in->ack = true; /* re-sending it would not make it parse */
         return 0;
     }
     int rc = 0;
-    if (bus_sql(self, "SAVEPOINT cv_event") != 0) {
+    if (careful && bus_sql(self, "SAVEPOINT cv_event") != 0) {
         rc = -1;
         goto out;
     }
     size_t staged_before = self->staged_count;
     bool fresh = false;
     if (inbox_record(self, event->event_id, &fresh) != 0) {
-        rollback_event(self);
-        staged_discard(self, staged_before);
+        if (careful) {
+            rollback_event(self);
+            staged_discard(self, staged_before);
+        }
         rc = -1;
         goto out;
     }
     if (!fresh) {
-        cv_metric_add(metric_duplicate, 1);
+        in->duplicate = true;
         in->ack = true;
-        bus_sql(self, "RELEASE cv_event");
+        if (careful)
+            bus_sql(self, "RELEASE cv_event");
         goto out;
     }
     self->current = event;
     int handled = self->handler(self->arg, self, event);
     self->current = NULL;
     if (handled == 0) {
-        bus_sql(self, "RELEASE cv_event");
+        if (careful)
+            bus_sql(self, "RELEASE cv_event");
         in->ack = true;
-        cv_metric_add(metric_in, 1);
+        in->applied = true;
+    } else if (!careful) {
+        rc = APPLY_REDO;
     } else if (handled == CV_BUS_DROP) {
         /* keep only the inbox row, so the event is not handled again */
         bus_sql(self, "ROLLBACK TO cv_event");
@@ -1038,6 +1067,28 @@ static int apply_event(cv_bus_t *self, inbound_t *in)
 out:
     cv_event_arena_reset(self->arena); /* the event and all it held */
     return rc;
+}
+
+/* Applies this turn's events inside the open transaction: the fast way,
+ * and if an event asks for it, the careful way after a rollback. */
+static int apply_inbound(cv_bus_t *self)
+{
+    for (int i = 0; i < self->inbound_count; i++) {
+        int rc = apply_event(self, &self->inbound[i], false);
+        if (rc < 0)
+            return -1;
+        if (rc == APPLY_REDO) {
+            if (cv_store_rollback(self->store) != 0 ||
+                cv_store_begin(self->store) != 0)
+                return -1;
+            staged_discard(self, 0);
+            for (int j = 0; j < self->inbound_count; j++)
+                if (apply_event(self, &self->inbound[j], true) < 0)
+                    return -1;
+            return 0;
+        }
+    }
+    return 0;
 }
 
 /* Forgets event ids older than INBOX_KEEP_MS: every id made by cv_id_new
@@ -1065,9 +1116,8 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
     int64_t now = cv_clock_now_ms();
     if (cv_store_begin(self->store) != 0)
         goto fail;
-    for (int i = 0; i < self->inbound_count; i++)
-        if (apply_event(self, &self->inbound[i]) != 0)
-            goto fail;
+    if (apply_inbound(self) != 0)
+        goto fail;
     for (int i = 0; i < self->source_count; i++) {
         source_slot_t *slot = &self->sources[i];
         if (slot->due && slot->source.work(slot->source.arg, self, now) != 0)
@@ -1081,6 +1131,10 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
         goto fail;
 
     cv_metric_add(metric_batches, 1);
+    for (int i = 0; i < self->inbound_count; i++) {
+        cv_metric_add(metric_in, self->inbound[i].applied ? 1 : 0);
+        cv_metric_add(metric_duplicate, self->inbound[i].duplicate ? 1 : 0);
+    }
     if (flush_deletes)
         acked_release(self);
     staged_publish(self);

@@ -3,6 +3,7 @@
  * receiver fails, events repeat, garbage arrives or the broker restarts. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,9 @@ typedef struct {
     pthread_t worker_thread;
     int fail_first;           /* handler fails the first try of this many */
     int failures;             /* failures so far */
+    bool mixed;               /* handler: lead ids ending in 3 are dropped,
+                                 in 7 fail once, after writing their row */
+    bool failed_once[1000];   /* mixed: lead number failed already */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -65,12 +69,25 @@ static int worker_handle(void *arg, cv_bus_t *bus,
         f->failures++;
         return -1;
     }
+    const char *lead_id = event->lead_received->lead->lead_id;
     sqlite3_stmt *stmt = cv_store_prepare(
         cv_bus_store(bus),
         "INSERT INTO applied VALUES (?, 1) ON CONFLICT (lead_id) "
         "DO UPDATE SET times = times + 1");
-    cv_store_bind_text(stmt, 1, event->lead_received->lead->lead_id);
-    return cv_store_step_done(stmt);
+    cv_store_bind_text(stmt, 1, lead_id);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (f->mixed) {
+        size_t length = strlen(lead_id);
+        int number = atoi(lead_id + 5) % 1000; /* "lead_000123" */
+        if (lead_id[length - 1] == '3')
+            return CV_BUS_DROP; /* its row must not stay */
+        if (lead_id[length - 1] == '7' && !f->failed_once[number]) {
+            f->failed_once[number] = true;
+            return -1; /* its row must not stay; it comes again */
+        }
+    }
+    return 0;
 }
 
 static void config_for(cv_config_t *config, const char *service,
@@ -265,6 +282,35 @@ static void test_failed_event_is_resent_and_applied_once(void **state)
     outbox_fill(f, 0, 50, NULL);
     wait_delivered(f, 50, 10);
     assert_int_equal(f->failures, 5);
+}
+
+/* One batch where some events fail and some are dropped: the others'
+ * effects are kept once, the failed ones come again and are applied once,
+ * the dropped ones leave nothing behind but their inbox rows. */
+static void test_failed_and_dropped_events_in_one_batch(void **state)
+{
+    fixture_t *f = *state;
+    f->mixed = true;
+    outbox_fill(f, 0, 300, NULL); /* one backlog: batches of 64 */
+    buses_start(f);
+    char worker[512], sender[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    for (int i = 0; i < 200; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 270);
+    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied "
+                                        "WHERE lead_id LIKE '%3'"),
+                     0);
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied "
+                                        "WHERE lead_id LIKE '%7'"),
+                     30);
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM cv_inbox"), 300);
 }
 
 static void test_repeated_event_id_is_applied_once(void **state)
@@ -499,6 +545,8 @@ int main(void)
             test_backlog_larger_than_the_memory_window, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_event_is_resent_and_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_failed_and_dropped_events_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
