@@ -129,8 +129,8 @@ struct cv_bus {
     cv_bus_handler_fn handler;
     void *arg;
     int batch_max;            /* inbound events per transaction */
-    int linger_ms;            /* wait this long for a batch to fill */
-    int64_t inbound_since_ms; /* monotonic arrival of the batch's first */
+    int linger_ms;            /* at most one commit of events this often */
+    int64_t last_commit_ms;   /* monotonic end of the last such commit */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1131,6 +1131,8 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
         goto fail;
 
     cv_metric_add(metric_batches, 1);
+    if (self->inbound_count > 0)
+        self->last_commit_ms = cv_clock_monotonic_ms();
     for (int i = 0; i < self->inbound_count; i++) {
         cv_metric_add(metric_in, self->inbound[i].applied ? 1 : 0);
         cv_metric_add(metric_duplicate, self->inbound[i].duplicate ? 1 : 0);
@@ -1476,7 +1478,7 @@ static long poll_timeout(cv_bus_t *self, bool blocked)
     if (blocked && wait > 10)
         wait = 10;
     if (self->inbound_count > 0) {
-        int64_t linger = self->inbound_since_ms + self->linger_ms - mono;
+        int64_t linger = self->last_commit_ms + self->linger_ms - mono;
         if (linger < wait)
             wait = linger;
     }
@@ -1549,7 +1551,6 @@ int cv_bus_run(cv_bus_t *self)
             self->scan_needed = true;
 
         /* the broker's messages, up to one batch of events */
-        bool had_inbound = self->inbound_count > 0;
         for (int i = 0; i < self->link_count; i++) {
             while (self->inbound_count < self->batch_max) {
                 int got = receive_one(self, i);
@@ -1557,12 +1558,12 @@ int cv_bus_run(cv_bus_t *self)
                     break;
             }
         }
-        if (!had_inbound && self->inbound_count > 0)
-            self->inbound_since_ms = mono;
-        /* a batch not yet full may wait a moment for company */
+        /* pacing: events that come within batch_linger_ms of the last
+         * commit of events wait until then and share the next commit; a
+         * stage that has been idle commits at once */
         bool lingering = self->inbound_count > 0 &&
                          self->inbound_count < self->batch_max &&
-                         mono - self->inbound_since_ms < self->linger_ms;
+                         mono - self->last_commit_ms < self->linger_ms;
 
         /* brokers heard from lately */
         bool any_alive = false;

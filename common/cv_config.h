@@ -85,11 +85,12 @@ typedef struct {
     bool demo;                      /* CONVEYOR_DEMO != "0" */
     int64_t max_body_bytes;         /* CONVEYOR_MAX_BODY, default 1 MiB */
     int batch_max;                  /* events per transaction, default 256 */
-    int batch_linger_ms;            /* CONVEYOR_BATCH_LINGER_MS: a stage that
-                                       received fewer than batch_max events
-                                       waits this long for more before it
-                                       commits (fewer, larger commits under
-                                       load); 0 (the default) commits at once */
+    int batch_linger_ms;            /* CONVEYOR_BATCH_LINGER_MS: commits of
+                                       events at most this often; events
+                                       that come sooner after the last one
+                                       wait for it (fewer, larger commits
+                                       under load), an idle stage commits at
+                                       once; 0 (the default): no pause */
     int lease_ms;                   /* re-send an unacknowledged event after
                                        this, default 3000 */
     int heartbeat_ms;               /* broker heartbeat, default 500 */

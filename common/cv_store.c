@@ -2,6 +2,7 @@
  * and a statement cache keyed by SQL text. */
 #include "cv_store.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,9 +132,21 @@ fail:
     return -1;
 }
 
+static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+/* Before SQLite's first use in the process: no memory statistics, which
+ * nobody reads and which cost a global mutex around every malloc and free
+ * SQLite makes. Too late (SQLITE_MISUSE, harmless) if something opened a
+ * database without cv_store first. */
+static void store_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 cv_store_t *cv_store_open(const char *path, const char *const *migrations,
                           size_t count)
 {
+    pthread_once(&store_once, store_configure);
     cv_store_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         goto fail;

@@ -17,17 +17,16 @@
 #define INTAKE_PRUNE_EVERY_MS (3600 * 1000LL) /* idempotency clean-up */
 
 struct intake_queue {
-    pthread_mutex_t lock;        /* guards head, tail, waiting,
-                                    first_ms, closed */
+    pthread_mutex_t lock;        /* guards head, tail, waiting, closed */
     intake_pending_t *head;      /* waiting, oldest first */
     intake_pending_t *tail;      /* the newest */
     int waiting;                 /* items in head..tail */
-    int64_t first_ms;            /* conveyor clock when the oldest waiting
-                                    item came; 0: due at once */
+    int64_t last_take_ms;        /* monotonic time the bus thread last
+                                    took leads to store */
     bool closed;                 /* no more pushes */
     int fd;                      /* eventfd: readable while leads wait */
     int batch_max;               /* leads per transaction */
-    int linger_ms;               /* a batch not yet full waits this long */
+    int linger_ms;               /* at most one batch stored this often */
     intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
     int64_t next_prune_ms;       /* when old idempotency rows go next */
     cv_metric_t *accepted;       /* new leads committed */
@@ -102,7 +101,6 @@ static void intake_queue_signal(intake_queue_t *self)
 int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
 {
     item->next = NULL;
-    int64_t now_ms = self->linger_ms > 0 ? cv_clock_now_ms() : 0;
     pthread_mutex_lock(&self->lock);
     bool closed = self->closed;
     bool wake = false;
@@ -113,11 +111,9 @@ int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
             self->head = item;
         self->tail = item;
         self->waiting++;
-        if (self->waiting == 1)
-            self->first_ms = now_ms;
-        /* While lingering the bus wakes by itself when the batch is due
+        /* While pacing the bus wakes by itself when the batch is due
          * (next_due); it only needs waking for a batch's first lead, which
-         * sets that time, and for one that fills the batch. */
+         * makes that time matter, and for one that fills the batch. */
         wake = self->linger_ms == 0 || self->waiting == 1 ||
                self->waiting >= self->batch_max;
     }
@@ -239,9 +235,12 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     }
     intake_queue_drain_fd(self);
     pthread_mutex_lock(&self->lock);
-    /* a batch not yet full waits for company until next_due says */
+    /* pacing: leads that come within linger_ms of the last batch taken
+     * wait until then (next_due) and share one commit; after a quiet
+     * spell a lead is stored at once. Monotonic time: a test's frozen
+     * conveyor clock must not hold leads back. */
     if (self->linger_ms > 0 && self->waiting < self->batch_max &&
-        now_ms - self->first_ms < self->linger_ms) {
+        cv_clock_monotonic_ms() - self->last_take_ms < self->linger_ms) {
         pthread_mutex_unlock(&self->lock);
         return 0;
     }
@@ -262,8 +261,12 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
         taken = NULL;
     }
     self->waiting -= count;
-    self->first_ms = 0; /* what is left over has waited: due next turn */
-    bool more = self->head != NULL;
+    if (count > 0)
+        self->last_take_ms = cv_clock_monotonic_ms();
+    /* leads left over: at once, or when paced, next_due brings them
+     * unless a full batch waits */
+    bool more = self->head != NULL &&
+                (self->linger_ms == 0 || self->waiting >= self->batch_max);
     pthread_mutex_unlock(&self->lock);
     if (more)
         intake_queue_signal(self);
@@ -295,9 +298,13 @@ static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
     intake_queue_t *self = arg;
     int64_t due = self->next_prune_ms;
     if (self->linger_ms > 0) {
+        /* the pacing deadline is monotonic; next_due speaks conveyor time */
+        int64_t left = self->last_take_ms + self->linger_ms -
+                       cv_clock_monotonic_ms();
+        int64_t paced = cv_clock_now_ms() + (left > 0 ? left : 0);
         pthread_mutex_lock(&self->lock);
-        if (self->waiting > 0 && self->first_ms + self->linger_ms < due)
-            due = self->first_ms + self->linger_ms;
+        if (self->waiting > 0 && paced < due)
+            due = paced;
         pthread_mutex_unlock(&self->lock);
     }
     return due;

@@ -42,6 +42,8 @@ typedef struct {
     bool mixed;               /* handler: lead ids ending in 3 are dropped,
                                  in 7 fail once, after writing their row */
     bool failed_once[1000];   /* mixed: lead number failed already */
+    int64_t applied_ms[1000]; /* monotonic time each lead number was
+                                 applied (its transaction's, roughly) */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -77,6 +79,7 @@ static int worker_handle(void *arg, cv_bus_t *bus,
     cv_store_bind_text(stmt, 1, lead_id);
     if (cv_store_step_done(stmt) != 0)
         return -1;
+    f->applied_ms[atoi(lead_id + 5) % 1000] = cv_clock_monotonic_ms();
     if (f->mixed) {
         size_t length = strlen(lead_id);
         int number = atoi(lead_id + 5) % 1000; /* "lead_000123" */
@@ -313,6 +316,29 @@ static void test_failed_and_dropped_events_in_one_batch(void **state)
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM cv_inbox"), 300);
 }
 
+/* batch_linger_ms paces commits: an idle stage applies an event at once;
+ * events that follow within the pause wait for it and share one commit. */
+static void test_linger_paces_commits_not_idle_events(void **state)
+{
+    fixture_t *f = *state;
+    f->worker_config.batch_linger_ms = 300;
+    buses_start(f);
+    usleep(500 * 1000); /* connected, idle */
+    int64_t sent = cv_clock_monotonic_ms();
+    outbox_fill(f, 0, 1, NULL);
+    wait_delivered(f, 1, 5);
+    assert_true(f->applied_ms[0] - sent < 200); /* not held back */
+    outbox_fill(f, 1, 50, NULL); /* right behind it */
+    wait_delivered(f, 51, 5);
+    int64_t first = INT64_MAX, last = 0;
+    for (int i = 1; i <= 50; i++) {
+        first = f->applied_ms[i] < first ? f->applied_ms[i] : first;
+        last = f->applied_ms[i] > last ? f->applied_ms[i] : last;
+    }
+    assert_true(first - f->applied_ms[0] >= 280); /* waited for the pause */
+    assert_true(last - first < 100);              /* and went together */
+}
+
 static void test_repeated_event_id_is_applied_once(void **state)
 {
     fixture_t *f = *state;
@@ -547,6 +573,8 @@ int main(void)
             test_failed_event_is_resent_and_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_and_dropped_events_in_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_linger_paces_commits_not_idle_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
