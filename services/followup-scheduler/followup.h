@@ -114,6 +114,13 @@ typedef struct {
     cv_metric_t *timers_fired;    /* timers that came due */
     cv_metric_t *escalations;     /* escalation steps taken */
     cv_metric_t *fire_lag;        /* ms between due and fired, summed */
+    struct followup_person **staff_cache; /* the directory as read, an
+                                     open-addressed table of
+                                     staff_cache_size slots
+                                     (followup_staff.c) */
+    size_t staff_cache_size;      /* slots, a power of two, or 0 */
+    size_t staff_cache_count;     /* people in it */
+    bool staff_written;           /* this turn wrote followup_staff */
 } followup_t;
 
 extern const char *const followup_migrations[];
@@ -130,8 +137,10 @@ int followup_handle_event(void *arg, cv_bus_t *bus,
 /* --- people (followup_staff.c) --- */
 
 /* A person as the scheduler needs them: where and when they work, and
- * how to reach them. Strings are owned; clear with followup_person_clear. */
-typedef struct {
+ * how to reach them. Strings are owned (or, when `borrowed`, the staff
+ * cache's, valid until the handler or timer returns); clear with
+ * followup_person_clear either way. */
+typedef struct followup_person {
     char *staff_id;         /* the id */
     char *name;             /* display name, may be NULL */
     char *role;             /* sales | head | ..., may be NULL */
@@ -145,6 +154,7 @@ typedef struct {
     char *telegram_chat_id;
     char *email;
     char *slack_webhook_url;
+    bool borrowed;          /* the strings are the staff cache's */
 } followup_person_t;
 
 void followup_person_clear(followup_person_t *person);
@@ -157,9 +167,26 @@ int followup_staff_update(followup_t *self, cv_bus_t *bus,
                           const Conveyor__StaffUpdated *updated);
 
 /* Loads `staff_id` (unknown people get the default zone, no hours and no
- * targets). 0, or -1 after logging. */
+ * targets). 0, or -1 after logging. The person usually borrows the staff
+ * cache's strings: keep it no longer than the current handler or timer.
+ *
+ * Every lead asks for its owner, so people are kept in memory as read
+ * (parsing working hours and zones once, not per lead). The cache only
+ * ever holds rows as committed, or as the current transaction sees them:
+ * a StaffUpdated empties it, and the first followup_staff_settle after a
+ * turn that wrote the directory (committed or rolled back) empties it
+ * again, so nothing read from an uncommitted write outlives its turn. A
+ * kill -9 loses only memory. */
 int followup_staff_get(followup_t *self, cv_bus_t *bus, const char *staff_id,
                        followup_person_t *person);
+
+/* Between bus turns, outside any transaction (the timer source's
+ * next_due calls it): forgets people read in a turn that wrote the
+ * directory. */
+void followup_staff_settle(followup_t *self);
+
+/* Frees the staff cache (at exit). */
+void followup_staff_cache_free(followup_t *self);
 
 /* The ids of active heads of sales (role "head"), as a NULL-terminated
  * array the caller frees with followup_ids_free. 0 or -1. */
@@ -188,6 +215,8 @@ typedef struct {
     const char *kind;         /* FOLLOWUP_KIND_* */
     const char *lead_id;
     const char *lead_json;    /* the lead snapshot (cv_jsonw_lead text) */
+    bool lead_json_is_row;    /* lead_json is followup_lead's snapshot as
+                                 it stands: the row refers to it (below) */
     const char *summary;      /* one line about the lead */
     const followup_person_t *person; /* who does it */
     const Conveyor__NotifyTarget *notify; /* overrides person's, may be NULL */
@@ -201,7 +230,15 @@ typedef struct {
 
 /* Creates the task (and its level-1 SLA timer), emits TaskCreated to the
  * console and the notification to the person. Sets *created (may be NULL)
- * false when the id existed. 0 or -1. */
+ * false when the id existed. 0 or -1.
+ *
+ * The task's lead_json is "the lead as it was when the task was opened"
+ * (an escalation shows it). Most tasks open right after the lead's
+ * snapshot was kept, so rather than a second copy of the same text the
+ * row stores '' for "followup_lead's lead_json"; the one writer of that
+ * snapshot (rules_lead_put) first gives such tasks their own copy when the
+ * snapshot is about to change, and the escalation reads it through a
+ * join. Rows written before (and by tools) keep their own copy. */
 int followup_task_open(followup_t *self, cv_bus_t *bus,
                        const followup_task_spec_t *spec, bool *created);
 
@@ -226,6 +263,44 @@ int followup_task_has_open(cv_bus_t *bus, const char *lead_id,
 
 /* How many tasks of `kind` the lead ever had; -1 on error. */
 int followup_task_count(cv_bus_t *bus, const char *lead_id, const char *kind);
+
+/* One task of a lead as listed by followup_task_list. Strings owned. */
+typedef struct {
+    char *task_id;
+    char *staff_id;     /* whose task */
+    char *kind;         /* FOLLOWUP_KIND_* */
+    bool open;          /* open (false: done, or closed since listed) */
+    bool shares_lead;   /* lead_json '': the lead row's snapshot */
+    int64_t created_at; /* ms */
+} followup_task_row_t;
+
+/* Every task of a lead, open or done, oldest first: one read serves the
+ * several questions an event asks about the lead's tasks. */
+typedef struct {
+    followup_task_row_t *rows; /* count rows, NULL when none */
+    size_t count;
+} followup_task_list_t;
+
+/* Lists the lead's tasks into *list (clear it with
+ * followup_task_list_clear, also after an error). 0 or -1. */
+int followup_task_list(cv_bus_t *bus, const char *lead_id,
+                       followup_task_list_t *list);
+void followup_task_list_clear(followup_task_list_t *list);
+
+/* followup_task_close_kinds over a listing; the rows it closes are marked
+ * closed in the list, so later questions see them closed. */
+int followup_task_close_listed(followup_t *self, cv_bus_t *bus,
+                               followup_task_list_t *list,
+                               const char *lead_id, const char *const *kinds,
+                               const char *except_staff, const char *reason,
+                               bool keep_head, int *closed);
+
+/* followup_task_has_open and followup_task_count over a listing. */
+bool followup_task_list_has_open(const followup_task_list_t *list,
+                                 const char *const *kinds,
+                                 const char *staff_id);
+int followup_task_list_count(const followup_task_list_t *list,
+                             const char *kind);
 
 /* TaskCompleted from the console: marks the task done, cancels timers. */
 int followup_task_complete(followup_t *self, cv_bus_t *bus,

@@ -38,9 +38,13 @@ static void escalate_task_clear(escalate_task_t *task)
 static int escalate_load_task(cv_bus_t *bus, const char *task_id,
                               escalate_task_t *task)
 {
+    /* lead_json '' refers to the lead row's snapshot (followup.h) */
     static const char sql[] =
-        "SELECT staff_id, status, kind, title, lead_json FROM followup_task"
-        " WHERE task_id = ?";
+        "SELECT t.staff_id, t.status, t.kind, t.title,"
+        " CASE WHEN t.lead_json = '' THEN coalesce(l.lead_json, '{}')"
+        " ELSE t.lead_json END FROM followup_task t"
+        " LEFT JOIN followup_lead l ON l.lead_id = t.lead_id"
+        " WHERE t.task_id = ?";
     memset(task, 0, sizeof(*task));
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)

@@ -89,33 +89,63 @@ int followup_lead_get(cv_bus_t *bus, const char *lead_id,
     return 0;
 }
 
-/* Keeps the lead's snapshot (and owner, when `owner` is not NULL). */
-static int rules_lead_put(cv_bus_t *bus, const Conveyor__Lead *lead,
-                          const char *owner)
+/* Keeps the lead's snapshot `text` (and owner, when `owner` is not NULL).
+ * Tasks that refer to the stored snapshot instead of keeping a copy
+ * (lead_json '', followup.h) get the old text first when it changes, so
+ * each still shows the lead as it was when the task was opened. `tasks`,
+ * when not NULL, is the lead's listing in this transaction: when no task
+ * in it refers to the snapshot (a new lead), there is nothing to copy. */
+static int rules_lead_keep(cv_bus_t *bus, const Conveyor__Lead *lead,
+                           const char *owner, const char *text,
+                           const followup_task_list_t *tasks)
 {
+    static const char own_copy_sql[] =
+        "UPDATE followup_task SET lead_json = (SELECT l.lead_json FROM"
+        " followup_lead l WHERE l.lead_id = ?1) WHERE lead_id = ?1"
+        " AND lead_json = '' AND (SELECT l.lead_json FROM followup_lead l"
+        " WHERE l.lead_id = ?1) <> ?2";
     static const char sql[] =
         "INSERT INTO followup_lead (lead_id, owner_id, channel, lead_json,"
         " updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT (lead_id) DO UPDATE SET"
         " owner_id = coalesce(?2, owner_id), channel = ?3, lead_json = ?4,"
         " updated_at = ?5";
+    cv_store_t *store = cv_bus_store(bus);
+    bool shared = tasks == NULL;
+    for (size_t i = 0; tasks != NULL && i < tasks->count; i++)
+        shared = shared || tasks->rows[i].shares_lead;
+    sqlite3_stmt *stmt;
+    if (shared) {
+        stmt = cv_store_prepare(store, own_copy_sql);
+        if (stmt == NULL)
+            return -1;
+        cv_store_bind_text(stmt, 1, lead->lead_id);
+        cv_store_bind_text(stmt, 2, text);
+        if (cv_store_step_done(stmt) != 0)
+            return -1;
+    }
+    stmt = cv_store_prepare(store, sql);
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_text(stmt, 1, lead->lead_id);
+    cv_store_bind_text(stmt, 2, owner);
+    cv_store_bind_text(stmt, 3, rules_text(lead->channel));
+    cv_store_bind_text(stmt, 4, text);
+    sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
+    return cv_store_step_done(stmt);
+}
+
+/* rules_lead_keep with the snapshot made from `lead`. */
+static int rules_lead_put(cv_bus_t *bus, const Conveyor__Lead *lead,
+                          const char *owner)
+{
     char *text = NULL;
     char *summary = NULL;
-    if (followup_lead_snapshot(lead, &text, &summary) != 0) {
-        free(text);
-        free(summary);
-        return cv_error("out of memory keeping lead '%s'", lead->lead_id);
-    }
     int rc = -1;
-    sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
-    if (stmt != NULL) {
-        cv_store_bind_text(stmt, 1, lead->lead_id);
-        cv_store_bind_text(stmt, 2, owner);
-        cv_store_bind_text(stmt, 3, rules_text(lead->channel));
-        cv_store_bind_text(stmt, 4, text);
-        sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
-        rc = cv_store_step_done(stmt);
-    }
+    if (followup_lead_snapshot(lead, &text, &summary) != 0)
+        cv_log(CV_LOG_ERROR, "out of memory keeping lead '%s'", lead->lead_id);
+    else
+        rc = rules_lead_keep(bus, lead, owner, text, NULL);
     free(text);
     free(summary);
     return rc;
@@ -175,6 +205,7 @@ static int rules_open(followup_t *self, cv_bus_t *bus,
         .kind = kind,
         .lead_id = lead->lead_id,
         .lead_json = lead->lead_json,
+        .lead_json_is_row = lead->found,
         .summary = lead->summary,
         .person = person,
         .title = title,
@@ -318,17 +349,21 @@ static int rules_segment_task(followup_t *self, cv_bus_t *bus,
     const Conveyor__Lead *lead = assigned->lead;
     const char *who = rules_text(lead->name) ? lead->name : "the client";
     followup_person_t person;
+    memset(&person, 0, sizeof(person));
     char *text = NULL;
     char *summary = NULL;
     char *title = NULL;
     char task_id[FOLLOWUP_ID_SIZE];
     int rc = -1;
+    if (followup_lead_snapshot(lead, &text, &summary) != 0)
+        goto oom;
     /* a reviewer joins the lead; anyone else (the junior who sends the
      * rejection) becomes its owner */
-    if (rules_lead_put(bus, lead,
-                       rules_is(assigned->role, "reviewer")
-                           ? NULL
-                           : assigned->staff_id) != 0 ||
+    if (rules_lead_keep(bus, lead,
+                        rules_is(assigned->role, "reviewer")
+                            ? NULL
+                            : assigned->staff_id,
+                        text, NULL) != 0 ||
         followup_staff_get(self, bus, assigned->staff_id, &person) != 0)
         goto out;
     int n = side->per_person
@@ -340,8 +375,6 @@ static int rules_segment_task(followup_t *self, cv_bus_t *bus,
         rc = CV_BUS_DROP;
         goto out;
     }
-    if (followup_lead_snapshot(lead, &text, &summary) != 0)
-        goto oom;
     title = rules_format(side->title, who);
     if (title == NULL)
         goto out;
@@ -359,6 +392,7 @@ static int rules_segment_task(followup_t *self, cv_bus_t *bus,
         .kind = side->kind,
         .lead_id = lead->lead_id,
         .lead_json = text,
+        .lead_json_is_row = true, /* kept above */
         .summary = summary,
         .person = &person,
         .notify = assigned->notify,
@@ -401,23 +435,9 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
     }
     const char *owner = assigned->staff_id;
     char reason[200];
-    snprintf(reason, sizeof(reason), "reassigned to %s", owner);
     /* the offer to a pool, and the head's task to assign by hand */
     static const char *const claim_kinds[] = {
         FOLLOWUP_KIND_CLAIM_OFFER, FOLLOWUP_KIND_MANUAL_ASSIGN, NULL};
-    /* the lead has its owner: the pool's offer is over, and an earlier
-     * owner's first contact passes to the new one with a fresh SLA */
-    if (rules_lead_put(bus, lead, owner) != 0 ||
-        followup_task_close_kinds(self, bus, lead->lead_id, claim_kinds, NULL,
-                                  "assigned", false, NULL) != 0 ||
-        followup_task_close_kinds(self, bus, lead->lead_id, rules_first_kinds,
-                                  owner, reason, true, NULL) != 0)
-        return -1;
-    int has = followup_task_has_open(bus, lead->lead_id, rules_first_kinds,
-                                     owner);
-    if (has != 0)
-        return has < 0 ? -1 : 0; /* this owner has it already */
-
     bool call_back = lead->has_call_back && lead->call_back;
     bool cold = rules_is(lead->channel, "cold");
     const char *kind = call_back ? FOLLOWUP_KIND_CALL_BACK
@@ -426,8 +446,11 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
     const char *slug = call_back ? "call-back"
                        : cold    ? "cold-call"
                                  : "first-contact";
+    followup_task_list_t tasks;
     followup_person_t person;
     followup_person_t duty;
+    memset(&tasks, 0, sizeof(tasks));
+    memset(&person, 0, sizeof(person));
     memset(&duty, 0, sizeof(duty));
     bool on_duty = false;
     char *text = NULL;
@@ -436,15 +459,42 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
     char *full_title = NULL;
     char task_id[FOLLOWUP_ID_SIZE];
     int rc = -1;
-    if (followup_staff_get(self, bus, owner, &person) != 0)
-        goto out;
-    rc = rules_task_id(bus, lead->lead_id, kind, slug, task_id,
-                       sizeof(task_id));
-    if (rc != 0)
-        goto out;
-    rc = -1;
     if (followup_lead_snapshot(lead, &text, &summary) != 0)
         goto oom;
+    /* the lead has its owner: the pool's offer is over, and an earlier
+     * owner's first contact passes to the new one with a fresh SLA; one
+     * listing of the lead's tasks answers every question below (a new
+     * lead has none) */
+    if (followup_task_list(bus, lead->lead_id, &tasks) != 0 ||
+        rules_lead_keep(bus, lead, owner, text, &tasks) != 0)
+        goto out;
+    if (tasks.count > 0) {
+        snprintf(reason, sizeof(reason), "reassigned to %s", owner);
+        if (followup_task_close_listed(self, bus, &tasks, lead->lead_id,
+                                       claim_kinds, NULL, "assigned", false,
+                                       NULL) != 0 ||
+            followup_task_close_listed(self, bus, &tasks, lead->lead_id,
+                                       rules_first_kinds, owner, reason, true,
+                                       NULL) != 0)
+            goto out;
+    }
+    if (followup_task_list_has_open(&tasks, rules_first_kinds, owner)) {
+        rc = 0; /* this owner has it already */
+        goto out;
+    }
+    if (followup_staff_get(self, bus, owner, &person) != 0)
+        goto out;
+    int n = followup_task_list_count(&tasks, kind);
+    int w = n == 0 ? snprintf(task_id, sizeof(task_id), "%s-%s",
+                              lead->lead_id, slug)
+                   : snprintf(task_id, sizeof(task_id), "%s-%s-%d",
+                              lead->lead_id, slug, n + 1);
+    if (w < 0 || (size_t)w >= sizeof(task_id)) {
+        cv_log(CV_LOG_WARN, "lead id '%.64s...' too long for a task id",
+               lead->lead_id);
+        rc = CV_BUS_DROP;
+        goto out;
+    }
     int64_t now = cv_clock_now_ms();
     const followup_person_t *doer = &person;
     const Conveyor__NotifyTarget *notify = assigned->notify;
@@ -504,6 +554,7 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
         .kind = kind,
         .lead_id = lead->lead_id,
         .lead_json = text,
+        .lead_json_is_row = true, /* kept above */
         .summary = summary,
         .person = doer,
         .notify = notify,
@@ -523,6 +574,7 @@ out:
     free(title);
     free(text);
     free(summary);
+    followup_task_list_clear(&tasks);
     followup_person_clear(&duty);
     followup_person_clear(&person);
     return rc;
@@ -569,6 +621,7 @@ int followup_on_offered(followup_t *self, cv_bus_t *bus,
             .kind = FOLLOWUP_KIND_CLAIM_OFFER,
             .lead_id = offered->lead_id,
             .lead_json = lead.lead_json,
+            .lead_json_is_row = lead.found,
             .summary = lead.summary,
             .person = &person,
             .title = title,
@@ -709,6 +762,7 @@ static int rules_proposal(followup_t *self, cv_bus_t *bus,
         .kind = FOLLOWUP_KIND_PING,
         .lead_id = lead->lead_id,
         .lead_json = lead->lead_json,
+        .lead_json_is_row = lead->found,
         .summary = lead->summary,
         .person = owner,
         .title = title,

@@ -15,8 +15,16 @@ static const char *staff_text_or_null(const char *text)
     return text != NULL && text[0] != '\0' ? text : NULL;
 }
 
+/* People kept at most; past it, lookups read the database each time
+ * (the cache is never emptied while a borrowed person may be in use). */
+#define STAFF_CACHE_MAX 4096
+
 void followup_person_clear(followup_person_t *person)
 {
+    if (person->borrowed) {
+        memset(person, 0, sizeof(*person));
+        return;
+    }
     free(person->staff_id);
     free(person->name);
     free(person->role);
@@ -34,10 +42,90 @@ bool followup_person_reachable(const followup_person_t *person)
            person->email != NULL || person->slack_webhook_url != NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* The staff cache (followup.h, followup_staff_get)                     */
+
+static uint64_t staff_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p != 0; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void staff_cache_clear(followup_t *self)
+{
+    for (size_t i = 0; i < self->staff_cache_size; i++) {
+        followup_person_t *person = self->staff_cache[i];
+        if (person != NULL) {
+            followup_person_clear(person);
+            free(person);
+            self->staff_cache[i] = NULL;
+        }
+    }
+    self->staff_cache_count = 0;
+}
+
+void followup_staff_cache_free(followup_t *self)
+{
+    staff_cache_clear(self);
+    free(self->staff_cache);
+    self->staff_cache = NULL;
+    self->staff_cache_size = 0;
+}
+
+void followup_staff_settle(followup_t *self)
+{
+    if (!self->staff_written)
+        return;
+    staff_cache_clear(self);
+    self->staff_written = false;
+}
+
+/* The slot of `staff_id`: its person, or the empty slot it would take. */
+static followup_person_t **staff_cache_slot(followup_t *self,
+                                            const char *staff_id)
+{
+    size_t mask = self->staff_cache_size - 1;
+    size_t i = (size_t)staff_hash(staff_id) & mask;
+    while (self->staff_cache[i] != NULL &&
+           strcmp(self->staff_cache[i]->staff_id, staff_id) != 0)
+        i = (i + 1) & mask;
+    return &self->staff_cache[i];
+}
+
+/* Takes `person` (heap, owned strings) into the cache; false when it is
+ * full or out of memory (the caller keeps ownership then). */
+static bool staff_cache_put(followup_t *self, followup_person_t *person)
+{
+    if (self->staff_cache_count >= STAFF_CACHE_MAX)
+        return false;
+    /* at most half full, so probes stay short */
+    if ((self->staff_cache_count + 1) * 2 > self->staff_cache_size) {
+        size_t size = self->staff_cache_size == 0 ? 64
+                                                  : self->staff_cache_size * 2;
+        followup_person_t **slots = calloc(size, sizeof(*slots));
+        if (slots == NULL)
+            return false;
+        followup_person_t **old = self->staff_cache;
+        size_t old_size = self->staff_cache_size;
+        self->staff_cache = slots;
+        self->staff_cache_size = size;
+        for (size_t i = 0; i < old_size; i++)
+            if (old[i] != NULL)
+                *staff_cache_slot(self, old[i]->staff_id) = old[i];
+        free(old);
+    }
+    *staff_cache_slot(self, person->staff_id) = person;
+    self->staff_cache_count++;
+    return true;
+}
+
 int followup_staff_update(followup_t *self, cv_bus_t *bus,
                           const Conveyor__StaffUpdated *updated)
 {
-    (void)self;
     static const char sql[] =
         "INSERT INTO followup_staff (staff_id, name, role, team, timezone,"
         " working_hours, active, notify_webhook_url, notify_telegram_chat_id,"
@@ -85,6 +173,11 @@ int followup_staff_update(followup_t *self, cv_bus_t *bus,
         cv_store_bind_text(stmt, 11, staff_text_or_null(n->slack_webhook_url));
     }
     sqlite3_bind_int64(stmt, 12, cv_clock_now_ms());
+    /* people read from here on in this turn may see this write before it
+     * commits: followup_staff_settle forgets them once the turn is over,
+     * committed or rolled back */
+    staff_cache_clear(self);
+    self->staff_written = true;
     return cv_store_step_done(stmt);
 }
 
@@ -99,8 +192,9 @@ static void staff_fill_notify(followup_person_t *person)
     person->notify.slack_webhook_url = person->slack_webhook_url;
 }
 
-int followup_staff_get(followup_t *self, cv_bus_t *bus, const char *staff_id,
-                       followup_person_t *person)
+/* Reads `staff_id` from the directory into *person (owned strings). */
+static int staff_read(followup_t *self, cv_bus_t *bus, const char *staff_id,
+                      followup_person_t *person)
 {
     static const char sql[] =
         "SELECT name, role, team, timezone, working_hours, active,"
@@ -148,6 +242,37 @@ int followup_staff_get(followup_t *self, cv_bus_t *bus, const char *staff_id,
     free(tz);
     free(hours);
     staff_fill_notify(person);
+    return 0;
+}
+
+int followup_staff_get(followup_t *self, cv_bus_t *bus, const char *staff_id,
+                       followup_person_t *person)
+{
+    if (staff_id == NULL)
+        staff_id = "";
+    if (self->staff_cache_count > 0) {
+        followup_person_t *cached = *staff_cache_slot(self, staff_id);
+        if (cached != NULL) {
+            *person = *cached;
+            person->borrowed = true;
+            return 0;
+        }
+    }
+    followup_person_t *fresh = calloc(1, sizeof(*fresh));
+    if (fresh == NULL)
+        return cv_error("out of memory reading staff");
+    if (staff_read(self, bus, staff_id, fresh) != 0) {
+        followup_person_clear(fresh);
+        free(fresh);
+        return -1;
+    }
+    if (!staff_cache_put(self, fresh)) {
+        *person = *fresh; /* not kept: the caller owns it */
+        free(fresh);
+        return 0;
+    }
+    *person = *fresh;
+    person->borrowed = true;
     return 0;
 }
 

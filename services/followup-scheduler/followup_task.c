@@ -90,21 +90,20 @@ static char *task_payload(const char *notification_id,
     return NULL;
 }
 
-/* Tells the person about the new task: who the lead is and by when. */
-static int task_notify_created(cv_bus_t *bus, const followup_task_spec_t *spec)
+/* Tells the person about the new task: who the lead is and by when
+ * (`due_local`, followup_format_local of the due time). */
+static int task_notify_created(cv_bus_t *bus, const followup_task_spec_t *spec,
+                               const char *due_local)
 {
     int rc = -1;
     char *subject = NULL;
     char *text = NULL;
     char *payload = NULL;
     char notification_id[FOLLOWUP_ID_SIZE + 8];
-    char due_local[96];
     char due_rfc3339[40];
     if ((size_t)snprintf(notification_id, sizeof(notification_id), "ntf-%s",
                          spec->task_id) >= sizeof(notification_id))
         return cv_error("task id '%s' too long", spec->task_id);
-    followup_format_local(spec->person, spec->due_at, due_local,
-                          sizeof(due_local));
     cv_clock_format(spec->due_at, due_rfc3339, sizeof(due_rfc3339));
     subject = task_subject(spec->kind, spec->summary, due_local);
     const char *message = task_text_or_null(spec->message);
@@ -180,8 +179,11 @@ int followup_task_open(followup_t *self, cv_bus_t *bus,
     cv_store_bind_text(stmt, 5, spec->title);
     sqlite3_bind_int64(stmt, 6, spec->due_at);
     sqlite3_bind_int64(stmt, 7, now);
+    /* '': the lead row's snapshot, not a second copy (followup.h) */
     cv_store_bind_text(stmt, 8,
-                       spec->lead_json != NULL ? spec->lead_json : "{}");
+                       spec->lead_json_is_row ? ""
+                       : spec->lead_json != NULL ? spec->lead_json
+                                                 : "{}");
     cv_store_bind_text(stmt, 9, task_text_or_null(notify->webhook_url));
     cv_store_bind_text(stmt, 10, task_text_or_null(notify->telegram_chat_id));
     cv_store_bind_text(stmt, 11, task_text_or_null(notify->email));
@@ -205,15 +207,16 @@ int followup_task_open(followup_t *self, cv_bus_t *bus,
                                   spec->person->staff_id, at) != 0)
             return -1;
     }
-    if (task_emit_created(bus, spec) != 0 || task_notify_created(bus, spec) != 0)
+    char due[96];
+    followup_format_local(spec->person, spec->due_at, due, sizeof(due));
+    if (task_emit_created(bus, spec) != 0 ||
+        task_notify_created(bus, spec, due) != 0)
         return -1;
     cv_metric_add(self->tasks_opened, 1);
     if (created != NULL)
         *created = true;
-    char due[96];
     cv_log(CV_LOG_INFO, "task '%s' (%s) for '%s' due %s%s%s", spec->task_id,
-           spec->kind, spec->person->staff_id,
-           followup_format_local(spec->person, spec->due_at, due, sizeof(due)),
+           spec->kind, spec->person->staff_id, due,
            spec->stage != NULL ? ", stage " : "",
            spec->stage != NULL ? spec->stage : "");
     return 0;
@@ -328,39 +331,128 @@ static bool task_kind_in(const char *kind, const char *const *kinds)
     return false;
 }
 
-/* The lead's open tasks: ids, owners and kinds (NULL-terminated arrays
- * the caller frees with followup_ids_free). */
-static int task_list_open(cv_bus_t *bus, const char *lead_id, char ***ids,
-                          char ***staff, char ***kinds)
+void followup_task_list_clear(followup_task_list_t *list)
 {
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->rows[i].task_id);
+        free(list->rows[i].staff_id);
+        free(list->rows[i].kind);
+    }
+    free(list->rows);
+    memset(list, 0, sizeof(*list));
+}
+
+/* Oldest first, as the console saw them created. */
+static int task_row_order(const void *a, const void *b)
+{
+    const followup_task_row_t *x = a;
+    const followup_task_row_t *y = b;
+    if (x->created_at != y->created_at)
+        return x->created_at < y->created_at ? -1 : 1;
+    return strcmp(x->task_id, y->task_id);
+}
+
+int followup_task_list(cv_bus_t *bus, const char *lead_id,
+                       followup_task_list_t *list)
+{
+    /* one probe of followup_task_by_lead; a lead has a handful of tasks,
+     * so they are put in order here rather than by an SQL sorter */
     static const char sql[] =
-        "SELECT task_id, staff_id, kind FROM followup_task WHERE lead_id = ?"
-        " AND status = 'open' ORDER BY created_at, task_id LIMIT 1000";
-    *ids = calloc(1001, sizeof(char *));
-    *staff = calloc(1001, sizeof(char *));
-    *kinds = calloc(1001, sizeof(char *));
-    if (*ids == NULL || *staff == NULL || *kinds == NULL)
-        return cv_error("out of memory listing tasks");
+        "SELECT task_id, staff_id, kind, status = 'open', created_at,"
+        " lead_json = '' FROM followup_task WHERE lead_id = ?";
+    memset(list, 0, sizeof(*list));
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
-    size_t n = 0;
+    size_t room = 0;
     bool failed = false;
     int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && n < 1000) {
-        (*ids)[n] = cv_store_column_dup(stmt, 0, &failed);
-        (*staff)[n] = cv_store_column_dup(stmt, 1, &failed);
-        (*kinds)[n] = cv_store_column_dup(stmt, 2, &failed);
-        n++;
-        if (failed)
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (list->count == room) {
+            size_t more = room == 0 ? 8 : room * 2;
+            followup_task_row_t *rows =
+                realloc(list->rows, more * sizeof(*rows));
+            if (rows == NULL) {
+                failed = true;
+                break;
+            }
+            list->rows = rows;
+            room = more;
+        }
+        followup_task_row_t *row = &list->rows[list->count++];
+        memset(row, 0, sizeof(*row));
+        row->task_id = cv_store_column_dup(stmt, 0, &failed);
+        row->staff_id = cv_store_column_dup(stmt, 1, &failed);
+        row->kind = cv_store_column_dup(stmt, 2, &failed);
+        row->open = sqlite3_column_int(stmt, 3) != 0;
+        row->created_at = sqlite3_column_int64(stmt, 4);
+        row->shares_lead = sqlite3_column_int(stmt, 5) != 0;
+        if (failed || row->task_id == NULL || row->staff_id == NULL ||
+            row->kind == NULL) {
+            failed = true;
             break;
+        }
     }
     sqlite3_reset(stmt);
-    if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || failed)
+    if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || failed) {
+        followup_task_list_clear(list);
         return cv_error("cannot list the tasks of '%s': %s", lead_id,
                         failed ? "out of memory" : sqlite3_errstr(rc));
+    }
+    if (list->count > 1)
+        qsort(list->rows, list->count, sizeof(list->rows[0]), task_row_order);
     return 0;
+}
+
+int followup_task_close_listed(followup_t *self, cv_bus_t *bus,
+                               followup_task_list_t *list,
+                               const char *lead_id, const char *const *kinds,
+                               const char *except_staff, const char *reason,
+                               bool keep_head, int *closed)
+{
+    int count = 0;
+    int rc = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        followup_task_row_t *row = &list->rows[i];
+        if (!row->open || !task_kind_in(row->kind, kinds))
+            continue;
+        if (except_staff != NULL && strcmp(row->staff_id, except_staff) == 0)
+            continue;
+        if (task_close_known(self, bus, row->task_id, lead_id, row->staff_id,
+                             reason, keep_head) != 0) {
+            rc = -1;
+            break;
+        }
+        row->open = false;
+        count++;
+    }
+    if (closed != NULL)
+        *closed = count;
+    return rc;
+}
+
+bool followup_task_list_has_open(const followup_task_list_t *list,
+                                 const char *const *kinds,
+                                 const char *staff_id)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        const followup_task_row_t *row = &list->rows[i];
+        if (row->open && task_kind_in(row->kind, kinds) &&
+            (staff_id == NULL || strcmp(row->staff_id, staff_id) == 0))
+            return true;
+    }
+    return false;
+}
+
+int followup_task_list_count(const followup_task_list_t *list,
+                             const char *kind)
+{
+    int count = 0;
+    for (size_t i = 0; i < list->count; i++)
+        if (strcmp(list->rows[i].kind, kind) == 0)
+            count++;
+    return count;
 }
 
 int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
@@ -368,57 +460,26 @@ int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
                               const char *except_staff, const char *reason,
                               bool keep_head, int *closed)
 {
-    char **ids = NULL;
-    char **staff = NULL;
-    char **task_kinds = NULL;
-    int rc = -1;
-    int count = 0;
-    if (task_list_open(bus, lead_id, &ids, &staff, &task_kinds) != 0)
-        goto out;
-    for (size_t i = 0; ids[i] != NULL; i++) {
-        if (staff[i] == NULL || task_kinds[i] == NULL ||
-            !task_kind_in(task_kinds[i], kinds))
-            continue;
-        if (except_staff != NULL && strcmp(staff[i], except_staff) == 0)
-            continue;
-        if (task_close_known(self, bus, ids[i], lead_id, staff[i], reason,
-                             keep_head) != 0)
-            goto out;
-        count++;
-    }
-    rc = 0;
-out:
-    followup_ids_free(ids);
-    followup_ids_free(staff);
-    followup_ids_free(task_kinds);
+    followup_task_list_t list;
     if (closed != NULL)
-        *closed = count;
+        *closed = 0;
+    if (followup_task_list(bus, lead_id, &list) != 0)
+        return -1;
+    int rc = followup_task_close_listed(self, bus, &list, lead_id, kinds,
+                                        except_staff, reason, keep_head,
+                                        closed);
+    followup_task_list_clear(&list);
     return rc;
 }
 
 int followup_task_has_open(cv_bus_t *bus, const char *lead_id,
                            const char *const *kinds, const char *staff_id)
 {
-    char **ids = NULL;
-    char **staff = NULL;
-    char **task_kinds = NULL;
-    int rc = -1;
-    if (task_list_open(bus, lead_id, &ids, &staff, &task_kinds) != 0)
-        goto out;
-    rc = 0;
-    for (size_t i = 0; ids[i] != NULL; i++) {
-        if (staff[i] == NULL || task_kinds[i] == NULL ||
-            !task_kind_in(task_kinds[i], kinds))
-            continue;
-        if (staff_id == NULL || strcmp(staff[i], staff_id) == 0) {
-            rc = 1;
-            break;
-        }
-    }
-out:
-    followup_ids_free(ids);
-    followup_ids_free(staff);
-    followup_ids_free(task_kinds);
+    followup_task_list_t list;
+    if (followup_task_list(bus, lead_id, &list) != 0)
+        return -1;
+    int rc = followup_task_list_has_open(&list, kinds, staff_id) ? 1 : 0;
+    followup_task_list_clear(&list);
     return rc;
 }
 

@@ -47,7 +47,12 @@ int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
     sqlite3_bind_int64(stmt, 5, due_at);
     sqlite3_bind_int(stmt, 6, level);
     cv_store_bind_text(stmt, 7, staff_id);
-    timer_forget_next_due(self);
+    /* the earliest pending due time moves no later; keeping it known
+     * spares a read every turn. Should the insert be ignored or rolled
+     * back, the kept time is early: the source then wakes, finds nothing
+     * due and reads it again (timer_work) */
+    if (self->next_due_known && due_at < self->next_due_ms)
+        self->next_due_ms = due_at;
     return cv_store_step_done(stmt);
 }
 
@@ -80,15 +85,21 @@ int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
                                const char *task_id, const char *reason,
                                bool keep_head)
 {
+    /* a task's timers are among its lead's (followup_timer_by_lead; a
+     * timer's lead is its task's) */
     return timer_cancel(self, bus,
                         keep_head
                             ? "UPDATE followup_timer SET state = 'cancelled',"
                               " cancelled_at = ?1, cancel_reason = ?2"
-                              " WHERE task_id = ?3 AND state = 'pending'"
+                              " WHERE lead_id = (SELECT lead_id FROM"
+                              " followup_task WHERE task_id = ?3)"
+                              " AND task_id = ?3 AND state = 'pending'"
                               " AND level < 3"
                             : "UPDATE followup_timer SET state = 'cancelled',"
                               " cancelled_at = ?1, cancel_reason = ?2"
-                              " WHERE task_id = ?3 AND state = 'pending'",
+                              " WHERE lead_id = (SELECT lead_id FROM"
+                              " followup_task WHERE task_id = ?3)"
+                              " AND task_id = ?3 AND state = 'pending'",
                         task_id, NULL, reason);
 }
 
@@ -197,8 +208,9 @@ static int timer_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     int count = timer_collect_due(bus, now_ms, due, FOLLOWUP_FIRE_BATCH);
     if (count < 0)
         goto out;
-    if (count > 0)
-        timer_forget_next_due(self);
+    /* fired timers leave the pending set, and a wake-up that found none
+     * due had an early next_due_ms (followup_timer_insert): read it anew */
+    timer_forget_next_due(self);
     for (int i = 0; i < count; i++) {
         if (timer_fire(self, bus, &due[i], now_ms) != 0)
             goto out;
@@ -239,6 +251,9 @@ static int timer_read_next_due(cv_bus_t *bus, int64_t *due_at)
 static int64_t timer_next_due(void *arg, cv_bus_t *bus)
 {
     followup_t *self = arg;
+    /* the bus asks once a turn, outside the transaction: the last turn is
+     * over, committed or rolled back */
+    followup_staff_settle(self);
     int64_t now = cv_clock_now_ms();
     if (!self->next_due_known) {
         int64_t due_at;

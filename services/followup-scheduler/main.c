@@ -58,5 +58,6 @@ int main(int argc, char **argv)
     rc = cv_service_run(svc) == 0 ? 0 : 1;
 out:
     cv_service_destroy(&svc);
+    followup_staff_cache_free(&followup);
     return rc;
 }
