@@ -235,6 +235,19 @@ static int64_t count_rows(const char *path, const char *sql)
     return n;
 }
 
+/* Waits up to 10 s for the sender's outbox to empty, and asserts it did. */
+static void wait_outbox_empty(fixture_t *f)
+{
+    char sender[512];
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    for (int i = 0; i < 200; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+}
+
 /* Waits up to `seconds` until every lead in [0, total) was applied and the
  * sender's outbox is empty. */
 static void wait_delivered(fixture_t *f, int total, int seconds)
@@ -296,15 +309,9 @@ static void test_failed_and_dropped_events_in_one_batch(void **state)
     f->mixed = true;
     outbox_fill(f, 0, 300, NULL); /* one backlog: batches of 64 */
     buses_start(f);
-    char worker[512], sender[512];
+    char worker[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
-    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
-    for (int i = 0; i < 200; i++) {
-        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
-            break;
-        usleep(50 * 1000);
-    }
-    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    wait_outbox_empty(f);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 270);
     assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied "
@@ -348,14 +355,7 @@ static void test_repeated_event_id_is_applied_once(void **state)
     outbox_fill(f, 2, 1, NULL);
     char worker[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
-    char sender[512];
-    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
-    for (int i = 0; i < 200; i++) {
-        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
-            break;
-        usleep(50 * 1000);
-    }
-    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    wait_outbox_empty(f);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 2);
 }
 
@@ -443,12 +443,7 @@ static void test_one_row_serves_every_destination(void **state)
     assert_non_null(console_bus);
     pthread_t console_thread;
     pthread_create(&console_thread, NULL, bus_main, console_bus);
-    for (int i = 0; i < 200; i++) {
-        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
-            break;
-        usleep(50 * 1000);
-    }
-    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    wait_outbox_empty(f);
     assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
                      200);
     assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
@@ -512,12 +507,7 @@ static void test_outbox_from_before_is_delivered(void **state)
     outbox_fill(f, 0, 10, NULL);
     char worker[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
-    for (int i = 0; i < 200; i++) {
-        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
-            break;
-        usleep(50 * 1000);
-    }
-    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    wait_outbox_empty(f);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 11);
 }
 
