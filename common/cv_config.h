@@ -90,7 +90,9 @@ typedef struct {
                                        that come sooner after the last one
                                        wait for it (fewer, larger commits
                                        under load), an idle stage commits at
-                                       once; 0 (the default): no pause */
+                                       once; 0: no pause (the default,
+                                       but 20 for console and
+                                       followup-scheduler) */
     int lease_ms;                   /* re-send an unacknowledged event after
                                        this, default 3000 */
     int heartbeat_ms;               /* broker heartbeat, default 500 */
