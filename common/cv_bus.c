@@ -1395,6 +1395,11 @@ void cv_bus_destroy(cv_bus_t **self_p)
     if (self->zmq != NULL)
         zmq_ctx_term(self->zmq);
     staged_discard(self, 0);
+    /* events received but not applied (a stop while they waited for the
+     * pacing pause): never acknowledged, so their senders send them again */
+    for (int i = 0; i < self->inbound_count; i++)
+        zmq_msg_close(&self->inbound[i].payload);
+    self->inbound_count = 0;
     free(self->staged);
     free(self->acked);
     if (self->hash != NULL) {

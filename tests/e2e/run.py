@@ -123,9 +123,12 @@ def main():
     unittest.TestSuite(wanted).run(result)
 
     # A failed setUpClass runs none of its class's tests: count them all
-    # as failed, not as absent.
+    # as failed, not as absent. A failed tearDownClass (a sanitizer report
+    # in a process log, say) comes after its tests passed: count it too.
     passed = len(set(result.passed))
-    failed = total - passed
+    test_ids = set(t.id() for t in wanted)
+    class_errors = set(f for f in result.failed if f not in test_ids)
+    failed = total - passed + len(class_errors)
     print("e2e: %.0f s" % (time.monotonic() - started))
     print("e2e: %d passed, %d failed" % (passed, failed), flush=True)
     return 0 if failed == 0 and total > 0 else 1
