@@ -70,9 +70,9 @@ int cv_contact_set_region(const char *iso2)
  * "8 (912) 345 67 89" or "9123456789" — digits, with spaces, dashes and
  * brackets between them, and nothing else. libphonenumber runs several ICU
  * regexes per number (about a seventh of intake's CPU per lead); for these
- * shapes it gives exactly this answer, because Russia's plan makes every
- * 9xxxxxxxxx a valid mobile number and the separators are mere
- * punctuation to it (test_contact.c compares the two readings). Only in
+ * shapes it gives exactly this answer, because Russia's numbering plan
+ * makes every ten-digit national number that starts with 9 a valid mobile
+ * number, and libphonenumber skips the separators as punctuation (test_contact.c compares the two readings). Only in
  * region RU, where "8" is the trunk prefix. Returns false for anything
  * else, which libphonenumber then reads. */
 static bool cv_contact_phone_ru_mobile(const char *text, char *out,

@@ -472,7 +472,9 @@ class SmtpCatcher:
                         self.reply("221 bye")
                         return
                     else:
-                        self.reply("502 command not implemented")
+                        # the catcher speaks the commands above; RFC 5321 says
+                        # 502 for any other
+                        self.reply("502 5.5.1 unrecognised command")
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True

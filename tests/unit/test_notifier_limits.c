@@ -66,9 +66,9 @@ static void test_webhook_hosts_have_their_own_budget(void **state)
         notifier_limits_new("host:5/5", "hooks.slack.com:1/2,crm.partner.ru:0");
     assert_non_null(limits);
     notifier_job_t slack =
-        job_to(NOTIFIER_SLACK, "https://hooks.slack.com/services/T0/B0/XXXX");
+        job_to(NOTIFIER_SLACK, "https://hooks.slack.com/services/T0451/B0452/sales-team");
     notifier_job_t slack_other =
-        job_to(NOTIFIER_SLACK, "https://Hooks.Slack.com/services/T1/B1/YYYY");
+        job_to(NOTIFIER_SLACK, "https://Hooks.Slack.com/services/T0453/B0454/head-of-sales");
     notifier_job_t partner =
         job_to(NOTIFIER_WEBHOOK, "http://crm.partner.ru/hook?x=1");
     assert_int_equal(notifier_limits_wait(limits, &slack, 1000), 0);
