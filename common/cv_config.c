@@ -739,14 +739,11 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
     cfg->demo = true;
     cfg->max_body_bytes = 1024 * 1024;
     cfg->batch_max = 256;
-    /* the stages off the notification path (the console's cards, the
-     * follow-up tasks) commit events at most every 20 ms: under load that
-     * is several times fewer commits, each a sync, for a card or a task
-     * that shows up at most 20 ms later; the others commit at once */
-    cfg->batch_linger_ms = strcmp(service, "console") == 0 ||
-                                   strcmp(service, "followup-scheduler") == 0
-                               ? 20
-                               : 0;
+    /* the console is off the notification path (intake -> scoring ->
+     * routing -> follow-up -> notifier): it commits events at most every
+     * 20 ms, under load several times fewer commits, each a sync, for a
+     * card that shows up at most 20 ms later; the others commit at once */
+    cfg->batch_linger_ms = strcmp(service, "console") == 0 ? 20 : 0;
     cfg->lease_ms = 3000;
     cfg->heartbeat_ms = 500;
     cfg->http_threads = 2;
