@@ -358,7 +358,9 @@ typedef struct {
     int64_t due_at;
 } followup_timer_t;
 
-/* Inserts a pending timer (ignored when the id exists). 0 or -1. */
+/* Inserts a pending timer (ignored when the lead has a timer of that id;
+ * ids are made from the task's or the lead's id, so an id is never used
+ * by two leads). 0 or -1. */
 int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
                           const char *task_id, const char *lead_id,
                           const char *kind, int level, const char *staff_id,

@@ -43,17 +43,24 @@ char *followup_lead_summary(const json_t *lead, const char *lead_id)
 
 char *followup_first_contact_title(const char *channel, const char *name)
 {
-    char *title = NULL;
     const char *who = name != NULL && name[0] != '\0' ? name : "the client";
-    int n;
-    if (channel != NULL && strcmp(channel, "phone") == 0)
-        n = asprintf(&title, "Call back %s", who);
-    else
-        n = asprintf(&title,
-                     "First contact with %s: get a phone number, the "
-                     "client's time zone and a convenient time to call",
-                     who);
-    return n < 0 ? NULL : title;
+    bool phone = channel != NULL && strcmp(channel, "phone") == 0;
+    /* the words around the name, joined without printf (every web lead
+     * gets this title) */
+    const char *before = phone ? "Call back " : "First contact with ";
+    const char *after = phone ? ""
+                              : ": get a phone number, the client's time "
+                                "zone and a convenient time to call";
+    size_t b = strlen(before);
+    size_t w = strlen(who);
+    size_t a = strlen(after);
+    char *title = malloc(b + w + a + 1);
+    if (title == NULL)
+        return NULL;
+    memcpy(title, before, b);
+    memcpy(title + b, who, w);
+    memcpy(title + b + w, after, a + 1);
+    return title;
 }
 
 int followup_notify_text(cv_bus_t *bus, const char *notification_id,
@@ -173,10 +180,45 @@ char *followup_format_local(const followup_person_t *person, int64_t ms,
                                          "Sep", "Oct", "Nov", "Dec"};
     struct tm tm;
     const cv_tz_t *tz = person != NULL ? person->tz : NULL;
-    if (tz == NULL || cv_tz_to_local(tz, ms, &tm, NULL) != 0)
+    if (tz == NULL || cv_tz_to_local(tz, ms, &tm, NULL) != 0 ||
+        tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
+        tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
+        tm.tm_min > 59)
         return followup_format_time(ms, buf, size);
-    snprintf(buf, size, "%s %d %s %02d:%02d (%s)", days[tm.tm_wday],
-             tm.tm_mday, months[tm.tm_mon], tm.tm_hour, tm.tm_min,
-             cv_tz_name(tz));
+    /* "%s %d %s %02d:%02d (%s)" written directly: every new task shows its
+     * due time so, and printf's format parsing cost more than the rest */
+    char head[24];
+    memcpy(head, days[tm.tm_wday], 3);
+    head[3] = ' ';
+    size_t n = 4;
+    if (tm.tm_mday >= 10)
+        head[n++] = (char)('0' + tm.tm_mday / 10);
+    head[n++] = (char)('0' + tm.tm_mday % 10);
+    head[n++] = ' ';
+    memcpy(head + n, months[tm.tm_mon], 3);
+    n += 3;
+    head[n++] = ' ';
+    head[n++] = (char)('0' + tm.tm_hour / 10);
+    head[n++] = (char)('0' + tm.tm_hour % 10);
+    head[n++] = ':';
+    head[n++] = (char)('0' + tm.tm_min / 10);
+    head[n++] = (char)('0' + tm.tm_min % 10);
+    head[n++] = ' ';
+    head[n++] = '(';
+    const char *name = cv_tz_name(tz);
+    const char *const parts[] = {head, name != NULL ? name : "(null)", ")"};
+    const size_t lengths[] = {n, strlen(parts[1]), 1};
+    size_t used = 0;
+    /* as snprintf: what fits of it, always ended by a NUL */
+    for (size_t i = 0; i < 3 && size > 0; i++) {
+        size_t take = lengths[i];
+        if (used + take > size - 1)
+            take = size - 1 - used;
+        memcpy(buf + used, parts[i], take);
+        used += take;
+    }
+    if (size > 0)
+        buf[used] = '\0';
     return buf;
 }

@@ -16,78 +16,148 @@ static const char *task_text_or_null(const char *text)
     return text != NULL && text[0] != '\0' ? text : NULL;
 }
 
-/* The subject line of a new task's notification. Caller frees. */
-static char *task_subject(const char *kind, const char *summary,
-                          const char *due)
+/* Appends `text` to a text being built, "(null)" for NULL as printf's %s
+ * writes it. The texts of a new task are built by appending, not with
+ * printf: every new lead makes them, and printf's format parsing was about
+ * a tenth of the scheduler's own work per lead. */
+static void task_put(cv_jsonw_t *b, const char *text)
 {
-    static const struct {
-        const char *kind;   /* task kind */
-        const char *format; /* summary, due */
-    } subjects[] = {
-        {FOLLOWUP_KIND_FIRST_CONTACT, "New lead: %s (first contact by %s)"},
-        {FOLLOWUP_KIND_CALL_BACK, "Missed call: call back %s by %s"},
-        {FOLLOWUP_KIND_COLD_CALL, "Cold call: %s (by %s)"},
-        {FOLLOWUP_KIND_CLAIM_OFFER, "Lead on offer: %s (claim it by %s)"},
-        {FOLLOWUP_KIND_VIP_REVIEW, "Segment A lead to review: %s (by %s)"},
-        {FOLLOWUP_KIND_SEND_REJECTION, "Rejection to send: %s (by %s)"},
-        {FOLLOWUP_KIND_PING, "Ping about the proposal: %s (by %s)"},
-        {FOLLOWUP_KIND_PUSH, "Push for a decision: %s (by %s)"},
-        {FOLLOWUP_KIND_CHECK_BACK, "Check back: %s (on %s)"},
-        {FOLLOWUP_KIND_FIND_DM, "Find the decision maker: %s (by %s)"},
-        {FOLLOWUP_KIND_BOOK_PRESENTATION, "Book a presentation: %s (by %s)"},
-        {FOLLOWUP_KIND_DEBRIEF, "Debrief the loss: %s (by %s)"},
-        {FOLLOWUP_KIND_RETURN, "Come back to a lost client: %s (on %s)"},
-        {FOLLOWUP_KIND_DIRECT_QUESTIONS, "Ask direct questions: %s (by %s)"},
-    };
-    const char *format = "Task: %s (by %s)";
-    for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
-        if (strcmp(kind, subjects[i].kind) == 0)
-            format = subjects[i].format;
-    }
-    char *subject = NULL;
-    return asprintf(&subject, format, summary, due) < 0 ? NULL : subject;
+    cv_jsonw_append(b, text != NULL ? text : "(null)");
 }
 
-/* The webhook payload of a new task's notification. Caller frees. */
-static char *task_payload(const char *notification_id,
-                          const followup_task_spec_t *spec,
-                          const char *due_rfc3339, const char *due_local)
+/* Appends `value` in decimal, as printf's %lld writes it. */
+static void task_put_int(cv_jsonw_t *b, long long value)
 {
-    cv_jsonw_t b;
-    cv_jsonw_init(&b);
-    cv_jsonw_raw(&b, "{", 1);
-    cv_jsonw_member(&b, "notification_id", true);
-    cv_jsonw_string(&b, notification_id);
-    cv_jsonw_member(&b, "kind", false);
-    cv_jsonw_string(&b, "task_created");
-    cv_jsonw_member(&b, "task_id", false);
-    cv_jsonw_string(&b, spec->task_id);
-    cv_jsonw_member(&b, "task_kind", false);
-    cv_jsonw_string(&b, spec->kind);
-    cv_jsonw_member(&b, "lead_id", false);
-    cv_jsonw_string(&b, spec->lead_id);
-    cv_jsonw_member(&b, "staff_id", false);
-    cv_jsonw_string(&b, spec->person->staff_id);
-    cv_jsonw_member(&b, "due_at", false);
-    cv_jsonw_string(&b, due_rfc3339);
-    cv_jsonw_member(&b, "due_at_ms", false);
-    cv_jsonw_int(&b, (long long)spec->due_at);
-    cv_jsonw_member(&b, "due_local", false);
-    cv_jsonw_string(&b, due_local);
-    cv_jsonw_member(&b, "title", false);
-    cv_jsonw_string(&b, spec->title);
-    if (spec->stage != NULL) {
-        cv_jsonw_member(&b, "stage", false);
-        cv_jsonw_string(&b, spec->stage);
+    char digits[24];
+    size_t at = sizeof(digits);
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[--at] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (value < 0)
+        digits[--at] = '-';
+    cv_jsonw_raw(b, digits + at, sizeof(digits) - at);
+}
+
+/* Appends `text` as a JSON member's key and colon, both as they are: the
+ * keys below are plain ASCII, written as json_dumps writes them. */
+#define TASK_KEY(b, text) cv_jsonw_raw((b), (text), sizeof(text) - 1)
+
+/* Appends the subject line of a new task's notification: the summary and
+ * the due time in the kind's words. */
+static void task_put_subject(cv_jsonw_t *b, const char *kind,
+                             const char *summary, const char *due)
+{
+    static const struct {
+        const char *kind;    /* task kind */
+        const char *before;  /* text before the summary */
+        const char *between; /* between the summary and the due time */
+        const char *after;   /* after the due time */
+    } subjects[] = {
+        {FOLLOWUP_KIND_FIRST_CONTACT, "New lead: ", " (first contact by ",
+         ")"},
+        {FOLLOWUP_KIND_CALL_BACK, "Missed call: call back ", " by ", ""},
+        {FOLLOWUP_KIND_COLD_CALL, "Cold call: ", " (by ", ")"},
+        {FOLLOWUP_KIND_CLAIM_OFFER, "Lead on offer: ", " (claim it by ", ")"},
+        {FOLLOWUP_KIND_VIP_REVIEW, "Segment A lead to review: ", " (by ",
+         ")"},
+        {FOLLOWUP_KIND_SEND_REJECTION, "Rejection to send: ", " (by ", ")"},
+        {FOLLOWUP_KIND_PING, "Ping about the proposal: ", " (by ", ")"},
+        {FOLLOWUP_KIND_PUSH, "Push for a decision: ", " (by ", ")"},
+        {FOLLOWUP_KIND_CHECK_BACK, "Check back: ", " (on ", ")"},
+        {FOLLOWUP_KIND_FIND_DM, "Find the decision maker: ", " (by ", ")"},
+        {FOLLOWUP_KIND_BOOK_PRESENTATION, "Book a presentation: ", " (by ",
+         ")"},
+        {FOLLOWUP_KIND_DEBRIEF, "Debrief the loss: ", " (by ", ")"},
+        {FOLLOWUP_KIND_RETURN, "Come back to a lost client: ", " (on ", ")"},
+        {FOLLOWUP_KIND_DIRECT_QUESTIONS, "Ask direct questions: ", " (by ",
+         ")"},
+    };
+    const char *before = "Task: ";
+    const char *between = " (by ";
+    const char *after = ")";
+    for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
+        if (strcmp(kind, subjects[i].kind) == 0) {
+            before = subjects[i].before;
+            between = subjects[i].between;
+            after = subjects[i].after;
+            break;
+        }
     }
-    cv_jsonw_member(&b, "lead", false);
-    const char *lead = spec->lead_json != NULL ? spec->lead_json : "{}";
-    cv_jsonw_raw(&b, lead, strlen(lead));
-    cv_jsonw_raw(&b, "}", 1);
-    if (!b.failed)
-        return b.data;
-    cv_jsonw_clear(&b);
-    return NULL;
+    cv_jsonw_append(b, before);
+    task_put(b, summary);
+    cv_jsonw_append(b, between);
+    task_put(b, due);
+    cv_jsonw_append(b, after);
+}
+
+/* Appends the text of a new task's notification. */
+static void task_put_text(cv_jsonw_t *b, const followup_task_spec_t *spec,
+                          const char *due_local)
+{
+    const char *message = task_text_or_null(spec->message);
+    task_put(b, spec->title);
+    cv_jsonw_append(b, "\nLead: ");
+    task_put(b, spec->summary);
+    cv_jsonw_append(b, "\nChannel: ");
+    task_put(b, spec->channel != NULL ? spec->channel : "web");
+    cv_jsonw_append(b, "\nRequest: ");
+    task_put(b, message != NULL ? message : "(none)");
+    cv_jsonw_append(b, "\nDue: ");
+    task_put(b, due_local);
+    cv_jsonw_append(b, "\nLead id: ");
+    task_put(b, spec->lead_id);
+}
+
+/* Appends the webhook payload of a new task's notification, as
+ * json_dumps(..., JSON_COMPACT) writes it. */
+static void task_put_payload(cv_jsonw_t *b, const char *notification_id,
+                             const followup_task_spec_t *spec,
+                             const char *due_rfc3339, const char *due_local)
+{
+    TASK_KEY(b, "{\"notification_id\":");
+    cv_jsonw_string(b, notification_id);
+    TASK_KEY(b, ",\"kind\":\"task_created\",\"task_id\":");
+    cv_jsonw_string(b, spec->task_id);
+    TASK_KEY(b, ",\"task_kind\":");
+    cv_jsonw_string(b, spec->kind);
+    TASK_KEY(b, ",\"lead_id\":");
+    cv_jsonw_string(b, spec->lead_id);
+    TASK_KEY(b, ",\"staff_id\":");
+    cv_jsonw_string(b, spec->person->staff_id);
+    TASK_KEY(b, ",\"due_at\":");
+    cv_jsonw_string(b, due_rfc3339);
+    TASK_KEY(b, ",\"due_at_ms\":");
+    task_put_int(b, (long long)spec->due_at);
+    TASK_KEY(b, ",\"due_local\":");
+    cv_jsonw_string(b, due_local);
+    TASK_KEY(b, ",\"title\":");
+    cv_jsonw_string(b, spec->title);
+    if (spec->stage != NULL) {
+        TASK_KEY(b, ",\"stage\":");
+        cv_jsonw_string(b, spec->stage);
+    }
+    TASK_KEY(b, ",\"lead\":");
+    cv_jsonw_append(b, spec->lead_json != NULL ? spec->lead_json : "{}");
+    cv_jsonw_raw(b, "}", 1);
+}
+
+/* Writes `prefix` then `id` into out (`size` bytes, more than the
+ * prefix), cut to fit as snprintf cuts; false when it was cut. */
+static bool task_prefixed_id(char *out, size_t size, const char *prefix,
+                             const char *id)
+{
+    size_t p = strlen(prefix);
+    size_t n = strlen(id);
+    bool fits = p + n < size;
+    if (!fits)
+        n = size - 1 - p;
+    memcpy(out, prefix, p);
+    memcpy(out + p, id, n);
+    out[p + n] = '\0';
+    return fits;
 }
 
 /* Tells the person about the new task: who the lead is and by when
@@ -96,46 +166,39 @@ static int task_notify_created(cv_bus_t *bus, const followup_task_spec_t *spec,
                                const char *due_local)
 {
     int rc = -1;
-    char *subject = NULL;
-    char *text = NULL;
-    char *payload = NULL;
     char notification_id[FOLLOWUP_ID_SIZE + 8];
     char due_rfc3339[40];
-    if ((size_t)snprintf(notification_id, sizeof(notification_id), "ntf-%s",
-                         spec->task_id) >= sizeof(notification_id))
+    if (!task_prefixed_id(notification_id, sizeof(notification_id), "ntf-",
+                          spec->task_id))
         return cv_error("task id '%s' too long", spec->task_id);
     cv_clock_format(spec->due_at, due_rfc3339, sizeof(due_rfc3339));
-    subject = task_subject(spec->kind, spec->summary, due_local);
-    const char *message = task_text_or_null(spec->message);
-    if (subject == NULL ||
-        asprintf(&text,
-                 "%s\nLead: %s\nChannel: %s\nRequest: %s\nDue: %s\n"
-                 "Lead id: %s",
-                 spec->title, spec->summary,
-                 spec->channel != NULL ? spec->channel : "web",
-                 message != NULL ? message : "(none)", due_local,
-                 spec->lead_id) < 0) {
-        text = NULL;
-        goto oom;
+    /* one buffer holds the subject, the text and the payload, each ended
+     * by its NUL: one allocation instead of three */
+    cv_jsonw_t b;
+    cv_jsonw_init(&b);
+    task_put_subject(&b, spec->kind, spec->summary, due_local);
+    size_t text_at = b.length + 1;
+    cv_jsonw_raw(&b, "", 1);
+    task_put_text(&b, spec, due_local);
+    size_t payload_at = b.length + 1;
+    cv_jsonw_raw(&b, "", 1);
+    task_put_payload(&b, notification_id, spec, due_rfc3339, due_local);
+    if (b.failed) {
+        /* out of memory, or a string that is not UTF-8 */
+        cv_log(CV_LOG_ERROR, "cannot write the notification about '%s'",
+               spec->task_id);
+        goto out;
     }
-    payload = task_payload(notification_id, spec, due_rfc3339, due_local);
-    if (payload == NULL)
-        goto oom;
     Conveyor__NotifyTarget *target =
         spec->notify != NULL ? (Conveyor__NotifyTarget *)spec->notify
         : followup_person_reachable(spec->person)
             ? (Conveyor__NotifyTarget *)&spec->person->notify
             : NULL;
     rc = followup_notify_text(bus, notification_id, spec->lead_id,
-                              spec->person->staff_id, target, subject, text,
-                              payload);
-    goto out;
-oom:
-    cv_log(CV_LOG_ERROR, "out of memory notifying about '%s'", spec->task_id);
+                              spec->person->staff_id, target, b.data,
+                              b.data + text_at, b.data + payload_at);
 out:
-    free(payload);
-    free(text);
-    free(subject);
+    cv_jsonw_clear(&b);
     return rc;
 }
 
@@ -197,9 +260,10 @@ int followup_task_open(followup_t *self, cv_bus_t *bus,
     if (spec->sla) {
         char timer_id[FOLLOWUP_ID_SIZE + 8];
         char kind[64];
-        snprintf(timer_id, sizeof(timer_id), "tmr-%s", spec->task_id);
-        snprintf(kind, sizeof(kind), "%s%s", FOLLOWUP_TIMER_SLA_PREFIX,
-                 spec->kind);
+        /* cut when too long, as snprintf did */
+        task_prefixed_id(timer_id, sizeof(timer_id), "tmr-", spec->task_id);
+        task_prefixed_id(kind, sizeof(kind), FOLLOWUP_TIMER_SLA_PREFIX,
+                         spec->kind);
         int64_t at = spec->due_at +
                      (int64_t)self->delays.remind_minutes * 60000;
         if (followup_timer_insert(self, bus, timer_id, spec->task_id,

@@ -85,8 +85,8 @@ int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
                                const char *task_id, const char *reason,
                                bool keep_head)
 {
-    /* a task's timers are among its lead's (followup_timer_by_lead; a
-     * timer's lead is its task's) */
+    /* a task's timers are among its lead's (the (lead_id, timer_id) key;
+     * a timer's lead is its task's) */
     return timer_cancel(self, bus,
                         keep_head
                             ? "UPDATE followup_timer SET state = 'cancelled',"
@@ -128,7 +128,7 @@ static int timer_fire(followup_t *self, cv_bus_t *bus,
 {
     static const char sql[] =
         "UPDATE followup_timer SET state = 'fired', fired_at = ?"
-        " WHERE timer_id = ? AND state = 'pending'";
+        " WHERE lead_id = ? AND timer_id = ? AND state = 'pending'";
     cv_store_t *store = cv_bus_store(bus);
     sqlite3_stmt *stmt = cv_store_prepare(store, sql);
     if (stmt == NULL)
@@ -136,7 +136,9 @@ static int timer_fire(followup_t *self, cv_bus_t *bus,
     /* the moment this timer's effects are written (a turn fires many) */
     now = cv_clock_now_ms();
     sqlite3_bind_int64(stmt, 1, now);
-    cv_store_bind_text(stmt, 2, timer->timer_id);
+    /* (lead_id, timer_id) is the timer's key (migration 5) */
+    cv_store_bind_text(stmt, 2, timer->lead_id);
+    cv_store_bind_text(stmt, 3, timer->timer_id);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     if (sqlite3_changes(cv_store_db(store)) == 0)
