@@ -104,13 +104,16 @@ int console_lead_merge(cv_store_t *store, const Conveyor__Lead *lead,
 /* The parts of a card one event changes; NULL leaves a part as it is. */
 typedef struct {
     const Conveyor__Score *score;   /* the newer score to store */
+    int64_t score_at;               /* its time when not `at` (the score
+                                       a later event repeats), 0: `at` */
     const char *owner_id;           /* the newer owner ... */
     const char *owner_name;         /* ... and their name (may be NULL) */
     const char *stage;              /* the stage to set */
 } console_card_change_t;
 
-/* Writes `change` to the card's row in one statement, with owner_at,
- * score_at and stage_at as `at`, updated_at moved up to `at` and
+/* Writes `change` to the card's row in one statement, with owner_at and
+ * stage_at as `at`, score_at as change->score_at (or `at`), updated_at
+ * moved up to the later of the two and
  * `trace_id` kept when the card has no trace; the packed score goes to
  * lead_scores (written only when it differs from the stored one). The card
  * must exist. 0 or -1. */
@@ -170,6 +173,19 @@ int console_task_mark_done(cv_store_t *store, const char *task_id,
                            const char *actor, int64_t at);
 
 /* --- console_events.c: the bus handler --- */
+
+/* A lead's first score as routing repeats it (LeadAssigned, LeadOffered,
+ * LeadUnassigned): scoring sends that score to the console itself only
+ * for a knock-out (services/scoring, scoring_emit), so the event that
+ * repeats it stands in for the LeadScored. Applies it as LeadScored did,
+ * at the score's scored_at: the score when it is the card's newest, the
+ * stage it implies, and the "scored" timeline entry (once per lead).
+ * `lead` may be NULL (LeadUnassigned carries only the id). Returns 0 (a
+ * score that is not a first score, or none, changes nothing) or -1. */
+int console_first_score_apply(cv_store_t *store, const char *lead_id,
+                              const Conveyor__Lead *lead,
+                              const Conveyor__Score *score,
+                              const char *trace_id);
 
 int console_events_handle(void *arg, cv_bus_t *bus,
                           const Conveyor__Envelope *event);

@@ -76,6 +76,61 @@ static const char *console_trace(const Conveyor__Envelope *ev)
     return console_or(ev->trace_id, NULL);
 }
 
+/* The timeline fact of a first score that came with a routing event: one
+ * per lead, however many events repeat the score (a LeadScored's entry is
+ * keyed "scored:<event id>", and scoring sends none for such a score). */
+#define CONSOLE_FIRST_SCORE_FACT "scored"
+
+/* Stores `score` made at `at` on the card of `lead_id` as LeadScored
+ * does: the newest score wins, whatever order they arrive in, and moves
+ * the stage (console_score_stage). `lead` (NULL: only the id is known) is
+ * merged into the card first. `repeated`: the score comes again with a
+ * later event, so one stored at the very same time is this one and is
+ * left alone. 0 or -1. */
+static int console_score_apply(cv_store_t *store, const char *lead_id,
+                               const Conveyor__Lead *lead,
+                               const Conveyor__Score *score, int64_t at,
+                               const char *trace, bool repeated)
+{
+    Conveyor__Lead only_id = CONVEYOR__LEAD__INIT;
+    if (lead == NULL) {
+        only_id.lead_id = (char *)lead_id;
+        lead = &only_id;
+    }
+    console_card_t card;
+    if (console_lead_merge(store, lead, at, trace, &card) != 0)
+        return -1;
+    bool newer = !card.has_score_at || card.score_at < at ||
+                 (card.score_at == at && !repeated);
+    if (repeated && !newer)
+        return 0;
+    console_card_change_t change = {0};
+    if (newer) {
+        change.score = score;
+        change.stage = console_score_stage(&card, score);
+    }
+    return console_card_update(store, lead_id, at, trace, &change);
+}
+
+/* The timeline entry a (first) score makes, once per `fact`. 0 or -1. */
+static int console_scored_entry(cv_store_t *store, const char *lead_id,
+                                int64_t at, const char *actor,
+                                const char *fact, const Conveyor__Score *score)
+{
+    int rc;
+    if (score->has_knocked_out && score->knocked_out)
+        rc = console_timeline_add(
+            store, lead_id, at, actor, "lead_scored", fact,
+            "knocked out: %s (score %+d, segment %s)",
+            console_or(score->knockout_reason, "no reason given"), score->total,
+            console_text(score->segment));
+    else
+        rc = console_timeline_add(store, lead_id, at, actor, "lead_scored",
+                                  fact, "scored %+d, segment %s", score->total,
+                                  console_text(score->segment));
+    return rc < 0 ? -1 : 0;
+}
+
 static int console_on_lead_received(cv_store_t *store,
                                     const Conveyor__Envelope *ev)
 {
@@ -175,17 +230,8 @@ static int console_on_lead_scored(cv_store_t *store,
         return CV_BUS_DROP;
     }
     int64_t at = console_event_time(ev);
-    console_card_t card;
-    if (console_lead_merge(store, lead, at, console_trace(ev), &card) != 0)
-        return -1;
-    /* the newest score wins, whatever order they arrive in */
-    console_card_change_t change = {0};
-    if (!card.has_score_at || card.score_at <= at) {
-        change.score = score;
-        change.stage = console_score_stage(&card, score);
-    }
-    if (console_card_update(store, lead->lead_id, at, console_trace(ev),
-                            &change) != 0)
+    if (console_score_apply(store, lead->lead_id, lead, score, at,
+                            console_trace(ev), false) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "scored:%s", console_text(ev->event_id));
@@ -220,18 +266,32 @@ static int console_on_lead_scored(cv_store_t *store,
                 console_or(score->model_version, "?"));
         return rc < 0 ? -1 : 0;
     }
-    if (score->has_knocked_out && score->knocked_out)
-        rc = console_timeline_add(
-            store, lead->lead_id, at, console_actor(ev, "scoring"),
-            "lead_scored", fact, "knocked out: %s (score %+d, segment %s)",
-            console_or(score->knockout_reason, "no reason given"), score->total,
-            console_text(score->segment));
-    else
-        rc = console_timeline_add(store, lead->lead_id, at,
-                                  console_actor(ev, "scoring"), "lead_scored",
-                                  fact, "scored %+d, segment %s", score->total,
-                                  console_text(score->segment));
-    return rc < 0 ? -1 : 0;
+    return console_scored_entry(store, lead->lead_id, at,
+                                console_actor(ev, "scoring"), fact, score);
+}
+
+/* A first score: no scorecard revision in it, made at a known time, not a
+ * knock-out (scoring sends those to the console itself). */
+static bool console_is_first_score(const Conveyor__Score *score)
+{
+    return score != NULL && score->has_scored_at && score->scored_at > 0 &&
+           !(score->has_revision && score->revision != 0) &&
+           !(score->has_knocked_out && score->knocked_out);
+}
+
+int console_first_score_apply(cv_store_t *store, const char *lead_id,
+                              const Conveyor__Lead *lead,
+                              const Conveyor__Score *score,
+                              const char *trace_id)
+{
+    if (!console_is_first_score(score))
+        return 0;
+    int64_t at = score->scored_at;
+    if (console_score_apply(store, lead_id, lead, score, at, trace_id,
+                            true) != 0)
+        return -1;
+    return console_scored_entry(store, lead_id, at, "scoring",
+                                CONSOLE_FIRST_SCORE_FACT, score);
 }
 
 static int console_on_lead_assigned(cv_store_t *store,
@@ -252,6 +312,10 @@ static int console_on_lead_assigned(cv_store_t *store,
     /* a reviewer (the head of sales on a segment A lead) joins the lead:
      * a task comes for them, the owner stays */
     if (body->role != NULL && strcmp(body->role, "reviewer") == 0) {
+        /* the head who assigns by hand may be the first to get the lead */
+        if (console_first_score_apply(store, lead->lead_id, lead,
+                                      body->score, console_trace(ev)) != 0)
+            return -1;
         char fact[160];
         snprintf(fact, sizeof(fact), "joined:%s", console_text(ev->event_id));
         return console_timeline_add(
@@ -279,15 +343,51 @@ static int console_on_lead_assigned(cv_store_t *store,
             return -1;
     }
     /* the newest score and the newest assignment win, whatever order
-     * they arrive in */
+     * they arrive in; a score counts from when scoring made it */
     console_card_change_t change = {0};
-    if (body->score != NULL && (!card.has_score_at || card.score_at <= at))
-        change.score = body->score;
+    const Conveyor__Score *score = body->score;
+    const char *stage = card.stage;
+    bool first = console_is_first_score(score);
+    if (first) {
+        /* the lead's first score comes with it (scoring sent it to
+         * routing alone): what its LeadScored did at scored_at, folded
+         * into this event's one write of the card */
+        if (console_scored_entry(store, lead->lead_id, score->scored_at,
+                                 "scoring", CONSOLE_FIRST_SCORE_FACT,
+                                 score) != 0)
+            return -1;
+        if (!card.has_score_at || card.score_at < score->scored_at) {
+            change.score = score;
+            change.score_at = score->scored_at;
+            const char *scored = console_score_stage(&card, score);
+            if (scored != NULL)
+                stage = scored;
+        }
+    } else if (score != NULL) {
+        int64_t score_at = score->has_scored_at && score->scored_at > 0
+                               ? score->scored_at
+                               : at;
+        if (!card.has_score_at || card.score_at <= score_at) {
+            change.score = score;
+            change.score_at = score_at;
+        }
+    }
     if (!card.has_owner_at || card.owner_at <= at) {
         change.owner_id = body->staff_id;
         change.owner_name = body->staff_name;
     }
-    change.stage = console_advance_to(card.stage, "assigned");
+    change.stage = console_advance_to(stage, "assigned");
+    if (change.stage == NULL && stage != card.stage) {
+        /* the score's stage stands (it lifted a rejection of a lead that
+         * has an owner): set at the score's time, as LeadScored set it */
+        console_card_change_t scored = {.score = change.score,
+                                        .score_at = change.score_at,
+                                        .stage = stage};
+        if (console_card_update(store, lead->lead_id, score->scored_at,
+                                console_trace(ev), &scored) != 0)
+            return -1;
+        change.score = NULL;
+    }
     if (console_card_update(store, lead->lead_id, at, console_trace(ev),
                             &change) != 0)
         return -1;
@@ -311,7 +411,10 @@ static int console_on_lead_unassigned(cv_store_t *store,
 {
     const Conveyor__LeadUnassigned *body = ev->lead_unassigned;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    /* a lead that comes to wait brings its first score from here */
+    if (console_first_score_apply(store, body->lead_id, NULL, body->score,
+                                  console_trace(ev)) != 0 ||
+        console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "unassigned:%s", console_text(ev->event_id));

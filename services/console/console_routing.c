@@ -55,8 +55,14 @@ int console_routing_offered(cv_store_t *store, const Conveyor__Envelope *ev)
     }
     int64_t at = ev->occurred_at;
     const char *trace = ev->trace_id != NULL ? ev->trace_id : "";
-    if (body->lead != NULL && body->lead->lead_id != NULL &&
-        strcmp(body->lead->lead_id, body->lead_id) == 0) {
+    bool has_lead = body->lead != NULL && body->lead->lead_id != NULL &&
+                    strcmp(body->lead->lead_id, body->lead_id) == 0;
+    /* a lead offered on arrival brings its first score from here */
+    if (console_first_score_apply(store, body->lead_id,
+                                  has_lead ? body->lead : NULL, body->score,
+                                  trace) != 0)
+        return -1;
+    if (has_lead) {
         console_card_t card;
         if (console_lead_merge(store, body->lead, at, trace, &card) != 0)
             return -1;

@@ -527,10 +527,14 @@ static bool console_text_fills(const unsigned char *stored, const char *text)
 
 /* Reads the card into `card`; *stale set when applying `lead` as a
  * non-primary copy (console_lead_upsert with primary false) would change
- * any column other than updated_at and trace_id. 0, 1 when there is no
- * card, -1 on error. */
+ * any column other than updated_at and trace_id; *channel_known set when
+ * the card's channel list has the lead's channel (or it has none) from
+ * `first_at` or earlier, so console_lead_add_channel would change
+ * nothing. 0, 1 when there is no card, -1 on error. */
 static int console_card_read(cv_store_t *store, const Conveyor__Lead *lead,
-                             int64_t at, console_card_t *card, bool *stale)
+                             int64_t at, int64_t first_at,
+                             console_card_t *card, bool *stale,
+                             bool *channel_known)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         store,
@@ -538,10 +542,14 @@ static int console_card_read(cv_store_t *store, const Conveyor__Lead *lead,
         "  product, currency, inn, timezone, domain, utm_source, "
         "  utm_medium, utm_campaign, extra, message, channel, source, "
         "  budget, received_at, created_at, stage, owner_id IS NOT NULL, "
-        "  score_at, owner_at FROM leads WHERE lead_id = ?1");
+        "  score_at, owner_at, (SELECT first_at <= ?3 FROM lead_channels "
+        "  WHERE lead_id = ?1 AND channel = ?2) FROM leads "
+        "WHERE lead_id = ?1");
     if (stmt == NULL)
         return -1;
     console_bind_text(stmt, 1, lead->lead_id);
+    console_bind_opt(stmt, 2, lead->channel);
+    sqlite3_bind_int64(stmt, 3, first_at);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);
@@ -584,6 +592,8 @@ static int console_card_read(cv_store_t *store, const Conveyor__Lead *lead,
     card->score_at = sqlite3_column_int64(stmt, 24);
     card->has_owner_at = sqlite3_column_type(stmt, 25) != SQLITE_NULL;
     card->owner_at = sqlite3_column_int64(stmt, 25);
+    *channel_known = lead->channel == NULL || lead->channel[0] == '\0' ||
+                     sqlite3_column_int(stmt, 26) != 0;
     sqlite3_reset(stmt);
     return 0;
 }
@@ -594,21 +604,26 @@ int console_lead_merge(cv_store_t *store, const Conveyor__Lead *lead,
 {
     memset(card, 0, sizeof(*card));
     bool stale = true;
-    int rc = console_card_read(store, lead, at, card, &stale);
+    bool channel_known = false;
+    int64_t first_at = lead->has_received_at && lead->received_at > 0
+                           ? lead->received_at
+                           : at;
+    int rc = console_card_read(store, lead, at, first_at, card, &stale,
+                               &channel_known);
     if (rc < 0)
         return -1;
     if (rc == 0 && !stale) {
         /* the card has every field the copy carries: only the channel
-         * list may still learn an earlier first time */
-        int64_t first_at = lead->has_received_at && lead->received_at > 0
-                               ? lead->received_at
-                               : at;
+         * list may still learn the channel or an earlier first time */
+        if (channel_known)
+            return 0;
         return console_lead_add_channel(store, lead->lead_id, lead->channel,
                                         first_at);
     }
     if (console_lead_upsert(store, lead, at, false, trace_id) != 0)
         return -1;
-    rc = console_card_read(store, lead, at, card, &stale);
+    rc = console_card_read(store, lead, at, first_at, card, &stale,
+                           &channel_known);
     if (rc == 0)
         return 0;
     if (rc > 0)
@@ -620,16 +635,16 @@ int console_lead_merge(cv_store_t *store, const Conveyor__Lead *lead,
 /* console_card_update's statements: the score (1), owner (2) and stage (4)
  * columns are set only by the variants whose bit is in the index. Every
  * variant numbers its parameters the same way: ?1 lead, ?4-?6 score,
- * ?7 event time, ?8-?9 owner, ?10 stage, ?11 trace. The packed score
- * itself goes to lead_scores (console_score_store). */
+ * ?7 event time, ?8-?9 owner, ?10 stage, ?11 trace, ?12 score time. The
+ * packed score itself goes to lead_scores (console_score_store). */
 #define CONSOLE_CARD_SET "UPDATE leads SET "
 #define CONSOLE_CARD_SCORE                                                  \
-    "score_total = ?4, segment = ?5, knocked_out = ?6, score_at = ?7, "
+    "score_total = ?4, segment = ?5, knocked_out = ?6, score_at = ?12, "
 #define CONSOLE_CARD_OWNER "owner_id = ?8, owner_name = ?9, owner_at = ?7, "
 #define CONSOLE_CARD_STAGE "stage = ?10, stage_at = ?7, "
 #define CONSOLE_CARD_END                                                    \
-    "updated_at = max(updated_at, ?7), trace_id = coalesce(trace_id, ?11) " \
-    "WHERE lead_id = ?1"
+    "updated_at = max(updated_at, ?7, ?12), "                               \
+    "trace_id = coalesce(trace_id, ?11) WHERE lead_id = ?1"
 
 static const char *const console_card_sql[8] = {
     CONSOLE_CARD_SET CONSOLE_CARD_END,
@@ -693,6 +708,9 @@ int console_card_update(cv_store_t *store, const char *lead_id, int64_t at,
                          c->score->has_knocked_out && c->score->knocked_out);
     }
     sqlite3_bind_int64(stmt, 7, at);
+    sqlite3_bind_int64(stmt, 12, c->score != NULL && c->score_at > 0
+                                     ? c->score_at
+                                     : at);
     if (c->owner_id != NULL) {
         console_bind_text(stmt, 8, c->owner_id);
         console_bind_text(stmt, 9, c->owner_name);

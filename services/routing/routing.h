@@ -182,6 +182,8 @@ typedef struct {
     const char *role;      /* NULL: the owner; "reviewer": joins */
     const char *task_kind; /* NULL: first_contact */
     int tier;              /* the lead's tier */
+    bool no_offer;         /* the lead has no open offer to close (the
+                              caller looked in this transaction) */
 } routing_join_t;
 
 /* Stores `m` as the lead's owner (replacing an earlier one), counts the
@@ -212,9 +214,12 @@ Conveyor__LeadScored *routing_lead_get(cv_store_t *store, const char *lead_id,
                                        bool *missing);
 
 /* Tells every active head of sales (NotificationRequested to notifier)
- * and the card (LeadUnassigned) that nobody can take the lead. */
+ * and the card (LeadUnassigned) that nobody can take the lead. `score`
+ * (may be NULL) goes with LeadUnassigned: for a lead that comes to wait,
+ * the console has its first score from here alone (scoring_emit). */
 int routing_tell_heads(cv_bus_t *bus, const char *lead_id, const char *reason,
-                       const char *what, int tier);
+                       const char *what, int tier,
+                       const Conveyor__Score *score);
 
 /* --- routing_chain.c: the rule chain --- */
 
@@ -230,6 +235,8 @@ typedef struct {
     size_t first_rule;    /* start at this rule (after an expired offer) */
     const char *exclude;  /* never this person (SLA re-assignment) */
     const char *strategy; /* LeadAssigned.strategy instead of the rule's */
+    bool no_offer;        /* the caller saw no open offer of the lead in
+                             this transaction: none to close */
 } routing_route_opts_t;
 
 typedef struct {
@@ -257,7 +264,8 @@ int routing_vip(routing_t *self, cv_bus_t *bus,
                 const Conveyor__LeadScored *scored);
 
 /* The lead's fields a rule reads (texts borrowed from `lead`, extra
- * parsed into `*extra`, which the caller json_decref's). */
+ * parsed into `*extra`, which the caller json_decref's; with `extra` NULL
+ * the extra object is not read and its fields stay unset). */
 void routing_lead_view(const Conveyor__Lead *lead, const Conveyor__Score *score,
                        cv_routing_lead_t *view, void **extra);
 
@@ -298,6 +306,14 @@ int routing_pending_retry(routing_t *self, cv_bus_t *bus);
 
 /* Leads waiting now, or -1. */
 int64_t routing_pending_count(cv_store_t *store);
+
+/* 1 when some lead waits, 0 when none, -1 on error (one row read, not a
+ * count of the queue). */
+int routing_pending_any(cv_store_t *store);
+
+/* true when a write changed the queue since the last call (true on the
+ * first): the pending gauge is counted again only then. */
+bool routing_pending_changed(void);
 
 /* --- routing_segment.c: segments decide too --- */
 

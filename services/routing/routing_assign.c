@@ -145,7 +145,8 @@ int routing_give(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     if (store_assignment(store, lead_id, m->staff_id, join, scored->score,
                          trace, now) != 0 ||
         cv_routing_rr_day_add(store, m->staff_id, m->avail.day) != 0 ||
-        routing_offer_close(store, lead_id, "assigned") != 0 ||
+        (!join->no_offer &&
+         routing_offer_close(store, lead_id, "assigned") != 0) ||
         routing_emit_assigned(bus, scored, m, join, trace) != 0)
         return -1;
     cv_log_info("lead '%s' assigned to '%s' by %s: %s", lead_id, m->staff_id,
@@ -211,12 +212,14 @@ Conveyor__LeadScored *routing_lead_get(cv_store_t *store, const char *lead_id,
 }
 
 int routing_tell_heads(cv_bus_t *bus, const char *lead_id, const char *reason,
-                       const char *what, int tier)
+                       const char *what, int tier,
+                       const Conveyor__Score *score)
 {
     cv_store_t *store = cv_bus_store(bus);
     Conveyor__LeadUnassigned body = CONVEYOR__LEAD_UNASSIGNED__INIT;
     body.lead_id = (char *)lead_id;
     body.reason = (char *)reason;
+    body.score = (Conveyor__Score *)score; /* copied through, not changed */
     if (tier > 0) {
         body.has_tier = true;
         body.tier = tier;

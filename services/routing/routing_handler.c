@@ -98,7 +98,8 @@ int routing_place(routing_t *self, cv_bus_t *bus,
     if (fresh) {
         char reason[ROUTING_TRACE_SIZE + 32];
         snprintf(reason, sizeof(reason), "nobody available: %s", d->trace.text);
-        if (routing_tell_heads(bus, lead_id, reason, "unassigned", tier) != 0)
+        if (routing_tell_heads(bus, lead_id, reason, "unassigned", tier,
+                               scored->score) != 0)
             goto out;
         cv_metric_add(metric_waiting, 1);
         cv_log_info("lead '%s' waits: %s", lead_id, reason);
@@ -267,7 +268,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
     int waiting = offer_open(store, lead_id);
     if (waiting != 0)
         return waiting < 0 ? -1 : 0; /* people decide; the score is kept */
-    routing_route_opts_t opts = {0};
+    routing_route_opts_t opts = {.no_offer = true};
     bool placed = false;
     return routing_place(self, bus, scored, &opts, &placed);
 }
@@ -312,7 +313,7 @@ static int reassign(routing_t *self, cv_bus_t *bus, const char *lead_id,
     snprintf(reason, sizeof(reason),
              "%s: nobody else is available, %s keeps it for now: %s", why, from,
              d->trace.text);
-    rc = routing_tell_heads(bus, lead_id, reason, strategy, 0);
+    rc = routing_tell_heads(bus, lead_id, reason, strategy, 0, NULL);
 out:
     free(d);
     conveyor__lead_scored__free_unpacked(scored, NULL);
@@ -468,7 +469,8 @@ int routing_handle(void *arg, cv_bus_t *bus, const Conveyor__Envelope *event)
                     cv_event_type_name(event->type), event->event_id);
         return CV_BUS_DROP;
     }
-    if (rc == 0)
+    /* counting the queue reads all of it: only when it changed */
+    if (rc == 0 && routing_pending_changed())
         pending_gauge(cv_bus_store(bus));
     return rc;
 }

@@ -4,8 +4,10 @@
  * - LeadReceived (new leads only; intake sends merged repeat contacts to
  *   the console alone): scores the lead with the model in force, keeps the
  *   score and the lead in its database (one row per lead, so a lead that
- *   comes twice is scored once) and emits LeadScored to routing and
- *   console in the same transaction.
+ *   comes twice is scored once) and emits LeadScored to routing in the
+ *   same transaction, and to the console only when the lead is knocked
+ *   out (routing relays any other first score to the console: see
+ *   scoring_emit).
  * - ActivityRecorded of type "scorecard" (console): scores the lead again
  *   with the people's values over the rules' (the newest scorecard
  *   revision wins) and emits LeadScored with `rescore` and the previous

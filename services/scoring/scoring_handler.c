@@ -46,7 +46,17 @@ static void metrics_register(void)
                            "won/lost decisions kept with their scores");
 }
 
-/* Emits LeadScored; `before` and `card` are set for a re-score. */
+/* Emits LeadScored; `before` and `card` are set for a re-score.
+ *
+ * A first score that is not a knock-out goes to routing alone: routing
+ * answers every such lead with an event to the console that carries this
+ * score (LeadAssigned to an owner or to the head who assigns by hand,
+ * LeadOffered to a first-come pool, LeadUnassigned when it parks the lead
+ * in pending; a failure there rolls back and the event is sent again), and
+ * the console takes the score, its stage and its "scored" timeline entry
+ * from that event, at the score's `scored_at`. A knocked-out lead is not
+ * routed (routing's LeadUnassigned for it carries no score) and a re-score
+ * may not move routing at all, so those still go to the console too. */
 static int scoring_emit(cv_bus_t *bus, const Conveyor__Lead *lead,
                         const cv_scoring_result_t *score,
                         const scoring_row_t *before,
@@ -56,12 +66,20 @@ static int scoring_emit(cv_bus_t *bus, const Conveyor__Lead *lead,
     Conveyor__ScoreParam params[CV_SCORING_PARAM_COUNT];
     Conveyor__ScoreParam *ptrs[CV_SCORING_PARAM_COUNT];
     cv_scoring_to_proto(score, &proto, params, ptrs);
+    /* the score keeps the time of the event that brings it, so whoever
+     * repeats it (routing) repeats when it was made */
+    int64_t now = cv_clock_now_ms();
+    proto.has_scored_at = true;
+    proto.scored_at = now;
     Conveyor__LeadScored scored = CONVEYOR__LEAD_SCORED__INIT;
     scored.lead = (Conveyor__Lead *)lead; /* copied through, not changed */
     scored.score = &proto;
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
     env.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_SCORED;
     env.lead_scored = &scored;
+    env.occurred_at = now;
+    if (card == NULL && !score->knocked_out)
+        return cv_bus_emit(bus, &env, "routing", NULL);
     if (card == NULL)
         return cv_bus_emit(bus, &env, "routing", "console", NULL);
 
