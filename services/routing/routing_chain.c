@@ -36,7 +36,8 @@ void routing_lead_view(const Conveyor__Lead *lead, const Conveyor__Score *score,
 {
     memset(view, 0, sizeof(*view));
     json_t *extra = NULL;
-    if (lead->extra_json != NULL && lead->extra_json[0] != '\0') {
+    if (extra_out != NULL && lead->extra_json != NULL &&
+        lead->extra_json[0] != '\0') {
         extra = json_loads(lead->extra_json, 0, NULL);
         if (!json_is_object(extra)) {
             json_decref(extra);
@@ -57,7 +58,8 @@ void routing_lead_view(const Conveyor__Lead *lead, const Conveyor__Score *score,
     view->brand = extra_text(extra, "brand");
     view->operating_region = extra_text(extra, "operating_region");
     view->registered_region = extra_text(extra, "registered_region");
-    *extra_out = extra;
+    if (extra_out != NULL)
+        *extra_out = extra;
 }
 
 /* What one rule did. */
@@ -190,6 +192,7 @@ static step_t give_owner(routing_t *self, cv_bus_t *bus,
         .rule = rule->name,
         .task_kind = rule->task_kind,
         .tier = view->tier,
+        .no_offer = opts->no_offer,
     };
     return routing_give(bus, scored, m, &join, out->trace.text) == 0
                ? STEP_DECIDED
@@ -392,12 +395,19 @@ int routing_route(routing_t *self, cv_store_t *store, cv_bus_t *bus,
     memset(out, 0, sizeof(*out));
     routing_trace_reset(&out->trace);
     out->outcome = ROUTING_NOBODY;
+    const cv_routing_rules_t *rules = routing_rules_acquire(self);
+    /* only by_region reads the lead's extra object: a chain without one
+     * does not parse that JSON for every lead */
+    bool needs_extra = false;
+    for (size_t i = opts->first_rule; i < rules->rule_count; i++)
+        if (rules->rules[i].strategy == CV_ROUTING_BY_REGION)
+            needs_extra = true;
     cv_routing_lead_t view;
     void *extra = NULL;
-    routing_lead_view(scored->lead, scored->score, &view, &extra);
+    routing_lead_view(scored->lead, scored->score, &view,
+                      needs_extra ? &extra : NULL);
     int64_t now = cv_clock_now_ms();
     int rc = 0;
-    const cv_routing_rules_t *rules = routing_rules_acquire(self);
     if (opts->exclude != NULL)
         routing_trace_add(&out->trace, "away from %s: ", opts->exclude);
     routing_trace_add(&out->trace, "tier %d, segment %s, chain v%s", view.tier,

@@ -243,7 +243,7 @@ static int64_t timer_next_due(void *arg, cv_bus_t *bus)
 {
     timer_t_ *t = arg;
     int64_t due = offers_next_due(cv_bus_store(bus));
-    if (t->next_retry < due && routing_pending_count(cv_bus_store(bus)) > 0)
+    if (t->next_retry < due && routing_pending_any(cv_bus_store(bus)) > 0)
         due = t->next_retry;
     return due;
 }
@@ -307,7 +307,7 @@ static int timer_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     }
     if (now_ms >= t->next_retry) {
         t->next_retry = now_ms + RETRY_EVERY_MS;
-        if (routing_pending_count(store) > 0 &&
+        if (routing_pending_any(store) > 0 &&
             routing_pending_retry(t->routing, bus) != 0)
             return -1;
     }

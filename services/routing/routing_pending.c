@@ -16,6 +16,24 @@ typedef struct {
     char *trace_id;   /* the lead's trace, owned, NULL when unknown */
 } pending_row_t;
 
+/* Whether the queue may have changed since routing_pending_changed last
+ * said so (bus thread only); true at start so the gauge is set once. */
+static bool pending_touched = true;
+
+bool routing_pending_changed(void)
+{
+    bool touched = pending_touched;
+    pending_touched = false;
+    return touched;
+}
+
+/* Notes a write that changed rows of the queue. */
+static void pending_note_changes(cv_store_t *store)
+{
+    if (sqlite3_changes(cv_store_db(store)) > 0)
+        pending_touched = true;
+}
+
 static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
 {
     sqlite3_stmt *stmt =
@@ -62,6 +80,7 @@ int routing_pending_put(cv_store_t *store, const Conveyor__LeadScored *scored,
     sqlite3_bind_int64(stmt, 6, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
         goto out;
+    pending_note_changes(store);
     *fresh = !waiting;
     rc = 0;
 out:
@@ -76,7 +95,22 @@ int routing_pending_remove(cv_store_t *store, const char *lead_id)
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, lead_id);
-    return cv_store_step_done(stmt);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    pending_note_changes(store);
+    return 0;
+}
+
+int routing_pending_any(cv_store_t *store)
+{
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT 1 FROM pending LIMIT 1");
+    if (stmt == NULL)
+        return -1;
+    int rc = cv_store_step_row(stmt);
+    if (rc == 0)
+        sqlite3_reset(stmt);
+    return rc < 0 ? -1 : rc == 0 ? 1 : 0;
 }
 
 int64_t routing_pending_count(cv_store_t *store)
@@ -167,7 +201,10 @@ static int pending_delete_seq(cv_store_t *store, int64_t seq)
     if (stmt == NULL)
         return -1;
     sqlite3_bind_int64(stmt, 1, seq);
-    return cv_store_step_done(stmt);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    pending_note_changes(store);
+    return 0;
 }
 
 int routing_pending_retry(routing_t *self, cv_bus_t *bus)

@@ -285,6 +285,10 @@ typedef struct {
     cv_workhours_t hours;         /* working_hours parsed */
     bool hours_parsed;            /* false: none or unreadable (the
                                      availability check says why) */
+    int64_t avail_minute;         /* UTC minute `avail` was found for,
+                                     -1: none yet */
+    const char *avail_default_tz; /* the default zone it was found with */
+    cv_routing_availability_t avail; /* for a member without a daily cap */
 } directory_entry_t;
 
 struct routing_directory {
@@ -417,6 +421,7 @@ static routing_directory_t *directory_read(cv_store_t *store, int64_t version)
         }
         directory_entry_t *e = &dir->entries[dir->count];
         memset(e, 0, sizeof(*e));
+        e->avail_minute = -1;
         if (member_read(stmt, &e->member) != 0) {
             failed = true;
             break;
@@ -559,6 +564,37 @@ static bool entry_selected(const directory_entry_t *e,
     return true;
 }
 
+/* The availability of an entry's member at `now_ms` into m->avail.
+ * Every lead asks it of each member of a pool, so for a member without a
+ * daily cap it is kept with the entry for the rest of the UTC minute: then
+ * it depends only on the snapshot's fields (immutable), the calendar
+ * (loaded once per process) and the time, and working hours, zone offsets
+ * and the texts it writes ("off shift (... 19:05, day)") all change on
+ * whole minutes. A capped member's load changes with every lead given:
+ * theirs is read each time. An entry is used by one connection's thread
+ * at a time (see directory_slots). */
+static int entry_availability(cv_store_t *store, directory_entry_t *e,
+                              routing_member_t *m, const char *default_tz,
+                              int64_t now_ms)
+{
+    int64_t minute = now_ms >= 0 ? now_ms / 60000 : -1;
+    bool keep = m->capacity_per_day <= 0 && minute >= 0;
+    if (keep && e->avail_minute == minute &&
+        e->avail_default_tz == default_tz) {
+        m->avail = e->avail;
+        return 0;
+    }
+    if (member_availability(store, m, e->hours_parsed ? &e->hours : NULL,
+                            default_tz, now_ms) != 0)
+        return -1;
+    if (keep) {
+        e->avail = m->avail;
+        e->avail_minute = minute;
+        e->avail_default_tz = default_tz;
+    }
+    return 0;
+}
+
 int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
                       const char *default_tz, int64_t now_ms,
                       routing_pool_t *out)
@@ -567,9 +603,9 @@ int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
     out->directory = directory_acquire(store);
     if (out->directory == NULL)
         return -1;
-    const routing_directory_t *dir = out->directory;
+    routing_directory_t *dir = out->directory;
     for (size_t i = 0; i < dir->count; i++) {
-        const directory_entry_t *e = &dir->entries[i];
+        directory_entry_t *e = &dir->entries[i];
         if (!entry_selected(e, spec))
             continue;
         if (out->count == out->capacity) {
@@ -586,8 +622,7 @@ int routing_pool_load(cv_store_t *store, const routing_pool_spec_t *spec,
         }
         routing_member_t *m = &out->members[out->count++];
         *m = e->member; /* texts borrowed from the held directory */
-        if (member_availability(store, m, e->hours_parsed ? &e->hours : NULL,
-                                default_tz, now_ms) != 0) {
+        if (entry_availability(store, e, m, default_tz, now_ms) != 0) {
             routing_pool_clear(out);
             return -1;
         }
