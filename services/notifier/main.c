@@ -6,8 +6,8 @@
  *   notifier [--config FILE] [--instance N] [--admin-addr H:P]
  *            [--data-dir DIR]
  *
- * CONVEYOR_NOTIFIER_WORKERS sets the number of delivery threads
- * (default 4, 1..64). */
+ * CONVEYOR_NOTIFIER_WORKERS sets how many deliveries may be in flight at
+ * once (default 4, 1..64); one thread drives them all. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -19,8 +19,8 @@
 
 #define NOTIFIER_WORKERS_DEFAULT 4
 
-/* The number of delivery threads from the environment, or -1 (logged)
- * when it is not a number. */
+/* The number of deliveries in flight at once from the environment, or -1
+ * (logged) when it is not a number. */
 static int notifier_workers(void)
 {
     const char *text = getenv("CONVEYOR_NOTIFIER_WORKERS");

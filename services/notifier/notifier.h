@@ -8,9 +8,10 @@
  *
  * Each delivery is a row of notifier_deliveries, keyed by (notification id,
  * channel), written in the bus's transaction; the event is acknowledged
- * when that commits. Deliveries then happen on a small pool of worker
- * threads (notifier_pool), each with its own curl handles
- * (notifier_send). Results come back to the bus thread through an eventfd
+ * when that commits. Deliveries then happen on one delivery thread
+ * (notifier_pool) that drives every attempt in flight through one curl
+ * multi handle (notifier_send). Results come back to the bus thread
+ * through an eventfd
  * source, many per transaction (notifier_pool collects them for up to
  * NOTIFIER_RESULT_LINGER_MS), where they are written to the database and
  * become NotificationDelivered (to the console), another attempt after a
@@ -22,8 +23,9 @@
  * Idempotency-Key; per-destination token buckets (notifier_limits) space
  * the attempts out.
  *
- * Threads: the SQLite connection belongs to the bus thread; worker threads
- * touch only the job they hold, their curl handles and the pool's lists. */
+ * Threads: the SQLite connection belongs to the bus thread; the delivery
+ * thread touches only the jobs it holds, its curl handles and the pool's
+ * lists. */
 #ifndef NOTIFIER_H
 #define NOTIFIER_H
 
@@ -56,7 +58,7 @@ int notifier_channel_parse(const char *name);
 
 /* One delivery waiting for (or in) an attempt. Owned by exactly one
  * holder at a time: the bus thread's lists and schedule, the pool's queue,
- * a worker, or the pool's result list. */
+ * a transfer slot, or the pool's result list. */
 typedef struct notifier_job notifier_job_t;
 struct notifier_job {
     notifier_job_t *next;       /* link in whichever list holds the job */
@@ -72,7 +74,7 @@ struct notifier_job {
     char *trace_id;             /* trace of the request, carried onward */
     int attempts;               /* attempts finished so far */
     int64_t next_attempt_at;    /* conveyor-clock ms when the next is due */
-    /* The outcome of the last attempt, written by the worker that made it
+    /* The outcome of the last attempt, written by the delivery thread
      * and read by the bus thread once the job is handed back. */
     bool delivered;                  /* the receiver took it */
     bool permanent;                  /* the receiver refused it for good */
@@ -284,38 +286,56 @@ int64_t notifier_schedule_next(const notifier_schedule_t *self);
 /* Frees every job held and the heap itself. */
 void notifier_schedule_clear(notifier_schedule_t *self);
 
-/* --- notifier_send.c: one worker's curl handles --- */
+/* --- notifier_send.c: the delivery thread's curl handles --- */
 
 typedef struct notifier_sender notifier_sender_t;
 
-/* Handles whose transfers abort once *stop is true, reading the channels'
- * settings (bot token, SMTP, webhook secret) from `config`, which must
- * outlive them. NULL after logging when curl cannot make one. */
-notifier_sender_t *notifier_sender_new(const cv_config_t *config,
-                                       const atomic_bool *stop);
-void notifier_sender_destroy(notifier_sender_t **self_p); /* NULL-safe */
+/* One curl multi handle with `slots` transfer slots (attempts in flight
+ * at once), reading the channels' settings (bot token, SMTP, webhook
+ * secret) from `config`, which must outlive it. NULL after logging. */
+notifier_sender_t *notifier_sender_new(const cv_config_t *config, int slots);
+/* Abandons transfers in flight and frees their jobs. NULL-safe. */
+void notifier_sender_destroy(notifier_sender_t **self_p);
 
-/* Makes one attempt of the job on its channel; fills the job's outcome
- * fields and counts the attempt. Never fails otherwise. */
-void notifier_sender_deliver(notifier_sender_t *self, notifier_job_t *job);
+/* Slots without a transfer. */
+int notifier_sender_idle_slots(const notifier_sender_t *self);
 
-/* --- notifier_pool.c: the worker threads --- */
+/* Starts an attempt of the job on its channel in a free slot, taking the
+ * job. An attempt that ends before any transfer (no bot token, a bad
+ * address, out of memory) is appended to **done at once, its outcome
+ * filled and counted. -1 when no slot is free (the job stays the
+ * caller's). */
+int notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
+                          notifier_job_t ***done);
+
+/* Moves the transfers on without blocking and appends each finished
+ * attempt's job, its outcome filled and the attempt counted, to **done
+ * (a list tail). 0, or -1 after logging when curl fails as a whole. */
+int notifier_sender_perform(notifier_sender_t *self, notifier_job_t ***done);
+
+/* Sleeps until a transfer can move, a curl timeout is due,
+ * notifier_sender_wakeup is called or timeout_ms pass. 0, or -1 after
+ * logging. */
+int notifier_sender_wait(notifier_sender_t *self, int timeout_ms);
+
+/* Ends a notifier_sender_wait early (or the next one at once). Any
+ * thread. */
+void notifier_sender_wakeup(notifier_sender_t *self);
+
+/* --- notifier_pool.c: the delivery thread --- */
 
 typedef struct notifier_pool notifier_pool_t;
 
-/* Starts `workers` threads delivering with `config`'s settings. NULL
- * after logging. curl_global_init must have run. */
-notifier_pool_t *notifier_pool_new(int workers, const cv_config_t *config);
-/* Stops the workers (aborting transfers in progress), joins them and
+/* Starts the delivery thread, with up to `slots` attempts in flight, with
+ * `config`'s settings. NULL after logging. curl_global_init must have
+ * run. */
+notifier_pool_t *notifier_pool_new(int slots, const cv_config_t *config);
+/* Stops the thread (aborting transfers in progress), joins it and
  * frees every job still held. NULL-safe; nulls *self_p. */
 void notifier_pool_destroy(notifier_pool_t **self_p);
 
-/* Readable when many results are waiting or after notifier_pool_poke (an
- * eventfd). */
+/* Readable when many results are waiting (an eventfd). */
 int notifier_pool_fd(const notifier_pool_t *self);
-/* Makes the fd readable without a result (to have the bus run the
- * source's work soon). */
-void notifier_pool_poke(notifier_pool_t *self);
 /* Queues a list of jobs for delivery, taking ownership. */
 void notifier_pool_submit(notifier_pool_t *self, notifier_job_t *list);
 /* Drains the fd and returns the finished jobs in the order they
@@ -331,8 +351,9 @@ int64_t notifier_pool_results_since(notifier_pool_t *self);
 
 typedef struct notifier notifier_t;
 
-/* Nothing is started yet (see notifier_attach). NULL after logging. */
-notifier_t *notifier_new(int workers);
+/* Nothing is started yet (see notifier_attach); `slots` attempts may be
+ * in flight at once. NULL after logging. */
+notifier_t *notifier_new(int slots);
 void notifier_destroy(notifier_t **self_p); /* NULL-safe; nulls *self_p */
 
 /* The bus handler (argument: the notifier_t): NotificationRequested and

@@ -1,8 +1,13 @@
-/* notifier_send: one worker's curl handles and one attempt of a delivery
- * on its channel — Telegram's sendMessage, a Slack-style incoming webhook,
- * the signed generic webhook (all over one keep-alive HTTP handle), or an
- * e-mail over SMTP (a second handle, made on the first mail). Worker
- * thread only. */
+/* notifier_send: the delivery thread's curl multi handle and its transfer
+ * slots — Telegram's sendMessage, a Slack-style incoming webhook, the
+ * signed generic webhook (HTTP POSTs over the multi's shared keep-alive
+ * connections) and e-mail over SMTP (a second handle per slot, made on
+ * its first mail).
+ *
+ * One thread drives every attempt in flight: a batch of deliveries costs
+ * one wake-up of that thread and one poll for all their replies, where a
+ * thread per attempt slept and woke (two context switches) for each
+ * reply. Delivery thread only, except notifier_sender_wakeup. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,29 +22,49 @@
 #define NOTIFIER_SEND_CONNECT_MS 2000L  /* of which connecting */
 #define NOTIFIER_SMTP_TIMEOUT_MS 15000L /* a whole SMTP conversation */
 #define NOTIFIER_SEND_HEADER     512    /* one request header line */
-#define NOTIFIER_TELEGRAM_API                                                  \
-    "https://api.telegram.org" /* when                                         \
-                  telegram_api_url is empty */
-#define NOTIFIER_REPLY_MAX                                                     \
-    16384 /* reply bytes kept (Telegram's                                      \
-             JSON); the rest is dropped */
+#define NOTIFIER_TELEGRAM_API    "https://api.telegram.org" /* default */
+/* Reply bytes kept (Telegram's JSON); the rest is dropped. */
+#define NOTIFIER_REPLY_MAX 16384
 
 /* The bytes of the mail being uploaded. */
 typedef struct {
-    const char *data; /* the message (not owned) */
+    const char *data; /* the message (owned by the slot's attempt) */
     size_t size;      /* its length */
     size_t at;        /* bytes handed to curl so far */
 } notifier_upload_t;
 
-struct notifier_sender {
-    CURL *http;                  /* reused, so connections stay open */
+/* The headers of one HTTP attempt, as a list curl reads (and never
+ * frees) during that attempt: built in place instead of with
+ * curl_slist_append, which made two allocations per line. */
+typedef struct {
+    struct curl_slist lines[4];             /* the list's nodes */
+    char idempotency[NOTIFIER_SEND_HEADER]; /* "Idempotency-Key: <id>" */
+    char signature[NOTIFIER_SEND_HEADER];   /* "X-Conveyor-Signature: ..." */
+} notifier_headers_t;
+
+/* One transfer in flight (or a free slot): its handles and everything
+ * curl reads or writes while the attempt runs. */
+typedef struct {
+    CURL *http;                  /* reused for every HTTP attempt */
     CURL *smtp;                  /* made on the first e-mail, or NULL */
-    const cv_config_t *config;   /* bot token, SMTP, secret (not owned) */
-    const atomic_bool *stop;     /* set when the pool shuts down */
+    CURL *active;                /* the handle in the multi; NULL = free */
+    notifier_job_t *job;         /* the attempt in flight, or NULL */
+    char *body;                  /* request body built for it, or NULL */
+    char *url;                   /* URL built for it (Telegram), or NULL */
+    struct curl_slist *rcpt;     /* SMTP recipients, or NULL */
+    notifier_headers_t headers;  /* HTTP headers of the attempt */
+    notifier_upload_t upload;    /* the mail being sent */
     char error[CURL_ERROR_SIZE]; /* curl's text for the last failure */
     char reply[NOTIFIER_REPLY_MAX + 1]; /* the start of the reply body */
     size_t reply_size;                  /* bytes kept in reply */
-    notifier_upload_t upload;           /* the mail in flight */
+} notifier_slot_t;
+
+struct notifier_sender {
+    CURLM *multi;              /* every transfer; owns the connections */
+    const cv_config_t *config; /* bot token, SMTP, secret (not owned) */
+    notifier_slot_t *slots;    /* `slot_count` slots */
+    int slot_count;            /* transfers in flight at most */
+    int busy;                  /* slots with a transfer */
 };
 
 /* Keeps the start of the receiver's reply; the rest is read and
@@ -47,13 +72,13 @@ struct notifier_sender {
 static size_t notifier_send_keep(char *data, size_t size, size_t count,
                                  void *arg)
 {
-    notifier_sender_t *self = arg;
+    notifier_slot_t *slot = arg;
     size_t length = size * count;
-    size_t room = NOTIFIER_REPLY_MAX - self->reply_size;
+    size_t room = NOTIFIER_REPLY_MAX - slot->reply_size;
     size_t take = length < room ? length : room;
-    memcpy(self->reply + self->reply_size, data, take);
-    self->reply_size += take;
-    self->reply[self->reply_size] = '\0';
+    memcpy(slot->reply + slot->reply_size, data, take);
+    slot->reply_size += take;
+    slot->reply[slot->reply_size] = '\0';
     return length;
 }
 
@@ -70,23 +95,10 @@ static size_t notifier_send_read(char *buffer, size_t size, size_t count,
     return take;
 }
 
-/* Aborts a transfer in progress when the pool is stopping. */
-static int notifier_send_progress(void *arg, curl_off_t dltotal,
-                                  curl_off_t dlnow, curl_off_t ultotal,
-                                  curl_off_t ulnow)
-{
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
-    const notifier_sender_t *self = arg;
-    return atomic_load(self->stop) ? 1 : 0;
-}
-
-/* A handle with the options every request of it keeps. NULL after
- * logging. */
-static CURL *notifier_send_handle(notifier_sender_t *self,
-                                  const char *protocols, long timeout_ms)
+/* A handle of `slot` with the options every request of it keeps. NULL
+ * after logging. */
+static CURL *notifier_send_handle(notifier_slot_t *slot, const char *protocols,
+                                  long timeout_ms)
 {
     CURL *curl = curl_easy_init();
     if (curl == NULL) {
@@ -104,16 +116,11 @@ static CURL *notifier_send_handle(notifier_sender_t *self,
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, notifier_send_keep);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_WRITEDATA, self);
+        rc = curl_easy_setopt(curl, CURLOPT_WRITEDATA, slot);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
-                              notifier_send_progress);
+        rc = curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, slot->error);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_XFERINFODATA, self);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, self->error);
+        rc = curl_easy_setopt(curl, CURLOPT_PRIVATE, slot);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_USERAGENT, "conveyor-notifier");
     if (rc == CURLE_OK)
@@ -126,21 +133,63 @@ static CURL *notifier_send_handle(notifier_sender_t *self,
     return curl;
 }
 
-notifier_sender_t *notifier_sender_new(const cv_config_t *config,
-                                       const atomic_bool *stop)
+notifier_sender_t *notifier_sender_new(const cv_config_t *config, int slots)
 {
     notifier_sender_t *self = calloc(1, sizeof(*self));
-    if (self == NULL) {
-        cv_error("cannot make a delivery handle: out of memory");
-        return NULL;
-    }
+    if (self == NULL)
+        goto oom;
     self->config = config;
-    self->stop = stop;
-    self->http =
-        notifier_send_handle(self, "http,https", NOTIFIER_SEND_TIMEOUT_MS);
-    if (self->http == NULL)
-        notifier_sender_destroy(&self);
+    self->slots = calloc((size_t)slots, sizeof(*self->slots));
+    if (self->slots == NULL)
+        goto oom;
+    self->slot_count = slots;
+    self->multi = curl_multi_init();
+    if (self->multi == NULL) {
+        cv_error("cannot make the delivery handle: curl_multi_init failed");
+        goto fail;
+    }
+    /* Every slot may keep its receiver's connection open between
+     * batches (curl's default keeps 4 per handle in the multi, which is
+     * often one between batches: the rest were closed and opened again).
+     * No HTTP/2 multiplexing: a transfer would wait for the first
+     * connection to a host to learn whether it multiplexes, and a
+     * delivery never needs more than one request per connection. */
+    CURLMcode mrc =
+        curl_multi_setopt(self->multi, CURLMOPT_MAXCONNECTS, (long)slots * 2);
+    if (mrc == CURLM_OK)
+        mrc = curl_multi_setopt(self->multi, CURLMOPT_PIPELINING,
+                                (long)CURLPIPE_NOTHING);
+    if (mrc != CURLM_OK) {
+        cv_error("cannot set up the delivery handle: %s",
+                 curl_multi_strerror(mrc));
+        goto fail;
+    }
+    for (int i = 0; i < slots; i++) {
+        notifier_slot_t *slot = &self->slots[i];
+        slot->http =
+            notifier_send_handle(slot, "http,https", NOTIFIER_SEND_TIMEOUT_MS);
+        if (slot->http == NULL)
+            goto fail;
+    }
     return self;
+oom:
+    cv_error("cannot make the delivery handles: out of memory");
+fail:
+    notifier_sender_destroy(&self);
+    return NULL;
+}
+
+/* Frees what the slot's attempt built and frees the slot. */
+static void notifier_slot_clear(notifier_slot_t *slot)
+{
+    free(slot->body);
+    free(slot->url);
+    curl_slist_free_all(slot->rcpt);
+    slot->body = NULL;
+    slot->url = NULL;
+    slot->rcpt = NULL;
+    slot->active = NULL;
+    slot->job = NULL;
 }
 
 void notifier_sender_destroy(notifier_sender_t **self_p)
@@ -148,22 +197,35 @@ void notifier_sender_destroy(notifier_sender_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     notifier_sender_t *self = *self_p;
-    if (self->http != NULL)
-        curl_easy_cleanup(self->http);
-    if (self->smtp != NULL)
-        curl_easy_cleanup(self->smtp);
+    for (int i = 0; self->slots != NULL && i < self->slot_count; i++) {
+        notifier_slot_t *slot = &self->slots[i];
+        /* a transfer in flight is abandoned: its row stays pending and
+         * is loaded again at the next start */
+        if (slot->active != NULL)
+            curl_multi_remove_handle(self->multi, slot->active);
+        notifier_job_destroy(&slot->job);
+        notifier_slot_clear(slot);
+        if (slot->http != NULL)
+            curl_easy_cleanup(slot->http);
+        if (slot->smtp != NULL)
+            curl_easy_cleanup(slot->smtp);
+    }
+    if (self->multi != NULL)
+        curl_multi_cleanup(self->multi);
+    free(self->slots);
     free(self);
     *self_p = NULL;
 }
 
-/* The headers of one HTTP attempt, as a list curl reads (and never
- * frees) during that attempt: built in place per attempt instead of with
- * curl_slist_append, which made two allocations per line. */
-typedef struct {
-    struct curl_slist lines[4];             /* the list's nodes */
-    char idempotency[NOTIFIER_SEND_HEADER]; /* "Idempotency-Key: <id>" */
-    char signature[NOTIFIER_SEND_HEADER];   /* "X-Conveyor-Signature: ..." */
-} notifier_headers_t;
+int notifier_sender_idle_slots(const notifier_sender_t *self)
+{
+    return self->slot_count - self->busy;
+}
+
+void notifier_sender_wakeup(notifier_sender_t *self)
+{
+    curl_multi_wakeup(self->multi);
+}
 
 /* The headers of every HTTP attempt: JSON, the notification id as the
  * idempotency key, no "Expect: 100-continue" round trip, and the
@@ -191,25 +253,30 @@ static struct curl_slist *notifier_send_headers(notifier_headers_t *headers,
     return headers->lines;
 }
 
-/* Records a curl failure as the attempt's error. */
-static void notifier_send_curl_error(notifier_sender_t *self,
-                                     notifier_job_t *job, CURLcode rc)
+/* Starts `curl` in the multi for the slot's job. 0, or -1 with the job's
+ * error set. */
+static int notifier_send_add(notifier_sender_t *self, notifier_slot_t *slot,
+                             CURL *curl)
 {
-    snprintf(job->error, sizeof(job->error), "%s",
-             self->error[0] != '\0' ? self->error : curl_easy_strerror(rc));
+    CURLMcode rc = curl_multi_add_handle(self->multi, curl);
+    if (rc != CURLM_OK) {
+        snprintf(slot->job->error, sizeof(slot->job->error),
+                 "cannot start the transfer: %s", curl_multi_strerror(rc));
+        return -1;
+    }
+    slot->active = curl;
+    return 0;
 }
 
-/* POSTs `body` to `url`; fills job->http_status, the error, the
- * Retry-After of a 429 or 503, and self->reply. True when the receiver
- * answered 2xx. */
-static bool notifier_send_post(notifier_sender_t *self, notifier_job_t *job,
-                               const char *url, const char *body,
-                               const char *signature)
+/* Starts a POST of `body` (kept by the caller until the transfer ends) to
+ * `url`. 0, or -1 with the job's error set. */
+static int notifier_send_post(notifier_sender_t *self, notifier_slot_t *slot,
+                              const char *url, const char *body,
+                              const char *signature)
 {
-    CURL *curl = self->http;
-    bool ok = false;
-    notifier_headers_t lines;
-    struct curl_slist *headers = notifier_send_headers(&lines, job, signature);
+    CURL *curl = slot->http;
+    struct curl_slist *headers =
+        notifier_send_headers(&slot->headers, slot->job, signature);
     CURLcode rc = curl_easy_setopt(curl, CURLOPT_URL, url);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -218,78 +285,65 @@ static bool notifier_send_post(notifier_sender_t *self, notifier_job_t *job,
                               (curl_off_t)strlen(body));
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    if (rc == CURLE_OK)
-        rc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    job->http_status = (int)status;
-    if (rc != CURLE_OK)
-        goto out;
-    if (status >= 200 && status <= 299) {
-        ok = true;
-        goto out;
+    if (rc != CURLE_OK) {
+        snprintf(slot->job->error, sizeof(slot->job->error), "%s",
+                 curl_easy_strerror(rc));
+        return -1;
     }
-    snprintf(job->error, sizeof(job->error), "http status %ld", status);
-    struct curl_header *retry_after = NULL;
-    if ((status == 429 || status == 503) &&
-        curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1,
-                         &retry_after) == CURLHE_OK) {
-        int64_t delay = 0;
-        if (notifier_retry_after(retry_after->value, cv_clock_now_ms(),
-                                 CV_BACKOFF_BASE_MS, &delay))
-            job->retry_after_ms = delay;
-    }
-out:
-    if (rc != CURLE_OK)
-        notifier_send_curl_error(self, job, rc);
-    /* The header list dies here: drop curl's pointer to it first. */
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
-    return ok;
+    return notifier_send_add(self, slot, curl);
 }
 
-/* Telegram: sendMessage to the chat; its JSON decides, since a 200 may
- * still say "ok": false and a 429 names its wait in parameters. */
-static void notifier_send_telegram(notifier_sender_t *self, notifier_job_t *job)
+/* Telegram: sendMessage to the chat. 0 when started, -1 when the attempt
+ * is over already (its outcome set). */
+static int notifier_start_telegram(notifier_sender_t *self,
+                                   notifier_slot_t *slot)
 {
     const cv_config_t *config = self->config;
-    char *text = NULL;
-    char *body = NULL;
-    char *url = NULL;
+    notifier_job_t *job = slot->job;
     if (config->telegram_bot_token[0] == '\0') {
         job->permanent = true;
         snprintf(job->error, sizeof(job->error),
                  "telegram_bot_token is not set");
-        goto out;
+        return -1;
     }
-    text = notifier_message_text(job->subject, job->text, job->lead_id,
-                                 job->notification_id);
-    body = text != NULL ? notifier_telegram_body(job->destination, text) : NULL;
+    char *text = notifier_message_text(job->subject, job->text, job->lead_id,
+                                       job->notification_id);
+    slot->body =
+        text != NULL ? notifier_telegram_body(job->destination, text) : NULL;
+    free(text);
     const char *base = config->telegram_api_url[0] != '\0'
                            ? config->telegram_api_url
                            : NOTIFIER_TELEGRAM_API;
     size_t base_length = strlen(base);
     while (base_length > 0 && base[base_length - 1] == '/')
         base_length--;
-    if (body == NULL ||
-        asprintf(&url, "%.*s/bot%s/sendMessage", (int)base_length, base,
+    if (slot->body == NULL ||
+        asprintf(&slot->url, "%.*s/bot%s/sendMessage", (int)base_length, base,
                  config->telegram_bot_token) < 0) {
-        url = NULL;
+        slot->url = NULL;
         snprintf(job->error, sizeof(job->error), "out of memory");
-        goto out;
+        return -1;
     }
-    bool http_ok = notifier_send_post(self, job, url, body, NULL);
+    return notifier_send_post(self, slot, slot->url, slot->body, NULL);
+}
+
+/* What Telegram's reply means: its JSON decides, since a 200 may still
+ * say "ok": false and a 429 names its wait in parameters. */
+static void notifier_finish_telegram(notifier_slot_t *slot, bool http_ok)
+{
+    notifier_job_t *job = slot->job;
     if (job->http_status == 0)
-        goto out; /* no answer: curl's error says why */
+        return; /* no answer: curl's error says why */
     int code = 0;
     int64_t retry_after = -1;
     char error[NOTIFIER_ERROR_SIZE];
-    if (notifier_telegram_reply(self->reply, self->reply_size, &code,
+    if (notifier_telegram_reply(slot->reply, slot->reply_size, &code,
                                 &retry_after, error, sizeof(error))) {
         job->delivered = http_ok;
         if (!http_ok)
             snprintf(job->error, sizeof(job->error),
                      "http status %d with ok: true", job->http_status);
-        goto out;
+        return;
     }
     /* Telegram's error_code is the status that counts (it can differ
      * from a proxy's) */
@@ -303,75 +357,70 @@ static void notifier_send_telegram(notifier_sender_t *self, notifier_job_t *job)
         job->retry_after_ms =
             retry_after < CV_BACKOFF_BASE_MS ? CV_BACKOFF_BASE_MS : retry_after;
     }
-out:
-    free(url);
-    free(body);
-    free(text);
 }
 
-/* A Slack or Mattermost incoming webhook: {"text": ...}, 2xx is done. */
-static void notifier_send_slack(notifier_sender_t *self, notifier_job_t *job)
+/* A Slack or Mattermost incoming webhook: {"text": ...}. */
+static int notifier_start_slack(notifier_sender_t *self, notifier_slot_t *slot)
 {
-    char *body = notifier_slack_body(job->subject, job->text, job->lead_id,
+    notifier_job_t *job = slot->job;
+    slot->body = notifier_slack_body(job->subject, job->text, job->lead_id,
                                      job->notification_id);
-    if (body == NULL) {
+    if (slot->body == NULL) {
         snprintf(job->error, sizeof(job->error), "out of memory");
-        return;
+        return -1;
     }
-    job->delivered =
-        notifier_send_post(self, job, job->destination, body, NULL);
-    free(body);
+    return notifier_send_post(self, slot, job->destination, slot->body, NULL);
 }
 
 /* The generic webhook: the request's JSON, signed when a secret is set. */
-static void notifier_send_webhook(notifier_sender_t *self, notifier_job_t *job)
+static int notifier_start_webhook(notifier_sender_t *self,
+                                  notifier_slot_t *slot)
 {
+    notifier_job_t *job = slot->job;
     char signature[NOTIFIER_SIGNATURE_SIZE];
     const char *secret = self->config->webhook_secret;
     bool signed_body = secret[0] != '\0';
     if (signed_body && notifier_sign(secret, cv_clock_now_ms() / 1000,
                                      job->body, signature) != 0) {
         snprintf(job->error, sizeof(job->error), "out of memory");
-        return;
+        return -1;
     }
-    job->delivered = notifier_send_post(self, job, job->destination, job->body,
-                                        signed_body ? signature : NULL);
+    /* the header line is copied into the slot: `signature` may go */
+    return notifier_send_post(self, slot, job->destination, job->body,
+                              signed_body ? signature : NULL);
 }
 
-/* E-mail: the MIME message to the address over SMTP; the server's last
- * reply code is the status (5xx is final). */
-static void notifier_send_email(notifier_sender_t *self, notifier_job_t *job)
+/* E-mail: the MIME message to the address over SMTP. */
+static int notifier_start_email(notifier_sender_t *self, notifier_slot_t *slot)
 {
     const cv_config_t *config = self->config;
-    char *text = NULL;
-    char *message = NULL;
-    struct curl_slist *recipients = NULL;
-    CURLcode rc = CURLE_OK;
+    notifier_job_t *job = slot->job;
     char from[256];
     char to[300];
+    char mail_from[270];
     if (config->smtp_url[0] == '\0') {
         job->permanent = true;
         snprintf(job->error, sizeof(job->error), "smtp_url is not set");
-        goto out;
+        return -1;
     }
     if (notifier_mail_address(config->smtp_from, from, sizeof(from)) != 0) {
         job->permanent = true;
         snprintf(job->error, sizeof(job->error),
                  "smtp_from '%.200s' has no address", config->smtp_from);
-        goto out;
+        return -1;
     }
-    if (self->smtp == NULL) {
-        self->smtp =
-            notifier_send_handle(self, "smtp,smtps", NOTIFIER_SMTP_TIMEOUT_MS);
-        if (self->smtp == NULL) {
+    if (slot->smtp == NULL) {
+        slot->smtp =
+            notifier_send_handle(slot, "smtp,smtps", NOTIFIER_SMTP_TIMEOUT_MS);
+        if (slot->smtp == NULL) {
             snprintf(job->error, sizeof(job->error),
                      "cannot make an smtp handle");
-            goto out;
+            return -1;
         }
     }
-    text = notifier_message_text(NULL,
-                                 job->text != NULL ? job->text : job->subject,
-                                 job->lead_id, job->notification_id);
+    char *text = notifier_message_text(
+        NULL, job->text != NULL ? job->text : job->subject, job->lead_id,
+        job->notification_id);
     notifier_mail_t mail = {
         .from = config->smtp_from,
         .to = job->destination,
@@ -380,39 +429,42 @@ static void notifier_send_email(notifier_sender_t *self, notifier_job_t *job)
         .notification_id = job->notification_id,
         .date_ms = cv_clock_now_ms(),
     };
-    message = text != NULL ? notifier_mail_build(&mail) : NULL;
-    if (message == NULL) {
-        job->permanent = text != NULL; /* a bad address stays bad */
+    bool have_text = text != NULL;
+    slot->body = have_text ? notifier_mail_build(&mail) : NULL;
+    free(text);
+    if (slot->body == NULL) {
+        job->permanent = have_text; /* a bad address stays bad */
         snprintf(job->error, sizeof(job->error),
-                 text != NULL ? "cannot write a mail to '%s'"
-                              : "out of memory (%s)",
+                 have_text ? "cannot write a mail to '%s'"
+                           : "out of memory (%s)",
                  job->destination);
-        goto out;
+        return -1;
     }
     snprintf(to, sizeof(to), "<%s>", job->destination);
-    recipients = curl_slist_append(NULL, to);
-    if (recipients == NULL) {
+    slot->rcpt = curl_slist_append(NULL, to);
+    if (slot->rcpt == NULL) {
         snprintf(job->error, sizeof(job->error), "out of memory");
-        goto out;
+        return -1;
     }
-    char mail_from[270];
     snprintf(mail_from, sizeof(mail_from), "<%s>", from);
-    self->upload = (notifier_upload_t){message, strlen(message), 0};
-    CURL *curl = self->smtp;
-    rc = curl_easy_setopt(curl, CURLOPT_URL, config->smtp_url);
+    slot->upload = (notifier_upload_t){slot->body, strlen(slot->body), 0};
+    CURL *curl = slot->smtp;
+    /* curl copies string options; the recipients list stays the slot's
+     * until the transfer ends */
+    CURLcode rc = curl_easy_setopt(curl, CURLOPT_URL, config->smtp_url);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_MAIL_FROM, mail_from);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, recipients);
+        rc = curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, slot->rcpt);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_READFUNCTION, notifier_send_read);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_READDATA, &self->upload);
+        rc = curl_easy_setopt(curl, CURLOPT_READDATA, &slot->upload);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
-                              (curl_off_t)self->upload.size);
+                              (curl_off_t)slot->upload.size);
     if (rc == CURLE_OK && config->smtp_user[0] != '\0') {
         rc = curl_easy_setopt(curl, CURLOPT_USERNAME, config->smtp_user);
         if (rc == CURLE_OK)
@@ -423,56 +475,152 @@ static void notifier_send_email(notifier_sender_t *self, notifier_job_t *job)
         if (rc == CURLE_OK)
             rc = curl_easy_setopt(curl, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
     }
-    if (rc == CURLE_OK)
-        rc = curl_easy_perform(curl);
-    long code = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-    job->http_status = (int)code;
-    if (rc == CURLE_OK) {
-        job->delivered = true;
-    } else {
-        notifier_send_curl_error(self, job, rc);
-        if (code > 0) {
-            size_t used = strlen(job->error);
-            snprintf(job->error + used, sizeof(job->error) - used,
-                     " (smtp %ld)", code);
-        }
+    if (rc != CURLE_OK) {
+        snprintf(job->error, sizeof(job->error), "%s", curl_easy_strerror(rc));
+        return -1;
     }
-    curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, NULL);
-out:
-    curl_slist_free_all(recipients);
-    free(message);
-    free(text);
+    return notifier_send_add(self, slot, curl);
 }
 
-void notifier_sender_deliver(notifier_sender_t *self, notifier_job_t *job)
+/* Ends the slot's attempt: counts it, stamps it and appends the job to
+ * *done; the slot is free again. */
+static void notifier_send_done(notifier_sender_t *self, notifier_slot_t *slot,
+                               notifier_job_t ***done)
 {
+    notifier_job_t *job = slot->job;
+    if (slot->active != NULL)
+        curl_multi_remove_handle(self->multi, slot->active);
+    /* the recipients die with the attempt: drop curl's pointer first (the
+     * header list lives in the slot, the bodies are read only during a
+     * transfer) */
+    if (slot->rcpt != NULL && slot->smtp != NULL)
+        curl_easy_setopt(slot->smtp, CURLOPT_MAIL_RCPT, NULL);
+    notifier_slot_clear(slot);
+    self->busy--;
+    job->attempts++;
+    job->finished_at = cv_clock_now_ms();
+    job->next = NULL;
+    **done = job;
+    *done = &job->next;
+}
+
+int notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
+                          notifier_job_t ***done)
+{
+    notifier_slot_t *slot = NULL;
+    for (int i = 0; i < self->slot_count && slot == NULL; i++)
+        if (self->slots[i].job == NULL)
+            slot = &self->slots[i];
+    if (slot == NULL)
+        return -1;
     job->delivered = false;
     job->permanent = false;
     job->http_status = 0;
     job->retry_after_ms = -1;
     job->error[0] = '\0';
-    self->error[0] = '\0';
-    self->reply[0] = '\0';
-    self->reply_size = 0;
+    slot->job = job;
+    slot->error[0] = '\0';
+    slot->reply[0] = '\0';
+    slot->reply_size = 0;
+    self->busy++;
+    int rc = -1;
     switch (job->channel) {
     case NOTIFIER_TELEGRAM:
-        notifier_send_telegram(self, job);
+        rc = notifier_start_telegram(self, slot);
         break;
     case NOTIFIER_SLACK:
-        notifier_send_slack(self, job);
+        rc = notifier_start_slack(self, slot);
         break;
     case NOTIFIER_EMAIL:
-        notifier_send_email(self, job);
+        rc = notifier_start_email(self, slot);
         break;
     case NOTIFIER_WEBHOOK:
-        notifier_send_webhook(self, job);
+        rc = notifier_start_webhook(self, slot);
         break;
     default:
         job->permanent = true;
         snprintf(job->error, sizeof(job->error), "no such channel");
         break;
     }
-    job->attempts++;
-    job->finished_at = cv_clock_now_ms();
+    if (rc != 0)
+        notifier_send_done(self, slot, done); /* over before it began */
+    return 0;
+}
+
+/* The outcome of a finished transfer, read while its handle still holds
+ * the reply's status and headers. */
+static void notifier_send_outcome(notifier_slot_t *slot, CURLcode result)
+{
+    notifier_job_t *job = slot->job;
+    CURL *curl = slot->active;
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    job->http_status = (int)status;
+    if (result != CURLE_OK) {
+        snprintf(job->error, sizeof(job->error), "%s",
+                 slot->error[0] != '\0' ? slot->error
+                                        : curl_easy_strerror(result));
+    }
+    if (curl == slot->smtp) {
+        /* the server's last reply code is the status (5xx is final) */
+        if (result == CURLE_OK) {
+            job->delivered = true;
+        } else if (status > 0) {
+            size_t used = strlen(job->error);
+            snprintf(job->error + used, sizeof(job->error) - used,
+                     " (smtp %ld)", status);
+        }
+        return;
+    }
+    bool http_ok = result == CURLE_OK && status >= 200 && status <= 299;
+    if (result == CURLE_OK && !http_ok) {
+        snprintf(job->error, sizeof(job->error), "http status %ld", status);
+        struct curl_header *retry_after = NULL;
+        if ((status == 429 || status == 503) &&
+            curl_easy_header(curl, "Retry-After", 0, CURLH_HEADER, -1,
+                             &retry_after) == CURLHE_OK) {
+            int64_t delay = 0;
+            if (notifier_retry_after(retry_after->value, cv_clock_now_ms(),
+                                     CV_BACKOFF_BASE_MS, &delay))
+                job->retry_after_ms = delay;
+        }
+    }
+    if (job->channel == NOTIFIER_TELEGRAM)
+        notifier_finish_telegram(slot, http_ok);
+    else
+        job->delivered = http_ok;
+}
+
+int notifier_sender_perform(notifier_sender_t *self, notifier_job_t ***done)
+{
+    int running = 0;
+    CURLMcode rc = curl_multi_perform(self->multi, &running);
+    if (rc != CURLM_OK) {
+        cv_error("cannot drive the deliveries: %s", curl_multi_strerror(rc));
+        return -1;
+    }
+    int left = 0;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(self->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        char *private = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &private);
+        notifier_slot_t *slot = (notifier_slot_t *)private;
+        if (slot == NULL || slot->active != msg->easy_handle)
+            continue;
+        notifier_send_outcome(slot, msg->data.result);
+        notifier_send_done(self, slot, done);
+    }
+    return 0;
+}
+
+int notifier_sender_wait(notifier_sender_t *self, int timeout_ms)
+{
+    CURLMcode rc = curl_multi_poll(self->multi, NULL, 0, timeout_ms, NULL);
+    if (rc != CURLM_OK) {
+        cv_error("cannot wait for the deliveries: %s", curl_multi_strerror(rc));
+        return -1;
+    }
+    return 0;
 }

@@ -3,8 +3,9 @@ they have — Telegram (a fake Bot API), a Slack-style hook, e-mail (a local
 SMTP catcher) and a generic webhook whose HMAC signature the receiver
 verifies — retries a receiver that fails and then recovers (500s, then a
 429 with Retry-After) delivering exactly once per channel under one
-idempotency key, and turns a receiver that never recovers into a dead
-letter that the head of sales sees on the console and sends again."""
+idempotency key, turns a receiver that never recovers into a dead
+letter that the head of sales sees on the console and sends again, and
+works through a burst larger than the deliveries it makes at once."""
 
 import time
 import unittest
@@ -17,6 +18,7 @@ BOT_TOKEN = "123456:e2e-bot-token"
 WEBHOOK_SECRET = "whsec_e2e_5f2b1c"
 CHAT_ID = "100200300"
 MAX_ATTEMPTS = 4
+SLOTS = 1           # deliveries the notifier makes at once
 OWNER = "sales-nina"
 
 
@@ -36,6 +38,8 @@ class NotifierChannels(ConveyorCase):
             "CONVEYOR_SMTP_FROM": "Conveyor <conveyor@crm.example.ru>",
             "CONVEYOR_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "CONVEYOR_NOTIFY_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+            # fewer deliveries in flight than a burst brings (test_4)
+            "CONVEYOR_NOTIFIER_WORKERS": str(SLOTS),
         }
         try:
             super().setUpClass()
@@ -268,6 +272,22 @@ class NotifierChannels(ConveyorCase):
                           if d.get("lead_id") == lead_id])
         card = self.cv.lead(lead_id)
         self.assertIn("sent again", timeline_text(card))
+
+    def test_4_a_burst_waits_for_free_slots_not_for_a_timer(self):
+        # six leads at once are 24 deliveries for one slot (a few hundred
+        # ms each with these fakes): each one that finishes must start the
+        # next at once, not when the delivery thread next wakes anyway
+        leads = [self.new_assigned_lead("burst%d" % n) for n in range(6)]
+        started = time.monotonic()
+        for lead_id in leads:
+            self.wait_channels(lead_id, timeout=40)
+        took = time.monotonic() - started
+        self.assertLess(took, 15, "24 deliveries took %.1f s" % took)
+        time.sleep(1.0)     # a duplicate would show up now
+        for lead_id in leads:
+            got = self.wait_channels(lead_id, timeout=1)
+            self.assertEqual([len(got[ch]) for ch in sorted(got)],
+                             [1, 1, 1, 1], "%s: %r" % (lead_id, got))
 
 
 if __name__ == "__main__":
