@@ -7,6 +7,12 @@
  * (or on a later one, after a resume), never on the first, because MHD
  * closes the connection after a reply queued before the body was read.
  *
+ * The request's state lives as long as its connection and serves every
+ * request a keep-alive connection carries: no allocation per request for
+ * it, its lock, the body or the reply. A reply is only stored by
+ * cv_http_reply (on whatever thread); MHD's response is made from it on
+ * MHD's thread, without copying it again, when it is queued.
+ *
  * Suspend and resume race with each other across threads, so each request
  * has a small lock: the handler only *asks* to suspend; after it returns we
  * really suspend (MHD requires that from inside the access handler) unless
@@ -42,6 +48,9 @@
  * zeroes all of it for every request, so its default of 32 KiB cost more
  * than parsing a lead; 16 KiB still takes headers of several KiB. */
 #define CV_HTTP_POOL_BYTES ((size_t)16 * 1024)
+/* A body or reply buffer bigger than this is freed when its request ends
+ * instead of being kept for the connection's next request. */
+#define CV_HTTP_KEEP_BYTES ((size_t)64 * 1024)
 
 typedef struct cv_http_header_item {
     struct cv_http_header_item *next; /* the next header to add */
@@ -59,12 +68,15 @@ struct cv_http {
     void *arg;                      /* the handler's argument */
 };
 
+/* One per connection (made when it opens, freed when it closes), reset
+ * for each request it carries. */
 struct cv_http_request {
     cv_http_t *server;                 /* the server it arrived on */
     struct MHD_Connection *connection; /* MHD's connection (not owned) */
     const char *method;                /* MHD's copy, valid all request */
     const char *path;                  /* MHD's copy, without the query */
-    char *body;                        /* the body, NUL-terminated (owned) */
+    char *body;                        /* the body, NUL-terminated (owned,
+                                          kept for the next request) */
     size_t body_size;                  /* bytes in body */
     size_t body_capacity;              /* bytes allocated for body */
     bool too_large;                    /* body went over max_body_bytes */
@@ -75,8 +87,16 @@ struct cv_http_request {
     void *user;                        /* the handler's own state */
     cv_http_header_item_t *headers;    /* headers for the next reply */
     pthread_mutex_t lock;              /* guards the fields below */
-    struct MHD_Response *response;     /* the reply to queue (owned) */
+    bool replied;                      /* a reply is stored, not queued */
+    bool queued;                       /* MHD is sending the reply: it
+                                          must not change any more */
     unsigned int status;               /* its status code */
+    char reply_type[128];              /* its Content-Type, "" for none */
+    char *reply;                       /* its body (owned, kept for the
+                                          next request) */
+    size_t reply_size;                 /* bytes in reply */
+    size_t reply_capacity;             /* bytes allocated for reply */
+    cv_http_header_item_t *reply_headers; /* its other headers (owned) */
     bool suspend_wanted;               /* the handler called suspend */
     bool suspended;                    /* MHD_suspend_connection was done */
     bool resumed;                      /* another thread called resume */
@@ -117,10 +137,9 @@ static void cv_http_headers_free(cv_http_header_item_t *item)
     }
 }
 
+/* The state of a new connection; NULL when out of memory. */
 static cv_http_request_t *cv_http_request_new(cv_http_t *server,
-                                              struct MHD_Connection *conn,
-                                              const char *url,
-                                              const char *method)
+                                              struct MHD_Connection *conn)
 {
     cv_http_request_t *req = calloc(1, sizeof(*req));
     if (req == NULL)
@@ -131,21 +150,74 @@ static cv_http_request_t *cv_http_request_new(cv_http_t *server,
     }
     req->server = server;
     req->connection = conn;
-    req->method = method;
-    req->path = url;
     return req;
+}
+
+/* Forgets what one request left, keeping the buffers (unless big) for the
+ * connection's next request. */
+static void cv_http_request_reset(cv_http_request_t *req)
+{
+    cv_http_headers_free(req->headers);
+    cv_http_headers_free(req->reply_headers);
+    if (req->body_capacity > CV_HTTP_KEEP_BYTES) {
+        free(req->body);
+        req->body = NULL;
+        req->body_capacity = 0;
+    }
+    if (req->reply_capacity > CV_HTTP_KEEP_BYTES) {
+        free(req->reply);
+        req->reply = NULL;
+        req->reply_capacity = 0;
+    }
+    req->method = NULL;
+    req->path = NULL;
+    if (req->body != NULL)
+        req->body[0] = '\0';
+    req->body_size = 0;
+    req->too_large = false;
+    req->discarded = 0;
+    req->handled = false;
+    req->content_type_done = false;
+    req->user = NULL;
+    req->headers = NULL;
+    /* the lock is not held between requests: no other thread has the
+     * request any more once it has been resumed */
+    req->replied = false;
+    req->queued = false;
+    req->status = 0;
+    req->reply_size = 0;
+    req->reply_headers = NULL;
+    req->suspend_wanted = false;
+    req->suspended = false;
+    req->resumed = false;
 }
 
 static void cv_http_request_free(cv_http_request_t *req)
 {
     if (req == NULL)
         return;
-    if (req->response != NULL)
-        MHD_destroy_response(req->response);
     cv_http_headers_free(req->headers);
+    cv_http_headers_free(req->reply_headers);
     free(req->body);
+    free(req->reply);
     pthread_mutex_destroy(&req->lock);
     free(req);
+}
+
+/* A connection opens (its request state is made) or closes (freed). */
+static void cv_http_connection(void *cls, struct MHD_Connection *connection,
+                               void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+    cv_http_t *self = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = cv_http_request_new(self, connection);
+        if (*socket_context == NULL)
+            cv_log_warn("http: out of memory for a connection");
+        return;
+    }
+    cv_http_request_free(*socket_context);
+    *socket_context = NULL;
 }
 
 static void cv_http_completed(void *cls, struct MHD_Connection *connection,
@@ -155,7 +227,8 @@ static void cv_http_completed(void *cls, struct MHD_Connection *connection,
     (void)cls;
     (void)connection;
     (void)toe;
-    cv_http_request_free(*con_cls);
+    if (*con_cls != NULL)
+        cv_http_request_reset(*con_cls);
     *con_cls = NULL;
 }
 
@@ -180,7 +253,7 @@ static bool cv_http_body_append(cv_http_request_t *req, const char *data,
     }
     size_t need = req->body_size + size + 1;
     if (need > req->body_capacity) {
-        size_t capacity = req->body_capacity == 0 ? 4096 : req->body_capacity;
+        size_t capacity = req->body_capacity == 0 ? 1024 : req->body_capacity;
         while (capacity < need)
             capacity *= 2;
         char *body = realloc(req->body, capacity);
@@ -198,16 +271,35 @@ static bool cv_http_body_append(cv_http_request_t *req, const char *data,
 }
 
 /* Queues the stored reply. Called on MHD's thread, never on the first call
- * of a request except for a 413 decided from Content-Length. */
+ * of a request except for a 413 decided from Content-Length. The response
+ * points at req->reply, which stays until the request has ended. */
 static enum MHD_Result cv_http_queue(cv_http_request_t *req)
 {
     pthread_mutex_lock(&req->lock);
-    struct MHD_Response *response = req->response;
+    bool replied = req->replied;
     unsigned int status = req->status;
-    req->response = NULL;
+    cv_http_header_item_t *headers = req->reply_headers;
+    req->replied = false;
+    req->reply_headers = NULL;
+    req->queued = req->queued || replied;
     pthread_mutex_unlock(&req->lock);
-    if (response == NULL)
+    if (!replied)
         return MHD_NO;
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        req->reply_size, req->reply != NULL ? req->reply : (void *)"",
+        MHD_RESPMEM_PERSISTENT);
+    if (response == NULL) {
+        cv_log(CV_LOG_ERROR, "http: cannot build a reply to '%s %s'",
+               req->method, req->path);
+        cv_http_headers_free(headers);
+        return MHD_NO;
+    }
+    if (req->reply_type[0] != '\0')
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                req->reply_type);
+    for (cv_http_header_item_t *h = headers; h != NULL; h = h->next)
+        MHD_add_response_header(response, h->name, h->value);
+    cv_http_headers_free(headers);
     enum MHD_Result rc = MHD_queue_response(req->connection, status,
                                             response);
     MHD_destroy_response(response);
@@ -261,11 +353,6 @@ static enum MHD_Result cv_http_finish(cv_http_request_t *req)
     cv_http_t *self = req->server;
     if (!req->handled) {
         req->handled = true;
-        if (req->body == NULL && !req->too_large) {
-            req->body = calloc(1, 1);
-            if (req->body == NULL)
-                return MHD_NO;
-        }
         if (req->too_large) {
             cv_http_reply_error(req, 413, "body_too_large", NULL,
                                 "the body is over the limit of %" PRId64
@@ -276,7 +363,7 @@ static enum MHD_Result cv_http_finish(cv_http_request_t *req)
                            self->handler(self->arg, req);
             if (!claimed) {
                 pthread_mutex_lock(&req->lock);
-                bool answered = req->response != NULL || req->suspend_wanted;
+                bool answered = req->replied || req->suspend_wanted;
                 pthread_mutex_unlock(&req->lock);
                 if (!answered)
                     cv_http_builtin(req);
@@ -292,7 +379,7 @@ static enum MHD_Result cv_http_finish(cv_http_request_t *req)
         pthread_mutex_unlock(&req->lock);
         return MHD_YES;
     }
-    bool have_reply = req->response != NULL;
+    bool have_reply = req->replied;
     pthread_mutex_unlock(&req->lock);
     if (!have_reply) {
         cv_log(CV_LOG_ERROR, "http: handler for '%s %s' neither replied nor "
@@ -331,15 +418,17 @@ static enum MHD_Result cv_http_access(void *cls, struct MHD_Connection *conn,
     cv_http_t *self = cls;
     cv_http_request_t *req = *con_cls;
     if (req == NULL) {
-        req = cv_http_request_new(self, conn, url, method);
-        if (req == NULL) {
-            cv_log_warn("http: out of memory for a request");
-            return MHD_NO;
-        }
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req = info != NULL ? info->socket_context : NULL;
+        if (req == NULL)
+            return MHD_NO; /* its connection had no memory: logged */
+        req->method = method;
+        req->path = url;
         *con_cls = req;
         uint64_t length = 0;
-        if (cv_http_content_length(conn, &length) &&
-            length > (uint64_t)self->max_body_bytes) {
+        bool known = cv_http_content_length(conn, &length);
+        if (known && length > (uint64_t)self->max_body_bytes) {
             /* Refused before reading: MHD closes the connection instead
              * of reading a body nobody wants. */
             req->handled = true;
@@ -349,6 +438,14 @@ static enum MHD_Result cv_http_access(void *cls, struct MHD_Connection *conn,
                                 "limit of %" PRId64 " bytes",
                                 length, self->max_body_bytes);
             return cv_http_queue(req);
+        }
+        /* the whole body in one allocation, kept for the next request */
+        if (known && length + 1 > req->body_capacity) {
+            char *body = realloc(req->body, (size_t)length + 1);
+            if (body != NULL) {
+                req->body = body;
+                req->body_capacity = (size_t)length + 1;
+            }
         }
         return MHD_YES;
     }
@@ -459,6 +556,7 @@ cv_http_t *cv_http_start(const cv_http_options_t *options)
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)cv_http_mhd_log, self},
         {MHD_OPTION_SOCK_ADDR, 0, &sa},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)cv_http_completed, self},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)cv_http_connection, self},
         {MHD_OPTION_CONNECTION_TIMEOUT, CV_HTTP_TIMEOUT_S, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)CV_HTTP_POOL_BYTES,
          NULL},
@@ -613,34 +711,39 @@ void *cv_http_user(const cv_http_request_t *req)
 void cv_http_reply(cv_http_request_t *req, int status,
                    const char *content_type, const char *body, size_t size)
 {
-    struct MHD_Response *response = MHD_create_response_from_buffer(
-        size, (void *)(body != NULL ? body : ""), MHD_RESPMEM_MUST_COPY);
     cv_http_header_item_t *headers = req->headers;
     req->headers = NULL;
-    if (response == NULL) {
-        cv_log(CV_LOG_ERROR, "http: cannot build a reply to '%s %s'",
-               req->method, req->path);
-        cv_http_headers_free(headers);
-        return;
-    }
-    if (content_type != NULL)
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                content_type);
-    for (cv_http_header_item_t *h = headers; h != NULL; h = h->next)
-        MHD_add_response_header(response, h->name, h->value);
-    cv_http_headers_free(headers);
     pthread_mutex_lock(&req->lock);
-    bool twice = req->response != NULL;
-    if (!twice) {
-        req->response = response;
+    bool twice = req->replied || req->queued;
+    bool stored = false;
+    if (!twice && size + 1 > req->reply_capacity) {
+        char *grown = realloc(req->reply, size + 1);
+        if (grown != NULL) {
+            req->reply = grown;
+            req->reply_capacity = size + 1;
+        }
+    }
+    if (!twice && size + 1 <= req->reply_capacity) {
+        if (size > 0)
+            memcpy(req->reply, body, size);
+        req->reply[size] = '\0';
+        req->reply_size = size;
+        snprintf(req->reply_type, sizeof(req->reply_type), "%s",
+                 content_type != NULL ? content_type : "");
         req->status = (unsigned int)status;
+        req->reply_headers = headers;
+        headers = NULL;
+        req->replied = true;
+        stored = true;
     }
     pthread_mutex_unlock(&req->lock);
-    if (twice) {
+    cv_http_headers_free(headers);
+    if (twice)
         cv_log(CV_LOG_ERROR, "http: second reply to '%s %s' ignored",
                req->method, req->path);
-        MHD_destroy_response(response);
-    }
+    else if (!stored)
+        cv_log(CV_LOG_ERROR, "http: cannot build a reply to '%s %s'",
+               req->method, req->path);
 }
 
 void cv_http_reply_json(cv_http_request_t *req, int status, json_t *body)

@@ -307,8 +307,8 @@ static void intake_api_submit(intake_api_t *self, cv_http_request_t *req,
     item->sub.lead.received_at = cv_clock_now_ms();
     if (idempotency_key != NULL)
         item->sub.idempotency_key = strdup(idempotency_key);
-    /* ids and the arrival record are made here, in parallel, so that the
-     * bus thread only has SQL left to run */
+    /* the lead's id and the spam check are made here, in parallel, so
+     * that the bus thread only has SQL left to run */
     if (item->sub.lead.api_source == NULL ||
         (idempotency_key != NULL && item->sub.idempotency_key == NULL) ||
         intake_api_check_spam(self, &item->sub.lead) != 0 ||

@@ -12,6 +12,7 @@
 #include "cv_clock.h"
 #include "cv_contact.h"
 #include "cv_form.h"
+#include "cv_utf8.h"
 
 #define INTAKE_FIELD_MAX 4096     /* bytes in any text field but message */
 #define INTAKE_API_FIELDS 17      /* the leading text fields a client sets */
@@ -293,18 +294,27 @@ static int intake_validate(intake_lead_t *lead, intake_error_t *error)
     return 0;
 }
 
-/* Reads the fields of a parsed body; unknown fields go to `extra`. */
+/* Makes *object an empty JSON object unless it is one already; -1 with
+ * `error` filled when out of memory. */
+static int intake_object_made(json_t **object, intake_error_t *error)
+{
+    if (*object == NULL)
+        *object = json_object();
+    if (*object == NULL)
+        return intake_fail(error, 503, "out_of_memory", NULL,
+                           "the server is out of memory");
+    return 0;
+}
+
+/* Reads the fields of a parsed body; unknown fields go to `extra`. The
+ * objects for `extra` and the unknown fields are made only when a lead has
+ * any: most have neither. */
 static int intake_from_object(json_t *obj, bool from_form,
                               intake_lead_t *lead, intake_error_t *error)
 {
     int rc = -1;
-    json_t *extra = json_object();
-    json_t *unknown = json_object();
-    if (extra == NULL || unknown == NULL) {
-        intake_fail(error, 503, "out_of_memory", NULL,
-                    "the server is out of memory");
-        goto out;
-    }
+    json_t *extra = NULL;
+    json_t *unknown = NULL;
     const char *key;
     json_t *value;
     json_object_foreach(obj, key, value) {
@@ -318,14 +328,23 @@ static int intake_from_object(json_t *obj, bool from_form,
             if (intake_set_budget(lead, value, from_form, error) != 0)
                 goto out;
         } else if (strcmp(key, "extra") == 0) {
-            if (intake_set_extra(extra, value, from_form, error) != 0)
+            if (intake_object_made(&extra, error) != 0 ||
+                intake_set_extra(extra, value, from_form, error) != 0)
                 goto out;
         } else {
+            if (intake_object_made(&unknown, error) != 0)
+                goto out;
             json_object_set(unknown, key, value);
         }
     }
-    json_object_update_missing(extra, unknown);
-    if (json_object_size(extra) > 0) {
+    /* what `extra` says wins over an unknown field of the same name */
+    if (extra == NULL) {
+        extra = unknown;
+        unknown = NULL;
+    } else if (unknown != NULL) {
+        json_object_update_missing(extra, unknown);
+    }
+    if (extra != NULL && json_object_size(extra) > 0) {
         lead->extra_json = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
         if (lead->extra_json == NULL) {
             intake_fail(error, 503, "out_of_memory", NULL,
@@ -382,6 +401,191 @@ static json_t *intake_parse_form(const char *content_type_header,
     return obj;
 }
 
+/* --- the usual JSON body, read without jansson ---
+ *
+ * Nearly every lead a site or CRM posts is one flat object of known text
+ * fields (and maybe a numeric budget). jansson builds a tree of it (a
+ * string, a key and a hash entry per field) only to be copied out again:
+ * most of what reading a lead cost. intake_fast_json reads exactly that
+ * shape straight into the lead and gives up on anything else — an unknown
+ * field or `extra`, an escape it does not know, a \u escape, a number that
+ * is not a plain integer, a duplicate key, a field too long, anything that
+ * is not valid JSON — and then jansson reads the body as before, so every
+ * error keeps its words and every other lead its meaning. */
+
+typedef struct {
+    const char *at;   /* next byte to read */
+    const char *end;  /* one past the body */
+} intake_scan_t;
+
+static void intake_scan_blank(intake_scan_t *s)
+{
+    while (s->at < s->end && (*s->at == ' ' || *s->at == '\t' ||
+                              *s->at == '\n' || *s->at == '\r'))
+        s->at++;
+}
+
+static bool intake_scan_byte(intake_scan_t *s, char c)
+{
+    intake_scan_blank(s);
+    if (s->at >= s->end || *s->at != c)
+        return false;
+    s->at++;
+    return true;
+}
+
+/* A string of printable bytes whose only escapes are the one-letter ones;
+ * s->at is past its opening quote. [*start, *stop) is its raw text and
+ * *escaped says whether it holds a backslash. false: not such a string. */
+static bool intake_scan_string(intake_scan_t *s, const char **start,
+                               const char **stop, bool *escaped)
+{
+    *start = s->at;
+    *escaped = false;
+    while (s->at < s->end) {
+        unsigned char c = (unsigned char)*s->at;
+        if (c == '"') {
+            *stop = s->at++;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            char next = s->end - s->at >= 2 ? s->at[1] : '\0';
+            if (next == '\0' || strchr("\"\\/bfnrt", next) == NULL)
+                return false;
+            *escaped = true;
+            s->at++;
+        }
+        s->at++;
+    }
+    return false;
+}
+
+/* The text of a string intake_scan_string accepted, escapes decoded, into
+ * `out` (room for stop - start bytes); its length. */
+static size_t intake_unescape(const char *start, const char *stop, char *out)
+{
+    size_t len = 0;
+    for (const char *p = start; p < stop; p++) {
+        if (*p != '\\') {
+            out[len++] = *p;
+            continue;
+        }
+        p++;
+        switch (*p) {
+        case 'b': out[len++] = '\b'; break;
+        case 'f': out[len++] = '\f'; break;
+        case 'n': out[len++] = '\n'; break;
+        case 'r': out[len++] = '\r'; break;
+        case 't': out[len++] = '\t'; break;
+        default: out[len++] = *p; break; /* " \\ / */
+        }
+    }
+    return len;
+}
+
+/* A text field's string value into its slot, trimmed as intake_set_text
+ * does. 1 done, 0 not the usual case, -1 out of memory. */
+static int intake_fast_text(intake_scan_t *s, intake_lead_t *lead,
+                            size_t index)
+{
+    const char *start;
+    const char *stop;
+    bool escaped;
+    if (!intake_scan_byte(s, '"') ||
+        !intake_scan_string(s, &start, &stop, &escaped))
+        return 0;
+    char *decoded = NULL;
+    size_t len = (size_t)(stop - start);
+    if (escaped) {
+        decoded = malloc(len + 1);
+        if (decoded == NULL)
+            return -1;
+        len = intake_unescape(start, stop, decoded);
+        start = decoded;
+    }
+    int rc = 0;
+    if (strcmp(intake_lead_text_fields[index].name, "message") == 0 ||
+        len <= INTAKE_FIELD_MAX) {
+        bool oom = false;
+        *intake_lead_text(lead, index) = intake_trimmed(start, len, &oom);
+        rc = oom ? -1 : 1;
+    }
+    free(decoded);
+    return rc;
+}
+
+/* A budget that is a plain integer of up to 15 digits, at least 0. */
+static bool intake_fast_budget(intake_scan_t *s, intake_lead_t *lead)
+{
+    intake_scan_blank(s);
+    const char *start = s->at;
+    while (s->at < s->end && *s->at >= '0' && *s->at <= '9')
+        s->at++;
+    size_t digits = (size_t)(s->at - start);
+    if (digits == 0 || digits > 15 || (digits > 1 && *start == '0') ||
+        (s->at < s->end && (*s->at == '.' || *s->at == 'e' ||
+                            *s->at == 'E')))
+        return false;
+    long long value = 0;
+    for (const char *p = start; p < s->at; p++)
+        value = value * 10 + (*p - '0');
+    lead->has_budget = true;
+    lead->budget = (double)value;
+    return true;
+}
+
+/* 1 with the body's fields in `lead`; 0 when the body is not the usual
+ * flat object (the lead may hold some fields: clear it); -1 when out of
+ * memory. */
+static int intake_fast_json(const char *body, size_t size,
+                            intake_lead_t *lead)
+{
+    if (!cv_utf8_valid(body, size))
+        return 0;
+    intake_scan_t s = {body, body + size};
+    uint32_t seen = 0; /* bit per text field, then budget */
+    if (!intake_scan_byte(&s, '{'))
+        return 0;
+    for (;;) {
+        const char *start;
+        const char *stop;
+        bool escaped;
+        char key[24];
+        if (!intake_scan_byte(&s, '"') ||
+            !intake_scan_string(&s, &start, &stop, &escaped) || escaped ||
+            (size_t)(stop - start) >= sizeof(key))
+            return 0;
+        memcpy(key, start, (size_t)(stop - start));
+        key[stop - start] = '\0';
+        int index = intake_field_index(key);
+        int bit = index >= 0 ? index : strcmp(key, "budget") == 0
+                                           ? INTAKE_API_FIELDS
+                                           : -1;
+        if (bit < 0 || (seen & (1u << bit)) != 0 ||
+            !intake_scan_byte(&s, ':'))
+            return 0;
+        seen |= 1u << bit;
+        intake_scan_blank(&s);
+        if (s.end - s.at >= 4 && memcmp(s.at, "null", 4) == 0) {
+            s.at += 4; /* as absent */
+        } else if (index >= 0) {
+            int rc = intake_fast_text(&s, lead, (size_t)index);
+            if (rc <= 0)
+                return rc;
+        } else if (!intake_fast_budget(&s, lead)) {
+            return 0;
+        }
+        if (intake_scan_byte(&s, ','))
+            continue;
+        if (!intake_scan_byte(&s, '}'))
+            return 0;
+        intake_scan_blank(&s);
+        return s.at == s.end ? 1 : 0;
+    }
+}
+
 int intake_lead_parse(const char *media_type, const char *content_type_header,
                       const char *body, size_t size, intake_lead_t *lead,
                       intake_error_t *error)
@@ -391,6 +595,17 @@ int intake_lead_parse(const char *media_type, const char *content_type_header,
     json_t *obj = NULL;
     bool from_form = false;
     if (strcmp(media_type, "application/json") == 0) {
+        int fast = intake_fast_json(body, size, lead);
+        if (fast == 1) {
+            int rc = intake_validate(lead, error);
+            if (rc != 0)
+                intake_lead_clear(lead);
+            return rc;
+        }
+        intake_lead_clear(lead);
+        if (fast < 0)
+            return intake_fail(error, 503, "out_of_memory", NULL,
+                               "the server is out of memory");
         json_error_t parse_error;
         obj = json_loadb(body, size, JSON_REJECT_DUPLICATES, &parse_error);
         if (obj == NULL)

@@ -28,6 +28,8 @@ struct intake_queue {
     int batch_max;               /* leads per transaction */
     int linger_ms;               /* at most one batch stored this often */
     intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
+    bool stage_failed;           /* a lead of this turn could not be
+                                    staged (bus thread only) */
     int64_t next_prune_ms;       /* when old idempotency rows go next */
     cv_metric_t *accepted;       /* new leads committed */
     cv_metric_t *merged;         /* repeat contacts committed */
@@ -111,11 +113,13 @@ int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
             self->head = item;
         self->tail = item;
         self->waiting++;
-        /* While pacing the bus wakes by itself when the batch is due
-         * (next_due); it only needs waking for a batch's first lead, which
-         * makes that time matter, and for one that fills the batch. */
-        wake = self->linger_ms == 0 || self->waiting == 1 ||
-               self->waiting >= self->batch_max;
+        /* Only a lead that finds the queue empty wakes the bus (one
+         * write(2) to the eventfd), or one that fills a batch: a lead
+         * behind others is taken with them, since the bus drains the
+         * eventfd before it takes the queue and wakes itself again when
+         * it leaves leads behind (intake_queue_work). While pacing it also
+         * wakes by itself when the batch is due (next_due). */
+        wake = self->waiting == 1 || self->waiting >= self->batch_max;
     }
     pthread_mutex_unlock(&self->lock);
     if (closed)
@@ -175,49 +179,36 @@ static void intake_queue_drain_fd(intake_queue_t *self)
         ;
 }
 
-/* Stores the single leads from `first` up to `stop` (not included) with
- * exactly the outcome intake_store_accept gives each in turn, but under
- * one savepoint for all of them instead of one each, then emits their
- * events in the same order. When one of them fails, all are rolled back
- * and stored again one by one, each under its own savepoint, so that only
- * the failing one is answered 503. -1 when the turn must be rolled back
- * (an event could not be written). */
-static int intake_queue_store_leads(cv_bus_t *bus, intake_pending_t *first,
+/* Stores the single leads from `first` up to `stop` (not included) in
+ * turn, each followed by its events. No savepoint: one around the batch
+ * (or one per lead) makes SQLite copy every page a lead touches into its
+ * statement journal first, about a sixth of the SQL a lead costs. When
+ * one lead cannot be staged the turn is rolled back instead, and
+ * intake_queue_committed stores the batch again one lead at a time, each
+ * under its own savepoint (intake_store_accept), so that only the lead
+ * that fails again is answered 503. A lead already being stored that way
+ * (`isolate`) is stored the same way here. -1 when the turn must be rolled
+ * back. */
+static int intake_queue_store_leads(intake_queue_t *self, cv_bus_t *bus,
+                                    intake_pending_t *first,
                                     intake_pending_t *stop)
 {
     cv_store_t *store = cv_bus_store(bus);
-    intake_pending_t *p;
-    bool staged = first != stop && first->next != stop &&
-                  intake_store_savepoint(store, "SAVEPOINT intake_leads") == 0;
-    if (staged) {
-        for (p = first; p != stop && staged; p = p->next)
-            staged = intake_store_stage(store, &p->sub, &p->outcome,
-                                        &p->write) == 0;
-        if (staged)
-            staged = intake_store_savepoint(store,
-                                            "RELEASE intake_leads") == 0;
-        if (!staged) {
-            if (intake_store_savepoint(store, "ROLLBACK TO intake_leads") !=
-                    0 ||
-                intake_store_savepoint(store, "RELEASE intake_leads") != 0)
-                return cv_error("cannot undo a failed batch of leads");
-            for (p = first; p != stop; p = p->next)
-                intake_store_unstage(&p->sub, &p->write, &p->outcome);
+    for (intake_pending_t *p = first; p != stop; p = p->next) {
+        if (p->isolate) {
+            if (intake_store_accept(bus, &p->sub, &p->outcome) != 0)
+                return -1;
+            continue;
         }
-    }
-    for (p = first; p != stop; p = p->next) {
-        int rc;
-        if (!staged) {
-            rc = intake_store_accept(bus, &p->sub, &p->outcome);
-        } else {
-            /* last, because what cv_bus_emit stages cannot be taken back
-             * alone */
-            rc = p->outcome.created || p->outcome.merged
-                     ? intake_store_emit(bus, &p->sub, &p->write)
-                     : 0;
-            intake_write_clear(&p->write);
+        if (intake_store_stage(store, &p->sub, &p->outcome, &p->write) !=
+            0) {
+            self->stage_failed = true;
+            return -1;
         }
-        if (rc != 0)
+        /* `write` is kept until the reply: intake_store_unstage needs it
+         * should the turn be rolled back */
+        if ((p->outcome.created || p->outcome.merged) &&
+            intake_store_emit(bus, &p->sub, &p->write) != 0)
             return -1;
     }
     return 0;
@@ -281,7 +272,7 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     for (intake_pending_t *p = taken;; p = p->next) {
         if (p != NULL && p->batch == NULL)
             continue;
-        if (intake_queue_store_leads(bus, run, p) != 0)
+        if (intake_queue_store_leads(self, bus, run, p) != 0)
             return -1;
         if (p == NULL)
             break;
@@ -310,13 +301,70 @@ static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
     return due;
 }
 
+/* After a turn rolled back because one of its leads could not be staged:
+ * puts its single leads, undone, back at the head of the queue to be
+ * stored one at a time (`isolate`), and answers the rest 503 (import
+ * batches, and leads already stored one at a time). */
+static void intake_queue_isolate(intake_queue_t *self, intake_pending_t *list)
+{
+    intake_pending_t *retry = NULL;
+    intake_pending_t *last = NULL;
+    int count = 0;
+    while (list != NULL) {
+        intake_pending_t *next = list->next;
+        if (list->batch != NULL || list->isolate) {
+            intake_queue_answer(self, list, false);
+        } else {
+            intake_store_unstage(&list->sub, &list->write, &list->outcome);
+            list->isolate = true;
+            list->next = NULL;
+            if (last != NULL)
+                last->next = list;
+            else
+                retry = list;
+            last = list;
+            count++;
+        }
+        list = next;
+    }
+    if (retry == NULL)
+        return;
+    cv_log_warn("a lead could not be stored; storing the %d leads of its "
+                "batch one at a time", count);
+    pthread_mutex_lock(&self->lock);
+    bool closed = self->closed;
+    if (!closed) {
+        last->next = self->head;
+        self->head = retry;
+        if (self->tail == NULL)
+            self->tail = last;
+        self->waiting += count;
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (!closed) {
+        intake_queue_signal(self);
+        return;
+    }
+    while (retry != NULL) {
+        intake_pending_t *next = retry->next;
+        intake_queue_answer(self, retry, false);
+        retry = next;
+    }
+}
+
 /* Bus thread, after the turn: the replies. */
 static void intake_queue_committed(void *arg, cv_bus_t *bus, bool ok)
 {
     (void)bus;
     intake_queue_t *self = arg;
     intake_pending_t *list = self->inflight;
+    bool stage_failed = self->stage_failed;
     self->inflight = NULL;
+    self->stage_failed = false;
+    if (!ok && stage_failed) {
+        intake_queue_isolate(self, list);
+        return;
+    }
     if (!ok && list == NULL) {
         /* the turn failed before our work ran (the database would not
          * even begin): do not leave clients waiting on it */

@@ -25,7 +25,9 @@ typedef struct intake_pending {
                                           NULL for a single lead */
     intake_outcome_t outcome;          /* filled in the bus turn */
     intake_write_t write;              /* what the bus turn wrote, kept
-                                          until its event is emitted */
+                                          until the reply */
+    bool isolate;                      /* store alone, under a savepoint
+                                          of its own: its batch failed */
 } intake_pending_t;
 
 typedef struct intake_queue intake_queue_t;

@@ -98,8 +98,49 @@ static const char intake_schema_v4[] =
     "DROP INDEX IF EXISTS contact_keys_by_lead;"
     "DROP INDEX IF EXISTS arrivals_by_lead;";
 
+/* v5: contact_keys and arrivals without their foreign key to leads. With
+ * foreign keys on, each of the three rows a lead adds looked its lead up
+ * again and made SQLite keep a statement journal for the insert (~11k of
+ * the ~166k instructions of SQL a lead cost). Intake writes a key or an
+ * arrival only for the lead it has just inserted or found in the same
+ * transaction, and never deletes a lead, so the check could not fail.
+ * arrivals also becomes one B-tree keyed by its id (ids sort by creation,
+ * so rows append at its right edge) instead of rows plus an index on the
+ * id, and lead_json may be NULL: the arrival that made a new lead is that
+ * lead's row (intake_insert_arrival). SQLite cannot drop a constraint:
+ * the tables are copied. */
+static const char intake_schema_v5[] =
+    "CREATE TABLE contact_keys_v5 ("
+    "  kind TEXT NOT NULL"
+    "    CHECK (kind = 'phone' OR kind = 'email' OR kind = 'telegram'"
+    "           OR kind = 'inn'),"
+    "  value TEXT NOT NULL,"
+    "  lead_id TEXT NOT NULL,"
+    "  PRIMARY KEY (kind, value)"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO contact_keys_v5 (kind, value, lead_id)"
+    "  SELECT kind, value, lead_id FROM contact_keys;"
+    "DROP TABLE contact_keys;"
+    "ALTER TABLE contact_keys_v5 RENAME TO contact_keys;"
+    "CREATE TABLE arrivals_v5 ("
+    "  arrival_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  api_source TEXT NOT NULL,"
+    "  channel TEXT NOT NULL,"
+    "  merged INTEGER NOT NULL,"
+    "  lead_json TEXT"                  /* NULL: the lead's own row */
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO arrivals_v5 (arrival_id, lead_id, received_at, api_source,"
+    "  channel, merged, lead_json)"
+    "  SELECT arrival_id, lead_id, received_at, api_source, channel, merged,"
+    "  lead_json FROM arrivals ORDER BY rowid;"
+    "DROP TABLE arrivals;"
+    "ALTER TABLE arrivals_v5 RENAME TO arrivals;";
+
 const char *const intake_migrations[] = {intake_schema_v1, intake_schema_v2,
-                                         intake_schema_v3, intake_schema_v4};
+                                         intake_schema_v3, intake_schema_v4,
+                                         intake_schema_v5};
 const size_t intake_migration_count =
     sizeof(intake_migrations) / sizeof(intake_migrations[0]);
 
@@ -165,10 +206,6 @@ static const char intake_sql_idempotency_put[] =
     " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
     " ON CONFLICT (source, key) DO NOTHING";
 
-/* The arrival JSON of a merged lead names the lead it went to. */
-static const char intake_json_prefix[] = "{\"lead_id\":\"";
-#define INTAKE_JSON_PREFIX_LEN (sizeof(intake_json_prefix) - 1)
-
 void intake_outcome_clear(intake_outcome_t *outcome)
 {
     if (outcome == NULL)
@@ -183,7 +220,6 @@ void intake_submission_clear(intake_submission_t *sub)
     if (sub == NULL)
         return;
     intake_lead_clear(&sub->lead);
-    free(sub->arrival_json);
     free(sub->idempotency_key);
     memset(sub, 0, sizeof(*sub));
 }
@@ -196,15 +232,6 @@ int intake_submission_prepare(intake_submission_t *sub)
     if (sub->lead.lead_id == NULL)
         return -1;
     cv_id_new("arr", sub->arrival_id, sizeof(sub->arrival_id));
-    free(sub->arrival_json);
-    sub->arrival_json = intake_lead_to_json(&sub->lead);
-    if (sub->arrival_json == NULL)
-        return -1;
-    /* lead_id is the first key: a merge swaps the id without re-encoding */
-    if (strncmp(sub->arrival_json, intake_json_prefix,
-                INTAKE_JSON_PREFIX_LEN) != 0)
-        return cv_error("arrival JSON of '%s' does not start with lead_id",
-                        sub->lead.lead_id);
     return 0;
 }
 
@@ -480,31 +507,22 @@ static int intake_merge_lead(cv_store_t *store, const intake_lead_t *lead,
     return 0;
 }
 
-/* Records the submission as it arrived, whichever lead it went to. The
- * JSON was made with the fresh id `fresh_id`; a merged arrival gets the
- * lead's id spliced in instead. */
+/* Records the submission as it arrived, under the lead it went to
+ * (lead->lead_id). Only a repeat contact keeps the lead as JSON: the
+ * arrival that made a new lead is that lead's row (a later merge only
+ * fills what it lacked, and that merge's arrival keeps its own JSON; the
+ * call-back flag travels in LeadReceived), so its lead_json is NULL. That
+ * spared a copy of the whole lead per new lead. */
 static int intake_insert_arrival(cv_store_t *store,
-                                 const intake_submission_t *sub,
-                                 const char *fresh_id, bool merged)
+                                 const intake_submission_t *sub, bool merged)
 {
     const intake_lead_t *lead = &sub->lead;
-    const char *json = sub->arrival_json;
-    size_t json_len = strlen(json);
-    char *spliced = NULL;
+    char *json = NULL;
     if (merged) {
-        size_t skip = INTAKE_JSON_PREFIX_LEN + strlen(fresh_id);
-        size_t id_len = strlen(lead->lead_id);
-        size_t len = INTAKE_JSON_PREFIX_LEN + id_len + json_len - skip;
-        spliced = malloc(len + 1);
-        if (spliced == NULL)
+        json = intake_lead_to_json(lead);
+        if (json == NULL)
             return cv_error("out of memory recording an arrival of '%s'",
                             lead->lead_id);
-        memcpy(spliced, intake_json_prefix, INTAKE_JSON_PREFIX_LEN);
-        memcpy(spliced + INTAKE_JSON_PREFIX_LEN, lead->lead_id, id_len);
-        memcpy(spliced + INTAKE_JSON_PREFIX_LEN + id_len, json + skip,
-               json_len - skip + 1);
-        json = spliced;
-        json_len = len;
     }
     int rc = -1;
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -518,10 +536,10 @@ static int intake_insert_arrival(cv_store_t *store,
         sqlite3_bind_text(stmt, 4, lead->api_source, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 5, lead->channel, -1, SQLITE_STATIC);
         sqlite3_bind_int(stmt, 6, merged ? 1 : 0);
-        sqlite3_bind_text(stmt, 7, json, (int)json_len, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 7, json, -1, SQLITE_STATIC);
         rc = cv_store_step_done(stmt);
     }
-    free(spliced);
+    free(json);
     return rc;
 }
 
@@ -594,8 +612,8 @@ int intake_store_match(cv_store_t *store, intake_submission_t *sub,
             return cv_error("out of memory flagging a returning client");
         return 0;
     }
-    /* the fresh id made on the HTTP thread is not used, but the arrival
-     * JSON still names it until intake_insert_arrival */
+    /* the fresh id made on the HTTP thread is not used; it is kept for
+     * intake_store_unstage */
     char *id = strdup(match.open_id);
     if (id == NULL)
         return cv_error("out of memory merging into lead '%s'",
@@ -617,9 +635,7 @@ int intake_store_write(cv_store_t *store, intake_submission_t *sub,
         return -1;
     }
     if ((lead->spam_reason == NULL && intake_put_keys(store, lead) != 0) ||
-        intake_insert_arrival(store, sub,
-                              w->merged ? w->fresh_id : lead->lead_id,
-                              w->merged) != 0)
+        intake_insert_arrival(store, sub, w->merged) != 0)
         return -1;
     return 0;
 }

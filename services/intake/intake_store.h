@@ -36,21 +36,19 @@ typedef struct {
 } intake_outcome_t;
 
 /* A lead made ready on an HTTP thread, so the bus thread only runs SQL:
- * its new lead id, arrival id and arrival record are made in advance. */
+ * its new lead id and arrival id are made in advance. */
 typedef struct {
     intake_lead_t lead;                /* lead_id: a fresh id, replaced by
                                           the existing lead's on a merge */
     char arrival_id[CV_ID_SIZE];       /* id of its arrivals row */
-    char *arrival_json;                /* the lead as JSON, lead_id (the
-                                          fresh one) first (owned) */
     char *idempotency_key;             /* the header, or NULL (owned) */
     char body_hash[CV_SHA256_HEX]; /* SHA-256 of type and body; set
                                           only with idempotency_key */
 } intake_submission_t;
 
 /* Fills what intake_store_accept needs beyond the parsed lead (whose
- * api_source and received_at are set): the ids and the arrival JSON.
- * 0, or -1 when out of memory. Any thread. */
+ * api_source and received_at are set): its ids. 0, or -1 when out of
+ * memory. Any thread. */
 int intake_submission_prepare(intake_submission_t *sub);
 
 /* Frees the texts and zeroes it. NULL-safe. */
@@ -105,12 +103,12 @@ void intake_write_clear(intake_write_t *w);
 
 /* What intake_store_accept does for one lead — match, idempotency, write
  * — without its savepoint and without emitting, for a caller that stores
- * several leads under one savepoint of its own (intake_queue): a
- * savepoint per lead makes SQLite copy every page the lead touches into
- * its statement journal again (in batches of 15, one savepoint for all
- * took the SQL a lead costs from 178k to 155k instructions). 0 with `outcome` and `w` filled (emit with intake_store_emit
- * when outcome->created or ->merged, once the savepoint is released), or
- * -1 (logged): roll back to that savepoint, then intake_store_unstage. */
+ * a batch of leads without any savepoint (intake_queue): a savepoint
+ * makes SQLite copy every page a lead touches into its statement journal
+ * first (with one per batch of 3, ~26k of the ~166k instructions of SQL a
+ * lead cost). 0 with `outcome` and `w` filled (emit with
+ * intake_store_emit when outcome->created or ->merged), or -1 (logged):
+ * roll the turn back, then intake_store_unstage. */
 int intake_store_stage(cv_store_t *store, intake_submission_t *sub,
                        intake_outcome_t *outcome, intake_write_t *w);
 

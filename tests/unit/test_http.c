@@ -426,6 +426,74 @@ static void test_keep_alive(void **state)
     curl_easy_cleanup(curl);
 }
 
+/* Requests on one keep-alive connection share its buffers, never their
+ * contents: a long lead, then a short one, then a GET without a body, each
+ * sees only its own body, headers and content type, and gets only its
+ * own reply. */
+static void test_keep_alive_requests_are_separate(void **state)
+{
+    (void)state;
+    CURL *curl = curl_easy_init();
+    test_reply_t reply;
+    const char *long_lead =
+        "{\"name\":\"Анна Петрова\",\"company\":\"ООО Ромашка\","
+        "\"phone\":\"+7 912 345-67-89\",\"email\":\"anna@romashka.ru\","
+        "\"message\":\"Нужна CRM на 40 менеджеров, перезвоните после 15:00\"}";
+    struct curl_slist *json_headers =
+        curl_slist_append(NULL, "Content-Type: application/json");
+    json_headers = curl_slist_append(json_headers, "X-Custom: site-form");
+    request(curl, "POST", "/echo?q=first", json_headers, long_lead,
+            (long)strlen(long_lead), &reply);
+    assert_int_equal(reply.status, 200);
+    json_t *json = reply_json(&reply);
+    assert_string_equal(json_text(json, "body"), long_lead);
+    assert_string_equal(json_text(json, "custom"), "site-form");
+    assert_string_equal(json_text(json, "type"), "application/json");
+    assert_string_equal(json_text(json, "q"), "first");
+    size_t long_reply = reply.body.size;
+    json_decref(json);
+    free(reply.body.data);
+
+    struct curl_slist *form_headers = curl_slist_append(
+        NULL, "Content-Type: application/x-www-form-urlencoded");
+    request(curl, "POST", "/echo", form_headers, "phone=%2B79123456789", 20,
+            &reply);
+    assert_int_equal(reply.status, 200);
+    assert_int_equal(reply.connects, 0);
+    json = reply_json(&reply);
+    assert_string_equal(json_text(json, "body"), "phone=%2B79123456789");
+    assert_int_equal(json_integer_value(json_object_get(json, "size")), 20);
+    assert_string_equal(json_text(json, "custom"), "");
+    assert_string_equal(json_text(json, "type"),
+                        "application/x-www-form-urlencoded");
+    assert_string_equal(json_text(json, "q"), "");
+    assert_true(reply.body.size < long_reply);
+    json_decref(json);
+    free(reply.body.data);
+
+    request(curl, "GET", "/echo", NULL, NULL, 0, &reply);
+    assert_int_equal(reply.status, 200);
+    assert_int_equal(reply.connects, 0);
+    json = reply_json(&reply);
+    assert_string_equal(json_text(json, "body"), "");
+    assert_int_equal(json_integer_value(json_object_get(json, "size")), 0);
+    assert_string_equal(json_text(json, "type"), "");
+    json_decref(json);
+    free(reply.body.data);
+
+    /* a suspended request after them answers with its own body */
+    request(curl, "POST", "/later", NULL, "later-lead", 10, &reply);
+    assert_int_equal(reply.status, 202);
+    assert_int_equal(reply.connects, 0);
+    json = reply_json(&reply);
+    assert_string_equal(json_text(json, "body"), "later-lead");
+    json_decref(json);
+    free(reply.body.data);
+    curl_slist_free_all(json_headers);
+    curl_slist_free_all(form_headers);
+    curl_easy_cleanup(curl);
+}
+
 static void test_bad_address(void **state)
 {
     (void)state;
@@ -453,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_healthz_and_metrics),
         cmocka_unit_test(test_suspend_resume),
         cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_keep_alive_requests_are_separate),
         cmocka_unit_test(test_bad_address),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
