@@ -1,8 +1,9 @@
 /* cv_broker: the stateless router between the stages (Majordomo-style).
  *
  * One ROUTER socket. Peers register the service they work for with READY
- * (repeated as their heartbeat); a REQ for a service goes to the next live
- * worker of it, round-robin; the worker's ACK goes back to the sender. The
+ * (repeated as their heartbeat); a REQ (or a BATCH of them) for a service
+ * goes to the next live worker of it, round-robin; the worker's ACK goes
+ * back to the sender. The
  * broker stores nothing: a request it cannot route is answered NAK, a
  * worker silent for three heartbeats is forgotten, and anything lost when
  * the broker dies is re-sent by the senders' outboxes. See cv_wire.h. */
@@ -124,11 +125,43 @@ static int send_to(cv_broker_t *broker, const void *to, size_t to_size,
                         a_size, b, b_size, rest, rest_size);
 }
 
-/* Q from a sender: to the next live worker of the destination, which gets
- * Q <client> <msg id> <envelope>; N to the sender when there is none. */
+/* N to the sender for every event of a B: its message ids, separated by
+ * spaces, as many NAKs as they need. A B whose entries do not parse is
+ * garbage: its sender's lease re-sends what it holds. */
+static void nak_batch(cv_broker_t *broker, const uint8_t *client,
+                      size_t client_size, const cv_wire_msg_t *batch)
+{
+    char ids[CV_WIRE_ACK_IDS_MAX];
+    size_t used = 0;
+    const uint8_t *at = batch->rest;
+    const uint8_t *end = batch->rest + batch->rest_size;
+    cv_wire_entry_t entry;
+    int got;
+    while ((got = cv_wire_entry_next(&at, end, &entry)) == 1) {
+        if (used + entry.msg_id_size + 1 > sizeof(ids)) {
+            send_to(broker, client, client_size, CV_WIRE_NAK, 0, NULL, 0,
+                    NULL, 0, ids, used);
+            used = 0;
+        }
+        if (used > 0)
+            ids[used++] = ' ';
+        memcpy(ids + used, entry.msg_id, entry.msg_id_size);
+        used += entry.msg_id_size;
+    }
+    if (got < 0)
+        cv_wire_drop(metric_garbage, "a batch whose entries do not parse");
+    if (used > 0)
+        send_to(broker, client, client_size, CV_WIRE_NAK, 0, NULL, 0, NULL, 0,
+                ids, used);
+}
+
+/* Q or B from a sender: to the next live worker of the destination, which
+ * gets Q <client> <msg id> <envelope> or B <client> <entries> (a batch
+ * goes whole to one worker); N to the sender when there is none. */
 static void route_request(cv_broker_t *broker, const uint8_t *client,
                           size_t client_size, const cv_wire_msg_t *req)
 {
+    bool batch = req->command == CV_WIRE_BATCH;
     const uint8_t *dest = req->field[0];
     size_t dest_size = req->field_size[0];
     int64_t now = cv_clock_monotonic_ms();
@@ -140,9 +173,9 @@ static void route_request(cv_broker_t *broker, const uint8_t *client,
             strlen(p->service) != dest_size ||
             memcmp(p->service, dest, dest_size) != 0)
             continue;
-        if (send_to(broker, p->identity, p->identity_size, CV_WIRE_REQUEST, 2,
-                    client, client_size, req->field[1], req->field_size[1],
-                    req->rest, req->rest_size) == 0) {
+        if (send_to(broker, p->identity, p->identity_size, req->command,
+                    batch ? 1 : 2, client, client_size, req->field[1],
+                    req->field_size[1], req->rest, req->rest_size) == 0) {
             broker->rotation = (unsigned)((broker->rotation + n + 1) % high);
             cv_metric_add(metric_routed, 1);
             return;
@@ -153,8 +186,11 @@ static void route_request(cv_broker_t *broker, const uint8_t *client,
         }
         /* EAGAIN: that worker is full; try the next one */
     }
-    send_to(broker, client, client_size, CV_WIRE_NAK, 0, NULL, 0, NULL, 0,
-            req->field[1], req->field_size[1]);
+    if (batch)
+        nak_batch(broker, client, client_size, req);
+    else
+        send_to(broker, client, client_size, CV_WIRE_NAK, 0, NULL, 0, NULL, 0,
+                req->field[1], req->field_size[1]);
     cv_metric_add(metric_naks, 1);
 }
 
@@ -202,6 +238,9 @@ static int broker_receive(cv_broker_t *broker)
         peer_ready(broker, from, from_size, msg.rest, msg.rest_size);
     else if (command == CV_WIRE_REQUEST &&
              cv_wire_parse(data, size, 2, &msg) == 0)
+        route_request(broker, from, from_size, &msg);
+    else if (command == CV_WIRE_BATCH &&
+             cv_wire_parse(data, size, 1, &msg) == 0)
         route_request(broker, from, from_size, &msg);
     else if (command == CV_WIRE_ACK && cv_wire_parse(data, size, 1, &msg) == 0)
         route_ack(broker, &msg);

@@ -39,6 +39,10 @@
                                      window queues at a slow receiver until
                                      leases run out and re-sends pile on) */
 #define NAK_RETRY_MS 200          /* re-send delay when no worker was there */
+#define BATCH_EVENTS 128          /* events sent to one destination in one
+                                     message (cv_wire's B) at most... */
+#define BATCH_BYTES (512 * 1024)  /* ...and bytes of envelopes, unless one
+                                     envelope alone is larger */
 #define DELETE_FLUSH_COUNT 512    /* acknowledged rows that force a delete */
 #define DELETE_FLUSH_MS 200       /* ...or the age that does */
 #define MAX_SOURCES 8
@@ -105,13 +109,27 @@ typedef struct {
     uint8_t client[256];      /* the sender's identity at the broker */
     size_t client_size;
     char msg_id[32];          /* the sender's message id */
-    zmq_msg_t payload;        /* the frame that holds the envelope */
+    zmq_msg_t payload;        /* the frame that holds the envelope (a B
+                                 frame is shared by its events) */
     size_t payload_offset;    /* where the envelope starts in it */
+    size_t payload_size;      /* and its length */
     bool ack;                 /* acknowledge after the commit */
     bool garbage;             /* does not parse: acknowledged, never applied */
     bool applied;             /* handled in this turn's transaction */
     bool duplicate;           /* its id was in the inbox already */
 } inbound_t;
+
+/* A B frame (several events) whose events did not all fit in this turn's
+ * batch: the rest are taken from here, in order, before the sockets are
+ * read again. */
+typedef struct {
+    bool active;              /* a frame is held */
+    zmq_msg_t frame;          /* the B frame */
+    size_t offset;            /* where its next entry starts */
+    int link;                 /* the broker it came through */
+    uint8_t client[256];      /* the sender's identity at the broker */
+    size_t client_size;
+} carry_t;
 
 typedef struct {
     cv_bus_source_t source;   /* the service's callbacks */
@@ -161,6 +179,7 @@ struct cv_bus {
     int64_t acked_since_ms;   /* monotonic time of the oldest one */
 
     inbound_t *inbound;       /* this turn's events, batch_max of them */
+    carry_t carry;            /* events of a B frame for later turns */
     cv_event_arena_t *arena;  /* the event being applied lives here */
     int inbound_count;
     const Conveyor__Envelope *current; /* event the handler is running */
@@ -738,9 +757,43 @@ static bool send_item(cv_bus_t *self, item_t *item, int64_t now)
     return true;
 }
 
+/* Sends up to `room` of the destination's ready events (at least 1) as one
+ * B message, or as a Q when only one goes. false when the socket would
+ * block; then nothing moved. */
+static bool send_ready_batch(cv_bus_t *self, dest_t *dest, int room,
+                             int64_t now)
+{
+    cv_wire_entry_t entries[BATCH_EVENTS];
+    char ids[BATCH_EVENTS][24];
+    int count = 0;
+    size_t bytes = 0;
+    for (item_t *item = dest->ready.head;
+         item != NULL && count < room && count < BATCH_EVENTS &&
+         (count == 0 || bytes + item->size <= BATCH_BYTES);
+         item = item->next) {
+        int len = snprintf(ids[count], sizeof(ids[count]), "%" PRId64,
+                           item->id);
+        entries[count] = (cv_wire_entry_t){ids[count], (size_t)len,
+                                           item->payload, item->size};
+        bytes += item->size;
+        count++;
+    }
+    if (count == 1)
+        return send_item(self, dest->ready.head, now);
+    int link = pick_link(self);
+    if (cv_wire_send_batch(self->links[link].socket, ZMQ_DONTWAIT,
+                           dest->name, strlen(dest->name), entries,
+                           count) != 0)
+        return false;
+    for (int i = 0; i < count; i++)
+        item_move(dest->ready.head, ITEM_INFLIGHT, now + self->lease_ms);
+    cv_metric_add(metric_sent, count);
+    return true;
+}
+
 /* Moves expired leases and back-offs to `ready`, then sends what the
- * per-destination window allows. Returns true when something is left
- * unsent because the socket would block. */
+ * per-destination window allows, many events to a message. Returns true
+ * when something is left unsent because the socket would block. */
 static bool outbox_send(cv_bus_t *self)
 {
     int64_t now = cv_clock_monotonic_ms();
@@ -757,7 +810,9 @@ static bool outbox_send(cv_bus_t *self)
             item_move(dest->backoff.head, ITEM_READY, 0);
         while (dest->ready.head != NULL &&
                dest->inflight_count < INFLIGHT_PER_DEST) {
-            if (!send_item(self, dest->ready.head, now)) {
+            if (!send_ready_batch(self, dest,
+                                  INFLIGHT_PER_DEST - dest->inflight_count,
+                                  now)) {
                 blocked = true;
                 break;
             }
@@ -815,20 +870,22 @@ static void on_ack_id(cv_bus_t *self, const char *msg_id, size_t size)
     cv_metric_add(metric_acked, 1);
 }
 
-/* An ACK's list of message ids, separated by spaces. */
-static void on_ack(cv_bus_t *self, const char *ids, size_t size)
+/* Calls `fn` for each message id of an ACK's or a NAK's list (ids
+ * separated by spaces). */
+static void for_each_id(cv_bus_t *self, const char *ids, size_t size,
+                        void (*fn)(cv_bus_t *, const char *, size_t))
 {
     size_t start = 0;
     for (size_t at = 0; at <= size; at++) {
         if (at == size || ids[at] == ' ') {
             if (at > start)
-                on_ack_id(self, ids + start, at - start);
+                fn(self, ids + start, at - start);
             start = at + 1;
         }
     }
 }
 
-static void on_nak(cv_bus_t *self, const char *msg_id, size_t size)
+static void on_nak_id(cv_bus_t *self, const char *msg_id, size_t size)
 {
     int64_t id;
     if (!parse_id(msg_id, size, &id))
@@ -838,6 +895,7 @@ static void on_nak(cv_bus_t *self, const char *msg_id, size_t size)
         return;
     item_move(item, ITEM_BACKOFF, cv_clock_monotonic_ms() + NAK_RETRY_MS);
 }
+
 
 static void link_heard(cv_bus_t *self, int link)
 {
@@ -855,6 +913,53 @@ static void link_heard(cv_bus_t *self, int link)
         send_ready(self);
     }
     atomic_store(&self->connected, true);
+}
+
+/* Takes the held B frame's events into this turn, in order, while there
+ * is room; lets the frame go after its last one. */
+static void carry_take(cv_bus_t *self)
+{
+    carry_t *carry = &self->carry;
+    if (!carry->active)
+        return;
+    const uint8_t *data = zmq_msg_data(&carry->frame);
+    const uint8_t *end = data + zmq_msg_size(&carry->frame);
+    const uint8_t *at = data + carry->offset;
+    while (self->inbound_count < self->batch_max) {
+        cv_wire_entry_t entry;
+        int got = cv_wire_entry_next(&at, end, &entry);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            cv_wire_drop(metric_garbage, "a batch whose entries do not parse");
+            at = end; /* the events before it stand */
+            break;
+        }
+        inbound_t *in = &self->inbound[self->inbound_count];
+        if (entry.msg_id_size >= sizeof(in->msg_id)) {
+            cv_wire_drop(metric_garbage, "a message id too long");
+            continue;
+        }
+        self->inbound_count++;
+        in->link = carry->link;
+        in->client_size = carry->client_size;
+        memcpy(in->client, carry->client, carry->client_size);
+        memcpy(in->msg_id, entry.msg_id, entry.msg_id_size);
+        in->msg_id[entry.msg_id_size] = '\0';
+        zmq_msg_init(&in->payload);
+        zmq_msg_copy(&in->payload, &carry->frame); /* shares the bytes */
+        in->payload_offset = (size_t)((const uint8_t *)entry.payload - data);
+        in->payload_size = entry.payload_size;
+        in->ack = false;
+        in->garbage = false;
+        in->applied = false;
+        in->duplicate = false;
+    }
+    carry->offset = (size_t)(at - data);
+    if (at == end) {
+        zmq_msg_close(&carry->frame);
+        carry->active = false;
+    }
 }
 
 /* Reads one message from `link`: a single cv_wire frame (anything in
@@ -887,10 +992,11 @@ static int receive_one(cv_bus_t *self, int link)
         /* heard: nothing more to do */
     } else if (command == CV_WIRE_ACK &&
                cv_wire_parse(data, size, 0, &msg) == 0) {
-        on_ack(self, (const char *)msg.rest, msg.rest_size);
+        for_each_id(self, (const char *)msg.rest, msg.rest_size, on_ack_id);
     } else if (command == CV_WIRE_NAK &&
                cv_wire_parse(data, size, 0, &msg) == 0) {
-        on_nak(self, (const char *)msg.rest, msg.rest_size);
+        /* one id for a Q, all of a B's */
+        for_each_id(self, (const char *)msg.rest, msg.rest_size, on_nak_id);
     } else if (command == CV_WIRE_REQUEST &&
                cv_wire_parse(data, size, 2, &msg) == 0 &&
                self->worker[0] != '\0' &&
@@ -904,12 +1010,26 @@ static int receive_one(cv_bus_t *self, int link)
         memcpy(in->msg_id, msg.field[1], msg.field_size[1]);
         in->msg_id[msg.field_size[1]] = '\0';
         in->payload_offset = (size_t)(msg.rest - (const uint8_t *)data);
+        in->payload_size = msg.rest_size;
         zmq_msg_init(&in->payload);
         zmq_msg_move(&in->payload, &frame); /* the envelope stays in it */
         in->ack = false;
         in->garbage = false;
         in->applied = false;
         in->duplicate = false;
+    } else if (command == CV_WIRE_BATCH &&
+               cv_wire_parse(data, size, 1, &msg) == 0 &&
+               self->worker[0] != '\0' && !self->carry.active &&
+               msg.field_size[0] <= sizeof(self->carry.client)) {
+        carry_t *carry = &self->carry;
+        carry->link = link;
+        carry->client_size = msg.field_size[0];
+        memcpy(carry->client, msg.field[0], carry->client_size);
+        carry->offset = (size_t)(msg.rest - (const uint8_t *)data);
+        zmq_msg_init(&carry->frame);
+        zmq_msg_move(&carry->frame, &frame); /* `data` may move with it */
+        carry->active = true;
+        carry_take(self);
     } else {
         cv_wire_drop(metric_garbage, "not a CV1 frame a peer takes");
     }
@@ -1011,7 +1131,7 @@ static int apply_event(cv_bus_t *self, inbound_t *in, bool careful)
     Conveyor__Envelope *event = cv_event_unpack_in(
         self->arena,
         (const uint8_t *)zmq_msg_data(&in->payload) + in->payload_offset,
-        zmq_msg_size(&in->payload) - in->payload_offset);
+        in->payload_size);
     if (event == NULL) {
         cv_event_arena_reset(self->arena);
         cv_wire_drop(metric_garbage, "an event that does not parse");
@@ -1400,6 +1520,8 @@ void cv_bus_destroy(cv_bus_t **self_p)
     for (int i = 0; i < self->inbound_count; i++)
         zmq_msg_close(&self->inbound[i].payload);
     self->inbound_count = 0;
+    if (self->carry.active)
+        zmq_msg_close(&self->carry.frame);
     free(self->staged);
     free(self->acked);
     if (self->hash != NULL) {
@@ -1482,6 +1604,8 @@ static long poll_timeout(cv_bus_t *self, bool blocked)
         wait = lease - mono;
     if (blocked && wait > 10)
         wait = 10;
+    if (self->carry.active)
+        wait = 0; /* its events wait for room, not for the sockets */
     if (self->inbound_count > 0) {
         int64_t linger = self->last_commit_ms + self->linger_ms - mono;
         if (linger < wait)
@@ -1555,9 +1679,12 @@ int cv_bus_run(cv_bus_t *self)
         if (atomic_exchange(&self->wake_pending, false))
             self->scan_needed = true;
 
-        /* the broker's messages, up to one batch of events */
+        /* the broker's messages, up to one batch of events: first what
+         * is left of a B frame an earlier turn had no room for */
+        carry_take(self);
         for (int i = 0; i < self->link_count; i++) {
-            while (self->inbound_count < self->batch_max) {
+            while (!self->carry.active &&
+                   self->inbound_count < self->batch_max) {
                 int got = receive_one(self, i);
                 if (got <= 0)
                     break;

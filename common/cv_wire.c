@@ -50,6 +50,86 @@ int cv_wire_send(void *socket, int flags, char command, int fields,
     return 0;
 }
 
+size_t cv_wire_entry_size(const cv_wire_entry_t *entry)
+{
+    return 1 + entry->msg_id_size + 4 + entry->payload_size;
+}
+
+int cv_wire_send_batch(void *socket, int flags, const void *field,
+                       size_t field_size, const cv_wire_entry_t *entries,
+                       int count)
+{
+    if (field_size > 255) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t total = CV_WIRE_HEADER + 1 + field_size;
+    for (int i = 0; i < count; i++) {
+        if (entries[i].msg_id_size > 255 ||
+            entries[i].payload_size > UINT32_MAX) {
+            errno = EINVAL;
+            return -1;
+        }
+        total += cv_wire_entry_size(&entries[i]);
+    }
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, total) != 0)
+        return -1;
+    uint8_t *at = zmq_msg_data(&msg);
+    memcpy(at, CV_WIRE_MAGIC, 3);
+    at[3] = (uint8_t)CV_WIRE_BATCH;
+    at += CV_WIRE_HEADER;
+    *at++ = (uint8_t)field_size;
+    if (field_size > 0)
+        memcpy(at, field, field_size);
+    at += field_size;
+    for (int i = 0; i < count; i++) {
+        const cv_wire_entry_t *e = &entries[i];
+        *at++ = (uint8_t)e->msg_id_size;
+        memcpy(at, e->msg_id, e->msg_id_size);
+        at += e->msg_id_size;
+        uint32_t size = (uint32_t)e->payload_size;
+        at[0] = (uint8_t)(size >> 24);
+        at[1] = (uint8_t)(size >> 16);
+        at[2] = (uint8_t)(size >> 8);
+        at[3] = (uint8_t)size;
+        at += 4;
+        if (e->payload_size > 0)
+            memcpy(at, e->payload, e->payload_size);
+        at += e->payload_size;
+    }
+    if (zmq_msg_send(&msg, socket, flags) < 0) {
+        int saved = errno;
+        zmq_msg_close(&msg);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int cv_wire_entry_next(const uint8_t **at, const uint8_t *end,
+                       cv_wire_entry_t *entry)
+{
+    const uint8_t *p = *at;
+    if (p == end)
+        return 0;
+    size_t id_size = *p++;
+    if ((size_t)(end - p) < id_size + 4)
+        return -1;
+    entry->msg_id = p;
+    entry->msg_id_size = id_size;
+    p += id_size;
+    size_t size = (size_t)p[0] << 24 | (size_t)p[1] << 16 |
+                  (size_t)p[2] << 8 | (size_t)p[3];
+    p += 4;
+    if ((size_t)(end - p) < size)
+        return -1;
+    entry->payload = p;
+    entry->payload_size = size;
+    *at = p + size;
+    return 1;
+}
+
 char cv_wire_command(const void *data, size_t size)
 {
     if (size < CV_WIRE_HEADER || memcmp(data, CV_WIRE_MAGIC, 3) != 0)

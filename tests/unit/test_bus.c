@@ -20,7 +20,9 @@
 #include "cv_config.h"
 #include "cv_event.h"
 #include "cv_log.h"
+#include "cv_metrics.h"
 #include "cv_store.h"
+#include "cv_wire.h"
 
 typedef struct {
     char dir[256];            /* temp folder for both databases */
@@ -394,6 +396,81 @@ static void test_garbage_is_dropped_and_work_goes_on(void **state)
     wait_delivered(f, 100, 10);
 }
 
+/* Waits up to 2 s for one message on `socket`; returns its length, or -1. */
+static int receive_within(void *socket, char *buf, size_t size)
+{
+    zmq_pollitem_t item = {socket, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, 2000) <= 0)
+        return -1;
+    return zmq_recv(socket, buf, size, 0);
+}
+
+/* A backlog goes as a few B messages of many events, not one message per
+ * event; a B holding more events than the worker's batch (64 here) is
+ * applied over several turns, every event once. */
+static void test_backlog_travels_in_batches(void **state)
+{
+    fixture_t *f = *state;
+    cv_metric_t *routed = cv_metrics_counter(
+        "conveyor_broker_requests_routed_total", "requests passed on");
+    outbox_fill(f, 0, 3000, NULL);
+    int64_t before = cv_metric_value(routed);
+    buses_start(f);
+    wait_delivered(f, 3000, 20);
+    int64_t messages = cv_metric_value(routed) - before;
+    assert_true(messages > 0);
+    assert_true(messages <= 3000 / 20); /* at least 20 events a message */
+}
+
+/* A B frame is checked entry by entry: a garbage envelope is acknowledged
+ * (re-sending it would not help), a truncated entry is dropped with the
+ * rest of its frame, and a B for a service nobody works for is answered
+ * with a NAK naming each of its events. */
+static void test_garbled_batch_is_dropped_and_work_goes_on(void **state)
+{
+    fixture_t *f = *state;
+    buses_start(f);
+    void *ctx = zmq_ctx_new();
+    void *rogue = zmq_socket(ctx, ZMQ_DEALER);
+    assert_int_equal(zmq_connect(rogue, f->endpoint), 0);
+    usleep(200 * 1000);
+
+    /* entry "1": an envelope that does not parse; then entry "2", whose
+     * length says 1,000 bytes where 3 follow */
+    cv_wire_entry_t garbage = {"1", 1, "\xff\xfe\x01garbage", 10};
+    uint8_t frame[128];
+    size_t size = 0;
+    memcpy(frame, "CV1B\x07scoring", 12);
+    size = 12;
+    frame[size++] = 1;
+    frame[size++] = '1';
+    memcpy(frame + size, "\x00\x00\x00\x0a", 4);
+    size += 4;
+    memcpy(frame + size, garbage.payload, garbage.payload_size);
+    size += garbage.payload_size;
+    frame[size++] = 1;
+    frame[size++] = '2';
+    memcpy(frame + size, "\x00\x00\x03\xe8xyz", 7);
+    size += 7;
+    assert_int_equal(zmq_send(rogue, frame, size, 0), (int)size);
+    char reply[64];
+    int n = receive_within(rogue, reply, sizeof(reply));
+    assert_int_equal(n, 5);
+    assert_memory_equal(reply, "CV1A1", 5); /* "2" was never taken */
+
+    cv_wire_entry_t nowhere[2] = {{"5", 1, "a", 1}, {"6", 1, "b", 1}};
+    assert_int_equal(cv_wire_send_batch(rogue, 0, "nobody", 6, nowhere, 2),
+                     0);
+    n = receive_within(rogue, reply, sizeof(reply));
+    assert_int_equal(n, 7);
+    assert_memory_equal(reply, "CV1N5 6", 7);
+    zmq_close(rogue);
+    zmq_ctx_term(ctx);
+
+    outbox_fill(f, 0, 100, NULL);
+    wait_delivered(f, 100, 10);
+}
+
 /* An event for two stages is one outbox row: the stage that is up applies
  * it, the row keeps only the other's bit, a restarted sender re-sends it
  * only there, and once that stage comes up the row is gone. */
@@ -569,6 +646,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_travels_in_batches,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_garbled_batch_is_dropped_and_work_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_row_serves_every_destination,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_from_before_is_delivered,
