@@ -45,6 +45,9 @@
                                      envelope alone is larger */
 #define DELETE_FLUSH_COUNT 512    /* acknowledged rows that force a delete */
 #define DELETE_FLUSH_MS 200       /* ...or the age that does */
+#define ROW_WAIT_MS 1000          /* an acknowledgement waits this long for
+                                     the other destinations of its row
+                                     before it is written on its own */
 #define MAX_SOURCES 8
 #define MAX_DESTS 32
 #define MAX_LINKS 4               /* brokers a peer connects to */
@@ -64,7 +67,10 @@ typedef enum {
     ITEM_READY,      /* waiting to be sent */
     ITEM_INFLIGHT,   /* sent, lease running */
     ITEM_BACKOFF,    /* NAKed, waiting a moment */
-    ITEM_ACKED,      /* acknowledged; row deleted in the next transaction */
+    ITEM_WAITING,    /* acknowledged; waits for the row's other
+                        destinations, at most ROW_WAIT_MS */
+    ITEM_ACKED,      /* acknowledged; the row is deleted (or loses this
+                        destination's bit) in the next transaction */
 } item_state_t;
 
 typedef struct item item_t;
@@ -82,6 +88,9 @@ struct item {
     uint8_t *payload;         /* packed envelope (owned) */
     size_t size;              /* bytes in payload */
     int64_t deadline_ms;      /* monotonic: lease or back-off end */
+    int64_t row_pending;      /* the row's destinations (bit per slot) still
+                                 waiting when this item was made */
+    bool to_delete;           /* in `acked`: written in the next turn */
     item_state_t state;       /* which list holds it */
     item_t *prev;             /* neighbours in that list */
     item_t *next;
@@ -93,6 +102,8 @@ struct dest {
     item_list_t ready;        /* to send, oldest first */
     item_list_t inflight;     /* sent, by deadline */
     item_list_t backoff;      /* NAKed, by deadline */
+    item_list_t waiting;      /* acknowledged, row not complete, by
+                                 deadline */
     int inflight_count;       /* items in `inflight` */
 };
 
@@ -259,6 +270,8 @@ static item_list_t *item_list(item_t *item)
         return &item->dest->inflight;
     case ITEM_BACKOFF:
         return &item->dest->backoff;
+    case ITEM_WAITING:
+        return &item->dest->waiting;
     case ITEM_ACKED:
         return NULL;
     }
@@ -366,8 +379,9 @@ static dest_t *dest_find(cv_bus_t *self, const char *name)
     return dest;
 }
 
-static item_t *item_new(cv_bus_t *self, int64_t id, const char *dest_name,
-                        const void *payload, size_t size)
+static item_t *item_new(cv_bus_t *self, int64_t id, int64_t row_pending,
+                        const char *dest_name, const void *payload,
+                        size_t size)
 {
     dest_t *dest = dest_find(self, dest_name);
     if (dest == NULL)
@@ -383,6 +397,7 @@ static item_t *item_new(cv_bus_t *self, int64_t id, const char *dest_name,
     memcpy(item->payload, payload, size);
     item->size = size;
     item->id = id;
+    item->row_pending = row_pending;
     item->dest = dest;
     item->state = ITEM_ACKED; /* in no list until queued */
     return item;
@@ -423,7 +438,8 @@ static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
             char dest[sizeof(((dest_t *)0)->name)];
             memcpy(dest, name, length);
             dest[length] = '\0';
-            item_t *item = item_new(self, id, dest, payload, (size_t)size);
+            item_t *item =
+                item_new(self, id, pending, dest, payload, (size_t)size);
             if (item == NULL)
                 return -1;
             item_enqueue(self, item);
@@ -634,8 +650,9 @@ static int emit_rows(cv_store_t *store, const char *producer,
     for (int slot = 0; rc == 0 && stage_into != NULL && slot < count;
          slot++) {
         cv_bus_t *self = stage_into;
-        item_t *item = item_new(self, row * ROW_SLOTS + slot, names[slot],
-                                payload, size);
+        item_t *item =
+            item_new(self, row * ROW_SLOTS + slot, ((int64_t)1 << count) - 1,
+                     names[slot], payload, size);
         if (item == NULL ||
             grow(&self->staged, &self->staged_cap, self->staged_count + 1,
                  sizeof(item_t *)) != 0) {
@@ -851,23 +868,73 @@ static bool parse_id(const char *text, size_t size, int64_t *id)
     return true;
 }
 
-/* One acknowledged message id. */
+/* Puts an acknowledged item on the list the next turn writes. false when
+ * out of memory: then it stays where it is. */
+static bool acked_push(cv_bus_t *self, item_t *item)
+{
+    if (item->to_delete)
+        return true;
+    if (grow(&self->acked, &self->acked_cap, self->acked_count + 1,
+             sizeof(item_t *)) != 0)
+        return false;
+    item_move(item, ITEM_ACKED, 0);
+    item->to_delete = true;
+    if (self->acked_count == 0)
+        self->acked_since_ms = cv_clock_monotonic_ms();
+    self->acked[self->acked_count++] = item;
+    return true;
+}
+
+/* One acknowledged message id. A row for several destinations is written
+ * once, when the last of them acknowledges: one DELETE, instead of an
+ * UPDATE that rewrites the row (payload and all) to clear each earlier
+ * destination's bit. An earlier acknowledgement waits in memory for at
+ * most ROW_WAIT_MS (a crash meanwhile only re-sends that event, which the
+ * receiver's inbox skips), then its bit is written alone; so it is at
+ * once when another destination of the row is not in memory. */
 static void on_ack_id(cv_bus_t *self, const char *msg_id, size_t size)
 {
     int64_t id;
     if (!parse_id(msg_id, size, &id))
         return;
     item_t *item = hash_find(self, id);
-    if (item == NULL || item->state == ITEM_ACKED)
+    if (item == NULL || item->state == ITEM_ACKED ||
+        item->state == ITEM_WAITING)
         return; /* a second ACK for a re-sent event */
-    if (grow(&self->acked, &self->acked_cap, self->acked_count + 1,
-             sizeof(item_t *)) != 0)
-        return; /* keep it in flight; the lease re-sends it */
-    item_move(item, ITEM_ACKED, 0);
-    if (self->acked_count == 0)
-        self->acked_since_ms = cv_clock_monotonic_ms();
-    self->acked[self->acked_count++] = item;
+    item_move(item, ITEM_WAITING, cv_clock_monotonic_ms() + ROW_WAIT_MS);
+    free(item->payload); /* never sent again */
+    item->payload = NULL;
     cv_metric_add(metric_acked, 1);
+    int64_t row = item->id / ROW_SLOTS;
+    item_t *done[ROW_SLOTS];
+    int count = 0;
+    for (int slot = 0; slot < ROW_SLOTS; slot++) {
+        if (!(item->row_pending & ((int64_t)1 << slot)))
+            continue;
+        item_t *sibling = hash_find(self, row * ROW_SLOTS + slot);
+        if (sibling == NULL) {
+            acked_push(self, item); /* its bit alone, now */
+            return;
+        }
+        if (sibling->state != ITEM_WAITING && sibling->state != ITEM_ACKED)
+            return; /* the row waits for that destination */
+        done[count++] = sibling;
+    }
+    for (int i = 0; i < count; i++)
+        acked_push(self, done[i]);
+}
+
+/* Acknowledgements that waited ROW_WAIT_MS for the rest of their row are
+ * written on their own. */
+static void waiting_expire(cv_bus_t *self, int64_t now)
+{
+    for (int d = 0; d < self->dest_count; d++) {
+        dest_t *dest = &self->dests[d];
+        while (dest->waiting.head != NULL &&
+               dest->waiting.head->deadline_ms <= now)
+            if (!acked_push(self, dest->waiting.head))
+                return;
+    }
 }
 
 /* Calls `fn` for each message id of an ACK's or a NAK's list (ids
@@ -1697,6 +1764,8 @@ int cv_bus_run(cv_bus_t *self)
                          self->inbound_count < self->batch_max &&
                          mono - self->last_commit_ms < self->linger_ms;
 
+        waiting_expire(self, mono);
+
         /* brokers heard from lately */
         bool any_alive = false;
         for (int i = 0; i < self->link_count; i++) {
@@ -1746,7 +1815,9 @@ int cv_bus_run(cv_bus_t *self)
         blocked = outbox_send(self);
     }
 
-    /* a clean stop: acknowledged rows are deleted, the rest wait on disk */
+    /* a clean stop: acknowledged rows are deleted (and the bits of rows
+     * still owed elsewhere cleared), the rest wait on disk */
+    waiting_expire(self, INT64_MAX);
     if (self->acked_count > 0 && cv_store_begin(self->store) == 0) {
         if (outbox_delete_acked(self) == 0 && cv_store_commit(self->store) == 0)
             acked_release(self);

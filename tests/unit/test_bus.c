@@ -471,6 +471,55 @@ static void test_garbled_batch_is_dropped_and_work_goes_on(void **state)
     wait_delivered(f, 100, 10);
 }
 
+/* A row for two stages that both acknowledge is deleted in one go when the
+ * second does: never rewritten (payload and all) to clear the first one's
+ * bit on the way. */
+static void test_row_for_two_stages_is_written_once_more(void **state)
+{
+    fixture_t *f = *state;
+    /* the sender's database logs every UPDATE of an outbox row */
+    assert_int_equal(
+        cv_store_exec(f->writer_store,
+                      "CREATE TABLE outbox_updates (id INTEGER);"
+                      "CREATE TRIGGER log_outbox_update AFTER UPDATE ON "
+                      "cv_outbox BEGIN INSERT INTO outbox_updates "
+                      "VALUES (new.id); END;"),
+        0);
+    char console[512];
+    snprintf(console, sizeof(console), "%s/console.db", f->dir);
+    cv_store_t *console_store = cv_store_open(console, worker_schema, 1);
+    assert_non_null(console_store);
+    cv_config_t console_config;
+    config_for(&console_config, "console", f->endpoint);
+    /* the console acknowledges later than scoring, as it does in the
+     * conveyor (it paces its commits) */
+    console_config.batch_linger_ms = 100;
+    cv_bus_options_t options = {
+        .config = &console_config, .store = console_store,
+        .worker_service = "console", .handler = worker_handle, .arg = f,
+    };
+    cv_bus_t *console_bus = cv_bus_new(&options);
+    assert_non_null(console_bus);
+    pthread_t console_thread;
+    pthread_create(&console_thread, NULL, bus_main, console_bus);
+    buses_start(f);
+    for (int i = 0; i < 10; i++) { /* ten turns' worth, one after another */
+        outbox_fill_to(f, i * 20, 20, NULL, "console");
+        usleep(30 * 1000);
+    }
+    wait_outbox_empty(f);
+    char sender[512];
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM outbox_updates"),
+                     0);
+    assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
+                     200);
+    cv_bus_stop(console_bus);
+    pthread_join(console_thread, NULL);
+    cv_bus_destroy(&console_bus);
+    cv_store_destroy(&console_store);
+}
+
 /* An event for two stages is one outbox row: the stage that is up applies
  * it, the row keeps only the other's bit, a restarted sender re-sends it
  * only there, and once that stage comes up the row is gone. */
@@ -650,6 +699,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_garbled_batch_is_dropped_and_work_goes_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_row_for_two_stages_is_written_once_more, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_row_serves_every_destination,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_from_before_is_delivered,
