@@ -19,7 +19,10 @@ typedef struct {
     sqlite3_stmt *stmt;   /* its prepared statement (owned) */
 } cv_store_entry_t;
 
-#define CV_STORE_RECENT 64 /* slots of the by-address cache, a power of two */
+#define CV_STORE_RECENT 512 /* slots of the by-address cache, a power of
+                              two: room for every statement a service has,
+                              so a look-up rarely falls back to hashing
+                              the whole text */
 
 /* A statement found before by the address of its SQL text: callers pass
  * string literals, so the address finds it without hashing the text. */
@@ -47,6 +50,17 @@ static uint64_t cv_store_hash(const char *text)
     }
     return h ? h : 1;
 }
+
+/* The by-address slot of a caller's SQL text (Fibonacci hashing of the
+ * address: literals sit 8 or 16 bytes apart, so the low bits alone would
+ * crowd them into few slots). */
+static cv_store_recent_t *cv_store_recent_slot(cv_store_t *self,
+                                               const char *sql)
+{
+    uint64_t key = (uint64_t)(uintptr_t)sql * 0x9E3779B97F4A7C15u;
+    return &self->recent[key >> (64 - 9)];
+}
+_Static_assert(CV_STORE_RECENT == 1 << 9, "the slot takes the top 9 bits");
 
 sqlite3 *cv_store_db(cv_store_t *self)
 {
@@ -251,8 +265,7 @@ static int cv_store_cache_grow(cv_store_t *self)
 static sqlite3_stmt *cv_store_recent_put(cv_store_t *self, const char *sql,
                                          const char *copy, sqlite3_stmt *stmt)
 {
-    cv_store_recent_t *r =
-        &self->recent[((uintptr_t)sql >> 3) & (CV_STORE_RECENT - 1)];
+    cv_store_recent_t *r = cv_store_recent_slot(self, sql);
     *r = (cv_store_recent_t){sql, copy, stmt};
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
@@ -263,8 +276,7 @@ sqlite3_stmt *cv_store_prepare(cv_store_t *self, const char *sql)
 {
     /* the same address with the same text: a literal seen before (the
      * text is compared, so a reused buffer with other SQL cannot match) */
-    cv_store_recent_t *r =
-        &self->recent[((uintptr_t)sql >> 3) & (CV_STORE_RECENT - 1)];
+    cv_store_recent_t *r = cv_store_recent_slot(self, sql);
     if (r->caller_sql == sql && strcmp(r->sql, sql) == 0) {
         sqlite3_reset(r->stmt);
         sqlite3_clear_bindings(r->stmt);
@@ -322,15 +334,24 @@ static void cv_store_reset_all(cv_store_t *self)
             sqlite3_reset(self->cache[i].stmt);
 }
 
+/* Runs a transaction-control statement from the cache: every turn of a
+ * stage begins and commits, and sqlite3_exec would parse the text each
+ * time. */
+static int cv_store_control(cv_store_t *self, const char *sql)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(self, sql);
+    return stmt == NULL ? -1 : cv_store_step_done(stmt);
+}
+
 int cv_store_begin(cv_store_t *self)
 {
-    return cv_store_exec(self, "BEGIN IMMEDIATE");
+    return cv_store_control(self, "BEGIN IMMEDIATE");
 }
 
 int cv_store_commit(cv_store_t *self)
 {
     cv_store_reset_all(self);
-    return cv_store_exec(self, "COMMIT");
+    return cv_store_control(self, "COMMIT");
 }
 
 int cv_store_rollback(cv_store_t *self)
@@ -338,7 +359,7 @@ int cv_store_rollback(cv_store_t *self)
     if (self == NULL || sqlite3_get_autocommit(self->db))
         return 0;
     cv_store_reset_all(self);
-    return cv_store_exec(self, "ROLLBACK");
+    return cv_store_control(self, "ROLLBACK");
 }
 
 bool cv_store_in_transaction(cv_store_t *self)
