@@ -32,6 +32,42 @@ static void test_strings_match_jansson(void **state)
     }
 }
 
+/* Long plain text is taken eight bytes at a time: each character that
+ * needs escaping (or starts a multi-byte character, or is invalid) is still
+ * found at every position within and across those eight-byte steps. */
+static void test_every_special_character_at_every_position(void **state)
+{
+    (void)state;
+    const char *specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\x7f", "é",
+                              "€", "😀", " ", "~"};
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        for (size_t at = 0; at < 24; at++) {
+            char text[64];
+            memset(text, 'a', 24);
+            size_t len = strlen(specials[k]);
+            memcpy(text + at, specials[k], len);
+            memset(text + at + len, 'b', 9);
+            text[at + len + 9] = '\0';
+            cv_jsonw_t b;
+            cv_jsonw_init(&b);
+            cv_jsonw_string(&b, text);
+            assert_false(b.failed);
+            json_t *value = json_string(text);
+            char *expected = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+            assert_string_equal(b.data, expected);
+            free(expected);
+            json_decref(value);
+            cv_jsonw_clear(&b);
+
+            text[at] = (char)0xff; /* not UTF-8, wherever it is */
+            cv_jsonw_init(&b);
+            cv_jsonw_string(&b, text);
+            assert_true(b.failed);
+            cv_jsonw_clear(&b);
+        }
+    }
+}
+
 static void test_invalid_utf8_fails_the_buffer(void **state)
 {
     (void)state;
@@ -70,6 +106,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_match_jansson),
+        cmocka_unit_test(test_every_special_character_at_every_position),
         cmocka_unit_test(test_invalid_utf8_fails_the_buffer),
         cmocka_unit_test(test_lead_matches_cv_event_lead_to_json),
     };
