@@ -1332,6 +1332,8 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
         if (slot->due && slot->source.committed != NULL)
             slot->source.committed(slot->source.arg, self, true);
         slot->due = false;
+        if (slot->source.turn_ended != NULL)
+            slot->source.turn_ended(slot->source.arg, self, true);
     }
     send_acks(self);
     return 0;
@@ -1347,6 +1349,8 @@ fail:
         if (slot->due && slot->source.committed != NULL)
             slot->source.committed(slot->source.arg, self, false);
         slot->due = false;
+        if (slot->source.turn_ended != NULL)
+            slot->source.turn_ended(slot->source.arg, self, false);
     }
     return -1;
 }

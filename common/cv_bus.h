@@ -66,6 +66,11 @@ typedef struct {
     /* Conveyor-clock time (ms) when `work` must run next, or INT64_MAX;
      * may be NULL. Called once a turn, outside the transaction. */
     int64_t (*next_due)(void *arg, cv_bus_t *bus);
+    /* After every turn, whether `work` ran in it or not, once its
+     * transaction committed (ok) or rolled back; may be NULL. What the
+     * service's event handler staged in the turn goes out from here (the
+     * notifier's deliveries), as soon as the rows behind it are on disk. */
+    void (*turn_ended)(void *arg, cv_bus_t *bus, bool ok);
     void *arg;
 } cv_bus_source_t;
 

@@ -44,7 +44,7 @@ struct notifier {
     notifier_schedule_t schedule; /* jobs waiting for an attempt */
     notifier_list_t staged;       /* stored by the handler in the open
                                      turn, handed to the pool once it has
-                                     ended (notifier_next_due) */
+                                     committed (notifier_turn_ended) */
     notifier_list_t applied;      /* results written in the open turn */
     notifier_list_t unapplied;    /* results whose turn rolled back */
     int64_t reapply_at;           /* when to write `unapplied` again */
@@ -279,8 +279,8 @@ static int notifier_emit_failed(cv_bus_t *bus, const notifier_job_t *job)
     return cv_bus_emit(bus, &event, "console", NULL);
 }
 
-/* Queues a stored job for the pool once this turn has ended
- * (notifier_next_due hands it over). */
+/* Queues a stored job for the pool once this turn has committed
+ * (notifier_turn_ended hands it over). */
 static void notifier_stage(notifier_t *self, notifier_job_t *job)
 {
     notifier_list_append(&self->staged, job);
@@ -541,9 +541,9 @@ static int notifier_work(void *arg, cv_bus_t *bus, int64_t now)
 }
 
 /* Keeps the outcomes of a committed turn in memory: counts them, drops
- * what is done (delivered or dead), schedules retries, releases the
- * staged jobs. After a rolled-back turn, the results are written again
- * later. */
+ * what is done (delivered or dead), schedules retries. After a
+ * rolled-back turn, the results are written again later. (The jobs staged
+ * in the turn go out, or are dropped, in notifier_turn_ended.) */
 static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
 {
     (void)bus;
@@ -551,16 +551,6 @@ static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
     if (!ok) {
         notifier_list_splice(&self->unapplied, &self->applied);
         self->reapply_at = cv_clock_now_ms() + NOTIFIER_REAPPLY_MS;
-        /* Staged jobs are all of this turn (notifier_next_due hands over
-         * the earlier ones before every turn): their rows are rolled back
-         * and their events come again, so these copies are dropped rather
-         * than delivered twice. */
-        for (notifier_job_t *job = self->staged.head; job != NULL;
-             job = job->next)
-            self->pending--;
-        notifier_job_list_destroy(&self->staged.head);
-        notifier_list_init(&self->staged);
-        cv_metric_set(self->depth, self->pending);
         return;
     }
     notifier_job_t *job = notifier_list_take(&self->applied);
@@ -588,36 +578,36 @@ static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
         }
         job = next;
     }
-    notifier_dispatch(self, notifier_list_take(&self->staged));
     cv_metric_set(self->depth, self->pending);
 }
 
-/* Called by the bus before it polls and before each turn, always
- * outside the turn's transaction: the jobs the handler staged in the turn
- * that ran last go to the pool here, as soon as that turn has committed,
- * rather than after the commit of one more turn made only to have
- * notifier_committed run (the source is not due in a turn of events
- * alone). A turn that failed has already dropped its staged jobs
- * (notifier_committed) when the source ran in it; when it did not, the
- * jobs go anyway and a copy whose row was rolled back finds no pending
- * row when its outcome is written, and is dropped: the re-sent event
- * delivers again under the same Idempotency-Key. */
-static void notifier_release_staged(notifier_t *self, cv_bus_t *bus)
+/* After every turn (the bus calls it whether or not the source ran): the
+ * jobs the handler staged in it go to the pool as soon as their rows are
+ * committed, instead of after one more turn and commit made only to run
+ * the source. A turn that rolled back takes their rows with it; its events
+ * come again, so these copies are dropped rather than delivered twice. */
+static void notifier_turn_ended(void *arg, cv_bus_t *bus, bool ok)
 {
+    (void)bus;
+    notifier_t *self = arg;
     if (self->staged.head == NULL)
         return;
-    /* never inside a transaction, whatever the caller: the rows must be
-     * committed before a receiver hears of them */
-    if (!sqlite3_get_autocommit(cv_store_db(cv_bus_store(bus))))
-        return;
-    notifier_dispatch(self, notifier_list_take(&self->staged));
+    if (ok) {
+        notifier_dispatch(self, notifier_list_take(&self->staged));
+    } else {
+        for (notifier_job_t *job = self->staged.head; job != NULL;
+             job = job->next)
+            self->pending--;
+        notifier_job_list_destroy(&self->staged.head);
+        notifier_list_init(&self->staged);
+    }
     cv_metric_set(self->depth, self->pending);
 }
 
 static int64_t notifier_next_due(void *arg, cv_bus_t *bus)
 {
+    (void)bus;
     notifier_t *self = arg;
-    notifier_release_staged(self, bus);
     int64_t next = notifier_schedule_next(&self->schedule);
     if (self->unapplied.head != NULL && self->reapply_at < next)
         next = self->reapply_at;
@@ -676,6 +666,7 @@ int notifier_attach(notifier_t *self, cv_bus_t *bus, const cv_config_t *config)
         .work = notifier_work,
         .committed = notifier_committed,
         .next_due = notifier_next_due,
+        .turn_ended = notifier_turn_ended,
         .arg = self,
     };
     return cv_bus_add_source(bus, &source);

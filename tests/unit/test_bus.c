@@ -2,6 +2,7 @@
  * real broker over real ZeroMQ sockets and real SQLite files, even when the
  * receiver fails, events repeat, garbage arrives or the broker restarts. */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,6 +47,10 @@ typedef struct {
     bool failed_once[1000];   /* mixed: lead number failed already */
     int64_t applied_ms[1000]; /* monotonic time each lead number was
                                  applied (its transaction's, roughly) */
+    bool watch_turns;         /* the worker gets a source that counts... */
+    atomic_bool work_fails;   /* (whose work fails while this is set) */
+    atomic_int turns_ok;      /* ...the turns that committed */
+    atomic_int turns_failed;  /* ...and those that rolled back */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -93,6 +98,32 @@ static int worker_handle(void *arg, cv_bus_t *bus,
         }
     }
     return 0;
+}
+
+/* A source whose work fails once (its turn rolls back) and then has none,
+ * and that counts the turns that ended around it. */
+static int fail_once_work(void *arg, cv_bus_t *bus, int64_t now_ms)
+{
+    (void)bus;
+    (void)now_ms;
+    fixture_t *f = arg;
+    if (atomic_exchange(&f->work_fails, false))
+        return -1;
+    return 0;
+}
+
+static int64_t fail_once_due(void *arg, cv_bus_t *bus)
+{
+    (void)bus;
+    fixture_t *f = arg;
+    return atomic_load(&f->work_fails) ? 0 : INT64_MAX;
+}
+
+static void count_turn(void *arg, cv_bus_t *bus, bool ok)
+{
+    (void)bus;
+    fixture_t *f = arg;
+    atomic_fetch_add(ok ? &f->turns_ok : &f->turns_failed, 1);
 }
 
 static void config_for(cv_config_t *config, const char *service,
@@ -159,6 +190,13 @@ static void buses_start(fixture_t *f)
     f->sender = cv_bus_new(&sender);
     assert_non_null(f->worker);
     assert_non_null(f->sender);
+    if (f->watch_turns) {
+        cv_bus_source_t watcher = {
+            .fd = -1, .work = fail_once_work, .next_due = fail_once_due,
+            .turn_ended = count_turn, .arg = f,
+        };
+        assert_int_equal(cv_bus_add_source(f->worker, &watcher), 0);
+    }
     pthread_create(&f->worker_thread, NULL, bus_main, f->worker);
     pthread_create(&f->sender_thread, NULL, bus_main, f->sender);
 }
@@ -279,6 +317,24 @@ static void test_every_event_applied_exactly_once(void **state)
     buses_start(f);
     outbox_fill(f, 3000, 2000, NULL); /* and while they run */
     wait_delivered(f, 5000, 20);
+}
+
+/* A source hears of every turn's end: of the one its failed work rolled
+ * back, and of the turns of events alone that committed after it. */
+static void test_sources_hear_every_turn_end(void **state)
+{
+    fixture_t *f = *state;
+    f->watch_turns = true;
+    atomic_store(&f->work_fails, true);
+    buses_start(f);
+    for (int i = 0; i < 100 && atomic_load(&f->turns_failed) == 0; i++)
+        usleep(20 * 1000);
+    assert_int_equal(atomic_load(&f->turns_failed), 1);
+    int ok_before = atomic_load(&f->turns_ok);
+    outbox_fill(f, 0, 50, NULL);
+    wait_delivered(f, 50, 10);
+    assert_true(atomic_load(&f->turns_ok) > ok_before);
+    assert_int_equal(atomic_load(&f->turns_failed), 1);
 }
 
 static void test_backlog_larger_than_the_memory_window(void **state)
@@ -685,6 +741,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_backlog_larger_than_the_memory_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sources_hear_every_turn_end,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_event_is_resent_and_applied_once, setup, teardown),
         cmocka_unit_test_setup_teardown(
