@@ -56,11 +56,12 @@
 #define POLL_MAX_MS 100           /* the loop looks at the clock this often */
 #define INBOX_KEEP_MS (7LL * 24 * 3600 * 1000) /* inbox ids kept a week */
 #define INBOX_PRUNE_EVERY_MS (10LL * 60 * 1000)
-#define CHECKPOINT_FRAMES 10000   /* WAL pages (40 MB of 4 KiB) that make
-                                     the checkpointer copy them: a page
-                                     written and freed again in between (an
-                                     outbox row sent and acknowledged)
-                                     reaches the database file at most once */
+#define CHECKPOINT_FRAMES 10000   /* WAL pages (40 MB of 4 KiB) not yet
+                                     copied that make the checkpointer copy
+                                     them: a page written and freed again in
+                                     between (an outbox row sent and
+                                     acknowledged) reaches the database file
+                                     once, not once per checkpoint */
 #define CHECKPOINT_POLL_MS 50     /* how often the checkpointer looks */
 
 typedef enum {
@@ -152,6 +153,9 @@ struct cv_bus {
     bool checkpointer_started;
     atomic_bool checkpointer_stop;
     atomic_int wal_frames;    /* pages in the WAL after the last commit */
+    atomic_bool catch_up;     /* the checkpointer left frames behind: the
+                                 bus copies the rest before its next turn,
+                                 so the WAL can start over */
     char service[64];         /* this process's service name */
     char worker[64];          /* name registered with the broker, "" if none */
     cv_store_t *store;        /* not owned */
@@ -1463,11 +1467,17 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 /* Checkpoints the bus's database from a thread of its own once the WAL
- * holds CHECKPOINT_FRAMES pages, so the loop never stalls copying the WAL
- * into the database file (SQLite's automatic checkpoint runs inside the
- * COMMIT that crosses its threshold, on the committing thread). PASSIVE
- * never blocks the writer; once everything is copied, the next commit
- * starts the WAL over. */
+ * holds CHECKPOINT_FRAMES pages it has not copied yet, so the loop never
+ * stalls copying them into the database file (SQLite's automatic
+ * checkpoint runs inside the COMMIT that crosses its threshold, on the
+ * committing thread). PASSIVE never blocks the writer, so under load the
+ * writer commits more while it copies and the WAL is never all copied: it
+ * cannot start over, and the WAL would only grow. The frames left behind
+ * are few; the bus copies them itself before its next turn (catch_up),
+ * when nothing writes, and its next transaction starts the WAL over.
+ * (Counting the WAL's whole length instead made this thread copy every
+ * 50 ms once the WAL had passed the threshold: hot pages went to the
+ * database file, and the file was synced, twenty times a second.) */
 static void *checkpointer_main(void *arg)
 {
     cv_bus_t *self = arg;
@@ -1488,22 +1498,44 @@ static void *checkpointer_main(void *arg)
                      NULL) != SQLITE_OK)
         cv_log_warn("cannot read '%s' to checkpoint it: %s",
                     cv_store_path(self->store), sqlite3_errmsg(db));
+    int copied_through = 0; /* frames of the current WAL already copied */
     while (!atomic_load(&self->checkpointer_stop)) {
         usleep(CHECKPOINT_POLL_MS * 1000);
-        if (atomic_load(&self->wal_frames) < CHECKPOINT_FRAMES)
+        int frames = atomic_load(&self->wal_frames);
+        if (frames < copied_through)
+            copied_through = 0; /* the WAL started over */
+        if (frames - copied_through < CHECKPOINT_FRAMES)
             continue;
-        int frames = 0;
         int copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           &frames, &copied);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+                                           NULL, &copied);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
             cv_log_warn("cannot checkpoint '%s': %s",
                         cv_store_path(self->store), sqlite3_errmsg(db));
-        else
-            atomic_store(&self->wal_frames, 0); /* until the next commit */
+            continue;
+        }
+        copied_through = copied;
+        /* this copied the WAL as it was when it began; the bus has
+         * committed more since, and the WAL cannot start over until those
+         * are copied too */
+        atomic_store(&self->catch_up, true);
     }
     sqlite3_close(db);
     return NULL;
+}
+
+/* Copies what the checkpointer left behind, between turns (no transaction
+ * open, nothing else of this process writing): the WAL is then all in the
+ * database file, and the next transaction starts it over. */
+static void checkpoint_catch_up(cv_bus_t *self)
+{
+    if (!atomic_exchange(&self->catch_up, false))
+        return;
+    int rc = sqlite3_wal_checkpoint_v2(cv_store_db(self->store), NULL,
+                                       SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        cv_log_warn("cannot checkpoint '%s': %s", cv_store_path(self->store),
+                    sqlite3_errmsg(cv_store_db(self->store)));
 }
 
 static int checkpointer_start(cv_bus_t *self)
@@ -1809,6 +1841,7 @@ int cv_bus_run(cv_bus_t *self)
         if (prune)
             self->next_prune_ms = mono + INBOX_PRUNE_EVERY_MS;
         if (take_inbound || any_due || flush_deletes || prune) {
+            checkpoint_catch_up(self);
             if (turn_transaction(self, flush_deletes, prune) != 0)
                 cv_log_warn("a bus transaction in '%s' failed; events will "
                             "be re-sent", self->service);
