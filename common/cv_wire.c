@@ -12,6 +12,31 @@
 #define CV_WIRE_MAGIC "CV1"
 #define CV_WIRE_HEADER 4 /* "CV1" and the command byte */
 
+/* Starts a frame of `total` bytes with "CV1" and `command`; returns where
+ * the rest goes, or NULL (errno set) when out of memory. */
+static uint8_t *cv_wire_frame_new(zmq_msg_t *msg, size_t total, char command)
+{
+    if (zmq_msg_init_size(msg, total) != 0)
+        return NULL;
+    uint8_t *at = zmq_msg_data(msg);
+    memcpy(at, CV_WIRE_MAGIC, 3);
+    at[3] = (uint8_t)command;
+    return at + CV_WIRE_HEADER;
+}
+
+/* Sends a frame built by cv_wire_frame_new; closes it when it is not
+ * sent. 0, or -1 with errno as zmq_msg_send set it. */
+static int cv_wire_frame_send(zmq_msg_t *msg, void *socket, int flags)
+{
+    if (zmq_msg_send(msg, socket, flags) < 0) {
+        int saved = errno;
+        zmq_msg_close(msg);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
 int cv_wire_send(void *socket, int flags, char command, int fields,
                  const void *a, size_t a_size, const void *b, size_t b_size,
                  const void *rest, size_t rest_size)
@@ -27,12 +52,9 @@ int cv_wire_send(void *socket, int flags, char command, int fields,
         total += 1 + sizes[i];
     }
     zmq_msg_t msg;
-    if (zmq_msg_init_size(&msg, total) != 0)
+    uint8_t *at = cv_wire_frame_new(&msg, total, command);
+    if (at == NULL)
         return -1;
-    uint8_t *at = zmq_msg_data(&msg);
-    memcpy(at, CV_WIRE_MAGIC, 3);
-    at[3] = (uint8_t)command;
-    at += CV_WIRE_HEADER;
     for (int i = 0; i < fields; i++) {
         *at++ = (uint8_t)sizes[i];
         if (sizes[i] > 0)
@@ -41,13 +63,7 @@ int cv_wire_send(void *socket, int flags, char command, int fields,
     }
     if (rest_size > 0)
         memcpy(at, rest, rest_size);
-    if (zmq_msg_send(&msg, socket, flags) < 0) {
-        int saved = errno;
-        zmq_msg_close(&msg);
-        errno = saved;
-        return -1;
-    }
-    return 0;
+    return cv_wire_frame_send(&msg, socket, flags);
 }
 
 size_t cv_wire_entry_size(const cv_wire_entry_t *entry)
@@ -73,12 +89,9 @@ int cv_wire_send_batch(void *socket, int flags, const void *field,
         total += cv_wire_entry_size(&entries[i]);
     }
     zmq_msg_t msg;
-    if (zmq_msg_init_size(&msg, total) != 0)
+    uint8_t *at = cv_wire_frame_new(&msg, total, CV_WIRE_BATCH);
+    if (at == NULL)
         return -1;
-    uint8_t *at = zmq_msg_data(&msg);
-    memcpy(at, CV_WIRE_MAGIC, 3);
-    at[3] = (uint8_t)CV_WIRE_BATCH;
-    at += CV_WIRE_HEADER;
     *at++ = (uint8_t)field_size;
     if (field_size > 0)
         memcpy(at, field, field_size);
@@ -98,13 +111,7 @@ int cv_wire_send_batch(void *socket, int flags, const void *field,
             memcpy(at, e->payload, e->payload_size);
         at += e->payload_size;
     }
-    if (zmq_msg_send(&msg, socket, flags) < 0) {
-        int saved = errno;
-        zmq_msg_close(&msg);
-        errno = saved;
-        return -1;
-    }
-    return 0;
+    return cv_wire_frame_send(&msg, socket, flags);
 }
 
 int cv_wire_entry_next(const uint8_t **at, const uint8_t *end,

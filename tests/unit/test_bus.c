@@ -138,6 +138,39 @@ static void config_for(cv_config_t *config, const char *service,
     config->heartbeat_ms = 100;
 }
 
+/* A second receiving stage, "console", beside the fixture's "scoring". */
+typedef struct {
+    cv_store_t *store;
+    cv_bus_t *bus;
+    pthread_t thread;
+} stage_t;
+
+static void console_start(fixture_t *f, stage_t *console, int linger_ms)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/console.db", f->dir);
+    console->store = cv_store_open(path, worker_schema, 1);
+    assert_non_null(console->store);
+    cv_config_t config;
+    config_for(&config, "console", f->endpoint);
+    config.batch_linger_ms = linger_ms;
+    cv_bus_options_t options = {
+        .config = &config, .store = console->store,
+        .worker_service = "console", .handler = worker_handle, .arg = f,
+    };
+    console->bus = cv_bus_new(&options);
+    assert_non_null(console->bus);
+    pthread_create(&console->thread, NULL, bus_main, console->bus);
+}
+
+static void console_stop(stage_t *console)
+{
+    cv_bus_stop(console->bus);
+    pthread_join(console->thread, NULL);
+    cv_bus_destroy(&console->bus);
+    cv_store_destroy(&console->store);
+}
+
 static void broker_start(fixture_t *f, const char *bind)
 {
     f->broker = cv_broker_new(bind, 100);
@@ -543,21 +576,10 @@ static void test_row_for_two_stages_is_written_once_more(void **state)
         0);
     char console[512];
     snprintf(console, sizeof(console), "%s/console.db", f->dir);
-    cv_store_t *console_store = cv_store_open(console, worker_schema, 1);
-    assert_non_null(console_store);
-    cv_config_t console_config;
-    config_for(&console_config, "console", f->endpoint);
     /* the console acknowledges later than scoring, as it does in the
      * conveyor (it paces its commits) */
-    console_config.batch_linger_ms = 100;
-    cv_bus_options_t options = {
-        .config = &console_config, .store = console_store,
-        .worker_service = "console", .handler = worker_handle, .arg = f,
-    };
-    cv_bus_t *console_bus = cv_bus_new(&options);
-    assert_non_null(console_bus);
-    pthread_t console_thread;
-    pthread_create(&console_thread, NULL, bus_main, console_bus);
+    stage_t console_stage;
+    console_start(f, &console_stage, 100);
     buses_start(f);
     for (int i = 0; i < 10; i++) { /* ten turns' worth, one after another */
         outbox_fill_to(f, i * 20, 20, NULL, "console");
@@ -570,10 +592,7 @@ static void test_row_for_two_stages_is_written_once_more(void **state)
                      0);
     assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
                      200);
-    cv_bus_stop(console_bus);
-    pthread_join(console_thread, NULL);
-    cv_bus_destroy(&console_bus);
-    cv_store_destroy(&console_store);
+    console_stop(&console_stage);
 }
 
 /* An event for two stages is one outbox row: the stage that is up applies
@@ -613,27 +632,14 @@ static void test_one_row_serves_every_destination(void **state)
     assert_non_null(f->sender);
     pthread_create(&f->sender_thread, NULL, bus_main, f->sender);
 
-    cv_store_t *console_store = cv_store_open(console, worker_schema, 1);
-    assert_non_null(console_store);
-    cv_config_t console_config;
-    config_for(&console_config, "console", f->endpoint);
-    cv_bus_options_t options = {
-        .config = &console_config, .store = console_store,
-        .worker_service = "console", .handler = worker_handle, .arg = f,
-    };
-    cv_bus_t *console_bus = cv_bus_new(&options);
-    assert_non_null(console_bus);
-    pthread_t console_thread;
-    pthread_create(&console_thread, NULL, bus_main, console_bus);
+    stage_t console_stage;
+    console_start(f, &console_stage, 0);
     wait_outbox_empty(f);
     assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
                      200);
     assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
     assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
-    cv_bus_stop(console_bus);
-    pthread_join(console_thread, NULL);
-    cv_bus_destroy(&console_bus);
-    cv_store_destroy(&console_store);
+    console_stop(&console_stage);
 }
 
 /* An outbox written before rows served several destinations (one row per
