@@ -91,7 +91,6 @@ struct item {
     int64_t deadline_ms;      /* monotonic: lease or back-off end */
     int64_t row_pending;      /* the row's destinations (bit per slot) still
                                  waiting when this item was made */
-    bool to_delete;           /* in `acked`: written in the next turn */
     item_state_t state;       /* which list holds it */
     item_t *prev;             /* neighbours in that list */
     item_t *next;
@@ -764,23 +763,9 @@ static int pick_link(cv_bus_t *self)
     return 0;
 }
 
-static bool send_item(cv_bus_t *self, item_t *item, int64_t now)
-{
-    char msg_id[32];
-    snprintf(msg_id, sizeof(msg_id), "%" PRId64, item->id);
-    int link = pick_link(self);
-    if (cv_wire_send(self->links[link].socket, ZMQ_DONTWAIT, CV_WIRE_REQUEST,
-                     2, item->dest->name, strlen(item->dest->name), msg_id,
-                     strlen(msg_id), item->payload, item->size) != 0)
-        return false;
-    item_move(item, ITEM_INFLIGHT, now + self->lease_ms);
-    cv_metric_add(metric_sent, 1);
-    return true;
-}
-
 /* Sends up to `room` of the destination's ready events (at least 1) as one
- * B message, or as a Q when only one goes. false when the socket would
- * block; then nothing moved. */
+ * B message (also a single event: peers still take a Q from an older
+ * sender). false when the socket would block; then nothing moved. */
 static bool send_ready_batch(cv_bus_t *self, dest_t *dest, int room,
                              int64_t now)
 {
@@ -799,8 +784,6 @@ static bool send_ready_batch(cv_bus_t *self, dest_t *dest, int room,
         bytes += item->size;
         count++;
     }
-    if (count == 1)
-        return send_item(self, dest->ready.head, now);
     int link = pick_link(self);
     if (cv_wire_send_batch(self->links[link].socket, ZMQ_DONTWAIT,
                            dest->name, strlen(dest->name), entries,
@@ -876,13 +859,13 @@ static bool parse_id(const char *text, size_t size, int64_t *id)
  * out of memory: then it stays where it is. */
 static bool acked_push(cv_bus_t *self, item_t *item)
 {
-    if (item->to_delete)
-        return true;
+    if (item->state == ITEM_ACKED)
+        return true; /* on the list already (an item in the hash is ACKED
+                        only there) */
     if (grow(&self->acked, &self->acked_cap, self->acked_count + 1,
              sizeof(item_t *)) != 0)
         return false;
     item_move(item, ITEM_ACKED, 0);
-    item->to_delete = true;
     if (self->acked_count == 0)
         self->acked_since_ms = cv_clock_monotonic_ms();
     self->acked[self->acked_count++] = item;
@@ -986,6 +969,27 @@ static void link_heard(cv_bus_t *self, int link)
     atomic_store(&self->connected, true);
 }
 
+/* The next inbound slot, for an event from `client` (through `link`) with
+ * message id `msg_id`; the caller fills its payload in. The caller checked
+ * there is room and that the sizes fit. */
+static inbound_t *inbound_add(cv_bus_t *self, int link, const void *client,
+                              size_t client_size, const void *msg_id,
+                              size_t id_size)
+{
+    inbound_t *in = &self->inbound[self->inbound_count++];
+    in->link = link;
+    in->client_size = client_size;
+    memcpy(in->client, client, client_size);
+    memcpy(in->msg_id, msg_id, id_size);
+    in->msg_id[id_size] = '\0';
+    zmq_msg_init(&in->payload);
+    in->ack = false;
+    in->garbage = false;
+    in->applied = false;
+    in->duplicate = false;
+    return in;
+}
+
 /* Takes the held B frame's events into this turn, in order, while there
  * is room; lets the frame go after its last one. */
 static void carry_take(cv_bus_t *self)
@@ -1006,25 +1010,16 @@ static void carry_take(cv_bus_t *self)
             at = end; /* the events before it stand */
             break;
         }
-        inbound_t *in = &self->inbound[self->inbound_count];
-        if (entry.msg_id_size >= sizeof(in->msg_id)) {
+        if (entry.msg_id_size >= sizeof(self->inbound[0].msg_id)) {
             cv_wire_drop(metric_garbage, "a message id too long");
             continue;
         }
-        self->inbound_count++;
-        in->link = carry->link;
-        in->client_size = carry->client_size;
-        memcpy(in->client, carry->client, carry->client_size);
-        memcpy(in->msg_id, entry.msg_id, entry.msg_id_size);
-        in->msg_id[entry.msg_id_size] = '\0';
-        zmq_msg_init(&in->payload);
+        inbound_t *in =
+            inbound_add(self, carry->link, carry->client, carry->client_size,
+                        entry.msg_id, entry.msg_id_size);
         zmq_msg_copy(&in->payload, &carry->frame); /* shares the bytes */
         in->payload_offset = (size_t)((const uint8_t *)entry.payload - data);
         in->payload_size = entry.payload_size;
-        in->ack = false;
-        in->garbage = false;
-        in->applied = false;
-        in->duplicate = false;
     }
     carry->offset = (size_t)(at - data);
     if (at == end) {
@@ -1074,20 +1069,12 @@ static int receive_one(cv_bus_t *self, int link)
                self->inbound_count < self->batch_max &&
                msg.field_size[0] <= sizeof(self->inbound[0].client) &&
                msg.field_size[1] < sizeof(self->inbound[0].msg_id)) {
-        inbound_t *in = &self->inbound[self->inbound_count++];
-        in->link = link;
-        in->client_size = msg.field_size[0];
-        memcpy(in->client, msg.field[0], in->client_size);
-        memcpy(in->msg_id, msg.field[1], msg.field_size[1]);
-        in->msg_id[msg.field_size[1]] = '\0';
+        inbound_t *in = inbound_add(self, link, msg.field[0],
+                                    msg.field_size[0], msg.field[1],
+                                    msg.field_size[1]);
         in->payload_offset = (size_t)(msg.rest - (const uint8_t *)data);
         in->payload_size = msg.rest_size;
-        zmq_msg_init(&in->payload);
         zmq_msg_move(&in->payload, &frame); /* the envelope stays in it */
-        in->ack = false;
-        in->garbage = false;
-        in->applied = false;
-        in->duplicate = false;
     } else if (command == CV_WIRE_BATCH &&
                cv_wire_parse(data, size, 1, &msg) == 0 &&
                self->worker[0] != '\0' && !self->carry.active &&
@@ -1362,32 +1349,34 @@ fail:
 /* ------------------------------------------------------------------ */
 /* life cycle                                                          */
 
+/* Whether the outbox has the `pending` column of one row per event. */
+static bool outbox_has_pending(cv_store_t *store)
+{
+    sqlite3_stmt *probe = NULL;
+    bool has = sqlite3_prepare_v2(cv_store_db(store),
+                                  "SELECT pending FROM cv_outbox LIMIT 0", -1,
+                                  &probe, NULL) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    return has;
+}
+
 int cv_outbox_create(cv_store_t *store)
 {
     if (cv_store_exec(store, bus_schema) != 0)
         return -1;
     /* an outbox from before one row per event: its rows keep one
      * destination each, and new rows need the `pending` column */
-    sqlite3_stmt *probe = NULL;
-    bool has_pending =
-        sqlite3_prepare_v2(cv_store_db(store),
-                           "SELECT pending FROM cv_outbox LIMIT 0", -1, &probe,
-                           NULL) == SQLITE_OK;
-    sqlite3_finalize(probe);
-    if (has_pending)
+    if (outbox_has_pending(store))
         return 0;
     if (sqlite3_exec(cv_store_db(store),
                      "ALTER TABLE cv_outbox ADD COLUMN pending INTEGER", NULL,
                      NULL, NULL) == SQLITE_OK)
         return 0;
     /* another connection of this process may have added it just now */
-    has_pending = sqlite3_prepare_v2(cv_store_db(store),
-                                     "SELECT pending FROM cv_outbox LIMIT 0",
-                                     -1, &probe, NULL) == SQLITE_OK;
-    sqlite3_finalize(probe);
-    return has_pending ? 0
-                       : cv_error("cannot add 'pending' to the outbox of '%s'",
-                                  cv_store_path(store));
+    return outbox_has_pending(store)
+               ? 0
+               : cv_error("cannot add 'pending' to the outbox of '%s'",
+                          cv_store_path(store));
 }
 
 static void on_signal(int sig)
