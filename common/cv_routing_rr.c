@@ -241,17 +241,6 @@ int cv_routing_rr_load(cv_store_t *store, const char *pool,
     return rc;
 }
 
-int cv_routing_rr_save(cv_store_t *store, const char *pool,
-                       const cv_routing_rr_member_t *members, size_t count)
-{
-    char *text = rr_state_read(store, pool);
-    if (text == NULL)
-        return -1;
-    int rc = rr_state_write(store, pool, text, members, count);
-    free(text);
-    return rc;
-}
-
 int cv_routing_rr_choose(cv_store_t *store, const char *pool,
                          cv_routing_rr_member_t *members, size_t count)
 {

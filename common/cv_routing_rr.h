@@ -60,16 +60,10 @@ extern const char cv_routing_rr_schema[];
 int cv_routing_rr_load(cv_store_t *store, const char *pool,
                        cv_routing_rr_member_t *members, size_t count);
 
-/* Writes the `current` of each member of `pool`; members of the pool not
- * passed keep theirs (one who comes back resumes). An id holding a line
- * break (directory ids never do) is not kept: it starts at 0 next time.
- * 0 or -1 (logged). */
-int cv_routing_rr_save(cv_store_t *store, const char *pool,
-                       const cv_routing_rr_member_t *members, size_t count);
-
 /* Load, pick, save: the whole of one round-robin decision over `pool`.
- * Returns the index picked, -1 when none is available, -2 on a database
- * error (logged). */
+ * Members of the pool not passed keep their `current` (one who comes back
+ * resumes). Returns the index picked, -1 when none is available, -2 on a
+ * database error (logged). */
 int cv_routing_rr_choose(cv_store_t *store, const char *pool,
                          cv_routing_rr_member_t *members, size_t count);
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cv_log.h"
 
@@ -505,22 +506,6 @@ static routing_directory_t *directory_acquire(cv_store_t *store)
     return dir;
 }
 
-/* ASCII case-insensitive equality, as SQLite's lower() compares. */
-static bool ascii_equal_nocase(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y - 'A' + 'a');
-        if (x != y)
-            return false;
-        if (x == '\0')
-            return true;
-    }
-}
-
 static int owns_index(const char *list)
 {
     if (strcmp(list, "channels") == 0)
@@ -542,7 +527,7 @@ static bool entry_selected(const directory_entry_t *e,
     if (spec->tier > 0 && m->tier != spec->tier)
         return false;
     if (spec->team != NULL &&
-        !ascii_equal_nocase(m->team != NULL ? m->team : "", spec->team))
+        strcasecmp(m->team != NULL ? m->team : "", spec->team) != 0)
         return false;
     if (spec->only != NULL && strcmp(m->staff_id, spec->only) != 0)
         return false;
@@ -553,8 +538,10 @@ static bool entry_selected(const directory_entry_t *e,
             return false; /* owns nothing: no match */
         int k = owns_index(spec->owns_list);
         bool owns = false;
+        /* ASCII case-insensitive, as SQLite's lower() compares (and
+         * strcasecmp in the C locale every service runs in) */
         for (size_t j = 0; j < e->owns_count[k] && !owns; j++)
-            owns = ascii_equal_nocase(e->owns[k][j], spec->owns_value);
+            owns = strcasecmp(e->owns[k][j], spec->owns_value) == 0;
         if (!owns)
             return false;
     }
