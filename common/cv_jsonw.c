@@ -188,10 +188,19 @@ void cv_jsonw_string(cv_jsonw_t *b, const char *text)
 
 void cv_jsonw_int(cv_jsonw_t *b, long long value)
 {
+    /* as printf's %lld writes it, without printf: a stage writes several
+     * numbers for every lead */
     char digits[24];
-    int n = snprintf(digits, sizeof(digits), "%lld", value);
-    if (n > 0)
-        cv_jsonw_raw(b, digits, (size_t)n);
+    size_t at = sizeof(digits);
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[--at] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (value < 0)
+        digits[--at] = '-';
+    cv_jsonw_raw(b, digits + at, sizeof(digits) - at);
 }
 
 void cv_jsonw_member(cv_jsonw_t *b, const char *key, bool first)

@@ -180,8 +180,8 @@ int followup_staff_update(followup_t *self, cv_bus_t *bus,
 int followup_staff_get(followup_t *self, cv_bus_t *bus, const char *staff_id,
                        followup_person_t *person);
 
-/* Between bus turns, outside any transaction (the timer source's
- * next_due calls it): forgets people read in a turn that wrote the
+/* After every bus turn, outside any transaction (the timer source's
+ * turn_ended calls it): forgets people read in a turn that wrote the
  * directory. */
 void followup_staff_settle(followup_t *self);
 
@@ -256,11 +256,6 @@ int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
                               const char *except_staff, const char *reason,
                               bool keep_head, int *closed);
 
-/* Whether the lead has an open task of a kind in `kinds` (for
- * `staff_id` only, when not NULL). -1 on error, else 0/1. */
-int followup_task_has_open(cv_bus_t *bus, const char *lead_id,
-                           const char *const *kinds, const char *staff_id);
-
 /* How many tasks of `kind` the lead ever had; -1 on error. */
 int followup_task_count(cv_bus_t *bus, const char *lead_id, const char *kind);
 
@@ -295,7 +290,8 @@ int followup_task_close_listed(followup_t *self, cv_bus_t *bus,
                                const char *except_staff, const char *reason,
                                bool keep_head, int *closed);
 
-/* followup_task_has_open and followup_task_count over a listing. */
+/* Over a listing: whether the lead has an open task of a kind in `kinds`
+ * (for `staff_id` only, when not NULL), and how many of `kind` it had. */
 bool followup_task_list_has_open(const followup_task_list_t *list,
                                  const char *const *kinds,
                                  const char *staff_id);

@@ -25,22 +25,6 @@ static void task_put(cv_jsonw_t *b, const char *text)
     cv_jsonw_append(b, text != NULL ? text : "(null)");
 }
 
-/* Appends `value` in decimal, as printf's %lld writes it. */
-static void task_put_int(cv_jsonw_t *b, long long value)
-{
-    char digits[24];
-    size_t at = sizeof(digits);
-    unsigned long long magnitude =
-        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        digits[--at] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude > 0);
-    if (value < 0)
-        digits[--at] = '-';
-    cv_jsonw_raw(b, digits + at, sizeof(digits) - at);
-}
-
 /* Appends `text` as a JSON member's key and colon, both as they are: the
  * keys below are plain ASCII, written as json_dumps writes them. */
 #define TASK_KEY(b, text) cv_jsonw_raw((b), (text), sizeof(text) - 1)
@@ -130,7 +114,7 @@ static void task_put_payload(cv_jsonw_t *b, const char *notification_id,
     TASK_KEY(b, ",\"due_at\":");
     cv_jsonw_string(b, due_rfc3339);
     TASK_KEY(b, ",\"due_at_ms\":");
-    task_put_int(b, (long long)spec->due_at);
+    cv_jsonw_int(b, (long long)spec->due_at);
     TASK_KEY(b, ",\"due_local\":");
     cv_jsonw_string(b, due_local);
     TASK_KEY(b, ",\"title\":");
@@ -532,17 +516,6 @@ int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
     int rc = followup_task_close_listed(self, bus, &list, lead_id, kinds,
                                         except_staff, reason, keep_head,
                                         closed);
-    followup_task_list_clear(&list);
-    return rc;
-}
-
-int followup_task_has_open(cv_bus_t *bus, const char *lead_id,
-                           const char *const *kinds, const char *staff_id)
-{
-    followup_task_list_t list;
-    if (followup_task_list(bus, lead_id, &list) != 0)
-        return -1;
-    int rc = followup_task_list_has_open(&list, kinds, staff_id) ? 1 : 0;
     followup_task_list_clear(&list);
     return rc;
 }

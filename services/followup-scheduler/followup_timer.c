@@ -253,9 +253,6 @@ static int timer_read_next_due(cv_bus_t *bus, int64_t *due_at)
 static int64_t timer_next_due(void *arg, cv_bus_t *bus)
 {
     followup_t *self = arg;
-    /* the bus asks once a turn, outside the transaction: the last turn is
-     * over, committed or rolled back */
-    followup_staff_settle(self);
     int64_t now = cv_clock_now_ms();
     if (!self->next_due_known) {
         int64_t due_at;
@@ -270,6 +267,15 @@ static int64_t timer_next_due(void *arg, cv_bus_t *bus)
     return self->next_due_ms < poll ? self->next_due_ms : poll;
 }
 
+/* After every turn, committed or rolled back: staff the turn wrote may be
+ * cached again from now on. */
+static void timer_turn_ended(void *arg, cv_bus_t *bus, bool ok)
+{
+    (void)bus;
+    (void)ok;
+    followup_staff_settle(arg);
+}
+
 int followup_timer_register(followup_t *self, cv_bus_t *bus)
 {
     cv_bus_source_t source = {
@@ -277,6 +283,7 @@ int followup_timer_register(followup_t *self, cv_bus_t *bus)
         .work = timer_work,
         .committed = NULL,
         .next_due = timer_next_due,
+        .turn_ended = timer_turn_ended,
         .arg = self,
     };
     self->next_due_known = false;
