@@ -85,6 +85,12 @@ int64_t cv_clock_now_ms(void)
     return wall + cv_clock_offset_ms();
 }
 
+int64_t cv_clock_now_at_monotonic(int64_t monotonic_ms)
+{
+    int64_t left = monotonic_ms - cv_clock_monotonic_ms();
+    return cv_clock_now_ms() + (left > 0 ? left : 0);
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
  * days_from_civil). */
 int64_t cv_clock_days_from_civil(int64_t y, int m, int d)

@@ -17,6 +17,11 @@ int64_t cv_clock_now_ms(void);
  * timeouts and latency, not for business time. */
 int64_t cv_clock_monotonic_ms(void);
 
+/* The conveyor-clock time (ms) at which the monotonic deadline
+ * `monotonic_ms` falls, or now when it has passed: for a source's next_due
+ * when the wait itself must not follow a test clock that stands still. */
+int64_t cv_clock_now_at_monotonic(int64_t monotonic_ms);
+
 /* Writes `ms` as RFC 3339 UTC with milliseconds ("2026-11-22T15:41:18.123Z")
  * into buf (at least 32 bytes). Returns buf. */
 char *cv_clock_format(int64_t ms, char *buf, size_t size);

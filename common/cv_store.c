@@ -374,6 +374,12 @@ int cv_store_bind_text(sqlite3_stmt *stmt, int index, const char *text)
     return sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT);
 }
 
+int cv_store_bind_static(sqlite3_stmt *stmt, int index, const char *text)
+{
+    /* sqlite3_bind_text binds NULL text as SQL NULL */
+    return sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
+}
+
 int cv_store_step_done(sqlite3_stmt *stmt)
 {
     int rc = sqlite3_step(stmt);

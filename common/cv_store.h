@@ -48,6 +48,9 @@ bool cv_store_in_transaction(cv_store_t *self);
 
 /* Binding helpers: NULL text binds SQL NULL. Return the sqlite3 result. */
 int cv_store_bind_text(sqlite3_stmt *stmt, int index, const char *text);
+/* Without the copy cv_store_bind_text makes: for text that stays as it is
+ * until the statement has been stepped (or bound again). */
+int cv_store_bind_static(sqlite3_stmt *stmt, int index, const char *text);
 
 /* Steps a statement that returns no row (INSERT/UPDATE/DELETE) and resets
  * it. Returns 0, or -1 after logging the SQLite error with the SQL text. */

@@ -117,6 +117,13 @@ static char *intake_trimmed(const char *text, size_t len, bool *oom)
     return copy;
 }
 
+/* Whether a text field of `len` bytes may be kept: every field but the
+ * free-text message has a limit. */
+static bool intake_field_fits(const char *name, size_t len)
+{
+    return strcmp(name, "message") == 0 || len <= INTAKE_FIELD_MAX;
+}
+
 static int intake_set_text(intake_lead_t *lead, int index, json_t *value,
                            intake_error_t *error)
 {
@@ -140,7 +147,7 @@ static int intake_set_text(intake_lead_t *lead, int index, json_t *value,
         return intake_fail(error, 422, "invalid_field", name,
                            "'%s' must be a string", name);
     }
-    if (strcmp(name, "message") != 0 && len > INTAKE_FIELD_MAX)
+    if (!intake_field_fits(name, len))
         return intake_fail(error, 422, "invalid_field", name,
                            "'%s' is longer than %d bytes", name,
                            INTAKE_FIELD_MAX);
@@ -506,8 +513,7 @@ static int intake_fast_text(intake_scan_t *s, intake_lead_t *lead,
         start = decoded;
     }
     int rc = 0;
-    if (strcmp(intake_lead_text_fields[index].name, "message") == 0 ||
-        len <= INTAKE_FIELD_MAX) {
+    if (intake_field_fits(intake_lead_text_fields[index].name, len)) {
         bool oom = false;
         *intake_lead_text(lead, index) = intake_trimmed(start, len, &oom);
         rc = oom ? -1 : 1;

@@ -290,9 +290,8 @@ static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
     int64_t due = self->next_prune_ms;
     if (self->linger_ms > 0) {
         /* the pacing deadline is monotonic; next_due speaks conveyor time */
-        int64_t left = self->last_take_ms + self->linger_ms -
-                       cv_clock_monotonic_ms();
-        int64_t paced = cv_clock_now_ms() + (left > 0 ? left : 0);
+        int64_t paced =
+            cv_clock_now_at_monotonic(self->last_take_ms + self->linger_ms);
         pthread_mutex_lock(&self->lock);
         if (self->waiting > 0 && paced < due)
             due = paced;

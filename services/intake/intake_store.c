@@ -327,11 +327,11 @@ int intake_store_idempotency_put(cv_store_t *store, const char *source,
     sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_idempotency_put);
     if (stmt == NULL)
         return -1;
-    sqlite3_bind_text(stmt, 1, source, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, body_hash, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 1, source);
+    cv_store_bind_static(stmt, 2, key);
+    cv_store_bind_static(stmt, 3, body_hash);
     sqlite3_bind_int(stmt, 4, outcome->status);
-    sqlite3_bind_text(stmt, 5, outcome->reply, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 5, outcome->reply);
     sqlite3_bind_int64(stmt, 6, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
         return -1;
@@ -340,10 +340,10 @@ int intake_store_idempotency_put(cv_store_t *store, const char *source,
 
 static void intake_bind_contacts(sqlite3_stmt *stmt, const intake_lead_t *lead)
 {
-    sqlite3_bind_text(stmt, 1, lead->phone, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, lead->email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, lead->telegram, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, lead->inn, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 1, lead->phone);
+    cv_store_bind_static(stmt, 2, lead->email);
+    cv_store_bind_static(stmt, 3, lead->telegram);
+    cv_store_bind_static(stmt, 4, lead->inn);
 }
 
 /* What the contact keys say about a new submission. */
@@ -404,9 +404,9 @@ static int intake_put_keys(cv_store_t *store, const intake_lead_t *lead)
         sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_key);
         if (stmt == NULL)
             return -1;
-        sqlite3_bind_text(stmt, 1, kinds[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, values[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, lead->lead_id, -1, SQLITE_STATIC);
+        cv_store_bind_static(stmt, 1, kinds[i]);
+        cv_store_bind_static(stmt, 2, values[i]);
+        cv_store_bind_static(stmt, 3, lead->lead_id);
         if (cv_store_step_done(stmt) != 0)
             return -1;
     }
@@ -417,8 +417,8 @@ static void intake_bind_lead(sqlite3_stmt *stmt, const intake_lead_t *lead,
                              int first_text)
 {
     for (size_t i = 0; i < intake_lead_text_field_count; i++)
-        sqlite3_bind_text(stmt, first_text + (int)i,
-                          intake_lead_text_get(lead, i), -1, SQLITE_STATIC);
+        cv_store_bind_static(stmt, first_text + (int)i,
+                             intake_lead_text_get(lead, i));
     int budget = first_text + (int)intake_lead_text_field_count;
     if (lead->has_budget)
         sqlite3_bind_double(stmt, budget, lead->budget);
@@ -431,8 +431,8 @@ static int intake_insert_lead(cv_store_t *store, const intake_lead_t *lead)
     sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_insert);
     if (stmt == NULL)
         return -1;
-    sqlite3_bind_text(stmt, 1, lead->lead_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, lead->api_source, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 1, lead->lead_id);
+    cv_store_bind_static(stmt, 2, lead->api_source);
     sqlite3_bind_int64(stmt, 3, lead->received_at);
     intake_bind_lead(stmt, lead, 4);
     if (cv_store_step_done(stmt) != 0)
@@ -445,11 +445,11 @@ static int intake_insert_lead(cv_store_t *store, const intake_lead_t *lead)
                " WHERE lead_id = ?1");
     if (stmt == NULL)
         return -1;
-    sqlite3_bind_text(stmt, 1, lead->lead_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, lead->spam_reason, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, lead->returning_of, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, lead->previous_owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 5, lead->previous_result, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 1, lead->lead_id);
+    cv_store_bind_static(stmt, 2, lead->spam_reason);
+    cv_store_bind_static(stmt, 3, lead->returning_of);
+    cv_store_bind_static(stmt, 4, lead->previous_owner);
+    cv_store_bind_static(stmt, 5, lead->previous_result);
     return cv_store_step_done(stmt);
 }
 
@@ -463,7 +463,7 @@ static int intake_merge_lead(cv_store_t *store, const intake_lead_t *lead,
     if (stmt == NULL)
         return -1;
     const char *lead_id = lead->lead_id;
-    sqlite3_bind_text(stmt, 1, lead_id, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 1, lead_id);
     sqlite3_bind_int64(stmt, 2, lead->received_at);
     intake_bind_lead(stmt, lead, 3);
     int rc = sqlite3_step(stmt);
@@ -530,13 +530,13 @@ static int intake_insert_arrival(cv_store_t *store,
                " api_source, channel, merged, lead_json)"
                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (stmt != NULL) {
-        sqlite3_bind_text(stmt, 1, sub->arrival_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, lead->lead_id, -1, SQLITE_STATIC);
+        cv_store_bind_static(stmt, 1, sub->arrival_id);
+        cv_store_bind_static(stmt, 2, lead->lead_id);
         sqlite3_bind_int64(stmt, 3, lead->received_at);
-        sqlite3_bind_text(stmt, 4, lead->api_source, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 5, lead->channel, -1, SQLITE_STATIC);
+        cv_store_bind_static(stmt, 4, lead->api_source);
+        cv_store_bind_static(stmt, 5, lead->channel);
         sqlite3_bind_int(stmt, 6, merged ? 1 : 0);
-        sqlite3_bind_text(stmt, 7, json, -1, SQLITE_STATIC);
+        cv_store_bind_static(stmt, 7, json);
         rc = cv_store_step_done(stmt);
     }
     free(json);
@@ -750,8 +750,8 @@ int intake_store_decided(cv_store_t *store,
                " decided_at = excluded.decided_at");
     if (stmt == NULL)
         return -1;
-    sqlite3_bind_text(stmt, 1, decision->lead_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, decision->result, -1, SQLITE_STATIC);
+    cv_store_bind_static(stmt, 1, decision->lead_id);
+    cv_store_bind_static(stmt, 2, decision->result);
     cv_store_bind_text(stmt, 3, decision->owner_id);
     sqlite3_bind_int64(stmt, 4, decided_at);
     return cv_store_step_done(stmt);

@@ -616,9 +616,8 @@ static int64_t notifier_next_due(void *arg, cv_bus_t *bus)
      * clock that stands still (CONVEYOR_CLOCK_FILE) cannot hold them */
     int64_t since = notifier_pool_results_since(self->pool);
     if (since != INT64_MAX) {
-        int64_t left =
-            since + NOTIFIER_RESULT_LINGER_MS - cv_clock_monotonic_ms();
-        int64_t due = cv_clock_now_ms() + (left > 0 ? left : 0);
+        int64_t due =
+            cv_clock_now_at_monotonic(since + NOTIFIER_RESULT_LINGER_MS);
         if (due < next)
             next = due;
     }

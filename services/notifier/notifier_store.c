@@ -110,18 +110,6 @@ static const char notifier_sql_resend[] =
     "WHERE notification_id = ?1 AND state = 'dead' "
     "RETURNING " NOTIFIER_JOB_COLUMNS;
 
-/* Binds the job's long text (NULL as NULL) without the copy
- * cv_store_bind_text makes: the job outlives the statement's step, and
- * every use of the statement binds all its parameters again. */
-static void notifier_store_bind_static(sqlite3_stmt *stmt, int index,
-                                       const char *text)
-{
-    if (text == NULL)
-        sqlite3_bind_null(stmt, index);
-    else
-        sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
-}
-
 int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
                           bool delivered, int64_t now, bool *inserted)
 {
@@ -133,9 +121,10 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     cv_store_bind_text(stmt, 3, job->destination);
     cv_store_bind_text(stmt, 4, job->lead_id);
     cv_store_bind_text(stmt, 5, job->staff_id);
-    notifier_store_bind_static(stmt, 6, job->subject);
-    notifier_store_bind_static(stmt, 7, job->text);
-    notifier_store_bind_static(stmt, 8, job->body);
+    /* the job's long texts outlive the step: bound without a copy */
+    cv_store_bind_static(stmt, 6, job->subject);
+    cv_store_bind_static(stmt, 7, job->text);
+    cv_store_bind_static(stmt, 8, job->body);
     cv_store_bind_text(stmt, 9, job->trace_id);
     cv_store_bind_text(stmt, 10, delivered ? "delivered" : "pending");
     sqlite3_bind_int(stmt, 11, delivered ? 1 : 0);

@@ -148,6 +148,20 @@ static void test_clock_file_moves_time_forward(void **state)
     unsetenv("CONVEYOR_CLOCK_FILE");
 }
 
+/* A wait measured on the monotonic clock, said in conveyor time: the
+ * deadline 500 ms ahead falls about 500 ms after now, one that has passed
+ * falls now. */
+static void test_monotonic_deadline_in_conveyor_time(void **state)
+{
+    (void)state;
+    int64_t mono = cv_clock_monotonic_ms();
+    int64_t now = cv_clock_now_ms();
+    int64_t ahead = cv_clock_now_at_monotonic(mono + 500);
+    assert_true(ahead >= now + 450 && ahead <= now + 600);
+    int64_t passed = cv_clock_now_at_monotonic(mono - 10000);
+    assert_true(passed >= now && passed <= now + 100);
+}
+
 static void test_monotonic_never_goes_back(void **state)
 {
     (void)state;
@@ -171,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_what_is_not_a_time),
         cmocka_unit_test(test_clock_file_moves_time_forward),
         cmocka_unit_test(test_monotonic_never_goes_back),
+        cmocka_unit_test(test_monotonic_deadline_in_conveyor_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
