@@ -12,8 +12,11 @@
  *   peer -> broker
  *     R  rest=<service>                          register + heartbeat;
  *                                                "" = sender only
- *     Q  <dest service> <msg id>  rest=<envelope>
- *     B  <dest service>  rest=<entries>          several events for one
+ *     Q  <dest service> <msg id>  rest=<envelope> one event (what senders
+ *                                                before B sent; still
+ *                                                taken)
+ *     B  <dest service>  rest=<entries>          the events a sender has
+ *                                                ready for one
  *                                                destination
  *     A  <client identity>  rest=<msg ids>       the worker committed the
  *                                                events (ids separated by

@@ -170,14 +170,12 @@ static int rules_lead_set(cv_bus_t *bus, const char *lead_id,
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-/* "<lead>-<slug>" for the lead's first task of a kind, "<lead>-<slug>-N"
- * for the N-th. */
-static int rules_task_id(cv_bus_t *bus, const char *lead_id, const char *kind,
-                         const char *slug, char *out, size_t size)
+/* "<lead>-<slug>" for a lead that had `n` tasks of the kind before this
+ * one (0: its first), "<lead>-<slug>-N" for the N-th. 0, or CV_BUS_DROP
+ * when the lead id is too long for a task id. */
+static int rules_task_id_format(const char *lead_id, const char *slug, int n,
+                                char *out, size_t size)
 {
-    int n = followup_task_count(bus, lead_id, kind);
-    if (n < 0)
-        return -1;
     int w = n == 0 ? snprintf(out, size, "%s-%s", lead_id, slug)
                    : snprintf(out, size, "%s-%s-%d", lead_id, slug, n + 1);
     if (w < 0 || (size_t)w >= size) {
@@ -186,6 +184,16 @@ static int rules_task_id(cv_bus_t *bus, const char *lead_id, const char *kind,
         return CV_BUS_DROP;
     }
     return 0;
+}
+
+/* The id of the lead's next task of `kind` (rules_task_id_format). */
+static int rules_task_id(cv_bus_t *bus, const char *lead_id, const char *kind,
+                         const char *slug, char *out, size_t size)
+{
+    int n = followup_task_count(bus, lead_id, kind);
+    if (n < 0)
+        return -1;
+    return rules_task_id_format(lead_id, slug, n, out, size);
 }
 
 /* Opens a task from a stored lead for `person`. */
@@ -484,14 +492,9 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
     }
     if (followup_staff_get(self, bus, owner, &person) != 0)
         goto out;
-    int n = followup_task_list_count(&tasks, kind);
-    int w = n == 0 ? snprintf(task_id, sizeof(task_id), "%s-%s",
-                              lead->lead_id, slug)
-                   : snprintf(task_id, sizeof(task_id), "%s-%s-%d",
-                              lead->lead_id, slug, n + 1);
-    if (w < 0 || (size_t)w >= sizeof(task_id)) {
-        cv_log(CV_LOG_WARN, "lead id '%.64s...' too long for a task id",
-               lead->lead_id);
+    if (rules_task_id_format(lead->lead_id, slug,
+                             followup_task_list_count(&tasks, kind), task_id,
+                             sizeof(task_id)) != 0) {
         rc = CV_BUS_DROP;
         goto out;
     }
