@@ -504,8 +504,9 @@ static int outbox_insert(cv_store_t *store, const char *dests, int count,
                "pending) VALUES (?, ?, ?, ?, ?)");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, dests);
-    cv_store_bind_text(stmt, 2, event_id);
+    /* the caller's strings outlive the step: no copies */
+    cv_store_bind_static(stmt, 1, dests);
+    cv_store_bind_static(stmt, 2, event_id);
     sqlite3_bind_blob(stmt, 3, payload, (int)size, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 4, cv_clock_now_ms());
     sqlite3_bind_int64(stmt, 5, ((int64_t)1 << count) - 1);
@@ -1145,7 +1146,7 @@ static int inbox_record(cv_bus_t *self, const char *event_id, bool *fresh)
         "INSERT OR IGNORE INTO cv_inbox (event_id, received_at) VALUES (?, ?)");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, event_id);
+    cv_store_bind_static(stmt, 1, event_id); /* the event outlives the step */
     sqlite3_bind_int64(stmt, 2, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
         return -1;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,13 @@ static pthread_mutex_t cv_clock_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t cv_clock_offset_s;     /* last offset read, in seconds */
 static int64_t cv_clock_read_at = -1; /* monotonic ms of that read, -1 never */
 static char cv_clock_path[4096];      /* the file it was read from */
+/* When CONVEYOR_CLOCK_FILE was last looked up (monotonic ms, -1 never) and
+ * whether it was set then. getenv walks the whole environment, about a
+ * thousand instructions, and a stage reads the clock several times per
+ * event: the variable is looked up once per CV_CLOCK_REREAD_MS instead,
+ * so a change to it counts as late as a change to the file. */
+static _Atomic int64_t cv_clock_env_at = -1;
+static atomic_bool cv_clock_env_set;
 
 int64_t cv_clock_monotonic_ms(void)
 {
@@ -60,19 +68,31 @@ static int64_t cv_clock_read_offset(const char *path)
 
 static int64_t cv_clock_offset_ms(void)
 {
-    const char *path = getenv("CONVEYOR_CLOCK_FILE");
-    if (path == NULL || path[0] == '\0')
-        return 0;
     int64_t now = cv_clock_monotonic_ms();
+    int64_t env_at = atomic_load(&cv_clock_env_at);
+    if (env_at >= 0 && now - env_at < CV_CLOCK_REREAD_MS &&
+        !atomic_load(&cv_clock_env_set))
+        return 0; /* the usual case: the wall clock, unchanged */
     pthread_mutex_lock(&cv_clock_lock);
-    bool same_path = strcmp(path, cv_clock_path) == 0;
-    if (!same_path || cv_clock_read_at < 0 ||
-        now - cv_clock_read_at >= CV_CLOCK_REREAD_MS) {
-        cv_clock_offset_s = cv_clock_read_offset(path);
-        cv_clock_read_at = now;
-        snprintf(cv_clock_path, sizeof(cv_clock_path), "%s", path);
+    if (cv_clock_env_at < 0 || now - cv_clock_env_at >= CV_CLOCK_REREAD_MS) {
+        const char *path = getenv("CONVEYOR_CLOCK_FILE");
+        bool set = path != NULL && path[0] != '\0';
+        if (set && strcmp(path, cv_clock_path) != 0) {
+            snprintf(cv_clock_path, sizeof(cv_clock_path), "%s", path);
+            cv_clock_read_at = -1; /* another file: read it now */
+        }
+        atomic_store(&cv_clock_env_set, set);
+        atomic_store(&cv_clock_env_at, now);
     }
-    int64_t offset = cv_clock_offset_s;
+    int64_t offset = 0;
+    if (atomic_load(&cv_clock_env_set)) {
+        if (cv_clock_read_at < 0 ||
+            now - cv_clock_read_at >= CV_CLOCK_REREAD_MS) {
+            cv_clock_offset_s = cv_clock_read_offset(cv_clock_path);
+            cv_clock_read_at = now;
+        }
+        offset = cv_clock_offset_s;
+    }
     pthread_mutex_unlock(&cv_clock_lock);
     return offset * 1000;
 }
@@ -134,8 +154,31 @@ char *cv_clock_format(int64_t ms, char *buf, size_t size)
     int minute = (int)(rest / 60000 % 60);
     int second = (int)(rest / 1000 % 60);
     int milli = (int)(rest % 1000);
-    snprintf(buf, size, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
-             month, day, hour, minute, second, milli);
+    if (size < CV_CLOCK_FORMAT_SIZE || year < 0 || year > 9999) {
+        snprintf(buf, size, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 year, month, day, hour, minute, second, milli);
+        return buf;
+    }
+    /* the same text written digit by digit: events and cards carry times
+     * formatted so, several per event, and snprintf was a visible share */
+    const struct {
+        int value;  /* the field */
+        int digits; /* its width */
+        char after; /* the separator after it, '\0' for none */
+    } fields[] = {{(int)year, 4, '-'}, {month, 2, '-'}, {day, 2, 'T'},
+                  {hour, 2, ':'},      {minute, 2, ':'}, {second, 2, '.'},
+                  {milli, 3, 'Z'}};
+    char *at = buf;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        int value = fields[i].value;
+        for (int d = fields[i].digits - 1; d >= 0; d--) {
+            at[d] = (char)('0' + value % 10);
+            value /= 10;
+        }
+        at += fields[i].digits;
+        *at++ = fields[i].after;
+    }
+    *at = '\0';
     return buf;
 }
 

@@ -1,8 +1,9 @@
 /* cv_clock: the one clock every service reads.
  *
  * The conveyor's time is the wall clock plus a whole number of seconds read
- * from the file named by CONVEYOR_CLOCK_FILE (re-read at most every 100 ms;
- * a missing or unreadable file counts as 0). Tests move time forward across
+ * from the file named by CONVEYOR_CLOCK_FILE (the variable and the file are
+ * looked at again at most every 100 ms; a missing or unreadable file counts
+ * as 0). Tests move time forward across
  * all processes at once by writing that file. Thread-safe. */
 #ifndef CV_CLOCK_H
 #define CV_CLOCK_H
@@ -22,8 +23,12 @@ int64_t cv_clock_monotonic_ms(void);
  * when the wait itself must not follow a test clock that stands still. */
 int64_t cv_clock_now_at_monotonic(int64_t monotonic_ms);
 
+/* Bytes of "2026-11-22T15:41:18.123Z" with its NUL. */
+#define CV_CLOCK_FORMAT_SIZE 25
+
 /* Writes `ms` as RFC 3339 UTC with milliseconds ("2026-11-22T15:41:18.123Z")
- * into buf (at least 32 bytes). Returns buf. */
+ * into buf (at least CV_CLOCK_FORMAT_SIZE bytes; years outside 0-9999 need
+ * more). Returns buf. */
 char *cv_clock_format(int64_t ms, char *buf, size_t size);
 
 /* Parses RFC 3339 ("2026-11-22T15:41:18Z", fractional seconds and

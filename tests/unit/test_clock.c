@@ -46,6 +46,50 @@ static void test_format_shows_utc_with_milliseconds(void **state)
                         "1969-12-31T23:59:59.500Z");
 }
 
+/* The digit-by-digit writer against gmtime and strftime: the first and
+ * last millisecond of years, leap days, a spread of times from year 0 to
+ * 9999, and the fallback for buffers and years it does not take. */
+static void test_format_agrees_with_gmtime(void **state)
+{
+    (void)state;
+    int64_t samples[4000];
+    size_t count = 0;
+    const int64_t year_0 = -62167219200000LL;    /* 0000-01-01 */
+    const int64_t year_10000 = 253402300800000LL; /* 10000-01-01 */
+    samples[count++] = year_0;
+    samples[count++] = year_10000 - 1;
+    samples[count++] = 951782400000LL - 1; /* the last ms of 2000-02-28 */
+    samples[count++] = 951868800000LL;     /* 2000-03-01 */
+    uint64_t seed = 88172645463325252ULL;
+    while (count < sizeof(samples) / sizeof(samples[0])) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        samples[count++] = year_0 + (int64_t)(seed % (uint64_t)(year_10000 -
+                                                                year_0));
+    }
+    for (size_t i = 0; i < count; i++) {
+        int64_t ms = samples[i];
+        int64_t seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+        time_t t = (time_t)seconds;
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        char want[64];
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)(ms - seconds * 1000));
+        char got[CV_CLOCK_FORMAT_SIZE];
+        assert_string_equal(cv_clock_format(ms, got, sizeof(got)), want);
+    }
+    /* a buffer too small is cut, not overrun; year 10000 needs more room */
+    char small[11];
+    assert_string_equal(cv_clock_format(0, small, sizeof(small)),
+                        "1970-01-01");
+    char wide[32];
+    assert_string_equal(cv_clock_format(year_10000, wide, sizeof(wide)),
+                        "10000-01-01T00:00:00.000Z");
+}
+
 static void test_parse_accepts_rfc3339_forms(void **state)
 {
     (void)state;
@@ -180,6 +224,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_shows_utc_with_milliseconds),
+        cmocka_unit_test(test_format_agrees_with_gmtime),
         cmocka_unit_test(test_parse_accepts_rfc3339_forms),
         cmocka_unit_test(test_parse_round_trips_format),
         cmocka_unit_test(test_parse_refuses_what_is_not_a_time),
