@@ -106,7 +106,7 @@ static size_t match_at(const char *h, size_t hlen, const char *needle)
 
 /* Longest needle (in code points) the folded search takes; longer ones
  * use contains(). */
-#define NEEDLE_MAX 64
+#define NEEDLE_MAX CV_SCORING_NEEDLE_MAX
 
 /* A text decoded once into folded code points, for searching it for many
  * needles without decoding it again for each. */
@@ -193,6 +193,64 @@ static bool folded_contains(const folded_t *f, const char *text,
             return true;
     }
     return false;
+}
+
+size_t cv_scoring_fold(const char *text, uint32_t *cps, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t hlen = strlen(text);
+    size_t at = 0;
+    size_t n = 0;
+    /* steps as match_at() and folded_init() do */
+    while (at < hlen) {
+        size_t len;
+        uint32_t cp = fold(utf8_next(p + at, &len));
+        if (n < max)
+            cps[n] = cp;
+        n++;
+        at += len;
+    }
+    return n;
+}
+
+/* The first entry of a spam_markers rule's list (in list order) that the
+ * decoded text `f` of `text` contains, or -1: what asking
+ * folded_contains() of each entry in turn answers, in one pass over the
+ * text. Each text position is tested against the first code points of
+ * the rule's needles (needle_first) before any needle is compared. */
+static int folded_first_marker(const cv_scoring_rule_t *rule,
+                               const folded_t *f, const char *text)
+{
+    size_t best = rule->list_count; /* none yet */
+    for (size_t i = 0; i < f->count && best > 0; i++) {
+        uint32_t c = f->cps[i];
+        uint32_t bit = c & 255;
+        if (!f->starts[i] ||
+            (rule->needle_first[bit / 32] & (1u << (bit % 32))) == 0)
+            continue;
+        for (size_t k = 0; k < best; k++) {
+            const cv_scoring_needle_t *nd = &rule->needles[k];
+            if (nd->cps == NULL || nd->cps[0] != c || nd->count > f->count - i)
+                continue;
+            size_t m = 1;
+            while (m < nd->count && f->cps[i + m] == nd->cps[m])
+                m++;
+            if (m == nd->count) {
+                best = k; /* later positions may hold an earlier entry */
+                break;
+            }
+        }
+    }
+    /* entries too long to keep folded are searched for from their text */
+    for (size_t k = 0; k < best; k++) {
+        const cv_scoring_needle_t *nd = &rule->needles[k];
+        if (nd->cps == NULL && nd->count > 0 &&
+            contains(text, rule->list[k])) {
+            best = k;
+            break;
+        }
+    }
+    return best < rule->list_count ? (int)best : -1;
 }
 
 static bool contains(const char *text, const char *needle)
@@ -605,6 +663,17 @@ static void knockout_rule(const cv_scoring_model_t *model,
                 continue;
             folded_t folded;
             bool decoded = folded_init(&folded, text);
+            if (decoded && rule->needles != NULL) {
+                int i = folded_first_marker(rule, &folded, text);
+                if (i >= 0) {
+                    values.v[CV_SCORING_PH_MATCH] = rule->list[i];
+                    values.v[CV_SCORING_PH_FIELD] =
+                        cv_scoring_field_name(rule->fields[f]);
+                    add_knockout(out, rule, &values);
+                }
+                folded_clear(&folded);
+                continue;
+            }
             for (size_t i = 0; i < rule->list_count; i++) {
                 const char *marker = rule->list[i];
                 if (decoded ? folded_contains(&folded, text, marker)

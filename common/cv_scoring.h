@@ -116,6 +116,13 @@ int cv_scoring_param_index(const char *name);
 const char *cv_scoring_param_name(int index);
 const char *cv_scoring_param_block(int index);
 
+/* Decodes `text` (UTF-8, NUL-terminated) into case-folded code points as
+ * the scoring's case-insensitive matching compares them (Latin and
+ * Cyrillic; a malformed byte stands for itself). Writes at most `max`
+ * into `cps` and returns how many the text has (more than `max` when it
+ * did not fit). */
+size_t cv_scoring_fold(const char *text, uint32_t *cps, size_t max);
+
 /* Points `out` at a protobuf view of `score`. The caller provides the
  * storage (`params`, `param_ptrs`, CV_SCORING_PARAM_COUNT each); `out`
  * borrows strings from `score`, so it lives no longer than `score`. */

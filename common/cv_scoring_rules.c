@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cv_log.h"
+#include "cv_scoring.h"
 #include "cv_textfile.h"
 #include "cv_yaml.h"
 
@@ -1004,6 +1005,35 @@ static int rules_list(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
     return 0;
 }
 
+/* The spam markers of `out` folded once (cv_scoring_needle_t), so every
+ * lead's texts are searched without decoding each marker again. */
+static int rules_needles(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
+                         cv_scoring_rule_t *out)
+{
+    cv_scoring_needle_t *needles = cv_yaml_alloc(
+        chunks, (out->list_count + 1) * sizeof(*needles));
+    if (needles == NULL)
+        return rules_fail(ctx, NULL, "out of memory");
+    memset(out->needle_first, 0, sizeof(out->needle_first));
+    for (size_t i = 0; i < out->list_count; i++) {
+        uint32_t cps[CV_SCORING_NEEDLE_MAX];
+        size_t n = cv_scoring_fold(out->list[i], cps, CV_SCORING_NEEDLE_MAX);
+        needles[i].cps = NULL;
+        needles[i].count = n;
+        if (n == 0 || n > CV_SCORING_NEEDLE_MAX)
+            continue; /* matched from the text (never, when empty) */
+        uint32_t *kept = cv_yaml_alloc(chunks, n * sizeof(*kept));
+        if (kept == NULL)
+            return rules_fail(ctx, NULL, "out of memory");
+        memcpy(kept, cps, n * sizeof(*kept));
+        needles[i].cps = kept;
+        uint32_t bit = cps[0] & 255;
+        out->needle_first[bit / 32] |= 1u << (bit % 32);
+    }
+    out->needles = needles;
+    return 0;
+}
+
 /* Everything a rule says that belongs to its kind, checked and copied. */
 static int rules_rule(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
                       const file_rule_t *in, bool knockout,
@@ -1092,6 +1122,9 @@ static int rules_rule(rules_ctx_t *ctx, cv_yaml_arena_t **chunks,
         out->field = *in->field;
     }
     if (rules_list(ctx, chunks, in, out) != 0)
+        return -1;
+    if (out->kind == CV_SCORING_RULE_SPAM_MARKERS &&
+        rules_needles(ctx, chunks, out) != 0)
         return -1;
     if (in->fields != NULL) {
         cv_scoring_field_t *fields =

@@ -123,6 +123,19 @@ typedef struct {
     double rub;       /* roubles per unit */
 } cv_scoring_rate_t;
 
+/* Longest list entry, in code points, kept folded (cv_scoring_needle_t);
+ * longer ones are matched from their text. */
+#define CV_SCORING_NEEDLE_MAX 64
+
+/* A list entry decoded and case-folded once, when the model is loaded,
+ * so a lead's texts are searched for it without decoding it per lead. */
+typedef struct {
+    const uint32_t *cps; /* folded code points (cv_scoring_fold), or NULL
+                            when the entry is longer than
+                            CV_SCORING_NEEDLE_MAX */
+    size_t count;        /* code points in cps */
+} cv_scoring_needle_t;
+
 /* One rule. Which members matter depends on `kind`; an outcome that is
  * NULL means the rule does not judge that case and the next rule of the
  * parameter is asked. */
@@ -133,6 +146,12 @@ typedef struct {
     const char *const *list;  /* NULL-terminated entries, matched
                                  ignoring case (ASCII, Cyrillic) */
     size_t list_count;
+    const cv_scoring_needle_t *needles; /* spam_markers: `list` folded, in
+                                           its order; NULL for other kinds
+                                           (then matched from the text) */
+    uint32_t needle_first[8]; /* spam_markers: bit (c & 255) set for the
+                                 first code point c of every needle, to
+                                 skip most text positions at once */
     const cv_scoring_field_t *fields; /* fields_present, spam_markers */
     size_t field_count;
     const cv_scoring_band_t *bands; /* budget_bands, ascending */

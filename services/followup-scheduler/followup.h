@@ -222,6 +222,8 @@ typedef struct {
     const Conveyor__NotifyTarget *notify; /* overrides person's, may be NULL */
     const char *title;        /* what to do */
     int64_t due_at;           /* by when, ms */
+    int64_t now;              /* the handler's clock reading, for
+                                 created_at; 0: read the clock */
     const char *stage;        /* the stage this moves the lead to, or NULL */
     bool sla;                 /* guard it with the escalation ladder */
     const char *channel;      /* the lead's channel, for the notification */
@@ -362,10 +364,11 @@ int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
                           const char *kind, int level, const char *staff_id,
                           int64_t due_at);
 
-/* Cancels the pending timers of `task_id` (below level 3 when keep_head). */
+/* Cancels the pending timers of `task_id` (below level 3 when keep_head).
+ * `lead_id` is the task's lead as its row says, or NULL to read it. */
 int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
-                               const char *task_id, const char *reason,
-                               bool keep_head);
+                               const char *task_id, const char *lead_id,
+                               const char *reason, bool keep_head);
 
 /* Cancels the lead's pending timers whose kind starts with `kind_prefix`
  * (NULL: all). */

@@ -13,6 +13,10 @@
 
 #define RULES_DAY_MS 86400000LL
 
+/* Texts are bound with cv_store_bind_static, without SQLite's copy: each
+ * statement here is bound and stepped in one function, while the texts it
+ * binds (arguments, or locals of that function) are still there. */
+
 /* First-contact kinds: what a call or meeting satisfies. */
 static const char *const rules_first_kinds[] = {
     FOLLOWUP_KIND_FIRST_CONTACT, FOLLOWUP_KIND_CALL_BACK,
@@ -58,7 +62,7 @@ int followup_lead_get(cv_bus_t *bus, const char *lead_id,
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_static(stmt, 1, lead_id);
     bool failed = false;
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -97,7 +101,7 @@ int followup_lead_get(cv_bus_t *bus, const char *lead_id,
  * in it refers to the snapshot (a new lead), there is nothing to copy. */
 static int rules_lead_keep(cv_bus_t *bus, const Conveyor__Lead *lead,
                            const char *owner, const char *text,
-                           const followup_task_list_t *tasks)
+                           const followup_task_list_t *tasks, int64_t now)
 {
     static const char own_copy_sql[] =
         "UPDATE followup_task SET lead_json = (SELECT l.lead_json FROM"
@@ -119,19 +123,19 @@ static int rules_lead_keep(cv_bus_t *bus, const Conveyor__Lead *lead,
         stmt = cv_store_prepare(store, own_copy_sql);
         if (stmt == NULL)
             return -1;
-        cv_store_bind_text(stmt, 1, lead->lead_id);
-        cv_store_bind_text(stmt, 2, text);
+        cv_store_bind_static(stmt, 1, lead->lead_id);
+        cv_store_bind_static(stmt, 2, text);
         if (cv_store_step_done(stmt) != 0)
             return -1;
     }
     stmt = cv_store_prepare(store, sql);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
-    cv_store_bind_text(stmt, 2, owner);
-    cv_store_bind_text(stmt, 3, rules_text(lead->channel));
-    cv_store_bind_text(stmt, 4, text);
-    sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
+    cv_store_bind_static(stmt, 1, lead->lead_id);
+    cv_store_bind_static(stmt, 2, owner);
+    cv_store_bind_static(stmt, 3, rules_text(lead->channel));
+    cv_store_bind_static(stmt, 4, text);
+    sqlite3_bind_int64(stmt, 5, now);
     return cv_store_step_done(stmt);
 }
 
@@ -145,7 +149,7 @@ static int rules_lead_put(cv_bus_t *bus, const Conveyor__Lead *lead,
     if (followup_lead_snapshot(lead, &text, &summary) != 0)
         cv_log(CV_LOG_ERROR, "out of memory keeping lead '%s'", lead->lead_id);
     else
-        rc = rules_lead_keep(bus, lead, owner, text, NULL);
+        rc = rules_lead_keep(bus, lead, owner, text, NULL, cv_clock_now_ms());
     free(text);
     free(summary);
     return rc;
@@ -159,11 +163,11 @@ static int rules_lead_set(cv_bus_t *bus, const char *lead_id,
     if (stmt == NULL)
         return -1;
     if (text != NULL)
-        cv_store_bind_text(stmt, 1, text);
+        cv_store_bind_static(stmt, 1, text);
     else
         sqlite3_bind_int64(stmt, 1, number);
     sqlite3_bind_int64(stmt, 2, cv_clock_now_ms());
-    cv_store_bind_text(stmt, 3, lead_id);
+    cv_store_bind_static(stmt, 3, lead_id);
     return cv_store_step_done(stmt);
 }
 
@@ -176,8 +180,19 @@ static int rules_lead_set(cv_bus_t *bus, const char *lead_id,
 static int rules_task_id_format(const char *lead_id, const char *slug, int n,
                                 char *out, size_t size)
 {
-    int w = n == 0 ? snprintf(out, size, "%s-%s", lead_id, slug)
+    size_t lead_len = strlen(lead_id);
+    size_t slug_len = strlen(slug);
+    int w;
+    if (n == 0 && lead_len + 1 + slug_len < size) {
+        /* every new lead's first task: no printf for it */
+        memcpy(out, lead_id, lead_len);
+        out[lead_len] = '-';
+        memcpy(out + lead_len + 1, slug, slug_len + 1);
+        w = (int)(lead_len + 1 + slug_len);
+    } else {
+        w = n == 0 ? snprintf(out, size, "%s-%s", lead_id, slug)
                    : snprintf(out, size, "%s-%s-%d", lead_id, slug, n + 1);
+    }
     if (w < 0 || (size_t)w >= size) {
         cv_log(CV_LOG_WARN, "lead id '%.64s...' too long for a task id",
                lead_id);
@@ -371,7 +386,7 @@ static int rules_segment_task(followup_t *self, cv_bus_t *bus,
                         rules_is(assigned->role, "reviewer")
                             ? NULL
                             : assigned->staff_id,
-                        text, NULL) != 0 ||
+                        text, NULL, cv_clock_now_ms()) != 0 ||
         followup_staff_get(self, bus, assigned->staff_id, &person) != 0)
         goto out;
     int n = side->per_person
@@ -467,6 +482,9 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
     char *full_title = NULL;
     char task_id[FOLLOWUP_ID_SIZE];
     int rc = -1;
+    /* one clock reading serves the whole assignment (the lead row, the
+     * task's created_at, its due time) */
+    int64_t now = cv_clock_now_ms();
     if (followup_lead_snapshot(lead, &text, &summary) != 0)
         goto oom;
     /* the lead has its owner: the pool's offer is over, and an earlier
@@ -474,7 +492,7 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
      * listing of the lead's tasks answers every question below (a new
      * lead has none) */
     if (followup_task_list(bus, lead->lead_id, &tasks) != 0 ||
-        rules_lead_keep(bus, lead, owner, text, &tasks) != 0)
+        rules_lead_keep(bus, lead, owner, text, &tasks, now) != 0)
         goto out;
     if (tasks.count > 0) {
         snprintf(reason, sizeof(reason), "reassigned to %s", owner);
@@ -498,7 +516,6 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
         rc = CV_BUS_DROP;
         goto out;
     }
-    int64_t now = cv_clock_now_ms();
     const followup_person_t *doer = &person;
     const Conveyor__NotifyTarget *notify = assigned->notify;
     /* off shift: the on-duty pool, when there is one, takes the contact */
@@ -563,6 +580,7 @@ int followup_on_assigned(followup_t *self, cv_bus_t *bus,
         .notify = notify,
         .title = shown,
         .due_at = due_at,
+        .now = now,
         .sla = !cold,
         .channel = lead->channel,
         .message = lead->message,

@@ -11,6 +11,9 @@
 #include "cv_store.h"
 #include "followup.h"
 
+/* Texts are bound with cv_store_bind_static, without SQLite's copy: each
+ * statement here is bound and stepped in one function, while the texts it
+ * binds (arguments, or locals of that function) are still there. */
 static const char *task_text_or_null(const char *text)
 {
     return text != NULL && text[0] != '\0' ? text : NULL;
@@ -218,23 +221,23 @@ int followup_task_open(followup_t *self, cv_bus_t *bus,
         return -1;
     const Conveyor__NotifyTarget *notify =
         spec->notify != NULL ? spec->notify : &spec->person->notify;
-    int64_t now = cv_clock_now_ms();
-    cv_store_bind_text(stmt, 1, spec->task_id);
-    cv_store_bind_text(stmt, 2, spec->lead_id);
-    cv_store_bind_text(stmt, 3, spec->person->staff_id);
-    cv_store_bind_text(stmt, 4, spec->kind);
-    cv_store_bind_text(stmt, 5, spec->title);
+    int64_t now = spec->now != 0 ? spec->now : cv_clock_now_ms();
+    cv_store_bind_static(stmt, 1, spec->task_id);
+    cv_store_bind_static(stmt, 2, spec->lead_id);
+    cv_store_bind_static(stmt, 3, spec->person->staff_id);
+    cv_store_bind_static(stmt, 4, spec->kind);
+    cv_store_bind_static(stmt, 5, spec->title);
     sqlite3_bind_int64(stmt, 6, spec->due_at);
     sqlite3_bind_int64(stmt, 7, now);
     /* '': the lead row's snapshot, not a second copy (followup.h) */
-    cv_store_bind_text(stmt, 8,
+    cv_store_bind_static(stmt, 8,
                        spec->lead_json_is_row ? ""
                        : spec->lead_json != NULL ? spec->lead_json
                                                  : "{}");
-    cv_store_bind_text(stmt, 9, task_text_or_null(notify->webhook_url));
-    cv_store_bind_text(stmt, 10, task_text_or_null(notify->telegram_chat_id));
-    cv_store_bind_text(stmt, 11, task_text_or_null(notify->email));
-    cv_store_bind_text(stmt, 12, spec->stage);
+    cv_store_bind_static(stmt, 9, task_text_or_null(notify->webhook_url));
+    cv_store_bind_static(stmt, 10, task_text_or_null(notify->telegram_chat_id));
+    cv_store_bind_static(stmt, 11, task_text_or_null(notify->email));
+    cv_store_bind_static(stmt, 12, spec->stage);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     if (sqlite3_changes(cv_store_db(store)) == 0) {
@@ -284,9 +287,9 @@ static int task_mark_done(cv_bus_t *bus, const char *task_id,
     if (stmt == NULL)
         return -1;
     sqlite3_bind_int64(stmt, 1, at);
-    cv_store_bind_text(stmt, 2, by);
-    cv_store_bind_text(stmt, 3, reason);
-    cv_store_bind_text(stmt, 4, task_id);
+    cv_store_bind_static(stmt, 2, by);
+    cv_store_bind_static(stmt, 3, reason);
+    cv_store_bind_static(stmt, 4, task_id);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     *changed = sqlite3_changes(cv_store_db(store)) > 0;
@@ -324,7 +327,8 @@ static int task_close_known(followup_t *self, cv_bus_t *bus,
         return -1;
     if (!changed)
         return 0;
-    if (followup_timer_cancel_task(self, bus, task_id, reason, keep_head) !=
+    if (followup_timer_cancel_task(self, bus, task_id, lead_id, reason,
+                                   keep_head) !=
             0 ||
         task_emit_completed(bus, task_id, lead_id, staff_id, now) != 0)
         return -1;
@@ -343,7 +347,7 @@ int followup_task_close(followup_t *self, cv_bus_t *bus, const char *task_id,
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, task_id);
+    cv_store_bind_static(stmt, 1, task_id);
     char *lead_id = NULL;
     char *staff_id = NULL;
     bool failed = false;
@@ -412,7 +416,7 @@ int followup_task_list(cv_bus_t *bus, const char *lead_id,
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_static(stmt, 1, lead_id);
     size_t room = 0;
     bool failed = false;
     int rc;
@@ -527,8 +531,8 @@ int followup_task_count(cv_bus_t *bus, const char *lead_id, const char *kind)
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, kind);
+    cv_store_bind_static(stmt, 1, lead_id);
+    cv_store_bind_static(stmt, 2, kind);
     int rc = sqlite3_step(stmt);
     int count = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
     sqlite3_reset(stmt);
@@ -553,6 +557,7 @@ int followup_task_complete(followup_t *self, cv_bus_t *bus,
     if (!changed)
         cv_log(CV_LOG_DEBUG, "task '%s' not open here, nothing to complete",
                completed->task_id);
-    return followup_timer_cancel_task(self, bus, completed->task_id,
+    /* the event's lead_id is the console's word: the row's is read */
+    return followup_timer_cancel_task(self, bus, completed->task_id, NULL,
                                       "task_completed", false);
 }

@@ -14,6 +14,9 @@
 #include "cv_store.h"
 #include "followup.h"
 
+/* Texts are bound with cv_store_bind_static, without SQLite's copy: each
+ * statement here is bound and stepped in one function, while the texts it
+ * binds (arguments, or locals of that function) are still there. */
 static void timer_forget_next_due(followup_t *self)
 {
     self->next_due_known = false;
@@ -40,13 +43,13 @@ int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, timer_id);
-    cv_store_bind_text(stmt, 2, task_id);
-    cv_store_bind_text(stmt, 3, lead_id);
-    cv_store_bind_text(stmt, 4, kind);
+    cv_store_bind_static(stmt, 1, timer_id);
+    cv_store_bind_static(stmt, 2, task_id);
+    cv_store_bind_static(stmt, 3, lead_id);
+    cv_store_bind_static(stmt, 4, kind);
     sqlite3_bind_int64(stmt, 5, due_at);
     sqlite3_bind_int(stmt, 6, level);
-    cv_store_bind_text(stmt, 7, staff_id);
+    cv_store_bind_static(stmt, 7, staff_id);
     /* the earliest pending due time moves no later; keeping it known
      * spares a read every turn. Should the insert be ignored or rolled
      * back, the kept time is early: the source then wakes, finds nothing
@@ -66,10 +69,10 @@ static int timer_cancel(followup_t *self, cv_bus_t *bus, const char *sql,
     if (stmt == NULL)
         return -1;
     sqlite3_bind_int64(stmt, 1, cv_clock_now_ms());
-    cv_store_bind_text(stmt, 2, reason);
-    cv_store_bind_text(stmt, 3, key);
+    cv_store_bind_static(stmt, 2, reason);
+    cv_store_bind_static(stmt, 3, key);
     if (key2 != NULL)
-        cv_store_bind_text(stmt, 4, key2);
+        cv_store_bind_static(stmt, 4, key2);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     int cancelled = sqlite3_changes(cv_store_db(store));
@@ -82,25 +85,35 @@ static int timer_cancel(followup_t *self, cv_bus_t *bus, const char *sql,
 }
 
 int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
-                               const char *task_id, const char *reason,
-                               bool keep_head)
+                               const char *task_id, const char *lead_id,
+                               const char *reason, bool keep_head)
 {
     /* a task's timers are among its lead's (the (lead_id, timer_id) key;
-     * a timer's lead is its task's) */
-    return timer_cancel(self, bus,
-                        keep_head
-                            ? "UPDATE followup_timer SET state = 'cancelled',"
-                              " cancelled_at = ?1, cancel_reason = ?2"
-                              " WHERE lead_id = (SELECT lead_id FROM"
-                              " followup_task WHERE task_id = ?3)"
-                              " AND task_id = ?3 AND state = 'pending'"
-                              " AND level < 3"
-                            : "UPDATE followup_timer SET state = 'cancelled',"
-                              " cancelled_at = ?1, cancel_reason = ?2"
-                              " WHERE lead_id = (SELECT lead_id FROM"
-                              " followup_task WHERE task_id = ?3)"
-                              " AND task_id = ?3 AND state = 'pending'",
-                        task_id, NULL, reason);
+     * a timer's lead is its task's): one probe of that key, with the
+     * lead the caller read from the task's row or, when it has none, the
+     * task's row read here */
+    static const char *const sql[2][2] = {
+        {"UPDATE followup_timer SET state = 'cancelled',"
+         " cancelled_at = ?1, cancel_reason = ?2"
+         " WHERE lead_id = (SELECT lead_id FROM"
+         " followup_task WHERE task_id = ?3)"
+         " AND task_id = ?3 AND state = 'pending'",
+         "UPDATE followup_timer SET state = 'cancelled',"
+         " cancelled_at = ?1, cancel_reason = ?2"
+         " WHERE lead_id = (SELECT lead_id FROM"
+         " followup_task WHERE task_id = ?3)"
+         " AND task_id = ?3 AND state = 'pending'"
+         " AND level < 3"},
+        {"UPDATE followup_timer SET state = 'cancelled',"
+         " cancelled_at = ?1, cancel_reason = ?2"
+         " WHERE lead_id = ?4 AND task_id = ?3 AND state = 'pending'",
+         "UPDATE followup_timer SET state = 'cancelled',"
+         " cancelled_at = ?1, cancel_reason = ?2"
+         " WHERE lead_id = ?4 AND task_id = ?3 AND state = 'pending'"
+         " AND level < 3"},
+    };
+    return timer_cancel(self, bus, sql[lead_id != NULL][keep_head], task_id,
+                        lead_id, reason);
 }
 
 int followup_timer_cancel_lead(followup_t *self, cv_bus_t *bus,
@@ -137,8 +150,8 @@ static int timer_fire(followup_t *self, cv_bus_t *bus,
     now = cv_clock_now_ms();
     sqlite3_bind_int64(stmt, 1, now);
     /* (lead_id, timer_id) is the timer's key (migration 5) */
-    cv_store_bind_text(stmt, 2, timer->lead_id);
-    cv_store_bind_text(stmt, 3, timer->timer_id);
+    cv_store_bind_static(stmt, 2, timer->lead_id);
+    cv_store_bind_static(stmt, 3, timer->timer_id);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     if (sqlite3_changes(cv_store_db(store)) == 0)

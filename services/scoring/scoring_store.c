@@ -9,6 +9,9 @@
 #include "cv_clock.h"
 #include "cv_log.h"
 
+/* Texts are bound with cv_store_bind_static, without SQLite's copy: each
+ * statement here is bound and stepped in one function, while the texts it
+ * binds (arguments, or locals of that function) are still there. */
 /* What score_json holds in rows written since migration 3: nothing. The
  * column was a ~2 KB copy of the score that nothing read; the console's
  * lead card keeps the score, and the row's lead, scorecard and
@@ -42,15 +45,15 @@ static void scoring_bind_score(sqlite3_stmt *stmt, const Conveyor__Lead *lead,
                                const char *event_id, int64_t scored_at,
                                const uint8_t *packed, size_t lead_size)
 {
-    cv_store_bind_text(stmt, 1, lead->lead_id);
+    cv_store_bind_static(stmt, 1, lead->lead_id);
     sqlite3_bind_int(stmt, 2, score->total);
-    cv_store_bind_text(stmt, 3, score->segment);
+    cv_store_bind_static(stmt, 3, score->segment);
     sqlite3_bind_int(stmt, 4, score->knocked_out ? 1 : 0);
-    cv_store_bind_text(stmt, 5,
+    cv_store_bind_static(stmt, 5,
                        score->knocked_out ? score->knockout_reason : NULL);
-    cv_store_bind_text(stmt, 6, score->model_version);
+    cv_store_bind_static(stmt, 6, score->model_version);
     sqlite3_bind_text(stmt, 7, SCORING_SCORE_JSON, 0, SQLITE_STATIC);
-    cv_store_bind_text(stmt, 8, event_id);
+    cv_store_bind_static(stmt, 8, event_id);
     sqlite3_bind_int64(stmt, 9, scored_at);
     sqlite3_bind_blob(stmt, 10, packed, (int)lead_size, SQLITE_STATIC);
 }
@@ -106,7 +109,7 @@ int scoring_store_load(cv_store_t *store, const char *lead_id,
                " FROM scores WHERE lead_id = ?");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
+    cv_store_bind_static(stmt, 1, lead_id);
     int found = cv_store_step_row(stmt);
     if (found != 0)
         return found;
@@ -175,19 +178,19 @@ int scoring_store_rescore(cv_store_t *store, const Conveyor__Lead *lead,
                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (stmt == NULL)
         goto out;
-    cv_store_bind_text(stmt, 1, lead->lead_id);
+    cv_store_bind_static(stmt, 1, lead->lead_id);
     sqlite3_bind_int64(stmt, 2, card->revision);
-    cv_store_bind_text(stmt, 3, card->scorecard_id);
-    cv_store_bind_text(stmt, 4, card->actor);
+    cv_store_bind_static(stmt, 3, card->scorecard_id);
+    cv_store_bind_static(stmt, 4, card->actor);
     if (before != NULL) {
         sqlite3_bind_int(stmt, 5, before->total);
-        cv_store_bind_text(stmt, 7, before->segment);
+        cv_store_bind_static(stmt, 7, before->segment);
     }
     sqlite3_bind_int(stmt, 6, score->total);
-    cv_store_bind_text(stmt, 8, score->segment);
+    cv_store_bind_static(stmt, 8, score->segment);
     sqlite3_bind_int(stmt, 9, score->knocked_out ? 1 : 0);
-    cv_store_bind_text(stmt, 10, score->model_version);
-    cv_store_bind_text(stmt, 11, event_id);
+    cv_store_bind_static(stmt, 10, score->model_version);
+    cv_store_bind_static(stmt, 11, event_id);
     sqlite3_bind_int64(stmt, 12, now);
     if (cv_store_step_done(stmt) != 0)
         goto out;
@@ -209,8 +212,8 @@ int scoring_store_decision(cv_store_t *store, const char *lead_id,
                " decided_at <= ?3)");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, lead_id);
-    cv_store_bind_text(stmt, 2, result);
+    cv_store_bind_static(stmt, 1, lead_id);
+    cv_store_bind_static(stmt, 2, result);
     sqlite3_bind_int64(stmt, 3, at);
     if (cv_store_step_done(stmt) != 0)
         return -1;

@@ -466,6 +466,55 @@ static void test_knockout_inn_and_competitor(void **state)
     assert_null(m);
 }
 
+/* A text with several spam markers names the first of them in the
+ * rule's list, not the first in the text; case does not matter (Latin
+ * or Cyrillic), and a marker too long to keep folded still matches. */
+static void test_spam_markers_in_list_order(void **state)
+{
+    (void)state;
+    cv_scoring_model_t *m = model_with(
+        "",
+        "  - name: spam_words\n"
+        "    kind: spam_markers\n"
+        "    fields: [name, message]\n"
+        "    list:\n"
+        "      - free money\n"
+        "      - limited offer for the first hundred visitors of our "
+        "partner site only\n"
+        "      - casino\n"
+        "      - ставки на спорт\n"
+        "    reason: \"spam marker '{match}' in {field}\"\n",
+        NO_RULES, NO_RULES);
+    Conveyor__Lead lead = good_lead();
+    cv_scoring_result_t r;
+    cv_scoring_score(m, &lead, &r);
+    assert_false(r.knocked_out);
+
+    lead.message = "CASINO night tonight: Free Money for everyone";
+    cv_scoring_score(m, &lead, &r);
+    assert_true(r.knocked_out);
+    assert_string_equal(r.knockout_reason,
+                        "spam marker 'free money' in message");
+    assert_string_equal(r.knockout_source, "auto:spam_words");
+
+    lead.message = "Casino! LIMITED OFFER for the first hundred visitors "
+                   "of our partner site only";
+    cv_scoring_score(m, &lead, &r);
+    assert_string_equal(r.knockout_reason,
+                        "spam marker 'limited offer for the first hundred "
+                        "visitors of our partner site only' in message");
+
+    lead.name = "Ставки На Спорт";
+    lead.message = "ставки на спор"; /* one letter short */
+    cv_scoring_score(m, &lead, &r);
+    assert_string_equal(r.knockout_reason,
+                        "spam marker 'ставки на спорт' in name");
+    lead.name = "Ivan";
+    cv_scoring_score(m, &lead, &r);
+    assert_false(r.knocked_out);
+    cv_scoring_rules_free(&m);
+}
+
 /* Thresholds come from the model, and are exact at their edges. */
 static void test_model_thresholds(void **state)
 {
@@ -747,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_communication_rules),
         cmocka_unit_test(test_to_proto),
         cmocka_unit_test(test_knockout_inn_and_competitor),
+        cmocka_unit_test(test_spam_markers_in_list_order),
         cmocka_unit_test(test_model_thresholds),
         cmocka_unit_test(test_rule_chain),
         cmocka_unit_test(test_two_people_latest_wins),
