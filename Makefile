@@ -136,6 +136,12 @@ $(BUILD)/tests/test_notifier_%: $(BUILD)/obj/tests/unit/test_notifier_%.o $(NOTI
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# ... and so are intake's
+INTAKE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out services/intake/main.c,$(wildcard services/intake/*.c)))
+$(BUILD)/tests/test_intake_%: $(BUILD)/obj/tests/unit/test_intake_%.o $(INTAKE_OBJ) $(LIBCONVEYOR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

@@ -295,12 +295,16 @@ static int intake_api_check_spam(intake_api_t *self, intake_lead_t *lead)
  * the request until it is committed. With an idempotency key, the reply is
  * kept under it and `hash_a`+`hash_b` say what counts as the same request
  * (a channel event passes its own id: the same event is the same request
- * whatever the body). Frees the item on failure. */
+ * whatever the body). `borrowed`: they live in the request (its type and
+ * body), which stays until the reply: they get a fingerprint, and are
+ * kept to compare with a SHA-256 stored before fingerprints; otherwise
+ * (a channel's event id, a few bytes) they get a SHA-256 as before.
+ * Frees the item on failure. */
 static void intake_api_submit(intake_api_t *self, cv_http_request_t *req,
                               intake_pending_t *item, const char *source,
                               const char *idempotency_key, const void *hash_a,
                               size_t a_size, const void *hash_b,
-                              size_t b_size)
+                              size_t b_size, bool borrowed)
 {
     item->req = req;
     item->sub.lead.api_source = strdup(source);
@@ -319,8 +323,16 @@ static void intake_api_submit(intake_api_t *self, cv_http_request_t *req,
         return;
     }
     /* without a key the hash is never looked at */
-    if (idempotency_key != NULL)
+    if (idempotency_key != NULL && borrowed) {
+        intake_fingerprint(hash_a, a_size, hash_b, b_size,
+                           item->sub.body_hash);
+        item->sub.hashed_a = hash_a;
+        item->sub.hashed_a_size = a_size;
+        item->sub.hashed_b = hash_b;
+        item->sub.hashed_b_size = b_size;
+    } else if (idempotency_key != NULL) {
         cv_sha256_hex(hash_a, a_size, hash_b, b_size, item->sub.body_hash);
+    }
     cv_http_suspend(req);
     if (intake_queue_push(self->queue, item) != 0) {
         /* shutting down: answer here, and undo the suspend */
@@ -367,7 +379,7 @@ static void intake_api_post_lead(intake_api_t *self, cv_http_request_t *req)
      * different request */
     intake_api_submit(self, req, item, source, idempotency_key, media_type,
                       strlen(media_type) + 1, cv_http_body(req),
-                      cv_http_body_size(req));
+                      cv_http_body_size(req), true);
 }
 
 /* POST /v1/channels/{phone,telegram,email}: the channel's body becomes a
@@ -459,7 +471,7 @@ static void intake_api_post_channel(intake_api_t *self, cv_http_request_t *req,
     }
     item->sub.lead.call_back = event.urgent_callback;
     intake_api_submit(self, req, item, source, event.event_key, "event", 6,
-                      event.event_key, strlen(event.event_key));
+                      event.event_key, strlen(event.event_key), false);
     intake_channel_event_clear(&event);
 }
 

@@ -331,8 +331,8 @@ static void intake_import_reply(const intake_import_t *batch, int imported,
     cv_jsonw_append(b, "]}");
 }
 
-int intake_import_store(cv_bus_t *bus, intake_import_t *batch,
-                        intake_outcome_t *outcome)
+int intake_import_store(cv_bus_t *bus, intake_seen_t *seen,
+                        intake_import_t *batch, intake_outcome_t *outcome)
 {
     cv_store_t *store = cv_bus_store(bus);
     memset(outcome, 0, sizeof(*outcome));
@@ -344,7 +344,8 @@ int intake_import_store(cv_bus_t *bus, intake_import_t *batch,
     savepoint = true;
     int found = intake_store_idempotency_lookup(store, batch->api_source,
                                                 batch->idempotency_key,
-                                                batch->body_hash, outcome);
+                                                batch->body_hash, NULL,
+                                                outcome);
     if (found < 0)
         goto fail;
     if (found == 1) {
@@ -362,8 +363,8 @@ int intake_import_store(cv_bus_t *bus, intake_import_t *batch,
             rejected++;
             continue;
         }
-        if (intake_store_match(store, &row->sub, &row->write) != 0 ||
-            intake_store_write(store, &row->sub, &row->write) != 0)
+        if (intake_store_match(store, seen, &row->sub, &row->write) != 0 ||
+            intake_store_write(store, seen, &row->sub, &row->write) != 0)
             goto fail;
         if (row->write.merged)
             merged++;

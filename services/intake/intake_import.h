@@ -53,11 +53,11 @@ int intake_import_post(intake_queue_t *queue, cv_http_request_t *req,
 
 /* Bus thread, inside the turn's transaction: stores the batch and fills
  * `outcome` with its reply (200, a replay, 422 for a reused key, or 503
- * when it could not be stored: then nothing of it was). Returns 0, or -1
- * when the whole turn must be rolled back (an event could not be
- * written). */
-int intake_import_store(cv_bus_t *bus, intake_import_t *batch,
-                        intake_outcome_t *outcome);
+ * when it could not be stored: then nothing of it was). `seen` as for
+ * intake_store_match (may be NULL). Returns 0, or -1 when the whole turn
+ * must be rolled back (an event could not be written). */
+int intake_import_store(cv_bus_t *bus, intake_seen_t *seen,
+                        intake_import_t *batch, intake_outcome_t *outcome);
 
 /* NULL-safe; nulls *self_p. */
 void intake_import_destroy(intake_import_t **self_p);

@@ -92,8 +92,11 @@ static int intake_fail(intake_error_t *error, int status, const char *code,
 /* Index of an API text field, or -1. */
 static int intake_field_index(const char *name)
 {
+    /* the first byte first: a call per field and per name was a sixth of
+     * reading the usual body */
     for (size_t i = 0; i < INTAKE_API_FIELDS; i++) {
-        if (strcmp(intake_lead_text_fields[i].name, name) == 0)
+        const char *field = intake_lead_text_fields[i].name;
+        if (field[0] == name[0] && strcmp(field, name) == 0)
             return (int)i;
     }
     return -1;

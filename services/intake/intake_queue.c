@@ -28,6 +28,9 @@ struct intake_queue {
     int batch_max;               /* leads per transaction */
     int linger_ms;               /* at most one batch stored this often */
     intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
+    intake_seen_t *seen;         /* contact keys stored, a filter that
+                                    spares a new person's look-up (bus
+                                    thread only; owned) */
     bool stage_failed;           /* a lead of this turn could not be
                                     staged (bus thread only) */
     int64_t next_prune_ms;       /* when old idempotency rows go next */
@@ -62,6 +65,14 @@ intake_queue_t *intake_queue_new(int batch_max, int linger_ms)
         free(self);
         return NULL;
     }
+    self->seen = intake_seen_new();
+    if (self->seen == NULL) {
+        cv_error("out of memory making the intake queue");
+        close(self->fd);
+        pthread_mutex_destroy(&self->lock);
+        free(self);
+        return NULL;
+    }
     self->batch_max = batch_max > 0 ? batch_max : 256;
     self->linger_ms = linger_ms > 0 ? linger_ms : 0;
     self->accepted = cv_metrics_counter("conveyor_intake_leads_accepted_total",
@@ -88,6 +99,7 @@ void intake_queue_destroy(intake_queue_t **self_p)
     intake_queue_close(self);
     close(self->fd);
     pthread_mutex_destroy(&self->lock);
+    intake_seen_destroy(&self->seen);
     free(self);
     *self_p = NULL;
 }
@@ -117,9 +129,15 @@ int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
          * write(2) to the eventfd), or one that fills a batch: a lead
          * behind others is taken with them, since the bus drains the
          * eventfd before it takes the queue and wakes itself again when
-         * it leaves leads behind (intake_queue_work). While pacing it also
-         * wakes by itself when the batch is due (next_due). */
-        wake = self->waiting == 1 || self->waiting >= self->batch_max;
+         * it leaves leads behind (intake_queue_work). While pacing, a lead
+         * that comes within linger_ms of the last batch wakes nobody: the
+         * bus already sleeps at most until then (next_due), and waking it
+         * earlier only cost a turn with an empty transaction per batch. */
+        bool paced = self->linger_ms > 0 &&
+                     cv_clock_monotonic_ms() - self->last_take_ms <
+                         self->linger_ms;
+        wake = (self->waiting == 1 && !paced) ||
+               self->waiting >= self->batch_max;
     }
     pthread_mutex_unlock(&self->lock);
     if (closed)
@@ -196,12 +214,13 @@ static int intake_queue_store_leads(intake_queue_t *self, cv_bus_t *bus,
     cv_store_t *store = cv_bus_store(bus);
     for (intake_pending_t *p = first; p != stop; p = p->next) {
         if (p->isolate) {
-            if (intake_store_accept(bus, &p->sub, &p->outcome) != 0)
+            if (intake_store_accept(bus, self->seen, &p->sub,
+                                    &p->outcome) != 0)
                 return -1;
             continue;
         }
-        if (intake_store_stage(store, &p->sub, &p->outcome, &p->write) !=
-            0) {
+        if (intake_store_stage(store, self->seen, &p->sub, &p->outcome,
+                               &p->write) != 0) {
             self->stage_failed = true;
             return -1;
         }
@@ -276,7 +295,8 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
             return -1;
         if (p == NULL)
             break;
-        if (intake_import_store(bus, p->batch, &p->outcome) != 0)
+        if (intake_import_store(bus, self->seen, p->batch, &p->outcome) !=
+            0)
             return -1;
         run = p->next;
     }
@@ -289,13 +309,19 @@ static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
     intake_queue_t *self = arg;
     int64_t due = self->next_prune_ms;
     if (self->linger_ms > 0) {
-        /* the pacing deadline is monotonic; next_due speaks conveyor time */
-        int64_t paced =
-            cv_clock_now_at_monotonic(self->last_take_ms + self->linger_ms);
+        /* The end of the pacing window, while leads wait, and also while
+         * it is still ahead with none waiting: a lead pushed before then
+         * does not wake the bus (intake_queue_push), so its sleep must end
+         * by then. Once the window is over with nothing waiting, nothing
+         * is due (no empty turn). */
         pthread_mutex_lock(&self->lock);
-        if (self->waiting > 0 && paced < due)
-            due = paced;
+        int64_t end = self->last_take_ms + self->linger_ms;
+        bool pending = self->waiting > 0 || cv_clock_monotonic_ms() < end;
         pthread_mutex_unlock(&self->lock);
+        /* the pacing deadline is monotonic; next_due speaks conveyor time */
+        int64_t paced = cv_clock_now_at_monotonic(end);
+        if (pending && paced < due)
+            due = paced;
     }
     return due;
 }

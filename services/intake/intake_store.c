@@ -1,6 +1,7 @@
 /* intake_store: leads, contact keys, arrivals and idempotency replies. */
 #include "intake_store.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,8 +267,78 @@ int intake_store_savepoint(cv_store_t *store, const char *sql)
     return stmt != NULL ? cv_store_step_done(stmt) : -1;
 }
 
+/* A 64-bit word of `p` (any alignment), little-endian as on x86. */
+static uint64_t intake_word(const unsigned char *p, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    return w;
+}
+
+static uint64_t intake_fmix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Folds `size` bytes into the two lanes, a word at a time. */
+static void intake_fingerprint_part(uint64_t lane[2], const void *data,
+                                    size_t size)
+{
+    const unsigned char *p = data;
+    lane[0] ^= intake_fmix(size + 0x9e3779b97f4a7c15ull);
+    lane[1] ^= intake_fmix(size ^ 0x243f6a8885a308d3ull);
+    while (size > 0) {
+        size_t n = size < 8 ? size : 8;
+        uint64_t w = intake_word(p, n);
+        lane[0] ^= w * 0x87c37b91114253d5ull;
+        lane[0] = ((lane[0] << 31) | (lane[0] >> 33)) * 0x4cf5ad432745937full;
+        lane[1] += w ^ lane[0];
+        lane[1] = ((lane[1] << 27) | (lane[1] >> 37)) * 0x52dce729ull +
+                  0x38495ab5ull;
+        p += n;
+        size -= n;
+    }
+}
+
+void intake_fingerprint(const void *a, size_t a_size, const void *b,
+                        size_t b_size, char hex[CV_SHA256_HEX])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint64_t lane[2] = {0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull};
+    intake_fingerprint_part(lane, a, a_size);
+    intake_fingerprint_part(lane, b, b_size);
+    uint64_t h[2] = {intake_fmix(lane[0] + lane[1]),
+                     intake_fmix(lane[1] ^ (lane[0] >> 7))};
+    size_t at = strlen(INTAKE_FINGERPRINT_PREFIX);
+    memcpy(hex, INTAKE_FINGERPRINT_PREFIX, at);
+    for (int i = 0; i < 2; i++)
+        for (int shift = 60; shift >= 0; shift -= 4)
+            hex[at++] = digits[(h[i] >> shift) & 0xf];
+    hex[at] = '\0';
+}
+
+/* Whether `stored`, a SHA-256 hex kept before fingerprints, is the hash of
+ * what `sub` borrowed from its request. */
+static bool intake_same_as_sha256(const char *stored,
+                                  const intake_submission_t *sub)
+{
+    char sha[CV_SHA256_HEX];
+    if (sub == NULL || sub->hashed_b == NULL ||
+        strlen(stored) != CV_SHA256_HEX - 1)
+        return false;
+    cv_sha256_hex(sub->hashed_a, sub->hashed_a_size, sub->hashed_b,
+                  sub->hashed_b_size, sha);
+    return strcmp(sha, stored) == 0;
+}
+
 int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
                                     const char *key, const char *body_hash,
+                                    const intake_submission_t *sub,
                                     intake_outcome_t *outcome)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -289,7 +360,8 @@ int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
         return -1;
     }
     const char *hash = (const char *)sqlite3_column_text(stmt, 0);
-    bool same = hash != NULL && strcmp(hash, body_hash) == 0;
+    bool same = hash != NULL && (strcmp(hash, body_hash) == 0 ||
+                                 intake_same_as_sha256(hash, sub));
     memset(outcome, 0, sizeof(*outcome));
     if (same) {
         const char *reply = (const char *)sqlite3_column_text(stmt, 2);
@@ -308,12 +380,13 @@ int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
 
 /* The earlier reply to (source, key), which exists: a replay of it when
  * the body is the same, 422 when not. 0 with the outcome filled, or -1. */
-static int intake_idempotency_replay(cv_store_t *store, const char *source,
-                                     const char *key, const char *body_hash,
+static int intake_idempotency_replay(cv_store_t *store,
+                                     const intake_submission_t *sub,
                                      intake_outcome_t *outcome)
 {
-    int found = intake_store_idempotency_lookup(store, source, key,
-                                                body_hash, outcome);
+    int found = intake_store_idempotency_lookup(
+        store, sub->lead.api_source, sub->idempotency_key, sub->body_hash,
+        sub, outcome);
     if (found == 0)
         cv_error("cannot read idempotency keys in '%s': the row went "
                  "missing", cv_store_path(store));
@@ -356,13 +429,45 @@ typedef struct {
     char decided_owner[CV_ID_SIZE + 16]; /* its owner, "" when unknown */
 } intake_match_t;
 
+/* The kinds of contact key, and a lead's value of each (NULL: none). */
+static const char *const intake_key_kinds[] = {"phone", "email", "telegram",
+                                               "inn"};
+
+static void intake_key_values(const intake_lead_t *lead, const char *values[4])
+{
+    values[0] = lead->phone;
+    values[1] = lead->email;
+    values[2] = lead->telegram;
+    values[3] = lead->inn;
+}
+
+/* Whether `seen` knows that none of `lead`'s contacts was ever stored, so
+ * that the look-up would find nothing (intake_seen.h). */
+static bool intake_surely_new(intake_seen_t *seen, cv_store_t *store,
+                              const intake_lead_t *lead)
+{
+    const char *values[4];
+    if (!intake_seen_ready(seen, store))
+        return false;
+    intake_key_values(lead, values);
+    for (size_t i = 0; i < 4; i++) {
+        if (values[i] != NULL &&
+            intake_seen_maybe(seen, intake_key_kinds[i], values[i]))
+            return false;
+    }
+    return true;
+}
+
 /* Looks up the leads that own one of `lead`'s contacts. When a contact
  * names two open leads (a form's email and a call's number, say), the
  * first one the person made keeps the history. */
-static int intake_find_existing(cv_store_t *store, const intake_lead_t *lead,
+static int intake_find_existing(cv_store_t *store, intake_seen_t *seen,
+                                const intake_lead_t *lead,
                                 intake_match_t *match)
 {
     memset(match, 0, sizeof(*match));
+    if (intake_surely_new(seen, store, lead))
+        return 0; /* the usual new person: no statement at all */
     sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_find);
     if (stmt == NULL)
         return -1;
@@ -393,22 +498,24 @@ static int intake_find_existing(cv_store_t *store, const intake_lead_t *lead,
     return 0;
 }
 
-static int intake_put_keys(cv_store_t *store, const intake_lead_t *lead)
+static int intake_put_keys(cv_store_t *store, intake_seen_t *seen,
+                           const intake_lead_t *lead)
 {
-    const char *kinds[] = {"phone", "email", "telegram", "inn"};
-    const char *values[] = {lead->phone, lead->email, lead->telegram,
-                            lead->inn};
+    const char *values[4];
+    intake_key_values(lead, values);
     for (size_t i = 0; i < 4; i++) {
         if (values[i] == NULL)
             continue;
         sqlite3_stmt *stmt = cv_store_prepare(store, intake_sql_key);
         if (stmt == NULL)
             return -1;
-        cv_store_bind_static(stmt, 1, kinds[i]);
+        cv_store_bind_static(stmt, 1, intake_key_kinds[i]);
         cv_store_bind_static(stmt, 2, values[i]);
         cv_store_bind_static(stmt, 3, lead->lead_id);
         if (cv_store_step_done(stmt) != 0)
             return -1;
+        /* before the commit, so the next lead of this turn is looked up */
+        intake_seen_add(seen, intake_key_kinds[i], values[i]);
     }
     return 0;
 }
@@ -588,8 +695,8 @@ static int intake_set_text(char **field, const char *text)
     return 0;
 }
 
-int intake_store_match(cv_store_t *store, intake_submission_t *sub,
-                       intake_write_t *w)
+int intake_store_match(cv_store_t *store, intake_seen_t *seen,
+                       intake_submission_t *sub, intake_write_t *w)
 {
     intake_lead_t *lead = &sub->lead;
     memset(w, 0, sizeof(*w));
@@ -597,7 +704,7 @@ int intake_store_match(cv_store_t *store, intake_submission_t *sub,
     if (lead->spam_reason != NULL)
         return 0;
     intake_match_t match;
-    if (intake_find_existing(store, lead, &match) != 0)
+    if (intake_find_existing(store, seen, lead, &match) != 0)
         return -1;
     if (match.open_id[0] == '\0') {
         /* a person whose earlier lead was won or lost: a new lead that
@@ -624,8 +731,8 @@ int intake_store_match(cv_store_t *store, intake_submission_t *sub,
     return 0;
 }
 
-int intake_store_write(cv_store_t *store, intake_submission_t *sub,
-                       intake_write_t *w)
+int intake_store_write(cv_store_t *store, intake_seen_t *seen,
+                       intake_submission_t *sub, intake_write_t *w)
 {
     intake_lead_t *lead = &sub->lead;
     if (w->merged) {
@@ -634,7 +741,8 @@ int intake_store_write(cv_store_t *store, intake_submission_t *sub,
     } else if (intake_insert_lead(store, lead) != 0) {
         return -1;
     }
-    if ((lead->spam_reason == NULL && intake_put_keys(store, lead) != 0) ||
+    if ((lead->spam_reason == NULL &&
+         intake_put_keys(store, seen, lead) != 0) ||
         intake_insert_arrival(store, sub, w->merged) != 0)
         return -1;
     return 0;
@@ -647,12 +755,13 @@ int intake_store_emit(cv_bus_t *bus, const intake_submission_t *sub,
                        w->merged);
 }
 
-int intake_store_stage(cv_store_t *store, intake_submission_t *sub,
-                       intake_outcome_t *outcome, intake_write_t *w)
+int intake_store_stage(cv_store_t *store, intake_seen_t *seen,
+                       intake_submission_t *sub, intake_outcome_t *outcome,
+                       intake_write_t *w)
 {
     intake_lead_t *lead = &sub->lead;
     memset(outcome, 0, sizeof(*outcome));
-    if (intake_store_match(store, sub, w) != 0)
+    if (intake_store_match(store, seen, sub, w) != 0)
         return -1;
     if (intake_accepted_reply(outcome, lead->lead_id, w->merged) != 0)
         return -1;
@@ -667,11 +776,9 @@ int intake_store_stage(cv_store_t *store, intake_submission_t *sub,
         if (put < 0)
             return -1;
         if (put == 0) /* the earlier reply, neither created nor merged */
-            return intake_idempotency_replay(store, lead->api_source,
-                                             sub->idempotency_key,
-                                             sub->body_hash, outcome);
+            return intake_idempotency_replay(store, sub, outcome);
     }
-    return intake_store_write(store, sub, w);
+    return intake_store_write(store, seen, sub, w);
 }
 
 void intake_store_unstage(intake_submission_t *sub, intake_write_t *w,
@@ -694,8 +801,8 @@ void intake_store_unstage(intake_submission_t *sub, intake_write_t *w,
     intake_outcome_clear(outcome);
 }
 
-int intake_store_accept(cv_bus_t *bus, intake_submission_t *sub,
-                        intake_outcome_t *outcome)
+int intake_store_accept(cv_bus_t *bus, intake_seen_t *seen,
+                        intake_submission_t *sub, intake_outcome_t *outcome)
 {
     cv_store_t *store = cv_bus_store(bus);
     intake_write_t w = {0};
@@ -703,7 +810,7 @@ int intake_store_accept(cv_bus_t *bus, intake_submission_t *sub,
     if (intake_store_savepoint(store, "SAVEPOINT intake_lead") != 0)
         goto fail;
     savepoint = true;
-    if (intake_store_stage(store, sub, outcome, &w) != 0)
+    if (intake_store_stage(store, seen, sub, outcome, &w) != 0)
         goto fail;
     if (intake_store_savepoint(store, "RELEASE intake_lead") != 0)
         goto fail;

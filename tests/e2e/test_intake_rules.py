@@ -9,7 +9,11 @@ returning client (the old lead stays closed). When intake cannot write its
 database (the disk is full) it answers 503, and nothing of that lead is
 stored anywhere; once there is room again, leads flow as before."""
 
+import hashlib
+import json
 import os
+import sqlite3
+import threading
 import time
 
 from conveyor import (ConveyorCase, HarnessError, build_dir, owner_id, poll,
@@ -200,3 +204,111 @@ class DiskFull(ConveyorCase):
         self.assertIn(before["lead_id"], ids)
         self.assertIn(after["lead_id"], ids)
         self.assertEqual(len(ids), 2, ids)
+
+
+class PacedBatches(ConveyorCase):
+    """With batch_linger_ms, intake stores at most one batch per window:
+    a lead after a quiet spell is stored at once, and leads that come
+    within the window of the last batch wait for its end, no longer. They
+    do not wake the bus early (that cost an empty transaction per batch);
+    its sleep is bounded by the window instead. Heartbeats are slowed down
+    and the batch before the window is a replay (no event, so no
+    acknowledgement comes back), so that nothing else would wake a bus that
+    overslept."""
+
+    SALES = ("sales-paced",)
+    EXTRA_ENV = {"CONVEYOR_BATCH_LINGER_MS": "300",
+                 "CONVEYOR_HEARTBEAT_MS": "4000"}
+
+    def timed_accept(self, tag):
+        started = time.monotonic()
+        reply = self.cv.accept_lead(self.new_lead(tag))
+        return reply, time.monotonic() - started
+
+    def test_leads_in_the_window_wait_for_its_end_and_no_longer(self):
+        seed = self.new_lead("paced-seed")
+        key = "paced-%d-%d" % (os.getpid(), time.monotonic_ns())
+        stored = self.cv.accept_lead(seed, idempotency_key=key)
+        for attempt in range(3):
+            time.sleep(1.0)  # a quiet spell: the next batch goes at once
+            started = time.monotonic()
+            again = self.cv.post_lead(seed, idempotency_key=key)
+            self.assertEqual(again.status, 202, again)
+            self.assertEqual(again.json, stored)
+            self.assertLess(time.monotonic() - started, 1.5,
+                            "stored at once after a pause")
+            # right behind it, inside its window
+            second, second_s = self.timed_accept("paced-second")
+            # pushed a few ms after the replay's batch: it waits for the
+            # end of that batch's 300 ms window, and no longer
+            self.assertGreater(second_s, 0.15, "paced behind the replay")
+            self.assertLess(second_s, 1.5, "waits for the window, no more")
+            self.assertIsNone(second["duplicate_of"], second)
+        # a burst shares the windows and every lead of it is answered
+        replies = []
+
+        def post(i):
+            replies.append(self.timed_accept("paced-burst-%d" % i))
+
+        threads = [threading.Thread(target=post, args=(i,))
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(replies), 8)
+        self.assertEqual(len({r["lead_id"] for r, _ in replies}), 8)
+        self.assertLess(max(s for _, s in replies), 2.5, replies)
+        self.wait_assigned(replies[0][0]["lead_id"])
+
+
+class IdempotencyAcrossUpgrade(ConveyorCase):
+    """Intake keeps a fingerprint of each Idempotency-Key's body (cheaper
+    than the SHA-256 it kept before). A reply stored by an older intake,
+    with a SHA-256 of the media type and body, still answers a retry of
+    the same body, and still refuses another body."""
+
+    SALES = ("sales-upgrade",)
+
+    def test_reply_stored_with_a_sha256_is_still_replayed(self):
+        key = "upgrade-%d-%d" % (os.getpid(), time.monotonic_ns())
+        body = json.dumps(self.new_lead("upgrade")).encode("utf-8")
+        headers = {"Content-Type": "application/json",
+                   "Idempotency-Key": key}
+        first = self.cv.intake("POST", "/v1/leads", body, headers)
+        self.assertEqual(first.status, 202, first)
+        path = os.path.join(self.cv.data_dir, "intake.db")
+        db = sqlite3.connect(path, timeout=10)
+        try:
+            stored = db.execute("SELECT body_hash FROM idempotency"
+                                " WHERE key = ?", (key,)).fetchall()
+            self.assertEqual(len(stored), 1, stored)
+            self.assertTrue(stored[0][0].startswith("f1:"), stored)
+            # what an intake before fingerprints kept for this request
+            legacy = hashlib.sha256(b"application/json\x00" + body)
+            with db:
+                db.execute("UPDATE idempotency SET body_hash = ?"
+                           " WHERE key = ?", (legacy.hexdigest(), key))
+        finally:
+            db.close()
+        again = self.cv.intake("POST", "/v1/leads", body, headers)
+        self.assertEqual(again.status, 202, again)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(again.json, first.json)
+        other = self.cv.intake("POST", "/v1/leads",
+                               body.replace(b"CRM", b"ERP"), headers)
+        self.assertEqual(other.status, 422, other)
+        self.assertEqual(other.json.get("error"), "idempotency_key_reused")
+        # and a fingerprinted reply answers its retries as well
+        key2 = key + "-new"
+        headers2 = dict(headers, **{"Idempotency-Key": key2})
+        made = self.cv.intake("POST", "/v1/leads",
+                              body.replace(b"upgrade", b"fresh"), headers2)
+        self.assertEqual(made.status, 202, made)
+        self.assertIsNone(made.json["duplicate_of"], made.json)
+        replay = self.cv.intake("POST", "/v1/leads",
+                                body.replace(b"upgrade", b"fresh"), headers2)
+        self.assertEqual(replay.json, made.json)
+        self.assertEqual(replay.headers.get("idempotent-replayed"), "true")
+        changed = self.cv.intake("POST", "/v1/leads", body, headers2)
+        self.assertEqual(changed.status, 422, changed)
