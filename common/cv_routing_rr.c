@@ -58,35 +58,56 @@ typedef struct {
     bool passed;     /* a member given now has this id */
 } rr_line_t;
 
-/* The pool's state row, as a malloc'd text ("" when the pool has none);
- * NULL on error (logged). */
-static char *rr_state_read(cv_store_t *store, const char *pool)
+/* A pool's state as read for one decision: the row's text and its lines
+ * (pointing into it). A usual pool (a few people) fits the local arrays:
+ * this runs for every lead routed, so it allocates nothing then. */
+#define RR_LOCAL_TEXT 2048
+#define RR_LOCAL_LINES 64
+typedef struct {
+    char local_text[RR_LOCAL_TEXT];   /* the text when it fits */
+    char *text;                       /* local_text or malloc'd */
+    rr_line_t local_lines[RR_LOCAL_LINES]; /* the lines when they fit */
+    rr_line_t *lines;                 /* local_lines or malloc'd */
+    size_t count;                     /* lines in use */
+    size_t cap;                       /* lines allocated */
+    bool found;                       /* the pool has a row */
+} rr_state_t;
+
+static void rr_state_free(rr_state_t *st)
 {
-    sqlite3_stmt *stmt =
-        cv_store_prepare(store, "SELECT state FROM rr_pools WHERE pool = ?");
-    if (stmt == NULL)
-        return NULL;
-    cv_store_bind_text(stmt, 1, pool);
-    int rc = cv_store_step_row(stmt);
-    if (rc < 0)
-        return NULL;
-    char *text = rc == 0 ? cv_store_column_dup(stmt, 0, NULL) : strdup("");
-    if (rc == 0)
-        sqlite3_reset(stmt);
-    if (text == NULL)
-        cv_error("cannot read the round-robin state of '%s': out of memory",
-                 pool);
-    return text;
+    if (st->text != st->local_text)
+        free(st->text);
+    if (st->lines != st->local_lines)
+        free(st->lines);
 }
 
-/* Splits `text` into lines; *lines is malloc'd (NULL when none). 0 or -1
- * when out of memory. A line that does not read is skipped. */
-static int rr_state_parse(const char *text, rr_line_t **lines, size_t *count)
+/* Appends a line; 0 or -1 when out of memory. */
+static int rr_line_push(rr_state_t *st, rr_line_t line)
 {
-    *lines = NULL;
-    *count = 0;
-    size_t cap = 0;
-    for (const char *p = text; *p != '\0';) {
+    if (st->count == st->cap) {
+        size_t cap = st->cap * 2;
+        rr_line_t *grown;
+        if (st->lines == st->local_lines) {
+            grown = malloc(cap * sizeof(*grown));
+            if (grown != NULL)
+                memcpy(grown, st->lines, st->count * sizeof(*grown));
+        } else {
+            grown = realloc(st->lines, cap * sizeof(*grown));
+        }
+        if (grown == NULL)
+            return -1;
+        st->lines = grown;
+        st->cap = cap;
+    }
+    st->lines[st->count++] = line;
+    return 0;
+}
+
+/* Splits st->text into lines. 0 or -1 when out of memory. A line that
+ * does not read is skipped. */
+static int rr_state_parse(rr_state_t *st)
+{
+    for (const char *p = st->text; *p != '\0';) {
         const char *end = strchr(p, '\n');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
         const char *space = memchr(p, ' ', len);
@@ -99,30 +120,58 @@ static int rr_state_parse(const char *text, rr_line_t **lines, size_t *count)
                 number[digits] = '\0';
                 errno = 0;
                 long long value = strtoll(number, &stop, 10);
-                if (errno == 0 && stop == number + digits) {
-                    if (*count == cap) {
-                        cap = cap ? cap * 2 : 16;
-                        rr_line_t *grown = realloc(*lines, cap * sizeof(*grown));
-                        if (grown == NULL) {
-                            free(*lines);
-                            *lines = NULL;
-                            *count = 0;
-                            return -1;
-                        }
-                        *lines = grown;
-                    }
-                    (*lines)[(*count)++] = (rr_line_t){
-                        .id = space + 1,
-                        .length = len - digits - 1,
-                        .current = value,
-                    };
-                }
+                if (errno == 0 && stop == number + digits &&
+                    rr_line_push(st, (rr_line_t){
+                                         .id = space + 1,
+                                         .length = len - digits - 1,
+                                         .current = value,
+                                     }) != 0)
+                    return -1;
             }
         }
         p += len;
         if (*p == '\n')
             p++;
     }
+    return 0;
+}
+
+/* Reads and parses the pool's state row ("" when the pool has none).
+ * 0 or -1 (logged); rr_state_free after either. */
+static int rr_state_read(cv_store_t *store, const char *pool, rr_state_t *st)
+{
+    st->text = st->local_text;
+    st->text[0] = '\0';
+    st->lines = st->local_lines;
+    st->count = 0;
+    st->cap = RR_LOCAL_LINES;
+    st->found = false;
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT state FROM rr_pools WHERE pool = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_static(stmt, 1, pool);
+    int rc = cv_store_step_row(stmt);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        st->found = true;
+        const unsigned char *text = sqlite3_column_text(stmt, 0);
+        size_t size = (size_t)sqlite3_column_bytes(stmt, 0);
+        if (size >= sizeof(st->local_text))
+            st->text = malloc(size + 1);
+        if (st->text != NULL && text != NULL) {
+            memcpy(st->text, text, size);
+            st->text[size] = '\0';
+        } else if (st->text != NULL) {
+            st->text[0] = '\0';
+        }
+        sqlite3_reset(stmt);
+    }
+    if (st->text == NULL || rr_state_parse(st) != 0)
+        return cv_error("cannot read the round-robin state of '%s': out of "
+                        "memory",
+                        pool);
     return 0;
 }
 
@@ -142,120 +191,129 @@ static rr_line_t *rr_line_find(rr_line_t *lines, size_t count, const char *id,
     return NULL;
 }
 
-/* Sets each member's current from `text` (0 for one not in it). */
-static int rr_state_apply(const char *text, const char *pool,
-                          cv_routing_rr_member_t *members, size_t count)
+/* Sets each member's current from the state (0 for one not in it) and
+ * marks the lines of the members passed. */
+static void rr_state_apply(rr_state_t *st, cv_routing_rr_member_t *members,
+                           size_t count)
 {
-    rr_line_t *lines = NULL;
-    size_t n = 0, hint = 0;
-    if (rr_state_parse(text, &lines, &n) != 0)
-        return cv_error("cannot read the round-robin state of '%s': out of "
-                        "memory",
-                        pool);
+    size_t hint = 0;
     for (size_t i = 0; i < count; i++) {
-        rr_line_t *line = rr_line_find(lines, n, members[i].id, &hint);
-        members[i].current = line != NULL ? line->current : 0;
-    }
-    free(lines);
-    return 0;
-}
-
-/* Appends "current id\n" to buf (grown as needed). 0 or -1. */
-static int rr_buf_add(char **buf, size_t *used, size_t *cap, int64_t current,
-                      const char *id, size_t id_len)
-{
-    size_t need = *used + 24 + id_len + 2;
-    if (need > *cap) {
-        size_t grown_cap = *cap ? *cap : 256;
-        while (grown_cap < need)
-            grown_cap *= 2;
-        char *grown = realloc(*buf, grown_cap);
-        if (grown == NULL)
-            return -1;
-        *buf = grown;
-        *cap = grown_cap;
-    }
-    int n = snprintf(*buf + *used, *cap - *used, "%lld ", (long long)current);
-    *used += (size_t)n;
-    memcpy(*buf + *used, id, id_len);
-    *used += id_len;
-    (*buf)[(*used)++] = '\n';
-    (*buf)[*used] = '\0';
-    return 0;
-}
-
-/* Writes the members' state over `old` (the row as it was): the members
- * first, in their order, then the lines of those not passed now. */
-static int rr_state_write(cv_store_t *store, const char *pool, const char *old,
-                          const cv_routing_rr_member_t *members, size_t count)
-{
-    rr_line_t *lines = NULL;
-    size_t n = 0, hint = 0;
-    char *buf = NULL;
-    size_t used = 0, cap = 0;
-    int rc = -1;
-    if (rr_state_parse(old, &lines, &n) != 0)
-        goto oom;
-    for (size_t i = 0; i < count; i++) {
-        const char *id = members[i].id;
-        rr_line_t *line = rr_line_find(lines, n, id, &hint);
+        rr_line_t *line = rr_line_find(st->lines, st->count, members[i].id,
+                                       &hint);
         if (line != NULL)
             line->passed = true;
-        if (strchr(id, '\n') != NULL)
-            continue; /* would not read back as one line */
-        if (rr_buf_add(&buf, &used, &cap, members[i].current, id,
-                       strlen(id)) != 0)
-            goto oom;
+        members[i].current = line != NULL ? line->current : 0;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!lines[i].passed &&
-            rr_buf_add(&buf, &used, &cap, lines[i].current, lines[i].id,
-                       lines[i].length) != 0)
-            goto oom;
+}
+
+/* Writes "current id\n" at dst; returns the bytes written (at most
+ * 21 + id_len + 1). */
+static size_t rr_line_format(char *dst, int64_t current, const char *id,
+                             size_t id_len)
+{
+    char digits[24];
+    size_t n = 0;
+    uint64_t v = current < 0 ? 0 - (uint64_t)current : (uint64_t)current;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    size_t used = 0;
+    if (current < 0)
+        dst[used++] = '-';
+    while (n > 0)
+        dst[used++] = digits[--n];
+    dst[used++] = ' ';
+    memcpy(dst + used, id, id_len);
+    used += id_len;
+    dst[used++] = '\n';
+    return used;
+}
+
+/* Writes the members' state over the row as read (`st`, its lines
+ * marked by rr_state_apply): the members first, in their order, then
+ * the lines of those not passed now. */
+static int rr_state_write(cv_store_t *store, const char *pool,
+                          const rr_state_t *st,
+                          const cv_routing_rr_member_t *members, size_t count)
+{
+    enum { LINE_MAX_FIXED = 24 }; /* sign, 20 digits, space, newline */
+    size_t need = 1;
+    for (size_t i = 0; i < count; i++)
+        need += LINE_MAX_FIXED + strlen(members[i].id);
+    for (size_t i = 0; i < st->count; i++)
+        if (!st->lines[i].passed)
+            need += LINE_MAX_FIXED + st->lines[i].length;
+    char local[4096];
+    char *buf = need <= sizeof(local) ? local : malloc(need);
+    if (buf == NULL)
+        return cv_error("cannot save the round-robin state of '%s': out of "
+                        "memory",
+                        pool);
+    size_t used = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *id = members[i].id;
+        size_t len = strlen(id);
+        if (memchr(id, '\n', len) != NULL)
+            continue; /* would not read back as one line */
+        used += rr_line_format(buf + used, members[i].current, id, len);
+    }
+    for (size_t i = 0; i < st->count; i++)
+        if (!st->lines[i].passed)
+            used += rr_line_format(buf + used, st->lines[i].current,
+                                   st->lines[i].id, st->lines[i].length);
+    buf[used] = '\0';
+    int rc = -1;
+    /* the row read a moment ago in this transaction is updated in place
+     * (no insert attempt first); a new pool's row is inserted */
     sqlite3_stmt *stmt =
-        cv_store_prepare(store, "INSERT INTO rr_pools (pool, state)"
-                                " VALUES (?, ?) ON CONFLICT (pool)"
-                                " DO UPDATE SET state = excluded.state");
-    if (stmt == NULL)
-        goto out;
-    cv_store_bind_text(stmt, 1, pool);
-    cv_store_bind_text(stmt, 2, buf != NULL ? buf : "");
-    rc = cv_store_step_done(stmt);
-    goto out;
-oom:
-    cv_error("cannot save the round-robin state of '%s': out of memory", pool);
-out:
-    free(lines);
-    free(buf);
+        st->found
+            ? cv_store_prepare(store,
+                               "UPDATE rr_pools SET state = ?2 WHERE pool = ?1")
+            : cv_store_prepare(store, "INSERT INTO rr_pools (pool, state)"
+                                      " VALUES (?1, ?2) ON CONFLICT (pool)"
+                                      " DO UPDATE SET state = excluded.state");
+    if (stmt != NULL) {
+        cv_store_bind_static(stmt, 1, pool);
+        sqlite3_bind_text(stmt, 2, buf, (int)used, SQLITE_STATIC);
+        rc = cv_store_step_done(stmt);
+    }
+    if (buf != local)
+        free(buf);
     return rc;
 }
 
 int cv_routing_rr_load(cv_store_t *store, const char *pool,
                        cv_routing_rr_member_t *members, size_t count)
 {
-    char *text = rr_state_read(store, pool);
-    if (text == NULL)
-        return -1;
-    int rc = rr_state_apply(text, pool, members, count);
-    free(text);
+    rr_state_t *st = malloc(sizeof(*st));
+    if (st == NULL)
+        return cv_error("cannot read the round-robin state of '%s': out of "
+                        "memory",
+                        pool);
+    int rc = rr_state_read(store, pool, st);
+    if (rc == 0)
+        rr_state_apply(st, members, count);
+    rr_state_free(st);
+    free(st);
     return rc;
 }
 
 int cv_routing_rr_choose(cv_store_t *store, const char *pool,
                          cv_routing_rr_member_t *members, size_t count)
 {
-    /* one read of the row serves both the pick and the merge on save */
-    char *text = rr_state_read(store, pool);
-    if (text == NULL)
-        return -2;
+    /* one read and one parse of the row serve both the pick and the
+     * merge on save */
+    rr_state_t st;
     int chosen = -2;
-    if (rr_state_apply(text, pool, members, count) != 0)
+    if (rr_state_read(store, pool, &st) != 0)
         goto out;
+    rr_state_apply(&st, members, count);
     chosen = cv_routing_rr_pick(members, count);
-    if (chosen >= 0 && rr_state_write(store, pool, text, members, count) != 0)
+    if (chosen >= 0 && rr_state_write(store, pool, &st, members, count) != 0)
         chosen = -2;
 out:
-    free(text);
+    rr_state_free(&st);
     return chosen;
 }
 
@@ -279,13 +337,26 @@ static int rr_day_load(cv_store_t *store, const char *staff_id, const char *day,
 int cv_routing_rr_day_add(cv_store_t *store, const char *staff_id,
                           const char *day)
 {
+    /* every lead given counts here, and but the first of a person's day
+     * finds the row: update it, insert only when there was none */
     sqlite3_stmt *stmt = cv_store_prepare(
+        store, "UPDATE rr_day_load SET count = count + 1"
+               " WHERE staff_id = ? AND day = ?");
+    if (stmt == NULL)
+        return -1;
+    cv_store_bind_static(stmt, 1, staff_id);
+    cv_store_bind_static(stmt, 2, day);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    if (sqlite3_changes(cv_store_db(store)) > 0)
+        return 0;
+    stmt = cv_store_prepare(
         store, "INSERT INTO rr_day_load (staff_id, day, count) VALUES (?, ?, 1)"
                " ON CONFLICT (staff_id, day) DO UPDATE SET count = count + 1");
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, staff_id);
-    cv_store_bind_text(stmt, 2, day);
+    cv_store_bind_static(stmt, 1, staff_id);
+    cv_store_bind_static(stmt, 2, day);
     return cv_store_step_done(stmt);
 }
 

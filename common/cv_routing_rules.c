@@ -910,6 +910,25 @@ static bool why_set(char *why, size_t size, const char *fmt, ...)
     return false;
 }
 
+/* Writes the pieces one after another into why, cut as snprintf cuts:
+ * the chain asks every rule about every lead, and most say why not. */
+static bool why_join(char *why, size_t size, const char *const *parts,
+                     size_t count)
+{
+    if (why == NULL || size == 0)
+        return false;
+    size_t used = 0;
+    for (size_t i = 0; i < count && used + 1 < size; i++) {
+        size_t n = strlen(parts[i]);
+        if (n > size - 1 - used)
+            n = size - 1 - used;
+        memcpy(why + used, parts[i], n);
+        used += n;
+    }
+    why[used] = '\0';
+    return false;
+}
+
 bool cv_routing_rule_matches(const cv_routing_rule_t *rule,
                              const cv_routing_lead_t *lead, char *why,
                              size_t why_size)
@@ -929,13 +948,26 @@ bool cv_routing_rule_matches(const cv_routing_rule_t *rule,
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
         if (lists[i].list->count > 0 &&
             !cv_routing_list_has(lists[i].list, lists[i].value))
-            return why_set(why, why_size, "%s '%s' not listed", lists[i].key,
-                           lists[i].value ? lists[i].value : "none");
+            return why_join(why, why_size,
+                            (const char *const[]){
+                                lists[i].key, " '",
+                                lists[i].value ? lists[i].value : "none",
+                                "' not listed"},
+                            4);
     if (rule->tiers != 0 && (lead->tier < 1 || lead->tier > 3 ||
-                             (rule->tiers & (1u << lead->tier)) == 0))
-        return why_set(why, why_size, "tier %d does not fit", lead->tier);
+                             (rule->tiers & (1u << lead->tier)) == 0)) {
+        /* a tier is one digit (printf only for anything else) */
+        char num[16] = {(char)('0' + lead->tier), '\0'};
+        if (lead->tier < 0 || lead->tier > 9)
+            snprintf(num, sizeof(num), "%d", lead->tier);
+        return why_join(why, why_size,
+                        (const char *const[]){"tier ", num, " does not fit"},
+                        3);
+    }
     if ((rule->has_budget_min || rule->has_budget_max) && !lead->has_budget)
-        return why_set(why, why_size, "no budget for the budget range");
+        return why_join(why, why_size,
+                        (const char *const[]){"no budget for the budget range"},
+                        1);
     if (rule->has_budget_min && lead->budget < rule->budget_min)
         return why_set(why, why_size, "budget %.0f below %.0f", lead->budget,
                        rule->budget_min);
@@ -944,7 +976,8 @@ bool cv_routing_rule_matches(const cv_routing_rule_t *rule,
                        rule->budget_max);
     if ((rule->returning_only || rule->strategy == CV_ROUTING_PREVIOUS_OWNER) &&
         (lead->previous_owner == NULL || lead->previous_owner[0] == '\0'))
-        return why_set(why, why_size, "not a returning client");
+        return why_join(why, why_size,
+                        (const char *const[]){"not a returning client"}, 1);
     if (why != NULL && why_size > 0)
         snprintf(why, why_size, "matches");
     return true;

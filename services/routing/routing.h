@@ -174,6 +174,9 @@ void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void routing_trace_put(routing_trace_t *trace, const char *text);
 void routing_trace_reset(routing_trace_t *trace);
+/* Appends a number as "%lld" would (without printf's cost: the trace of
+ * every lead is built from many small pieces). */
+void routing_trace_int(routing_trace_t *trace, long long value);
 
 /* How a lead joins a person. */
 typedef struct {
@@ -204,8 +207,17 @@ int routing_owner(cv_store_t *store, const char *lead_id, char *owner,
                   size_t size);
 
 /* Keeps the newest LeadScored of a lead (explain, re-assignment, offers
- * and manual assignment read it back). 0 or -1. */
+ * and manual assignment read it back), replacing a kept one. 0 or -1. */
 int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored);
+
+/* Keeps the LeadScored of a lead not kept before; *fresh tells whether it
+ * was new (a kept lead is left as it is: routing_lead_put replaces it).
+ * Rows are never deleted from the table, and every lead that is assigned,
+ * waits in pending or has an offer has its row (migrations 8 and 9 added
+ * those of older files), so a fresh lead has none of these: the usual new
+ * lead is placed without looking them up. 0 or -1. */
+int routing_lead_insert(cv_store_t *store, const Conveyor__LeadScored *scored,
+                        bool *fresh);
 
 /* The stored LeadScored of a lead (caller frees with
  * conveyor__lead_scored__free_unpacked), NULL with *missing true when the
@@ -237,6 +249,8 @@ typedef struct {
     const char *strategy; /* LeadAssigned.strategy instead of the rule's */
     bool no_offer;        /* the caller saw no open offer of the lead in
                              this transaction: none to close */
+    bool not_pending;     /* the caller knows the lead is not waiting in
+                             pending (routing_place removes none) */
 } routing_route_opts_t;
 
 typedef struct {

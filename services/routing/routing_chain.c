@@ -71,7 +71,12 @@ typedef enum {
 
 static void copy_text(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src != NULL ? src : "");
+    size_t n = src != NULL ? strlen(src) : 0;
+    if (n >= size)
+        n = size - 1; /* cut as snprintf would */
+    if (n > 0)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* The pool a rule names, narrowed by its strategy. false (trace written)
@@ -347,13 +352,20 @@ static step_t try_rule(routing_t *self, cv_store_t *store, cv_bus_t *bus,
     char reason[200];
     if (why->length > 0)
         routing_trace_put(why, " | ");
-    routing_trace_add(why, "rule %zu '%s'", index + 1, rule->name);
+    /* "rule 2 'name'", in pieces: every rule tried writes one */
+    routing_trace_put(why, "rule ");
+    routing_trace_int(why, (long long)index + 1);
+    routing_trace_put(why, " '");
+    routing_trace_put(why, rule->name);
+    routing_trace_put(why, "'");
     if (!cv_routing_rule_matches(rule, view, reason, sizeof(reason))) {
         routing_trace_put(why, ": ");
         routing_trace_put(why, reason);
         return STEP_SKIP;
     }
-    routing_trace_add(why, " (%s): ", cv_routing_strategy_name(rule->strategy));
+    routing_trace_put(why, " (");
+    routing_trace_put(why, cv_routing_strategy_name(rule->strategy));
+    routing_trace_put(why, "): ");
     copy_text(out->rule, sizeof(out->rule), rule->name);
     out->strategy = cv_routing_strategy_name(rule->strategy);
     if (rule->strategy == CV_ROUTING_PREVIOUS_OWNER)

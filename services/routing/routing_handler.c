@@ -69,7 +69,8 @@ int routing_place(routing_t *self, cv_bus_t *bus,
     if (d->outcome == ROUTING_ASSIGNED) {
         cv_metric_add(metric_assigned, 1);
         *placed = true;
-        if (routing_pending_remove(store, lead_id) != 0 ||
+        if ((!opts->not_pending &&
+             routing_pending_remove(store, lead_id) != 0) ||
             routing_vip(self, bus, scored) != 0)
             goto out;
         rc = 0;
@@ -78,7 +79,7 @@ int routing_place(routing_t *self, cv_bus_t *bus,
     if (d->outcome != ROUTING_NOBODY) {
         cv_metric_add(metric_offered, 1);
         *placed = true;
-        rc = routing_pending_remove(store, lead_id);
+        rc = opts->not_pending ? 0 : routing_pending_remove(store, lead_id);
         goto out;
     }
     bool fresh = false;
@@ -216,16 +217,24 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
     }
     const char *lead_id = scored->lead->lead_id;
     bool rescore = scored->has_rescore && scored->rescore;
-    int owned = routing_owner(store, lead_id, NULL, 0);
-    if (owned < 0)
+    /* a lead never kept before (the usual one) has no owner, offer or
+     * place in pending (routing_lead_insert): none is looked up */
+    bool fresh_lead = false;
+    if (routing_lead_insert(store, scored, &fresh_lead) != 0)
         return -1;
-    if (owned == 1 && !rescore) {
-        cv_log_info("lead '%s' is already assigned; event '%s' ignored",
-                    lead_id, event->event_id);
-        return 0;
+    int owned = 0;
+    if (!fresh_lead) {
+        owned = routing_owner(store, lead_id, NULL, 0);
+        if (owned < 0)
+            return -1;
+        if (owned == 1 && !rescore) {
+            cv_log_info("lead '%s' is already assigned; event '%s' ignored",
+                        lead_id, event->event_id);
+            return 0;
+        }
+        if (routing_lead_put(store, scored) != 0)
+            return -1;
     }
-    if (routing_lead_put(store, scored) != 0)
-        return -1;
     if (scored->score->has_knocked_out && scored->score->knocked_out) {
         char reason[700];
         snprintf(reason, sizeof(reason), "knocked out: %s",
@@ -265,10 +274,10 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
         if (owned == 1)
             return routing_segment_moved(self, bus, scored);
     }
-    int waiting = offer_open(store, lead_id);
+    int waiting = fresh_lead ? 0 : offer_open(store, lead_id);
     if (waiting != 0)
         return waiting < 0 ? -1 : 0; /* people decide; the score is kept */
-    routing_route_opts_t opts = {.no_offer = true};
+    routing_route_opts_t opts = {.no_offer = true, .not_pending = fresh_lead};
     bool placed = false;
     return routing_place(self, bus, scored, &opts, &placed);
 }

@@ -22,6 +22,23 @@
 static cv_metric_t *metric_offers_expired; /* offers nobody claimed */
 static cv_metric_t *metric_requests;       /* claims and manual choices */
 
+/* The earliest open deadline as last read, for the bus loop's next_due,
+ * which asks once a turn: read again only after a write to the offers
+ * table. Every write marks it unknown before it runs, so a write that is
+ * rolled back leaves it unknown too; it is kept only when read outside a
+ * transaction (what a rollback cannot take back), on the bus thread's
+ * connection (the only one that writes offers). */
+static struct {
+    cv_store_t *store; /* the connection it was read on */
+    bool known;        /* `due` is what the table says */
+    int64_t due;       /* min(expires_at) of open offers, or INT64_MAX */
+} offers_due_cache;
+
+static void offers_changed(void)
+{
+    offers_due_cache.known = false;
+}
+
 int routing_offer_put(cv_store_t *store, const char *lead_id, const char *kind,
                       const char *rule, size_t rule_index, const char *staff,
                       int64_t expires_at, const char *trace)
@@ -37,6 +54,7 @@ int routing_offer_put(cv_store_t *store, const char *lead_id, const char *kind,
                " created_at = excluded.created_at");
     if (stmt == NULL)
         return -1;
+    offers_changed();
     cv_store_bind_text(stmt, 1, lead_id);
     cv_store_bind_text(stmt, 2, kind);
     cv_store_bind_text(stmt, 3, rule);
@@ -57,6 +75,7 @@ int routing_offer_close(cv_store_t *store, const char *lead_id,
                "'open'");
     if (stmt == NULL)
         return -1;
+    offers_changed();
     cv_store_bind_text(stmt, 1, state);
     cv_store_bind_text(stmt, 2, lead_id);
     return cv_store_step_done(stmt);
@@ -201,6 +220,7 @@ int routing_offer_requested(routing_t *self, cv_bus_t *bus,
             store, "UPDATE offers SET state = 'claimed' WHERE lead_id = ?");
         if (stmt == NULL)
             goto out;
+        offers_changed();
         cv_store_bind_text(stmt, 1, req->lead_id);
         if (cv_store_step_done(stmt) != 0)
             goto out;
@@ -219,6 +239,9 @@ out:
 /* The earliest deadline of an open first_come offer, or INT64_MAX. */
 static int64_t offers_next_due(cv_store_t *store)
 {
+    if (offers_due_cache.known && offers_due_cache.store == store)
+        return offers_due_cache.due;
+    bool keep = !cv_store_in_transaction(store);
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "SELECT min(expires_at) FROM offers WHERE state = 'open'"
                " AND expires_at IS NOT NULL");
@@ -228,7 +251,12 @@ static int64_t offers_next_due(cv_store_t *store)
     if (sqlite3_step(stmt) == SQLITE_ROW &&
         sqlite3_column_type(stmt, 0) != SQLITE_NULL)
         due = sqlite3_column_int64(stmt, 0);
-    sqlite3_reset(stmt);
+    int rc = sqlite3_reset(stmt);
+    if (keep && rc == SQLITE_OK) {
+        offers_due_cache.store = store;
+        offers_due_cache.due = due;
+        offers_due_cache.known = true;
+    }
     return due;
 }
 

@@ -27,11 +27,25 @@ bool routing_pending_changed(void)
     return touched;
 }
 
+/* Whether some lead waits, as last read by routing_pending_any (the bus
+ * loop asks once a turn): read again only after a write that changed the
+ * queue. It is kept only when read outside a transaction, so a rollback
+ * cannot take back what it saw; a write inside one marks it unknown, and
+ * a rollback of that write leaves it unknown. Bus thread only (the only
+ * writer of the queue). */
+static struct {
+    cv_store_t *store; /* the connection it was read on */
+    bool known;        /* `any` is what the table says */
+    bool any;          /* some lead waits */
+} pending_any_cache;
+
 /* Notes a write that changed rows of the queue. */
 static void pending_note_changes(cv_store_t *store)
 {
-    if (sqlite3_changes(cv_store_db(store)) > 0)
+    if (sqlite3_changes(cv_store_db(store)) > 0) {
         pending_touched = true;
+        pending_any_cache.known = false;
+    }
 }
 
 static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
@@ -103,6 +117,9 @@ int routing_pending_remove(cv_store_t *store, const char *lead_id)
 
 int routing_pending_any(cv_store_t *store)
 {
+    if (pending_any_cache.known && pending_any_cache.store == store)
+        return pending_any_cache.any ? 1 : 0;
+    bool keep = !cv_store_in_transaction(store);
     sqlite3_stmt *stmt =
         cv_store_prepare(store, "SELECT 1 FROM pending LIMIT 1");
     if (stmt == NULL)
@@ -110,7 +127,14 @@ int routing_pending_any(cv_store_t *store)
     int rc = cv_store_step_row(stmt);
     if (rc == 0)
         sqlite3_reset(stmt);
-    return rc < 0 ? -1 : rc == 0 ? 1 : 0;
+    if (rc < 0)
+        return -1;
+    if (keep) {
+        pending_any_cache.store = store;
+        pending_any_cache.any = rc == 0;
+        pending_any_cache.known = true;
+    }
+    return rc == 0 ? 1 : 0;
 }
 
 int64_t routing_pending_count(cv_store_t *store)

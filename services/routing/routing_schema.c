@@ -166,6 +166,18 @@ const char *const routing_migrations[] = {
     "DROP INDEX assignments_staff_time;"
     "CREATE INDEX assignments_open"
     "  ON assignments (assigned_at, staff_id) WHERE closed_at IS NULL;",
+    /* 8: every lead waiting in pending has its row in leads (those queued
+     * before leads existed did not), so a lead new to leads is known to
+     * wait nowhere and to have no offer: the usual new lead is placed
+     * without looking either up (routing_lead_insert). */
+    "INSERT OR IGNORE INTO leads (lead_id, lead_scored, updated_at)"
+    "  SELECT lead_id, lead_scored, received_at FROM pending;",
+    /* 9: every assigned lead has its row in leads too, so a lead new to
+     * leads is known to have no owner either. Those assigned before
+     * leads existed get an empty row, which reads as "not kept" as the
+     * missing row did (routing_lead_get). */
+    "INSERT OR IGNORE INTO leads (lead_id, lead_scored, updated_at)"
+    "  SELECT lead_id, x'', assigned_at FROM assignments;",
 };
 
 const size_t routing_migration_count =

@@ -625,8 +625,12 @@ void routing_pool_describe(const routing_pool_t *pool, routing_trace_t *why)
         const routing_member_t *m = &pool->members[i];
         if (!m->avail.available)
             continue;
-        routing_trace_add(why, "%s%s w%d", first ? "" : ", ", m->staff_id,
-                          m->weight);
+        /* "a w1, b w2": one piece per member, for every lead */
+        if (!first)
+            routing_trace_put(why, ", ");
+        routing_trace_put(why, m->staff_id);
+        routing_trace_put(why, " w");
+        routing_trace_int(why, m->weight);
         if (m->capacity_per_day > 0)
             routing_trace_add(why, " %d/%d", m->avail.load,
                               m->capacity_per_day);
@@ -652,7 +656,11 @@ int routing_pool_pick(cv_store_t *store, const routing_pool_spec_t *spec,
         routing_trace_put(why, "; nobody in the pool");
         return -1;
     }
-    cv_routing_rr_member_t *rr = calloc(pool->count, sizeof(*rr));
+    /* a usual pool fits on the stack: this runs for every lead */
+    cv_routing_rr_member_t local[32];
+    cv_routing_rr_member_t *rr = pool->count <= 32
+                                     ? local
+                                     : calloc(pool->count, sizeof(*rr));
     if (rr == NULL) {
         cv_error("cannot route: out of memory");
         return -2;
@@ -670,7 +678,8 @@ int routing_pool_pick(cv_store_t *store, const routing_pool_spec_t *spec,
     } else {
         chosen = cv_routing_rr_choose(store, spec->key, rr, pool->count);
     }
-    free(rr);
+    if (rr != local)
+        free(rr);
     if (chosen == -1)
         routing_trace_put(why, "; nobody available");
     else if (chosen >= 0)

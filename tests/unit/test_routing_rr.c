@@ -414,6 +414,54 @@ static void test_pool_state_is_one_row_and_keeps_those_away(void **state)
     remove_db(path);
 }
 
+/* A call centre of 150 operators with long directory ids (a state row of
+ * several KB, more lines than a usual pool): across two transactions and
+ * a restart, 300 leads go to every operator exactly twice, and the row
+ * read back gives each operator the state the last pick left. */
+static void test_a_big_pool_rotates_evenly_across_restarts(void **state)
+{
+    (void)state;
+    enum { OPERATORS = 150 };
+    char path[256];
+    temp_path(path, sizeof(path));
+    cv_store_t *store = store_open(path);
+    static char ids[OPERATORS][64];
+    const char *id_of[OPERATORS];
+    for (int i = 0; i < OPERATORS; i++) {
+        snprintf(ids[i], sizeof(ids[i]),
+                 "call-centre-novosibirsk-operator-%03d", i);
+        id_of[i] = ids[i];
+    }
+    static int ones[OPERATORS];
+    for (int i = 0; i < OPERATORS; i++)
+        ones[i] = 1;
+    cv_routing_rr_member_t m[OPERATORS];
+    int got[OPERATORS] = {0};
+    for (int round = 0; round < 2; round++) {
+        init_members(m, id_of, ones, OPERATORS); /* state from the row */
+        assert_int_equal(cv_store_begin(store), 0);
+        for (int n = 0; n < OPERATORS; n++) {
+            int k = cv_routing_rr_choose(store, "rule:call-centre", m,
+                                         OPERATORS);
+            assert_in_range(k, 0, OPERATORS - 1);
+            got[k]++;
+        }
+        assert_int_equal(cv_store_commit(store), 0);
+        cv_store_destroy(&store); /* routing restarts */
+        store = store_open(path);
+    }
+    for (int i = 0; i < OPERATORS; i++)
+        assert_int_equal(got[i], 2);
+    cv_routing_rr_member_t back[OPERATORS];
+    init_members(back, id_of, ones, OPERATORS);
+    assert_int_equal(
+        cv_routing_rr_load(store, "rule:call-centre", back, OPERATORS), 0);
+    for (int i = 0; i < OPERATORS; i++)
+        assert_int_equal(back[i].current, m[i].current);
+    cv_store_destroy(&store);
+    remove_db(path);
+}
+
 /* Hours a caller parsed once give the very answers the JSON gives. */
 static void test_parsed_hours_answer_as_the_json(void **state)
 {
@@ -460,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_availability_reasons_and_local_day),
         cmocka_unit_test(test_pool_state_is_one_row_and_keeps_those_away),
         cmocka_unit_test(test_parsed_hours_answer_as_the_json),
+        cmocka_unit_test(test_a_big_pool_rotates_evenly_across_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,6 +211,12 @@ static void test_matching(void **state)
     assert_string_equal(why, "budget 1500000 below 5000000");
     assert_false(cv_routing_rule_matches(&r[2], &lead, why, sizeof(why)));
     assert_string_equal(why, "channel 'web' not listed");
+    /* a short buffer gets the reason cut, as snprintf cuts */
+    char short_why[12];
+    assert_false(cv_routing_rule_matches(&r[2], &lead, short_why,
+                                         sizeof(short_why)));
+    assert_string_equal(short_why, "channel 'we");
+    assert_false(cv_routing_rule_matches(&r[2], &lead, NULL, 0));
     assert_true(cv_routing_rule_matches(&r[4], &lead, NULL, 0));
     assert_true(cv_routing_rule_matches(&r[5], &lead, NULL, 0));
     lead.tier = cv_routing_lead_tier("cold", NULL);
