@@ -43,7 +43,33 @@ typedef struct {
     cv_scoring_live_t *rules;   /* the scoring model, for scorecard
                                    previews and parameter names (owned by
                                    main; reloaded on SIGHUP) */
+    struct console_known *known; /* leads with a committed, traced card
+                                   (owned by main; bus thread only) */
 } console_t;
+
+/* --- console_known.c: leads whose card the bus thread need not read --- */
+
+typedef struct console_known console_known_t;
+
+/* NULL after logging. */
+console_known_t *console_known_new(void);
+void console_known_destroy(console_known_t **self_p); /* NULL-safe */
+/* True when a committed turn, or the open one (whose events share its
+ * transaction), left `lead_id` a card with a trace, so console_lead_ensure
+ * would change nothing. `self` may be NULL. */
+bool console_known_has(const console_known_t *self, const char *lead_id);
+/* The open turn gave `lead_id` a card with `trace_id` (nothing is learnt
+ * without a trace): true for the rest of the turn, and for good once the
+ * turn has committed. */
+void console_known_learn(console_known_t *self, const char *lead_id,
+                         const char *trace_id);
+/* Forgets what the open turn learnt: a handler failed, so the bus rolls
+ * back that event or the whole turn. NULL-safe. */
+void console_known_forget_turn(console_known_t *self);
+/* cv_bus_source_t.turn_ended, `arg` the console_t: commits or forgets. */
+void console_known_turn_ended(void *arg, cv_bus_t *bus, bool ok);
+/* Adds the source whose turn_ended keeps console->known. 0 or -1. */
+int console_known_watch(console_t *console);
 
 /* --- console_store.c: schema, connections, the lead read model --- */
 
@@ -306,6 +332,11 @@ void console_notifications_list(console_ctx_t *ctx);
 
 /* The dead_letters table, a migration appended in console_store.c. */
 extern const char console_schema_notifications[];
+/* Before the bus runs, on the bus's connection: whether the database has
+ * a dead letter a delivery could mark; while it has none (and no
+ * NotificationFailed came since), console_notifications_delivered skips
+ * its UPDATE. Without this call it never skips. 0 or -1. */
+int console_notifications_start(cv_store_t *store);
 /* Bus thread: NotificationFailed stores (or revives) a dead letter and
  * puts the failure on the lead's timeline. 0 or -1. */
 int console_notifications_failed(cv_store_t *store,

@@ -76,6 +76,24 @@ static const char *console_trace(const Conveyor__Envelope *ev)
     return console_or(ev->trace_id, NULL);
 }
 
+/* The console's known-leads cache while console_events_handle runs (NULL
+ * when its caller passed no console_t): the handlers below run on the bus
+ * thread only, one at a time. */
+static console_known_t *console_events_known;
+
+/* console_lead_ensure, skipped for a lead a committed turn left a card
+ * with a trace (console_known.c says why that is safe). 0 or -1. */
+static int console_ensure(cv_store_t *store, const char *lead_id, int64_t at,
+                          const char *trace)
+{
+    if (console_known_has(console_events_known, lead_id))
+        return 0;
+    if (console_lead_ensure(store, lead_id, at, trace) != 0)
+        return -1;
+    console_known_learn(console_events_known, lead_id, trace);
+    return 0;
+}
+
 /* The timeline fact of a first score that came with a routing event: one
  * per lead, however many events repeat the score (a LeadScored's entry is
  * keyed "scored:<event id>", and scoring sends none for such a score). */
@@ -149,6 +167,7 @@ static int console_on_lead_received(cv_store_t *store,
         const char *trace = console_trace(ev);
         if (console_lead_upsert(store, lead, at, true, trace) != 0)
             return -1;
+        console_known_learn(console_events_known, lead->lead_id, trace);
         if (lead->message != NULL && lead->message[0] != '\0') {
             sqlite3_stmt *stmt = cv_store_prepare(
                 store, "INSERT INTO lead_messages (lead_id, fact, at, "
@@ -190,6 +209,7 @@ static int console_on_lead_received(cv_store_t *store,
     const char *trace = console_trace(ev);
     if (console_lead_upsert(store, lead, at, false, trace) != 0)
         return -1;
+    console_known_learn(console_events_known, lead->lead_id, trace);
     if (console_lead_add_channel(store, lead->lead_id, channel, at) != 0)
         return -1;
     char fact[160];
@@ -391,6 +411,8 @@ static int console_on_lead_assigned(cv_store_t *store,
     if (console_card_update(store, lead->lead_id, at, console_trace(ev),
                             &change) != 0)
         return -1;
+    console_known_learn(console_events_known, lead->lead_id,
+                        console_trace(ev));
     char fact[160];
     snprintf(fact, sizeof(fact), "assigned:%s", console_text(ev->event_id));
     char tier[32] = "";
@@ -414,7 +436,7 @@ static int console_on_lead_unassigned(cv_store_t *store,
     /* a lead that comes to wait brings its first score from here */
     if (console_first_score_apply(store, body->lead_id, NULL, body->score,
                                   console_trace(ev)) != 0 ||
-        console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+        console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "unassigned:%s", console_text(ev->event_id));
@@ -453,7 +475,7 @@ static int console_on_task_created(cv_store_t *store,
 {
     const Conveyor__TaskCreated *body = ev->task_created;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     /* a row an early Escalation left has no kind yet: fill it in */
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -517,7 +539,7 @@ static int console_on_escalation(cv_store_t *store,
                      ? body->fired_at
                      : console_event_time(ev);
     int level = body->has_level ? body->level : 1;
-    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     if (body->task_id != NULL && body->task_id[0] != '\0') {
         /* the task may not be known yet: keep a row that TaskCreated
@@ -586,7 +608,7 @@ static int console_on_notification(cv_store_t *store,
         return -1;
     if (body->lead_id == NULL || body->lead_id[0] == '\0')
         return 0;
-    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     char fact[200];
     snprintf(fact, sizeof(fact), "notified:%s", body->notification_id);
@@ -609,7 +631,7 @@ static int console_on_proposal(cv_store_t *store, const Conveyor__Envelope *ev)
 {
     const Conveyor__ProposalRendered *body = ev->proposal_rendered;
     int64_t at = console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO proposals (proposal_id, lead_id, segment, kind, "
@@ -645,7 +667,7 @@ static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
     int64_t at = body->has_opened_at && body->opened_at > 0
                      ? body->opened_at
                      : console_event_time(ev);
-    if (console_lead_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "UPDATE leads SET account_id = ?2, account_company = ?3, "
@@ -693,7 +715,7 @@ void console_metrics_register(void)
 int console_events_handle(void *arg, cv_bus_t *bus,
                           const Conveyor__Envelope *event)
 {
-    (void)arg;
+    console_events_known = arg != NULL ? ((console_t *)arg)->known : NULL;
     cv_store_t *store = cv_bus_store(bus);
     int rc;
     switch (event->body_case) {
@@ -745,6 +767,10 @@ int console_events_handle(void *arg, cv_bus_t *bus,
     /* every handler keeps the event's trace on the card in the statement
      * that creates or fills it (console_lead_ensure, console_lead_upsert,
      * console_card_update) */
+    /* a failed or dropped event is rolled back, maybe with the turn's
+     * earlier events: what the turn learnt may not hold */
+    if (rc != 0)
+        console_known_forget_turn(console_events_known);
     if (rc == 0)
         cv_metric_add(console_applied, 1);
     else if (rc == CV_BUS_DROP)

@@ -39,6 +39,11 @@ int main(int argc, char **argv)
     }
     if (cv_scoring_live_watch(console.rules, console.bus) != 0)
         goto out;
+    console.known = console_known_new();
+    if (console.known == NULL || console_known_watch(&console) != 0)
+        goto out;
+    if (console_notifications_start(cv_bus_store(console.bus)) != 0)
+        goto out;
     console.pool = console_pool_new(console.config->db_path);
     if (console.pool == NULL)
         goto out;
@@ -65,5 +70,6 @@ out:
     console_pool_destroy(&console.pool);
     cv_service_destroy(&service);
     cv_scoring_live_destroy(&console.rules);
+    console_known_destroy(&console.known);
     return rc == 0 ? 0 : 1;
 }

@@ -45,10 +45,39 @@ static const char *console_notify_or(const char *text, const char *fallback)
     return text != NULL && text[0] != '\0' ? text : fallback;
 }
 
+/* True while the database is known to hold no dead letter that a
+ * delivery could still mark delivered (none with status other than
+ * 'delivered'): then NotificationDelivered need not look. Only the bus
+ * thread reads or writes it. It starts false (look every time) until
+ * console_notifications_start has checked the table, and turns false for
+ * good at the first NotificationFailed, whether or not its turn commits:
+ * wrong only ever in the safe direction. No HTTP request makes a dead
+ * letter: a resend only moves one that exists from dead to resent. */
+static bool console_dead_letters_none;
+
+int console_notifications_start(cv_store_t *store)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        store, "SELECT NOT EXISTS (SELECT 1 FROM dead_letters "
+               "WHERE status != 'delivered')");
+    if (stmt == NULL)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    bool none = rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) != 0;
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW)
+        return cv_error("cannot read the dead letters in '%s': %s",
+                        cv_store_path(store),
+                        sqlite3_errmsg(cv_store_db(store)));
+    console_dead_letters_none = none;
+    return 0;
+}
+
 int console_notifications_failed(cv_store_t *store,
                                  const Conveyor__Envelope *ev)
 {
     const Conveyor__NotificationFailed *body = ev->notification_failed;
+    console_dead_letters_none = false;
     int64_t at =
         body->has_failed_at && body->failed_at > 0
             ? body->failed_at
@@ -108,6 +137,8 @@ int console_notifications_failed(cv_store_t *store,
 int console_notifications_delivered(cv_store_t *store,
                                     const Conveyor__Envelope *ev)
 {
+    if (console_dead_letters_none)
+        return 0;
     const Conveyor__NotificationDelivered *body = ev->notification_delivered;
     int64_t at = body->has_delivered_at && body->delivered_at > 0
                      ? body->delivered_at
