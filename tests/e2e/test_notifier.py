@@ -4,8 +4,10 @@ SMTP catcher) and a generic webhook whose HMAC signature the receiver
 verifies — retries a receiver that fails and then recovers (500s, then a
 429 with Retry-After) delivering exactly once per channel under one
 idempotency key, turns a receiver that never recovers into a dead
-letter that the head of sales sees on the console and sends again, and
-works through a burst larger than the deliveries it makes at once."""
+letter that the head of sales sees on the console and sends again,
+works through a burst larger than the deliveries it makes at once, and
+delivers exactly once to a webhook that answers slowly (each delivery
+waits in flight while the notifier goes on with later turns)."""
 
 import time
 import unittest
@@ -22,6 +24,16 @@ SLOTS = 1           # deliveries the notifier makes at once
 OWNER = "sales-nina"
 
 
+class SlowSignedSink(SignedSink):
+    """A signed webhook receiver that can be made to answer late."""
+
+    delay = 0.0     # seconds each reply waits
+
+    def reply_ok(self, request):
+        time.sleep(self.delay)
+        return super().reply_ok(request)
+
+
 class NotifierChannels(ConveyorCase):
     SALES = ()      # one owner, created in seed() with all four channels
 
@@ -30,7 +42,7 @@ class NotifierChannels(ConveyorCase):
         cls.telegram = FakeTelegram(BOT_TOKEN)
         cls.slack = SlackSink()
         cls.smtp = SmtpCatcher()
-        cls.hook = SignedSink(WEBHOOK_SECRET)
+        cls.hook = SlowSignedSink(WEBHOOK_SECRET)
         cls.EXTRA_ENV = {
             "CONVEYOR_TELEGRAM_API_URL": cls.telegram.base_url(),
             "CONVEYOR_TELEGRAM_BOT_TOKEN": BOT_TOKEN,
@@ -288,6 +300,29 @@ class NotifierChannels(ConveyorCase):
             got = self.wait_channels(lead_id, timeout=1)
             self.assertEqual([len(got[ch]) for ch in sorted(got)],
                              [1, 1, 1, 1], "%s: %r" % (lead_id, got))
+
+
+    def test_5_a_slow_webhook_gets_each_notification_once(self):
+        # the receiver takes 0.3 s to answer: the deliveries wait in flight
+        # across many of the notifier's turns, and each arrives once
+        self.hook.delay = 0.3
+        try:
+            leads = [self.new_assigned_lead("slow%d" % n) for n in range(3)]
+            for lead_id in leads:
+                self.wait_channels(lead_id, timeout=40)
+            time.sleep(1.0)     # a duplicate would show up now
+        finally:
+            self.hook.delay = 0.0
+        for lead_id in leads:
+            key = first_contact_key(lead_id)
+            attempts = [r for r in self.hook.snapshot() if r["key"] == key]
+            self.assertEqual([r["status"] for r in attempts], [200],
+                             attempts)
+            self.assertTrue(attempts[0]["signature_ok"])
+            card = self.cv.wait_lead(
+                lead_id, lambda c: "told by" in timeline_text(c), 20,
+                "the delivery on the lead's timeline")
+            self.assertNotIn("failed", timeline_text(card))
 
 
 if __name__ == "__main__":
