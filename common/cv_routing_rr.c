@@ -334,30 +334,35 @@ static int rr_day_load(cv_store_t *store, const char *staff_id, const char *day,
     return 0;
 }
 
-int cv_routing_rr_day_add(cv_store_t *store, const char *staff_id,
-                          const char *day)
+/* Runs `sql` with (staff_id, day) bound: 0 or -1. */
+static int rr_day_step(cv_store_t *store, const char *sql,
+                       const char *staff_id, const char *day)
 {
-    /* every lead given counts here, and but the first of a person's day
-     * finds the row: update it, insert only when there was none */
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "UPDATE rr_day_load SET count = count + 1"
-               " WHERE staff_id = ? AND day = ?");
-    if (stmt == NULL)
-        return -1;
-    cv_store_bind_static(stmt, 1, staff_id);
-    cv_store_bind_static(stmt, 2, day);
-    if (cv_store_step_done(stmt) != 0)
-        return -1;
-    if (sqlite3_changes(cv_store_db(store)) > 0)
-        return 0;
-    stmt = cv_store_prepare(
-        store, "INSERT INTO rr_day_load (staff_id, day, count) VALUES (?, ?, 1)"
-               " ON CONFLICT (staff_id, day) DO UPDATE SET count = count + 1");
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
     if (stmt == NULL)
         return -1;
     cv_store_bind_static(stmt, 1, staff_id);
     cv_store_bind_static(stmt, 2, day);
     return cv_store_step_done(stmt);
+}
+
+int cv_routing_rr_day_add(cv_store_t *store, const char *staff_id,
+                          const char *day)
+{
+    /* every lead given counts here, and all but a person's first of the
+     * day find the row: update it, insert only when there was none */
+    if (rr_day_step(store,
+                    "UPDATE rr_day_load SET count = count + 1"
+                    " WHERE staff_id = ? AND day = ?",
+                    staff_id, day) != 0)
+        return -1;
+    if (sqlite3_changes(cv_store_db(store)) > 0)
+        return 0;
+    return rr_day_step(store,
+                       "INSERT INTO rr_day_load (staff_id, day, count)"
+                       " VALUES (?, ?, 1) ON CONFLICT (staff_id, day)"
+                       " DO UPDATE SET count = count + 1",
+                       staff_id, day);
 }
 
 int cv_routing_rr_availability(cv_store_t *store,
