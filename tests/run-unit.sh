@@ -38,6 +38,19 @@ for test in "$dir"/test_*; do
     failed=$((failed + bad))
 done
 
+# the bench's quick JSON reading and request writing against the slow,
+# obvious way (tools/bench): a wrong skim would miscount `make bench`
+bench="$build/bin/conveyor-bench"
+if [ -x "$bench" ]; then
+    echo "== conveyor-bench --self-check"
+    if timeout 60 "$bench" --self-check; then
+        passed=$((passed + 1))
+    else
+        echo "run-unit: conveyor-bench --self-check failed"
+        failed=$((failed + 1))
+    fi
+fi
+
 if [ "$binaries" -eq 0 ]; then
     echo "run-unit: no test binaries in '$dir'" >&2
     failed=$((failed + 1))

@@ -58,6 +58,50 @@ typedef struct {
 
 void bench_table_counts(bench_table_t *self, bench_table_counts_t *counts);
 
+/* --- bench_json: the few top-level strings the bench reads from JSON ---
+ *
+ * A validating skim with no allocation, for the two bodies the bench reads
+ * thousands of times a second (intake's 202 reply, the notifier's webhook
+ * body): it answers only when it is sure what jansson (json_loadb without
+ * flags) would make of the body, and says "not sure" otherwise (escapes
+ * in a key, \u0000, an exponent, very long integers, deep nesting, a body
+ * that is not an object), so a caller that then asks jansson gets exactly
+ * the results it always got, only cheaper. */
+typedef enum {
+    BENCH_JSON_ABSENT,     /* the key does not occur at the top level */
+    BENCH_JSON_STRING,     /* its value is a string */
+    BENCH_JSON_OTHER,      /* its value is a number, literal, object... */
+} bench_json_type_t;
+
+typedef struct {
+    const char *key;       /* in: the top-level key (no escapes needed) */
+    int count;             /* out: how often it occurs at the top level */
+    bench_json_type_t type; /* out: the type of its last value */
+    bool plain;            /* out: a string value without escapes */
+    const char *value;     /* out: a plain value, inside the body, not
+                              NUL-terminated; NULL otherwise */
+    size_t len;            /* out: bytes of a plain value */
+} bench_json_field_t;
+
+/* Fills `fields` from the top-level object `body` (`len` bytes). Returns
+ * 0 when the body is certainly a JSON object jansson accepts, -1 when the
+ * skim is not sure (then the fields mean nothing; ask jansson). */
+int bench_json_scan(const char *body, size_t len, bench_json_field_t *fields,
+                    size_t nfields);
+
+/* The lead a notification body names, as bench_sink reads it: the first
+ * non-empty string "lead_id" of a depth-first search of the JSON (a few
+ * levels deep), copied into `out`; "" when the body names none (or is not
+ * JSON). Takes the skim when it is sure, jansson otherwise. */
+void bench_sink_lead_id(const char *body, size_t len, char *out,
+                        size_t size);
+
+/* Compares the skim against jansson on realistic and awkward bodies and
+ * the load generator's request formatting against printf; prints each
+ * difference. Returns the number of differences (0: all agree). */
+int bench_sink_self_check(void);
+int bench_load_self_check(void);
+
 /* --- bench_sink: receives webhook notifications --- */
 typedef struct bench_sink bench_sink_t;
 

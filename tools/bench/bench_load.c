@@ -9,7 +9,13 @@
  * once until the duration is over.
  *
  * Each request carries an Idempotency-Key, so after a broken connection it
- * is sent again (up to LOAD_MAX_ATTEMPTS) without risk of a second lead. */
+ * is sent again (up to LOAD_MAX_ATTEMPTS) without risk of a second lead.
+ *
+ * The generator runs on the machine it measures, so a request is written
+ * from parts made once per run (no printf per request) and a 202 reply is
+ * read with bench_json_scan, jansson only when the skim is not sure.
+ * CONVEYOR_BENCH_VERIFY=1 also does both the old way and reports any
+ * difference on stderr. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -65,8 +71,26 @@ typedef struct {
     bool close;                 /* the server closes the connection */
 } load_reply_t;
 
+/* The constant parts of every request of a run, around the request's
+ * index (as in load_format_printf). */
+typedef struct {
+    char head[LOAD_REQUEST_MAX]; /* request line to "Idempotency-Key: .." */
+    size_t head_len;            /* bytes in head; 0: does not fit */
+    char name[64];              /* body up to the index in "name" */
+    size_t name_len;
+    char company[128];          /* from the name's end to the email's index */
+    size_t company_len;
+    char phone[64];             /* from the email's index to the phone's */
+    size_t phone_len;           /* last 7 digits */
+    char rest[512];             /* the rest of the body */
+    size_t rest_len;
+} load_parts_t;
+
 typedef struct {
     const bench_load_options_t *opt; /* what to do */
+    load_parts_t parts;         /* request parts, made once */
+    bool verify;                /* CONVEYOR_BENCH_VERIFY: check both ways */
+    size_t mismatches;          /* verify: differences found */
     bench_table_t *table;       /* accepted leads go here */
     bench_rss_t *rss;           /* memory samples */
     bench_load_result_t *res;   /* what happened */
@@ -161,10 +185,11 @@ static void load_drop(load_t *self, load_conn_t *conn, int64_t now)
 /* --- requests --- */
 
 /* The lead for request `index`: unique email and phone, so intake never
- * merges two of them. */
-static int load_format(load_t *self, size_t index, char *out, size_t size)
+ * merges two of them. The reference for load_format, which writes the
+ * same bytes faster; used by the self-check and CONVEYOR_BENCH_VERIFY. */
+static int load_format_printf(const bench_load_options_t *opt, size_t index,
+                              char *out, size_t size)
 {
-    const bench_load_options_t *opt = self->opt;
     char body[1024];
     int body_len;
     int len;
@@ -197,6 +222,125 @@ static int load_format(load_t *self, size_t index, char *out, size_t size)
     return len;
 }
 
+/* Copies `text` into `out` (of `size`); its length, 0 when it does not
+ * fit or is empty. */
+static size_t load_part(char *out, size_t size, int len)
+{
+    if (len <= 0 || (size_t)len >= size) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)len;
+}
+
+/* Makes the parts of load_format_printf's text that do not depend on the
+ * request; a part that does not fit stays empty, and load_format then
+ * fails as the printf would. */
+static void load_parts_make(load_parts_t *parts,
+                            const bench_load_options_t *opt)
+{
+    parts->head_len = load_part(
+        parts->head, sizeof(parts->head),
+        snprintf(parts->head, sizeof(parts->head),
+                 "POST /v1/leads HTTP/1.1\r\n"
+                 "Host: %s:%d\r\n"
+                 "Authorization: Bearer %s\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Idempotency-Key: bench-%s-",
+                 opt->host, opt->port, opt->key, opt->run_id));
+    parts->name_len = load_part(
+        parts->name, sizeof(parts->name),
+        snprintf(parts->name, sizeof(parts->name),
+                 "{\"name\":\"Bench Lead "));
+    parts->company_len = load_part(
+        parts->company, sizeof(parts->company),
+        snprintf(parts->company, sizeof(parts->company),
+                 "\",\"company\":\"Bench %s\","
+                 "\"email\":\"bench-%s-", opt->run_id, opt->run_id));
+    parts->phone_len = load_part(
+        parts->phone, sizeof(parts->phone),
+        snprintf(parts->phone, sizeof(parts->phone),
+                 "@example.com\",\"phone\":\"+79%02d", opt->tag));
+    parts->rest_len = load_part(
+        parts->rest, sizeof(parts->rest),
+        snprintf(parts->rest, sizeof(parts->rest),
+                 "\",\"channel\":\"web\","
+                 "\"source\":\"bench\",\"region\":\"Moscow\","
+                 "\"industry\":\"it\","
+                 "\"product\":\"crm\",\"budget\":500000,"
+                 "\"currency\":\"RUB\","
+                 "\"message\":\"conveyor-bench lead\"}"));
+}
+
+/* Writes `v` in decimal, at least `width` digits (zero-padded), into
+ * `out`; returns the digits written. `out` has room for 20. */
+static size_t load_digits(char *out, size_t v, size_t width)
+{
+    char tmp[24];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n < width)
+        tmp[n++] = '0';
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* load_format_printf's text for request `index`, from the run's parts:
+ * the same bytes, or -1 where it gives -1. */
+static int load_format(const load_parts_t *parts, size_t index, char *out,
+                       size_t size)
+{
+    char index_text[24];
+    char phone_text[24];
+    char length_text[24];
+    size_t index_len = load_digits(index_text, index, 1);
+    size_t phone_len = load_digits(phone_text, index % 10000000, 7);
+    size_t body_len;
+    size_t length_len;
+    size_t len;
+    char *p = out;
+
+    if (parts->head_len == 0 || parts->name_len == 0 ||
+        parts->company_len == 0 || parts->phone_len == 0 ||
+        parts->rest_len == 0)
+        return -1;
+    body_len = parts->name_len + index_len + parts->company_len + index_len +
+               parts->phone_len + phone_len + parts->rest_len;
+    /* the printf's body buffer was 1024 bytes */
+    if (body_len >= 1024)
+        return -1;
+    length_len = load_digits(length_text, body_len, 1);
+    len = parts->head_len + index_len + strlen("\r\nContent-Length: ") +
+          length_len + strlen("\r\n\r\n") + body_len;
+    if (len >= size)
+        return -1;
+#define LOAD_PUT(data, n)                                                    \
+    do {                                                                     \
+        memcpy(p, (data), (n));                                              \
+        p += (n);                                                            \
+    } while (0)
+    LOAD_PUT(parts->head, parts->head_len);
+    LOAD_PUT(index_text, index_len);
+    LOAD_PUT("\r\nContent-Length: ", strlen("\r\nContent-Length: "));
+    LOAD_PUT(length_text, length_len);
+    LOAD_PUT("\r\n\r\n", strlen("\r\n\r\n"));
+    LOAD_PUT(parts->name, parts->name_len);
+    LOAD_PUT(index_text, index_len);
+    LOAD_PUT(parts->company, parts->company_len);
+    LOAD_PUT(index_text, index_len);
+    LOAD_PUT(parts->phone, parts->phone_len);
+    LOAD_PUT(phone_text, phone_len);
+    LOAD_PUT(parts->rest, parts->rest_len);
+#undef LOAD_PUT
+    *p = '\0';
+    return (int)len;
+}
+
 /* Writes what is left of the connection's request. */
 static void load_flush(load_t *self, load_conn_t *conn, int64_t now)
 {
@@ -224,7 +368,20 @@ static void load_issue(load_t *self, load_conn_t *conn, size_t index,
                        int64_t now)
 {
     bench_request_t *req = &self->res->requests[index];
-    int len = load_format(self, index, conn->out, sizeof(conn->out));
+    int len = load_format(&self->parts, index, conn->out, sizeof(conn->out));
+
+    if (self->verify) {
+        char expected[LOAD_REQUEST_MAX];
+        int expected_len = load_format_printf(self->opt, index, expected,
+                                              sizeof(expected));
+
+        if (expected_len != len ||
+            (len > 0 && memcmp(expected, conn->out, (size_t)len) != 0)) {
+            self->mismatches++;
+            fprintf(stderr, "conveyor-bench: verify: request %zu differs "
+                    "from printf\n", index);
+        }
+    }
 
     if (len < 0) {
         /* Only an absurdly long host or key gets here. */
@@ -421,34 +578,89 @@ static int load_parse_reply(const char *buf, size_t len, load_reply_t *reply)
     return 1;
 }
 
+/* What a 202 reply says: its "lead_id" ("" when it has no usable one,
+ * a bad reply) and whether "duplicate_of" is a string (merged). */
+typedef struct {
+    char lead_id[BENCH_ID_MAX]; /* the lead, "" when none */
+    bool merged;                /* folded into another lead */
+} load_accepted_t;
+
+/* The jansson reading of a 202 body. */
+static void load_accepted_jansson(const char *body, size_t len,
+                                  load_accepted_t *out)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *id = json_object_get(root, "lead_id");
+    json_t *dup = json_object_get(root, "duplicate_of");
+
+    out->lead_id[0] = '\0';
+    out->merged = false;
+    if (json_is_string(id) && json_string_length(id) > 0) {
+        snprintf(out->lead_id, sizeof(out->lead_id), "%s",
+                 json_string_value(id));
+        out->merged = json_is_string(dup);
+    }
+    json_decref(root);
+}
+
+/* A 202 body: the skim when it is sure (one plain non-empty "lead_id", at
+ * most one "duplicate_of"), jansson otherwise. */
+static void load_accepted(const char *body, size_t len, load_accepted_t *out)
+{
+    bench_json_field_t fields[2] = {{.key = "lead_id"},
+                                    {.key = "duplicate_of"}};
+
+    if (bench_json_scan(body, len, fields, 2) == 0 &&
+        fields[0].count == 1 && fields[0].plain && fields[0].len > 0 &&
+        fields[1].count <= 1) {
+        size_t n = fields[0].len < sizeof(out->lead_id) - 1
+                       ? fields[0].len
+                       : sizeof(out->lead_id) - 1;
+
+        memcpy(out->lead_id, fields[0].value, n);
+        out->lead_id[n] = '\0';
+        out->merged = fields[1].type == BENCH_JSON_STRING;
+        return;
+    }
+    load_accepted_jansson(body, len, out);
+}
+
 /* Books a complete reply against the connection's request. */
 static void load_complete(load_t *self, load_conn_t *conn,
                           const load_reply_t *reply, int64_t now)
 {
     bench_request_t *req = &self->res->requests[conn->request];
-    json_t *root = NULL;
 
     req->ack_us = now;
     req->status = reply->status;
     self->res->by_status[reply->status]++;
     if (reply->status == 202) {
-        json_t *id;
-        json_t *dup;
+        load_accepted_t accepted;
 
-        root = json_loadb(reply->body, reply->body_len, 0, NULL);
-        id = json_object_get(root, "lead_id");
-        dup = json_object_get(root, "duplicate_of");
-        if (!json_is_string(id) || json_string_length(id) == 0) {
+        load_accepted(reply->body, reply->body_len, &accepted);
+        if (self->verify) {
+            load_accepted_t expected;
+
+            load_accepted_jansson(reply->body, reply->body_len, &expected);
+            if (strcmp(expected.lead_id, accepted.lead_id) != 0 ||
+                expected.merged != accepted.merged) {
+                self->mismatches++;
+                fprintf(stderr, "conveyor-bench: verify: reply read as "
+                        "'%s'%s, jansson '%s'%s: %.*s\n", accepted.lead_id,
+                        accepted.merged ? " (merged)" : "", expected.lead_id,
+                        expected.merged ? " (merged)" : "",
+                        (int)reply->body_len, reply->body);
+            }
+        }
+        if (accepted.lead_id[0] == '\0') {
             self->res->bad_replies++;
         } else {
-            snprintf(req->lead_id, sizeof(req->lead_id), "%s",
-                     json_string_value(id));
-            req->merged = json_is_string(dup);
+            memcpy(req->lead_id, accepted.lead_id, sizeof(req->lead_id));
+            req->merged = accepted.merged;
             if (!req->merged)
                 bench_table_expect(self->table, req->lead_id,
                                    (int64_t)conn->request);
         }
-        json_decref(root);
     }
     conn->state = CONN_IDLE;
     self->busy--;
@@ -681,6 +893,9 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     memset(&self, 0, sizeof(self));
     memset(result, 0, sizeof(*result));
     self.opt = options;
+    self.verify = getenv("CONVEYOR_BENCH_VERIFY") != NULL &&
+                  strcmp(getenv("CONVEYOR_BENCH_VERIFY"), "1") == 0;
+    load_parts_make(&self.parts, options);
     self.table = table;
     self.rss = rss;
     self.res = result;
@@ -778,6 +993,10 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     }
     if (result->send_end_us == 0)
         result->send_end_us = bench_now_us();
+    if (self.verify)
+        fprintf(stderr, "conveyor-bench: verify: %zu requests and replies "
+                "checked both ways, %zu differences\n", result->issued,
+                self.mismatches);
     rc = 0;
 out:
     if (self.conns != NULL) {
@@ -802,4 +1021,75 @@ void bench_load_result_free(bench_load_result_t *result)
         return;
     free(result->requests);
     result->requests = NULL;
+}
+
+/* --- self-check --- */
+
+int bench_load_self_check(void)
+{
+    /* intake's replies (intake_store.c) and bodies that take the long way */
+    static const char *const replies[] = {
+        "{\"lead_id\":\"lead_01a206234c0e920be4790000\",\"status\":"
+        "\"accepted\",\"duplicate_of\":null}",
+        "{\"lead_id\":\"lead_01a206234c0e920be4790000\",\"status\":"
+        "\"accepted\",\"duplicate_of\":\"lead_01a206234c0e920be4790000\"}",
+        "{\"lead_id\":\"lead_01a2\",\"status\":\"accepted\"}",
+        "{\"lead_id\":\"lead_01a2\",\"duplicate_of\":\"lead_\\u0030\"}",
+        "{\"lead_id\":\"lead_\\u0030\",\"duplicate_of\":null}",
+        "{\"lead_id\":\"\",\"duplicate_of\":null}",
+        "{\"lead_id\":null}",
+        "{\"lead_id\":\"a\",\"lead_id\":\"b\"}",
+        "{\"lead_id\":\"a\",\"duplicate_of\":1,\"duplicate_of\":\"x\"}",
+        "{\"lead_id\":\"a\",\"duplicate_of\":{\"lead_id\":\"b\"}}",
+        "{\"lead_id\":\"lead_trailing\",}",
+        "{\"error\":\"invalid_lead\"}",
+        "",
+    };
+    static const size_t indices[] = {0, 1, 9, 10, 99, 12345, 9999999,
+                                     10000000, 123456789, 4294967296ULL};
+    static const int tags[] = {0, 7, 99};
+    int differences = 0;
+
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        load_accepted_t got;
+        load_accepted_t expected;
+
+        load_accepted(replies[i], strlen(replies[i]), &got);
+        load_accepted_jansson(replies[i], strlen(replies[i]), &expected);
+        if (strcmp(got.lead_id, expected.lead_id) != 0 ||
+            got.merged != expected.merged) {
+            fprintf(stderr, "self-check: reply %zu read as '%s'%s, jansson "
+                    "'%s'%s\n", i, got.lead_id, got.merged ? " merged" : "",
+                    expected.lead_id, expected.merged ? " merged" : "");
+            differences++;
+        }
+    }
+    for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++) {
+        bench_load_options_t opt;
+        load_parts_t parts;
+
+        memset(&opt, 0, sizeof(opt));
+        snprintf(opt.host, sizeof(opt.host), "127.0.0.1");
+        opt.port = 38123;
+        opt.key = "2322c7deb22196f2f27d5e7150a1d402";
+        opt.tag = tags[t];
+        snprintf(opt.run_id, sizeof(opt.run_id), "5ec11b6b9efc7cd7");
+        load_parts_make(&parts, &opt);
+        for (size_t i = 0; i < sizeof(indices) / sizeof(indices[0]); i++) {
+            char got[LOAD_REQUEST_MAX];
+            char expected[LOAD_REQUEST_MAX];
+            int got_len = load_format(&parts, indices[i], got, sizeof(got));
+            int expected_len = load_format_printf(&opt, indices[i], expected,
+                                                  sizeof(expected));
+
+            if (got_len != expected_len ||
+                (got_len > 0 &&
+                 memcmp(got, expected, (size_t)got_len) != 0)) {
+                fprintf(stderr, "self-check: request %zu (tag %d) differs "
+                        "from printf\n", indices[i], tags[t]);
+                differences++;
+            }
+        }
+    }
+    return differences;
 }

@@ -29,6 +29,8 @@ typedef struct {
     char label[64];             /* names the run in the human lines */
     int sink_port;              /* 0 picks a free one */
     bool sink_only;             /* just run the sink until a signal */
+    bool self_check;            /* compare the fast readers with jansson
+                                   and printf, then exit */
     bool have_mode;             /* --rate or --saturate was given */
     bool have_duration;         /* --duration was given */
     double wait_s;              /* bound on waiting for notifications */
@@ -63,6 +65,7 @@ static void usage(FILE *out)
         "usage: conveyor-bench --key KEY (--rate R | --saturate) "
         "--duration S [options]\n"
         "       conveyor-bench --sink-only [--sink-port P]\n"
+        "       conveyor-bench --self-check\n"
         "  --intake HOST:PORT   intake address (default 127.0.0.1:8080)\n"
         "  --key KEY            intake API key (or CONVEYOR_BENCH_KEY)\n"
         "  --rate R             open loop: R leads per second\n"
@@ -75,7 +78,10 @@ static void usage(FILE *out)
         "                       allowed at once (default 0: no limit)\n"
         "  --tag N              0..99, part of every phone number\n"
         "  --pid NAME=PID       report the memory of a service (repeat)\n"
-        "  --label TEXT         name of the run in the report\n");
+        "  --label TEXT         name of the run in the report\n"
+        "  --self-check         check that the bench reads replies and\n"
+        "                       notifications as jansson would, and writes\n"
+        "                       requests as printf would; exit 0 if so\n");
 }
 
 static int parse_double(const char *text, double min, double *out)
@@ -138,6 +144,7 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
         {"connections", required_argument, NULL, 'c'},
         {"sink-port", required_argument, NULL, 'p'},
         {"sink-only", no_argument, NULL, 'S'},
+        {"self-check", no_argument, NULL, 'C'},
         {"wait", required_argument, NULL, 'w'},
         {"max-pending", required_argument, NULL, 'm'},
         {"tag", required_argument, NULL, 't'},
@@ -186,6 +193,9 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
         case 'S':
             opt->sink_only = true;
             break;
+        case 'C':
+            opt->self_check = true;
+            break;
         case 'w':
             if (parse_double(optarg, 0, &opt->wait_s) != 0)
                 goto bad;
@@ -220,7 +230,7 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
                 argv[optind]);
         return -1;
     }
-    if (opt->sink_only)
+    if (opt->sink_only || opt->self_check)
         return 0;
     if (opt->load.key == NULL)
         opt->load.key = getenv("CONVEYOR_BENCH_KEY");
@@ -541,6 +551,12 @@ int main(int argc, char **argv)
     parsed = parse_args(argc, argv, &opt);
     if (parsed != 0)
         return parsed > 0 ? 0 : 1;
+    if (opt.self_check) {
+        int differences = bench_sink_self_check() + bench_load_self_check();
+
+        printf("self-check: %d differences\n", differences);
+        return differences == 0 ? 0 : 1;
+    }
     if (opt.sink_only)
         return run_sink_only(&opt);
     if (opt.label[0] == '\0')

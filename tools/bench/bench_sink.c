@@ -6,7 +6,13 @@
  * does not add to the measured latency. The lead is named by `lead_id`
  * anywhere in the JSON body or, failing that, by the `lead_…` part of the
  * Idempotency-Key (`ntf-<lead_id>-first-contact`). Every POST is answered
- * 200 so the notifier never retries because of the sink. */
+ * 200 so the notifier never retries because of the sink.
+ *
+ * The sink shares the two cores with the conveyor it measures, so its own
+ * work is kept small: the body is read with bench_json_scan (jansson only
+ * when the skim is not sure, so the lead found is the same), the replies
+ * are made once and shared by every request, and a body that fits stays
+ * in the request's own buffer. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -21,6 +27,14 @@
 #define SINK_THREADS 2
 #define SINK_MAX_BODY (1024 * 1024)
 #define SINK_JSON_DEPTH 4
+#define SINK_INLINE_BODY 2048   /* bodies up to this stay in the request */
+/* MHD's per-connection memory, which it clears after every request: the
+ * notifier's headers need well under 1 KB, and a larger body is simply
+ * handed over in several pieces. (The default, 32 KB, costs a 32 KB
+ * memset per notification.) */
+#define SINK_CONNECTION_MEMORY (8 * 1024)
+#define SCAN_MAX_DEPTH 32       /* deeper JSON: not sure, ask jansson */
+#define SCAN_MAX_DIGITS 18      /* longer integers might overflow */
 
 struct bench_sink {
     struct MHD_Daemon *daemon;  /* the server */
@@ -28,21 +42,31 @@ struct bench_sink {
     int port;                   /* bound port */
     atomic_size_t requests;     /* requests answered */
     atomic_size_t no_lead;      /* POSTs naming no lead */
+    struct MHD_Response *ok;            /* 200 {"ok":true}, shared */
+    struct MHD_Response *health;        /* 200 {"status":"ok"}, shared */
+    struct MHD_Response *not_allowed;   /* 405, shared */
+    bool verify;                /* CONVEYOR_BENCH_VERIFY=1: read every
+                                   body both ways and compare */
+    atomic_size_t checked;      /* verify: bodies read both ways */
+    atomic_size_t mismatches;   /* verify: bodies read differently */
 };
 
 typedef struct {
     int64_t arrival_us;         /* headers complete */
-    char *body;                 /* collected body, NUL-terminated */
+    char *body;                 /* collected body, NUL-terminated: inline
+                                   or heap */
     size_t len;                 /* bytes in body */
-    size_t cap;                 /* bytes allocated for body */
+    size_t cap;                 /* bytes available at body */
     bool too_big;               /* body passed SINK_MAX_BODY */
+    char inline_body[SINK_INLINE_BODY]; /* body while it fits */
 } sink_request_t;
 
 static void sink_request_free(sink_request_t *request)
 {
     if (request == NULL)
         return;
-    free(request->body);
+    if (request->body != request->inline_body)
+        free(request->body);
     free(request);
 }
 
@@ -60,12 +84,18 @@ static void sink_append(sink_request_t *request, const char *data,
         return;
     }
     if (need > request->cap) {
-        size_t cap = request->cap == 0 ? 1024 : request->cap;
+        size_t cap = request->cap * 2;
         char *body;
 
         while (cap < need)
             cap *= 2;
-        body = realloc(request->body, cap);
+        if (request->body == request->inline_body) {
+            body = malloc(cap);
+            if (body != NULL)
+                memcpy(body, request->body, request->len);
+        } else {
+            body = realloc(request->body, cap);
+        }
         if (body == NULL) {
             request->too_big = true;
             return;
@@ -77,6 +107,330 @@ static void sink_append(sink_request_t *request, const char *data,
     request->len += size;
     request->body[request->len] = '\0';
 }
+
+/* --- bench_json: the skim --- */
+
+typedef struct {
+    const unsigned char *p;     /* next byte */
+    const unsigned char *end;   /* one past the last byte */
+} scan_t;
+
+static void scan_space(scan_t *s)
+{
+    while (s->p < s->end &&
+           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF) at `p`, 0 when there is none. */
+static size_t scan_utf8(const unsigned char *p, const unsigned char *end)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+        n = 2;
+        cp = p[0] & 0x1F;
+    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+        n = 3;
+        cp = p[0] & 0x0F;
+    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+        n = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* The four hex digits at `p` as a number, -1 when they are not. */
+static long scan_hex4(const unsigned char *p, const unsigned char *end)
+{
+    long v = 0;
+
+    if (end - p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i];
+
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v = v * 16 + (c - 'A' + 10);
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* The string at s->p (its opening quote). Sets *value and *len to its raw
+ * bytes and *plain when it has no escapes. -1 when not sure it is valid;
+ * \u0000 (rejected by jansson without JSON_ALLOW_NUL) is "not sure" too. */
+static int scan_string(scan_t *s, const char **value, size_t *len,
+                       bool *plain)
+{
+    const unsigned char *start = s->p + 1;
+    const unsigned char *p = start;
+
+    *plain = true;
+    while (p < s->end) {
+        unsigned c = *p;
+
+        if (c == '"') {
+            *value = (const char *)start;
+            *len = (size_t)(p - start);
+            s->p = p + 1;
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c < 0x80 && c != '\\') {
+            p++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t n = scan_utf8(p, s->end);
+
+            if (n == 0)
+                return -1;
+            p += n;
+            continue;
+        }
+        *plain = false;
+        if (s->end - p < 2)
+            return -1;
+        c = p[1];
+        if (c == 'u') {
+            long cp = scan_hex4(p + 2, s->end);
+
+            if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+                return -1;
+            p += 6;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                long low;
+
+                if (s->end - p < 6 || p[0] != '\\' || p[1] != 'u')
+                    return -1;
+                low = scan_hex4(p + 2, s->end);
+                if (low < 0xDC00 || low > 0xDFFF)
+                    return -1;
+                p += 6;
+            }
+        } else if (c == '"' || c == '\\' || c == '/' || c == 'b' ||
+                   c == 'f' || c == 'n' || c == 'r' || c == 't') {
+            p += 2;
+        } else {
+            return -1;
+        }
+    }
+    return -1;
+}
+
+/* A number without exponent whose integer part is short enough that
+ * jansson cannot overflow on it. */
+static int scan_number(scan_t *s)
+{
+    const unsigned char *p = s->p;
+    size_t digits = 0;
+
+    if (p < s->end && *p == '-')
+        p++;
+    if (p < s->end && *p == '0') {
+        p++;
+        digits = 1;
+    } else {
+        while (p < s->end && *p >= '0' && *p <= '9') {
+            p++;
+            digits++;
+        }
+    }
+    if (digits == 0 || digits > SCAN_MAX_DIGITS)
+        return -1;
+    if (p < s->end && *p == '.') {
+        const unsigned char *fraction = ++p;
+
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == fraction)
+            return -1;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E'))
+        return -1;
+    s->p = p;
+    return 0;
+}
+
+static int scan_literal(scan_t *s, const char *word, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return -1;
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(scan_t *s, int depth);
+
+/* The object at s->p (its '{'). At the top level, `fields` receive the
+ * values of the keys they name. */
+static int scan_object(scan_t *s, int depth, bench_json_field_t *fields,
+                       size_t nfields)
+{
+    if (depth > SCAN_MAX_DEPTH)
+        return -1;
+    s->p++;
+    scan_space(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        bench_json_field_t *field = NULL;
+        const char *key;
+        size_t key_len;
+        bool plain;
+
+        if (s->p >= s->end || *s->p != '"' ||
+            scan_string(s, &key, &key_len, &plain) != 0)
+            return -1;
+        /* an escaped key might spell one of the fields */
+        if (nfields > 0 && !plain)
+            return -1;
+        for (size_t i = 0; i < nfields; i++) {
+            if (strlen(fields[i].key) == key_len &&
+                memcmp(fields[i].key, key, key_len) == 0) {
+                field = &fields[i];
+                break;
+            }
+        }
+        scan_space(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        scan_space(s);
+        if (field != NULL && s->p < s->end && *s->p == '"') {
+            if (scan_string(s, &field->value, &field->len,
+                            &field->plain) != 0)
+                return -1;
+            field->type = BENCH_JSON_STRING;
+            if (!field->plain)
+                field->value = NULL;
+            field->count++;
+        } else {
+            if (scan_value(s, depth) != 0)
+                return -1;
+            if (field != NULL) {
+                field->type = BENCH_JSON_OTHER;
+                field->plain = false;
+                field->value = NULL;
+                field->count++;
+            }
+        }
+        scan_space(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            scan_space(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int scan_array(scan_t *s, int depth)
+{
+    if (depth > SCAN_MAX_DEPTH)
+        return -1;
+    s->p++;
+    scan_space(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (scan_value(s, depth) != 0)
+            return -1;
+        scan_space(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            scan_space(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+/* Any value at s->p, inside a container `depth` levels deep. */
+static int scan_value(scan_t *s, int depth)
+{
+    const char *value;
+    size_t len;
+    bool plain;
+
+    if (s->p >= s->end)
+        return -1;
+    switch (*s->p) {
+    case '{':
+        return scan_object(s, depth + 1, NULL, 0);
+    case '[':
+        return scan_array(s, depth + 1);
+    case '"':
+        return scan_string(s, &value, &len, &plain);
+    case 't':
+        return scan_literal(s, "true", 4);
+    case 'f':
+        return scan_literal(s, "false", 5);
+    case 'n':
+        return scan_literal(s, "null", 4);
+    default:
+        return scan_number(s);
+    }
+}
+
+int bench_json_scan(const char *body, size_t len, bench_json_field_t *fields,
+                    size_t nfields)
+{
+    scan_t s;
+
+    for (size_t i = 0; i < nfields; i++) {
+        fields[i].count = 0;
+        fields[i].type = BENCH_JSON_ABSENT;
+        fields[i].plain = false;
+        fields[i].value = NULL;
+        fields[i].len = 0;
+    }
+    if (body == NULL)
+        return -1;
+    s.p = (const unsigned char *)body;
+    s.end = s.p + len;
+    scan_space(&s);
+    if (s.p >= s.end || *s.p != '{' ||
+        scan_object(&s, 1, fields, nfields) != 0)
+        return -1;
+    scan_space(&s);
+    return s.p == s.end ? 0 : -1;
+}
+
+/* --- the sink --- */
 
 /* The first string "lead_id" in `value`, searching nested objects and
  * arrays a few levels deep; NULL when there is none. */
@@ -128,20 +482,54 @@ static bool sink_lead_from_key(const char *key, char *out, size_t size)
     return true;
 }
 
-static enum MHD_Result sink_reply(struct MHD_Connection *connection,
-                                  unsigned int status, const char *body)
+/* Copies `len` bytes of `value` into `out` as snprintf("%s") would. */
+static void sink_copy(const char *value, size_t len, char *out, size_t size)
 {
-    struct MHD_Response *response;
-    enum MHD_Result rc;
+    if (size == 0)
+        return;
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, value, len);
+    out[len] = '\0';
+}
 
-    response = MHD_create_response_from_buffer(strlen(body), (void *)body,
-                                               MHD_RESPMEM_PERSISTENT);
-    if (response == NULL)
-        return MHD_NO;
-    MHD_add_response_header(response, "Content-Type", "application/json");
-    rc = MHD_queue_response(connection, status, response);
-    MHD_destroy_response(response);
-    return rc;
+/* The jansson reading: parse, then search depth first. */
+static void sink_lead_id_jansson(const char *body, size_t len, char *out,
+                                 size_t size)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *id = root != NULL ? sink_find_lead_id(root, 0) : NULL;
+
+    if (id != NULL)
+        snprintf(out, size, "%s", id);
+    json_decref(root);
+}
+
+void bench_sink_lead_id(const char *body, size_t len, char *out, size_t size)
+{
+    bench_json_field_t field = {.key = "lead_id"};
+
+    if (size == 0)
+        return;
+    out[0] = '\0';
+    if (body == NULL)
+        return;
+    /* The search looks at the top-level object's own "lead_id" first: a
+     * single plain, non-empty string there is its answer. Anything else
+     * (nested, escaped, repeated, not a string) goes the long way. */
+    if (bench_json_scan(body, len, &field, 1) == 0 && field.count == 1 &&
+        field.plain && field.len > 0) {
+        sink_copy(field.value, field.len, out, size);
+        return;
+    }
+    sink_lead_id_jansson(body, len, out, size);
+}
+
+static enum MHD_Result sink_reply(struct MHD_Connection *connection,
+                                  unsigned int status,
+                                  struct MHD_Response *response)
+{
+    return MHD_queue_response(connection, status, response);
 }
 
 /* Records the notification the complete request carries. */
@@ -149,21 +537,30 @@ static void sink_record(bench_sink_t *self, struct MHD_Connection *connection,
                         const sink_request_t *request)
 {
     char lead_id[BENCH_ID_MAX] = "";
-    const char *key = MHD_lookup_connection_value(
-        connection, MHD_HEADER_KIND, "Idempotency-Key");
-    json_t *root = NULL;
 
-    if (request->body != NULL && !request->too_big)
-        root = json_loadb(request->body, request->len, 0, NULL);
-    if (root != NULL) {
-        const char *id = sink_find_lead_id(root, 0);
+    /* len 0: no body came (jansson would find nothing in "" either) */
+    if (request->len > 0 && !request->too_big) {
+        bench_sink_lead_id(request->body, request->len, lead_id,
+                           sizeof(lead_id));
+        if (self->verify) {
+            char expected[BENCH_ID_MAX] = "";
 
-        if (id != NULL)
-            snprintf(lead_id, sizeof(lead_id), "%s", id);
+            sink_lead_id_jansson(request->body, request->len, expected,
+                                 sizeof(expected));
+            atomic_fetch_add(&self->checked, 1);
+            if (strcmp(expected, lead_id) != 0) {
+                atomic_fetch_add(&self->mismatches, 1);
+                fprintf(stderr, "conveyor-bench: verify: body read as '%s', "
+                        "jansson '%s': %.*s\n", lead_id, expected,
+                        (int)request->len, request->body);
+            }
+        }
     }
-    json_decref(root);
-    if (lead_id[0] == '\0' && !sink_lead_from_key(key, lead_id,
-                                                  sizeof(lead_id))) {
+    if (lead_id[0] == '\0' &&
+        !sink_lead_from_key(MHD_lookup_connection_value(
+                                connection, MHD_HEADER_KIND,
+                                "Idempotency-Key"),
+                            lead_id, sizeof(lead_id))) {
         atomic_fetch_add(&self->no_lead, 1);
         return;
     }
@@ -183,10 +580,15 @@ static enum MHD_Result sink_access(void *cls, struct MHD_Connection *connection,
     if (request == NULL) {
         /* First call: headers only. Replying now would close the
          * connection, so only note the time. */
-        request = calloc(1, sizeof(*request));
+        /* not calloc: the inline buffer needs no clearing */
+        request = malloc(sizeof(*request));
         if (request == NULL)
             return MHD_NO;
         request->arrival_us = bench_now_us();
+        request->body = request->inline_body;
+        request->len = 0;
+        request->cap = sizeof(request->inline_body);
+        request->too_big = false;
         *con_cls = request;
         return MHD_YES;
     }
@@ -197,12 +599,12 @@ static enum MHD_Result sink_access(void *cls, struct MHD_Connection *connection,
     }
     atomic_fetch_add(&self->requests, 1);
     if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
-        return sink_reply(connection, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+        return sink_reply(connection, MHD_HTTP_OK, self->health);
     if (strcmp(method, "POST") != 0)
         return sink_reply(connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-                          "{\"error\":\"method_not_allowed\"}");
+                          self->not_allowed);
     sink_record(self, connection, request);
-    return sink_reply(connection, MHD_HTTP_OK, "{\"ok\":true}");
+    return sink_reply(connection, MHD_HTTP_OK, self->ok);
 }
 
 static void sink_completed(void *cls, struct MHD_Connection *connection,
@@ -214,6 +616,33 @@ static void sink_completed(void *cls, struct MHD_Connection *connection,
     (void)code;
     sink_request_free(*con_cls);
     *con_cls = NULL;
+}
+
+/* A 200/405 body as a response MHD may send any number of times. */
+static struct MHD_Response *sink_response(const char *body)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+
+    if (response != NULL &&
+        MHD_add_response_header(response, "Content-Type",
+                                "application/json") != MHD_YES) {
+        MHD_destroy_response(response);
+        response = NULL;
+    }
+    return response;
+}
+
+/* Frees what bench_sink_start made, once the daemon is stopped. */
+static void sink_free(bench_sink_t *self)
+{
+    if (self->ok != NULL)
+        MHD_destroy_response(self->ok);
+    if (self->health != NULL)
+        MHD_destroy_response(self->health);
+    if (self->not_allowed != NULL)
+        MHD_destroy_response(self->not_allowed);
+    free(self);
 }
 
 bench_sink_t *bench_sink_start(int port, bench_table_t *table)
@@ -229,23 +658,42 @@ bench_sink_t *bench_sink_start(int port, bench_table_t *table)
     self->table = table;
     atomic_init(&self->requests, 0);
     atomic_init(&self->no_lead, 0);
+    atomic_init(&self->checked, 0);
+    atomic_init(&self->mismatches, 0);
+    self->verify = getenv("CONVEYOR_BENCH_VERIFY") != NULL &&
+                   strcmp(getenv("CONVEYOR_BENCH_VERIFY"), "1") == 0;
+    /* made once, queued for every request (MHD counts the users) */
+    self->ok = sink_response("{\"ok\":true}");
+    self->health = sink_response("{\"status\":\"ok\"}");
+    self->not_allowed = sink_response("{\"error\":\"method_not_allowed\"}");
+    if (self->ok == NULL || self->health == NULL ||
+        self->not_allowed == NULL) {
+        fprintf(stderr, "conveyor-bench: cannot start sink: out of memory\n");
+        sink_free(self);
+        return NULL;
+    }
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     self->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port,
+        /* no Date header: the notifier ignores it, and formatting it is
+         * a gmtime and a printf per notification */
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+            MHD_USE_SUPPRESS_DATE_NO_CLOCK,
+        (uint16_t)port,
         NULL, NULL, sink_access, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SINK_THREADS,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SINK_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, sink_completed, self,
         MHD_OPTION_END);
     if (self->daemon == NULL) {
         fprintf(stderr, "conveyor-bench: cannot listen on '127.0.0.1:%d'\n",
                 port);
-        free(self);
+        sink_free(self);
         return NULL;
     }
     info = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -258,7 +706,12 @@ void bench_sink_destroy(bench_sink_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     MHD_stop_daemon((*self_p)->daemon);
-    free(*self_p);
+    if ((*self_p)->verify)
+        fprintf(stderr, "conveyor-bench: verify: %zu notification bodies "
+                "read both ways, %zu differences\n",
+                atomic_load(&(*self_p)->checked),
+                atomic_load(&(*self_p)->mismatches));
+    sink_free(*self_p);
     *self_p = NULL;
 }
 
@@ -271,4 +724,93 @@ void bench_sink_counts(const bench_sink_t *self, bench_sink_counts_t *out)
 {
     out->requests = atomic_load(&((bench_sink_t *)self)->requests);
     out->no_lead = atomic_load(&((bench_sink_t *)self)->no_lead);
+}
+
+/* --- self-check --- */
+
+typedef struct {
+    const char *body;       /* a notification body */
+    bool skim;              /* the skim must answer it alone */
+} sink_check_t;
+
+/* The follow-up scheduler's first-contact task as the notifier posted it
+ * to the bench's staff during a run, and bodies that must take the long
+ * way (and still read the same). */
+static const sink_check_t sink_checks[] = {
+    {"{\"notification_id\":\"ntf-lead_01a206234c0e920be4790000-first-"
+     "contact\",\"kind\":\"task_created\",\"task_id\":\"lead_01a206234c0e9"
+     "20be4790000-first-contact\",\"task_kind\":\"first_contact\",\"lead_i"
+     "d\":\"lead_01a206234c0e920be4790000\",\"staff_id\":\"bench-sales-1\","
+     "\"due_at\":\"2026-11-23T02:31:46.260Z\",\"due_at_ms\":1795401106260,"
+     "\"due_local\":\"Mon 23 Nov 02:31 (UTC)\",\"title\":\"First contact w"
+     "ith Bench Lead 0: get a phone number, the client's time zone and a c"
+     "onvenient time to call\",\"lead\":{\"lead_id\":\"lead_01a206234c0e92"
+     "0be4790000\",\"name\":\"Bench Lead 0\",\"company\":\"Bench 5ec11b6b9e"
+     "fc7cd7\",\"phone\":\"+79010000000\",\"email\":\"bench-5ec11b6b9efc7c"
+     "d7-0@example.com\",\"message\":\"conveyor-bench lead\",\"channel\":"
+     "\"web\",\"source\":\"bench\",\"region\":\"Moscow\",\"industry\":\"it"
+     "\",\"product\":\"crm\",\"budget\":500000,\"currency\":\"RUB\",\"recei"
+     "ved_at\":\"2026-11-23T02:01:46.254Z\",\"domain\":\"example.com\"}}",
+     true},
+    /* the notifier's default body, Cyrillic text and escapes included */
+    {"{\"notification_id\":\"ntf-lead_01a2-first-contact\",\"lead_id\":"
+     "\"lead_01a2\",\"staff_id\":\"anna\",\"subject\":\"Новый лид: ООО "
+     "\\\"Ромашка\\\"\",\"text\":\"Позвонить до 18:00\\nбюджет 500 000 "
+     "\\u20bd\"}", true},
+    {" \r\n\t{ \"lead_id\" : \"lead_ws\" , \"score\" : -0.75, \"ok\": true,"
+     " \"tags\": [null, false, {}, []] } \n", true},
+    /* nested only: found by the depth-first search */
+    {"{\"kind\":\"task_created\",\"lead\":{\"lead_id\":\"lead_nested\"}}",
+     false},
+    /* escaped, empty, repeated, not a string */
+    {"{\"lead_id\":\"lead_\\u0061bc\"}", false},
+    {"{\"lead_id\":\"\",\"lead\":{\"lead_id\":\"lead_inner\"}}", false},
+    {"{\"lead_id\":\"lead_first\",\"lead_id\":\"lead_second\"}", false},
+    {"{\"lead_id\":42,\"lead\":{\"lead_id\":\"lead_42\"}}", false},
+    {"{\"lead\\u005fid\":\"lead_escaped_key\"}", false},
+    /* not JSON jansson accepts: no lead, whatever the text says */
+    {"{\"lead_id\":\"lead_trailing\",}", false},
+    {"{\"lead_id\":\"lead_nul\",\"text\":\"a\\u0000b\"}", false},
+    {"{\"lead_id\":\"lead_bad_utf8\",\"text\":\"\xc3\x28\"}", false},
+    {"{\"lead_id\":\"lead_surrogate\",\"text\":\"\\udc00\"}", false},
+    {"{\"lead_id\":\"lead_big\",\"n\":123456789012345678901234567890}",
+     false},
+    {"{\"lead_id\":\"lead_exp\",\"n\":1e400}", false},
+    {"{\"lead_id\":\"lead_exp_ok\",\"n\":1.5e3}", false},
+    {"{\"lead_id\":\"lead_zero\",\"n\":012}", false},
+    {"{\"lead_id\":\"lead_tail\"} x", false},
+    {"[{\"lead_id\":\"lead_in_array\"}]", false},
+    {"", false},
+    /* longer than BENCH_ID_MAX: cut the same way */
+    {"{\"lead_id\":\"lead_0123456789abcdef0123456789abcdef0123456789abcdef"
+     "0123456789abcdef\"}", true},
+};
+
+int bench_sink_self_check(void)
+{
+    int differences = 0;
+
+    for (size_t i = 0; i < sizeof(sink_checks) / sizeof(sink_checks[0]);
+         i++) {
+        const sink_check_t *check = &sink_checks[i];
+        size_t len = strlen(check->body);
+        char got[BENCH_ID_MAX];
+        char expected[BENCH_ID_MAX] = "";
+        bench_json_field_t field = {.key = "lead_id"};
+        bool skimmed = bench_json_scan(check->body, len, &field, 1) == 0 &&
+                       field.count == 1 && field.plain && field.len > 0;
+
+        bench_sink_lead_id(check->body, len, got, sizeof(got));
+        sink_lead_id_jansson(check->body, len, expected, sizeof(expected));
+        if (strcmp(got, expected) != 0) {
+            fprintf(stderr, "self-check: body %zu read as '%s', jansson "
+                    "'%s'\n", i, got, expected);
+            differences++;
+        }
+        if (check->skim && !skimmed) {
+            fprintf(stderr, "self-check: body %zu took the long way\n", i);
+            differences++;
+        }
+    }
+    return differences;
 }
