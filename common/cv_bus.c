@@ -197,6 +197,9 @@ struct cv_bus {
     cv_event_arena_t *arena;  /* the event being applied lives here */
     int inbound_count;
     const Conveyor__Envelope *current; /* event the handler is running */
+    const uint8_t *current_data; /* its envelope as received (in the
+                                    inbound zmq message), NULL outside */
+    size_t current_size;         /* and its length */
 
     source_slot_t sources[MAX_SOURCES];
     int source_count;
@@ -1221,8 +1224,13 @@ static int apply_event(cv_bus_t *self, inbound_t *in, bool careful)
         goto out;
     }
     self->current = event;
+    self->current_data =
+        (const uint8_t *)zmq_msg_data(&in->payload) + in->payload_offset;
+    self->current_size = in->payload_size;
     int handled = self->handler(self->arg, self, event);
     self->current = NULL;
+    self->current_data = NULL;
+    self->current_size = 0;
     if (handled == 0) {
         if (careful)
             bus_sql(self, "RELEASE cv_event");
@@ -1681,6 +1689,16 @@ const char *cv_bus_service(const cv_bus_t *self)
 const Conveyor__Envelope *cv_bus_current(const cv_bus_t *self)
 {
     return self->current;
+}
+
+int cv_bus_current_packed(const cv_bus_t *self, const uint8_t **data,
+                          size_t *size)
+{
+    if (self->current_data == NULL)
+        return -1;
+    *data = self->current_data;
+    *size = self->current_size;
+    return 0;
 }
 
 /* How long the loop may sleep: the next heartbeat, lease, back-off or

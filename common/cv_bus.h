@@ -21,6 +21,7 @@
 #define CV_BUS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conveyor.pb-c.h"
@@ -123,5 +124,14 @@ int cv_outbox_create(cv_store_t *store);
 
 /* The event now being handled on the bus thread, or NULL. */
 const Conveyor__Envelope *cv_bus_current(const cv_bus_t *self);
+
+/* The packed envelope of that event, byte for byte as it arrived: *data
+ * points into the bus's inbound message (owned by the bus, valid only
+ * while the handler runs; copy what must outlive it). Lets a handler keep
+ * or forward the body without packing the unpacked copy again
+ * (cv_event_field_bytes finds the body in it). 0, or -1 outside a handler
+ * (the bus's own sources have no event). */
+int cv_bus_current_packed(const cv_bus_t *self, const uint8_t **data,
+                          size_t *size);
 
 #endif

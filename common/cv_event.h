@@ -38,6 +38,20 @@ Conveyor__Envelope *cv_event_unpack_in(cv_event_arena_t *arena,
 /* Takes back everything unpacked in `arena` (keeps its first block). */
 void cv_event_arena_reset(cv_event_arena_t *arena);
 
+/* The bytes of the one length-delimited field number `field` (a message,
+ * string or bytes field) inside the packed message `msg`, found by walking
+ * the protobuf wire format without unpacking anything: *out points into
+ * `msg` (not a copy), *out_size its length. Lets a service keep an event's
+ * body exactly as it arrived (Envelope field 11 is the LeadScored) instead
+ * of packing the unpacked copy again: protobuf-c packs a message the same
+ * way alone or nested, so these are the bytes conveyor__..._pack would
+ * write for a body a protobuf-c sender packed. 0 when the field is there
+ * exactly once with the length-delimited wire type; -1 when it is missing,
+ * repeated (protobuf would merge the copies), of another wire type, or the
+ * message is malformed or truncated (nothing outside msg[0..size) is read). */
+int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
+                         const uint8_t **out, size_t *out_size);
+
 /* "lead_received", "lead_scored", ... ; "unknown" for anything else. */
 const char *cv_event_type_name(Conveyor__EventType type);
 

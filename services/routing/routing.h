@@ -172,6 +172,7 @@ void routing_member_clear(routing_member_t *m);
 
 void routing_trace_add(routing_trace_t *trace, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends `text` as "%s" would ("(null)" for NULL), without printf. */
 void routing_trace_put(routing_trace_t *trace, const char *text);
 void routing_trace_reset(routing_trace_t *trace);
 /* Appends a number as "%lld" would (without printf's cost: the trace of
@@ -206,9 +207,20 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
 int routing_owner(cv_store_t *store, const char *lead_id, char *owner,
                   size_t size);
 
+/* `scored` packed as the lead_scored columns keep it: the bytes it
+ * arrived in when it is the body of the LeadScored event being handled
+ * (no packing), else packed into `local` when it fits or into a malloc'd
+ * buffer left in *owned for the caller to free (*owned is NULL
+ * otherwise). *size is the length. NULL when out of memory (logged). */
+const uint8_t *routing_lead_bytes(cv_bus_t *bus,
+                                  const Conveyor__LeadScored *scored,
+                                  uint8_t *local, size_t local_size,
+                                  size_t *size, uint8_t **owned);
+
 /* Keeps the newest LeadScored of a lead (explain, re-assignment, offers
- * and manual assignment read it back), replacing a kept one. 0 or -1. */
-int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored);
+ * and manual assignment read it back), replacing a kept one. On the bus
+ * thread (its store, routing_lead_bytes). 0 or -1. */
+int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored);
 
 /* Keeps the LeadScored of a lead not kept before; *fresh tells whether it
  * was new (a kept lead is left as it is: routing_lead_put replaces it).
@@ -216,7 +228,7 @@ int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored);
  * waits in pending or has an offer has its row (migrations 8 and 9 added
  * those of older files), so a fresh lead has none of these: the usual new
  * lead is placed without looking them up. 0 or -1. */
-int routing_lead_insert(cv_store_t *store, const Conveyor__LeadScored *scored,
+int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                         bool *fresh);
 
 /* The stored LeadScored of a lead (caller frees with
@@ -308,7 +320,7 @@ int routing_timer_watch(routing_t *self, cv_bus_t *bus);
 /* Keeps the lead in the pending table (its first arrival fixes its place
  * in the queue; a newer score replaces the stored one); *fresh is true
  * when it was not waiting before. 0 or -1. */
-int routing_pending_put(cv_store_t *store, const Conveyor__LeadScored *scored,
+int routing_pending_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                         int tier, const char *reason, const char *trace_id,
                         bool *fresh);
 /* Removes a lead from the queue (placed or rejected). 0 or -1. */

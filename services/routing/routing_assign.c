@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cv_clock.h"
+#include "cv_event.h"
 #include "cv_log.h"
 
 void routing_trace_reset(routing_trace_t *trace)
@@ -46,6 +47,8 @@ void routing_trace_put(routing_trace_t *trace, const char *text)
     size_t room = sizeof(trace->text) - trace->length;
     if (room <= 1)
         return;
+    if (text == NULL)
+        text = "(null)"; /* as glibc's printf writes it */
     size_t n = strlen(text);
     if (n >= room) {
         memcpy(trace->text + trace->length, text, room - 1);
@@ -176,31 +179,57 @@ int routing_give(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     return 0;
 }
 
-/* Packs `scored` into `local` when it fits, else into a malloc'd buffer
- * the caller frees (when it is not `local`); NULL when out of memory. */
-static uint8_t *lead_pack(const Conveyor__LeadScored *scored, uint8_t *local,
-                          size_t local_size, size_t *size)
+const uint8_t *routing_lead_bytes(cv_bus_t *bus,
+                                  const Conveyor__LeadScored *scored,
+                                  uint8_t *local, size_t local_size,
+                                  size_t *size, uint8_t **owned)
 {
+    *owned = NULL;
+    /* `scored` is the body of the event being handled, unpacked from the
+     * bytes the bus holds (and const since): its bytes in the envelope are
+     * what packing it would write (protobuf-c packs a message the same
+     * alone or nested; tests/unit/test_event.c), without ~20k
+     * instructions of sizing and packing per lead */
+    const Conveyor__Envelope *current = cv_bus_current(bus);
+    const uint8_t *envelope = NULL;
+    size_t envelope_size = 0;
+    const uint8_t *body = NULL;
+    if (current != NULL &&
+        current->body_case == CONVEYOR__ENVELOPE__BODY_LEAD_SCORED &&
+        current->lead_scored == scored &&
+        cv_bus_current_packed(bus, &envelope, &envelope_size) == 0 &&
+        cv_event_field_bytes(envelope, envelope_size,
+                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED, &body,
+                             size) == 0)
+        return body;
+    /* a lead read back from the tables, or an envelope the scanner does
+     * not take (it parsed, so this is rare): pack it */
     /* (pack_to_buffer, which does not size the message first, measured
      * 70% slower here: a call per field) */
     *size = conveyor__lead_scored__get_packed_size(scored);
-    uint8_t *payload = *size <= local_size ? local : malloc(*size);
+    uint8_t *payload = *size <= local_size ? local : malloc(*size ? *size : 1);
     if (payload == NULL) {
         cv_error("cannot keep lead '%s': out of memory",
                  scored->lead->lead_id);
         return NULL;
     }
     conveyor__lead_scored__pack(scored, payload);
+    if (payload != local)
+        *owned = payload;
     return payload;
 }
 
-int routing_lead_insert(cv_store_t *store, const Conveyor__LeadScored *scored,
+int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                         bool *fresh)
 {
-    /* every lead comes through here: a usual one packs on the stack */
+    /* every lead comes through here: a usual one is kept from the bytes
+     * it arrived in (routing_lead_bytes) */
+    cv_store_t *store = cv_bus_store(bus);
     uint8_t local[4096];
     size_t size = 0;
-    uint8_t *payload = lead_pack(scored, local, sizeof(local), &size);
+    uint8_t *owned = NULL;
+    const uint8_t *payload =
+        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
     if (payload == NULL)
         return -1;
     int rc = -1;
@@ -217,16 +246,18 @@ int routing_lead_insert(cv_store_t *store, const Conveyor__LeadScored *scored,
     *fresh = sqlite3_changes(cv_store_db(store)) > 0;
     rc = 0;
 out:
-    if (payload != local)
-        free(payload);
+    free(owned);
     return rc;
 }
 
-int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored)
+int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored)
 {
+    cv_store_t *store = cv_bus_store(bus);
     uint8_t local[4096];
     size_t size = 0;
-    uint8_t *payload = lead_pack(scored, local, sizeof(local), &size);
+    uint8_t *owned = NULL;
+    const uint8_t *payload =
+        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
     if (payload == NULL)
         return -1;
     int rc = -1;
@@ -242,8 +273,7 @@ int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored)
     sqlite3_bind_int64(stmt, 3, cv_clock_now_ms());
     rc = cv_store_step_done(stmt);
 out:
-    if (payload != local)
-        free(payload);
+    free(owned);
     return rc;
 }
 

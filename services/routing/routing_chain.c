@@ -122,13 +122,17 @@ static bool rule_pool(const cv_routing_rule_t *rule,
                 : region);
         if (team != NULL) {
             spec->team = team;
-            routing_trace_add(why, "team %s; ", team);
+            routing_trace_put(why, "team ");
+            routing_trace_put(why, team);
+            routing_trace_put(why, "; ");
             snprintf(key, key_size, "rule:%s:team:%s", rule->name, team);
             spec->key = key;
             return true;
         }
         list = "regions", value = region, what = "region";
-        routing_trace_add(why, "owners of %s; ", region);
+        routing_trace_put(why, "owners of ");
+        routing_trace_put(why, region);
+        routing_trace_put(why, "; ");
         snprintf(key, key_size, "rule:%s:region:%s", rule->name, region);
         spec->key = key;
         spec->owns_list = list;
@@ -145,7 +149,12 @@ static bool rule_pool(const cv_routing_rule_t *rule,
         }
         spec->owns_list = list;
         spec->owns_value = value;
-        routing_trace_add(why, "owners of %s '%s'; ", what, value);
+        /* (pieces, not printf: this runs for every lead) */
+        routing_trace_put(why, "owners of ");
+        routing_trace_put(why, what);
+        routing_trace_put(why, " '");
+        routing_trace_put(why, value);
+        routing_trace_put(why, "'; ");
         snprintf(key, key_size, "rule:%s:%s:%s", rule->name, what, value);
         for (char *p = key; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
@@ -160,20 +169,30 @@ static bool rule_pool(const cv_routing_rule_t *rule,
 /* Describes the pool filters, as "pool role sales, tier 2". */
 static void trace_spec(const cv_routing_rule_t *rule, routing_trace_t *why)
 {
+    /* pieces, not printf: this runs for every lead */
     routing_trace_put(why, "pool");
     bool any = true;
-    if (rule->role != NULL)
-        routing_trace_add(why, " role %s", rule->role), any = false;
-    if (rule->tier > 0)
-        routing_trace_add(why, "%s tier %d", any ? "" : ",", rule->tier),
-            any = false;
-    if (rule->team != NULL)
-        routing_trace_add(why, "%s team %s", any ? "" : ",", rule->team),
-            any = false;
-    if (rule->staff.count > 0)
-        routing_trace_add(why, "%s %zu named", any ? "" : ",",
-                          rule->staff.count),
-            any = false;
+    if (rule->role != NULL) {
+        routing_trace_put(why, " role ");
+        routing_trace_put(why, rule->role);
+        any = false;
+    }
+    if (rule->tier > 0) {
+        routing_trace_put(why, any ? " tier " : ", tier ");
+        routing_trace_int(why, rule->tier);
+        any = false;
+    }
+    if (rule->team != NULL) {
+        routing_trace_put(why, any ? " team " : ", team ");
+        routing_trace_put(why, rule->team);
+        any = false;
+    }
+    if (rule->staff.count > 0) {
+        routing_trace_put(why, any ? " " : ", ");
+        routing_trace_int(why, (long long)rule->staff.count);
+        routing_trace_put(why, " named");
+        any = false;
+    }
     if (any)
         routing_trace_put(why, " everyone");
     routing_trace_put(why, ": ");
@@ -422,8 +441,13 @@ int routing_route(routing_t *self, cv_store_t *store, cv_bus_t *bus,
     int rc = 0;
     if (opts->exclude != NULL)
         routing_trace_add(&out->trace, "away from %s: ", opts->exclude);
-    routing_trace_add(&out->trace, "tier %d, segment %s, chain v%s", view.tier,
-                      view.segment ? view.segment : "?", rules->version);
+    /* "tier %d, segment %s, chain v%s" in pieces (every lead) */
+    routing_trace_put(&out->trace, "tier ");
+    routing_trace_int(&out->trace, view.tier);
+    routing_trace_put(&out->trace, ", segment ");
+    routing_trace_put(&out->trace, view.segment ? view.segment : "?");
+    routing_trace_put(&out->trace, ", chain v");
+    routing_trace_put(&out->trace, rules->version);
     if (opts->first_rule > 0)
         routing_trace_add(&out->trace, " from rule %zu", opts->first_rule + 1);
     for (size_t i = opts->first_rule; i < rules->rule_count; i++) {

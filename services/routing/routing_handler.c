@@ -93,7 +93,7 @@ int routing_place(routing_t *self, cv_bus_t *bus,
                 current->body_case == CONVEYOR__ENVELOPE__BODY_LEAD_SCORED
             ? current->trace_id
             : NULL;
-    if (routing_pending_put(store, scored, tier, d->trace.text, trace_id,
+    if (routing_pending_put(bus, scored, tier, d->trace.text, trace_id,
                             &fresh) != 0)
         goto out;
     if (fresh) {
@@ -127,18 +127,20 @@ static int rejected_exists(cv_store_t *store, const char *lead_id)
 
 /* Keeps a knocked-out lead for the rejection path (a later knock-out
  * replaces the reason); *fresh is false when it was kept before. */
-static int reject(cv_store_t *store, const Conveyor__LeadScored *scored,
+static int reject(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                   const char *reason, const char *trace_id, bool *fresh)
 {
+    cv_store_t *store = cv_bus_store(bus);
     int kept = rejected_exists(store, scored->lead->lead_id);
     if (kept < 0)
         return -1;
-    size_t size = conveyor__lead_scored__get_packed_size(scored);
-    uint8_t *payload = malloc(size > 0 ? size : 1);
+    uint8_t local[4096];
+    size_t size = 0;
+    uint8_t *owned = NULL;
+    const uint8_t *payload =
+        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
     if (payload == NULL)
-        return cv_error("cannot keep lead '%s': out of memory",
-                        scored->lead->lead_id);
-    conveyor__lead_scored__pack(scored, payload);
+        return -1;
     int rc = -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO rejected (lead_id, reason, segment,"
@@ -161,7 +163,7 @@ static int reject(cv_store_t *store, const Conveyor__LeadScored *scored,
     *fresh = kept == 0;
     rc = 0;
 out:
-    free(payload);
+    free(owned);
     return rc;
 }
 
@@ -220,7 +222,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
     /* a lead never kept before (the usual one) has no owner, offer or
      * place in pending (routing_lead_insert): none is looked up */
     bool fresh_lead = false;
-    if (routing_lead_insert(store, scored, &fresh_lead) != 0)
+    if (routing_lead_insert(bus, scored, &fresh_lead) != 0)
         return -1;
     int owned = 0;
     if (!fresh_lead) {
@@ -232,7 +234,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
                         lead_id, event->event_id);
             return 0;
         }
-        if (routing_lead_put(store, scored) != 0)
+        if (routing_lead_put(bus, scored) != 0)
             return -1;
     }
     if (scored->score->has_knocked_out && scored->score->knocked_out) {
@@ -241,7 +243,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
                  scored->score->knockout_reason ? scored->score->knockout_reason
                                                 : "no reason given");
         bool fresh = false;
-        if (reject(store, scored, reason, event->trace_id, &fresh) != 0 ||
+        if (reject(bus, scored, reason, event->trace_id, &fresh) != 0 ||
             routing_pending_remove(store, lead_id) != 0 ||
             routing_offer_close(store, lead_id, "rejected") != 0)
             return -1;

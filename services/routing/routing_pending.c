@@ -64,19 +64,22 @@ static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
     return 0;
 }
 
-int routing_pending_put(cv_store_t *store, const Conveyor__LeadScored *scored,
+int routing_pending_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                         int tier, const char *reason, const char *trace_id,
                         bool *fresh)
 {
+    cv_store_t *store = cv_bus_store(bus);
     const char *lead_id = scored->lead->lead_id;
     bool waiting = false;
     if (pending_exists(store, lead_id, &waiting) != 0)
         return -1;
-    size_t size = conveyor__lead_scored__get_packed_size(scored);
-    uint8_t *payload = malloc(size > 0 ? size : 1);
+    uint8_t local[4096];
+    size_t size = 0;
+    uint8_t *owned = NULL;
+    const uint8_t *payload =
+        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
     if (payload == NULL)
-        return cv_error("cannot queue lead '%s': out of memory", lead_id);
-    conveyor__lead_scored__pack(scored, payload);
+        return -1;
     int rc = -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO pending (lead_id, tier, reason, lead_scored,"
@@ -98,7 +101,7 @@ int routing_pending_put(cv_store_t *store, const Conveyor__LeadScored *scored,
     *fresh = !waiting;
     rc = 0;
 out:
-    free(payload);
+    free(owned);
     return rc;
 }
 

@@ -682,8 +682,12 @@ int routing_pool_pick(cv_store_t *store, const routing_pool_spec_t *spec,
         free(rr);
     if (chosen == -1)
         routing_trace_put(why, "; nobody available");
-    else if (chosen >= 0)
-        routing_trace_add(why, "; round-robin '%s' chose %s", spec->key,
-                          pool->members[chosen].staff_id);
+    else if (chosen >= 0) {
+        /* "; round-robin '%s' chose %s" in pieces (every lead) */
+        routing_trace_put(why, "; round-robin '");
+        routing_trace_put(why, spec->key);
+        routing_trace_put(why, "' chose ");
+        routing_trace_put(why, pool->members[chosen].staff_id);
+    }
     return chosen;
 }

@@ -51,6 +51,11 @@ typedef struct {
     atomic_bool work_fails;   /* (whose work fails while this is set) */
     atomic_int turns_ok;      /* ...the turns that committed */
     atomic_int turns_failed;  /* ...and those that rolled back */
+    bool check_packed;        /* handler: compares cv_bus_current_packed
+                                 with the event it got */
+    int packed_same;          /* events whose bytes matched */
+    int packed_wrong;         /* events whose bytes did not */
+    atomic_int packed_outside; /* turn ends where the accessor gave bytes */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -77,6 +82,40 @@ static int worker_handle(void *arg, cv_bus_t *bus,
     if (f->failures < f->fail_first) {
         f->failures++;
         return -1;
+    }
+    if (f->check_packed) {
+        /* the bytes are this event as it arrived: they unpack to it, and
+         * are what packing it writes (protobuf-c packs deterministically);
+         * the body cut out of them is the LeadReceived packed alone */
+        const uint8_t *data = NULL;
+        size_t size = 0;
+        size_t packed_size = 0;
+        uint8_t *packed = cv_event_pack(event, &packed_size);
+        Conveyor__Envelope *back = NULL;
+        const uint8_t *body = NULL;
+        size_t body_size = 0;
+        uint8_t alone[512];
+        bool same =
+            cv_bus_current(bus) == event &&
+            cv_bus_current_packed(bus, &data, &size) == 0 && packed != NULL &&
+            size == packed_size && memcmp(data, packed, size) == 0 &&
+            (back = cv_event_unpack(data, size)) != NULL &&
+            strcmp(back->event_id, event->event_id) == 0 &&
+            cv_event_field_bytes(data, size,
+                                 CONVEYOR__ENVELOPE__BODY_LEAD_RECEIVED, &body,
+                                 &body_size) == 0 &&
+            conveyor__lead_received__get_packed_size(event->lead_received) ==
+                body_size &&
+            body_size <= sizeof(alone) &&
+            conveyor__lead_received__pack(event->lead_received, alone) ==
+                body_size &&
+            memcmp(body, alone, body_size) == 0;
+        cv_event_free(back);
+        free(packed);
+        if (same)
+            f->packed_same++;
+        else
+            f->packed_wrong++;
     }
     const char *lead_id = event->lead_received->lead->lead_id;
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -124,6 +163,37 @@ static void count_turn(void *arg, cv_bus_t *bus, bool ok)
     (void)bus;
     fixture_t *f = arg;
     atomic_fetch_add(ok ? &f->turns_ok : &f->turns_failed, 1);
+}
+
+/* A source's work and a turn's end run outside any handler: the
+ * accessor has no event there. */
+static void packed_not_there(fixture_t *f, cv_bus_t *bus)
+{
+    const uint8_t *data = NULL;
+    size_t size = 0;
+    if (cv_bus_current_packed(bus, &data, &size) != -1 ||
+        cv_bus_current(bus) != NULL)
+        atomic_fetch_add(&f->packed_outside, 1);
+}
+
+static int packed_work(void *arg, cv_bus_t *bus, int64_t now_ms)
+{
+    (void)now_ms;
+    packed_not_there(arg, bus);
+    return 0;
+}
+
+static int64_t packed_due(void *arg, cv_bus_t *bus)
+{
+    (void)arg;
+    (void)bus;
+    return cv_clock_now_ms() + 20; /* every few turns */
+}
+
+static void packed_after_turn(void *arg, cv_bus_t *bus, bool ok)
+{
+    (void)ok;
+    packed_not_there(arg, bus);
 }
 
 static void config_for(cv_config_t *config, const char *service,
@@ -229,6 +299,13 @@ static void buses_start(fixture_t *f)
             .turn_ended = count_turn, .arg = f,
         };
         assert_int_equal(cv_bus_add_source(f->worker, &watcher), 0);
+    }
+    if (f->check_packed) {
+        cv_bus_source_t after = {
+            .fd = -1, .work = packed_work, .next_due = packed_due,
+            .turn_ended = packed_after_turn, .arg = f,
+        };
+        assert_int_equal(cv_bus_add_source(f->worker, &after), 0);
     }
     pthread_create(&f->worker_thread, NULL, bus_main, f->worker);
     pthread_create(&f->sender_thread, NULL, bus_main, f->sender);
@@ -354,6 +431,23 @@ static void test_every_event_applied_exactly_once(void **state)
 
 /* A source hears of every turn's end: of the one its failed work rolled
  * back, and of the turns of events alone that committed after it. */
+/* A handler gets the envelope it is applying as it arrived, byte for byte
+ * (events in batches, a failed event applied again the careful way), and
+ * nothing outside its handler. */
+static void test_handler_sees_the_bytes_it_applies(void **state)
+{
+    fixture_t *f = *state;
+    f->check_packed = true;
+    f->fail_first = 3; /* the first turn is redone event by event */
+    outbox_fill(f, 0, 300, NULL);
+    buses_start(f);
+    outbox_fill(f, 300, 200, NULL);
+    wait_delivered(f, 500, 20);
+    assert_int_equal(f->packed_wrong, 0);
+    assert_true(f->packed_same >= 500);
+    assert_int_equal(atomic_load(&f->packed_outside), 0);
+}
+
 static void test_sources_hear_every_turn_end(void **state)
 {
     fixture_t *f = *state;
@@ -753,6 +847,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_backlog_larger_than_the_memory_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handler_sees_the_bytes_it_applies,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_sources_hear_every_turn_end,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

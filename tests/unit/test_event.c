@@ -113,6 +113,272 @@ static void test_garbage_does_not_unpack(void **state)
     free(bytes);
 }
 
+/* Routing keeps a LeadScored as the bytes it arrived in, cut out of the
+ * envelope, instead of packing its unpacked copy: those bytes must be
+ * exactly what packing the LeadScored alone writes (what it stored
+ * before), also for a re-score that carries a scorecard, negative sint32s
+ * and a message in Cyrillic. */
+static void test_body_bytes_are_the_lead_scored_packed_alone(void **state)
+{
+    (void)state;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    make_scored(&env);
+    lead.message = "Здравствуйте! Нужна CRM на 120 сотрудников, бюджет "
+                   "до 500 000 ₽, звоните после 15:00";
+    env.trace_id = "trc_7d1a54127b222502";
+    Conveyor__ScorecardParam manual = CONVEYOR__SCORECARD_PARAM__INIT;
+    manual.name = "decision_maker";
+    manual.value = 1;
+    manual.actor = "staff_head_1";
+    manual.has_set_at = 1;
+    manual.set_at = 1795362178123LL;
+    Conveyor__ScorecardParam *manual_params[] = {&manual};
+    Conveyor__Scorecard card = CONVEYOR__SCORECARD__INIT;
+    card.lead_id = lead.lead_id;
+    card.revision = 2;
+    card.n_params = 1;
+    card.params = manual_params;
+    card.actor = "staff_head_1";
+    char *changed[] = {"decision_maker"};
+    card.n_changed = 1;
+    card.changed = changed;
+    card.scorecard_id = "sc_3f2a";
+    scored.has_rescore = 1;
+    scored.rescore = 1;
+    scored.previous_segment = "C";
+    scored.has_previous_total = 1;
+    scored.previous_total = -2;
+    scored.scorecard = &card;
+
+    size_t size = 0;
+    uint8_t *bytes = cv_event_pack(&env, &size);
+    assert_non_null(bytes);
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    assert_int_equal(cv_event_field_bytes(bytes, size,
+                                          CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
+                                          &body, &body_size),
+                     0);
+    assert_true(body > bytes && body + body_size <= bytes + size);
+
+    /* what the sender's LeadScored packs to alone ... */
+    size_t alone_size = conveyor__lead_scored__get_packed_size(&scored);
+    uint8_t *alone = malloc(alone_size);
+    assert_non_null(alone);
+    assert_int_equal(conveyor__lead_scored__pack(&scored, alone), alone_size);
+    assert_int_equal(body_size, alone_size);
+    assert_memory_equal(body, alone, alone_size);
+
+    /* ... and what routing packed before: the unpacked copy, packed */
+    Conveyor__Envelope *back = cv_event_unpack(bytes, size);
+    assert_non_null(back);
+    size_t again_size =
+        conveyor__lead_scored__get_packed_size(back->lead_scored);
+    uint8_t *again = malloc(again_size);
+    assert_non_null(again);
+    conveyor__lead_scored__pack(back->lead_scored, again);
+    assert_int_equal(body_size, again_size);
+    assert_memory_equal(body, again, again_size);
+
+    /* the bytes read back as the lead */
+    Conveyor__LeadScored *kept =
+        conveyor__lead_scored__unpack(NULL, body_size, body);
+    assert_non_null(kept);
+    assert_string_equal(kept->lead->message, lead.message);
+    assert_int_equal(kept->previous_total, -2);
+    assert_string_equal(kept->scorecard->params[0]->actor, "staff_head_1");
+    conveyor__lead_scored__free_unpacked(kept, NULL);
+
+    /* other fields: the envelope's texts, and bodies it does not have */
+    assert_int_equal(cv_event_field_bytes(bytes, size, 7, &body, &body_size),
+                     0);
+    assert_int_equal(body_size, strlen("trc_7d1a54127b222502"));
+    assert_memory_equal(body, "trc_7d1a54127b222502", body_size);
+    assert_int_equal(cv_event_field_bytes(
+                         bytes, size, CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED,
+                         &body, &body_size),
+                     -1);
+    /* version (1) and occurred_at (5) are varints, not bytes */
+    assert_int_equal(cv_event_field_bytes(bytes, size, 1, &body, &body_size),
+                     -1);
+    assert_int_equal(cv_event_field_bytes(bytes, size, 5, &body, &body_size),
+                     -1);
+
+    cv_event_free(back);
+    free(again);
+    free(alone);
+    free(bytes);
+    scored.has_rescore = 0;
+    scored.rescore = 0;
+    scored.previous_segment = NULL;
+    scored.has_previous_total = 0;
+    scored.scorecard = NULL;
+    lead.message = NULL;
+}
+
+/* Appends `value` as a varint; returns its length. */
+static size_t put_varint(uint8_t *p, uint64_t value)
+{
+    size_t n = 0;
+    while (value >= 0x80) {
+        p[n++] = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    p[n++] = (uint8_t)value;
+    return n;
+}
+
+/* Appends field `key` (already shifted, wire type 2) holding `data`. */
+static size_t put_bytes(uint8_t *p, uint8_t key, const uint8_t *data,
+                        size_t size)
+{
+    size_t n = 0;
+    p[n++] = key;
+    n += put_varint(p + n, size);
+    memcpy(p + n, data, size);
+    return n + size;
+}
+
+/* An envelope whose body lacks a required field deeper down (a LeadScored
+ * without its score; a lead without its id) is refused by both unpacks:
+ * they leave that check to protobuf-c's unpack, which does it at every
+ * depth. A complete one built the same way unpacks. */
+static void test_unpack_refuses_missing_required_fields(void **state)
+{
+    (void)state;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    make_scored(&env);
+    env.body_case = CONVEYOR__ENVELOPE__BODY__NOT_SET;
+    uint8_t head[512];
+    size_t head_size = conveyor__envelope__pack(&env, head);
+    assert_true(head_size < sizeof(head));
+    uint8_t lead_bytes[1024];
+    size_t lead_size = conveyor__lead__pack(&lead, lead_bytes);
+    uint8_t score_bytes[1024];
+    size_t score_size = conveyor__score__pack(&score, score_bytes);
+    /* a Lead with a name (field 2) and no lead_id (protobuf-c would pack
+     * a NULL required text as "", so this one is written by hand) */
+    uint8_t nameless_bytes[64];
+    size_t nameless_size =
+        put_bytes(nameless_bytes, 0x12, (const uint8_t *)"Anna Petrova", 12);
+
+    cv_event_arena_t *arena = cv_event_arena_new();
+    assert_non_null(arena);
+    for (int variant = 0; variant < 3; variant++) {
+        uint8_t body[2048];
+        size_t body_size = 0;
+        if (variant == 1)
+            body_size += put_bytes(body, 0x0a, nameless_bytes, nameless_size);
+        else
+            body_size += put_bytes(body, 0x0a, lead_bytes, lead_size);
+        if (variant != 0)
+            body_size += put_bytes(body + body_size, 0x12, score_bytes,
+                                   score_size);
+        uint8_t whole[4096];
+        memcpy(whole, head, head_size);
+        size_t size =
+            head_size + put_bytes(whole + head_size, 0x5a, body, body_size);
+        Conveyor__Envelope *back = cv_event_unpack(whole, size);
+        Conveyor__Envelope *in_arena = cv_event_unpack_in(arena, whole, size);
+        if (variant == 2) {
+            assert_non_null(back);
+            assert_non_null(in_arena);
+            assert_string_equal(back->lead_scored->score->segment, "B");
+            assert_string_equal(in_arena->lead_scored->lead->lead_id,
+                                "lead_9f86d081884c7d65");
+        } else {
+            assert_null(back);
+            assert_null(in_arena);
+        }
+        cv_event_free(back);
+        cv_event_arena_reset(arena);
+    }
+    cv_event_arena_destroy(&arena);
+}
+
+/* Scans `size` bytes copied into a buffer of exactly that size (so ASan
+ * sees any read past it) for field 11. */
+static int scan_exact(const uint8_t *bytes, size_t size)
+{
+    uint8_t *copy = malloc(size > 0 ? size : 1);
+    assert_non_null(copy);
+    if (size > 0)
+        memcpy(copy, bytes, size);
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    int rc = cv_event_field_bytes(copy, size,
+                                  CONVEYOR__ENVELOPE__BODY_LEAD_SCORED, &body,
+                                  &body_size);
+    if (rc == 0)
+        assert_true(body >= copy && body + body_size <= copy + size);
+    free(copy);
+    return rc;
+}
+
+/* Cut-short, garbled or doubled envelopes give -1, never a read past the
+ * end (the caller then packs the unpacked lead the usual way). */
+static void test_body_bytes_of_malformed_input(void **state)
+{
+    (void)state;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    make_scored(&env);
+    size_t size = 0;
+    uint8_t *bytes = cv_event_pack(&env, &size);
+    assert_non_null(bytes);
+    assert_int_equal(scan_exact(bytes, size), 0);
+    /* the body is the last field: every shorter prefix lacks it or cuts
+     * it short */
+    for (size_t cut = 0; cut < size; cut++)
+        if (scan_exact(bytes, cut) != -1)
+            fail_msg("a %zu-byte prefix of %zu bytes gave a body", cut, size);
+
+    /* the body twice (protobuf would merge the two) */
+    uint8_t *twice = malloc(2 * size);
+    assert_non_null(twice);
+    memcpy(twice, bytes, size);
+    memcpy(twice + size, bytes, size);
+    assert_int_equal(scan_exact(twice, 2 * size), -1);
+    free(twice);
+
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    assert_int_equal(cv_event_field_bytes(NULL, 0, 11, &body, &body_size), -1);
+    assert_int_equal(cv_event_field_bytes(bytes, size, 0, &body, &body_size),
+                     -1);
+    free(bytes);
+
+    /* field 11 as a length of 2^64-1, as a varint of eleven bytes, as a
+     * group, with wire type 7, and a length one past the end */
+    const uint8_t huge[] = {0x5a, 0xff, 0xff, 0xff, 0xff, 0xff,
+                            0xff, 0xff, 0xff, 0xff, 0x01, 0x00};
+    assert_int_equal(scan_exact(huge, sizeof(huge)), -1);
+    const uint8_t long_varint[] = {0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                   0x80, 0x80, 0x80, 0x80, 0x01, 0x5a, 0x00};
+    assert_int_equal(scan_exact(long_varint, sizeof(long_varint)), -1);
+    const uint8_t group[] = {0x5b, 0x5c};
+    assert_int_equal(scan_exact(group, sizeof(group)), -1);
+    const uint8_t wire7[] = {0x5f, 0x00};
+    assert_int_equal(scan_exact(wire7, sizeof(wire7)), -1);
+    const uint8_t past[] = {0x08, 0x01, 0x5a, 0x03, 0x0a, 0x00};
+    assert_int_equal(scan_exact(past, sizeof(past)), -1);
+    /* fixed32/fixed64 fields cut short before the body */
+    const uint8_t fixed64[] = {0x09, 0x01, 0x02, 0x5a, 0x00};
+    assert_int_equal(scan_exact(fixed64, sizeof(fixed64)), -1);
+    const uint8_t fixed32[] = {0x0d, 0x01, 0x02, 0x03};
+    assert_int_equal(scan_exact(fixed32, sizeof(fixed32)), -1);
+
+    /* and well-formed ones around them: fixed64, fixed32, a varint, then
+     * an empty body */
+    const uint8_t fine[] = {0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x0d, 1, 2, 3,
+                            4,    0x18, 0x96, 0x01, 0x5a, 0x00};
+    assert_int_equal(scan_exact(fine, sizeof(fine)), 0);
+    assert_int_equal(cv_event_field_bytes(fine, sizeof(fine), 11, &body,
+                                          &body_size),
+                     0);
+    assert_ptr_equal(body, fine + sizeof(fine));
+    assert_int_equal(body_size, 0);
+}
+
 /* The bus unpacks event after event in one arena: each reads back whole,
  * an event bigger than a block (a 200 KB message) fits, a cut-short one is
  * refused, and a reset takes everything back for the next. */
@@ -334,6 +600,9 @@ int main(void)
         cmocka_unit_test(test_lead_json_uses_api_names),
         cmocka_unit_test(test_score_json_has_params_by_name),
         cmocka_unit_test(test_notify_json),
+        cmocka_unit_test(test_body_bytes_are_the_lead_scored_packed_alone),
+        cmocka_unit_test(test_body_bytes_of_malformed_input),
+        cmocka_unit_test(test_unpack_refuses_missing_required_fields),
         cmocka_unit_test(test_arena_unpacks_event_after_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
