@@ -45,11 +45,6 @@ SAT_CONNECTIONS=${BENCH_SAT_CONNECTIONS:-64}
 MAX_PENDING=${BENCH_MAX_PENDING:-2000}
 # Seconds each run waits for its last notifications.
 WAIT=${BENCH_WAIT:-30}
-# How the processes reach the broker: every one of them runs on this
-# machine, so by default over a Unix socket in the temporary folder
-# (ipc://), as a one-host deployment would; `tcp` for loopback TCP, the
-# transport between machines (compare the two: README, "Speed").
-BROKER_TRANSPORT=${BENCH_BROKER:-ipc}
 
 SERVICES=(broker intake scoring routing proposal-generator
           followup-scheduler account-retention notifier console)
@@ -115,23 +110,8 @@ sink_port=${ports[10]}
 
 unset CONVEYOR_CONFIG CONVEYOR_CLOCK_FILE
 export CONVEYOR_DATA_DIR=$tmp/data
-case $BROKER_TRANSPORT in
-    ipc) broker=ipc://$tmp/broker.sock
-        # a Unix socket's path has room for about 100 bytes
-        if [ ${#broker} -gt 100 ]; then
-            echo "bench: '$tmp' is too long a path for a Unix socket;" \
-                "the broker listens on loopback TCP" >&2
-            broker=tcp://127.0.0.1:${ports[0]}
-        fi
-        ;;
-    tcp) broker=tcp://127.0.0.1:${ports[0]} ;;
-    *)
-        echo "bench: BENCH_BROKER='$BROKER_TRANSPORT' is not ipc or tcp" >&2
-        exit 1
-        ;;
-esac
-export CONVEYOR_BROKER_BIND=$broker
-export CONVEYOR_BROKER=$broker
+export CONVEYOR_BROKER_BIND=tcp://127.0.0.1:${ports[0]}
+export CONVEYOR_BROKER=tcp://127.0.0.1:${ports[0]}
 export CONVEYOR_INTAKE_ADDR=127.0.0.1:${ports[1]}
 export CONVEYOR_CONSOLE_ADDR=127.0.0.1:${ports[2]}
 export CONVEYOR_BROKER_ADMIN_ADDR=127.0.0.1:${ports[3]}
@@ -190,7 +170,7 @@ start() {
     names+=("$1")
 }
 
-echo "bench: starting the conveyor from '$bin' in '$tmp', broker at $broker"
+echo "bench: starting the conveyor from '$bin' in '$tmp'"
 start broker
 wait_healthy broker "${pids[0]}"
 for svc in "${SERVICES[@]:1}"; do
