@@ -219,11 +219,13 @@ const uint8_t *routing_lead_bytes(cv_bus_t *bus,
     return payload;
 }
 
-int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                        bool *fresh)
+/* Runs `sql`, an INSERT INTO leads (lead_id, lead_scored, updated_at),
+ * for `scored`, kept from the bytes it arrived in when it is the event
+ * being handled (routing_lead_bytes). *changed (may be NULL): whether a
+ * row was written. */
+static int lead_write(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                      const char *sql, bool *changed)
 {
-    /* every lead comes through here: a usual one is kept from the bytes
-     * it arrived in (routing_lead_bytes) */
     cv_store_t *store = cv_bus_store(bus);
     uint8_t local[4096];
     size_t size = 0;
@@ -233,9 +235,7 @@ int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     if (payload == NULL)
         return -1;
     int rc = -1;
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT INTO leads (lead_id, lead_scored, updated_at)"
-               " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO NOTHING");
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
     if (stmt == NULL)
         goto out;
     cv_store_bind_static(stmt, 1, scored->lead->lead_id);
@@ -243,38 +243,32 @@ int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     sqlite3_bind_int64(stmt, 3, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
         goto out;
-    *fresh = sqlite3_changes(cv_store_db(store)) > 0;
+    if (changed != NULL)
+        *changed = sqlite3_changes(cv_store_db(store)) > 0;
     rc = 0;
 out:
     free(owned);
     return rc;
 }
 
+int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                        bool *fresh)
+{
+    /* every lead comes through here */
+    return lead_write(bus, scored,
+                      "INSERT INTO leads (lead_id, lead_scored, updated_at)"
+                      " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO NOTHING",
+                      fresh);
+}
+
 int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored)
 {
-    cv_store_t *store = cv_bus_store(bus);
-    uint8_t local[4096];
-    size_t size = 0;
-    uint8_t *owned = NULL;
-    const uint8_t *payload =
-        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
-    if (payload == NULL)
-        return -1;
-    int rc = -1;
-    sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT INTO leads (lead_id, lead_scored, updated_at)"
-               " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET"
-               " lead_scored = excluded.lead_scored,"
-               " updated_at = excluded.updated_at");
-    if (stmt == NULL)
-        goto out;
-    cv_store_bind_static(stmt, 1, scored->lead->lead_id);
-    sqlite3_bind_blob(stmt, 2, payload, (int)size, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, cv_clock_now_ms());
-    rc = cv_store_step_done(stmt);
-out:
-    free(owned);
-    return rc;
+    return lead_write(bus, scored,
+                      "INSERT INTO leads (lead_id, lead_scored, updated_at)"
+                      " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET"
+                      " lead_scored = excluded.lead_scored,"
+                      " updated_at = excluded.updated_at",
+                      NULL);
 }
 
 Conveyor__LeadScored *routing_lead_get(cv_store_t *store, const char *lead_id,
