@@ -213,11 +213,22 @@ class RoutingChain(ConveyorCase):
             card = self.wait_owner(lead_id)
             self.assertEqual(owner_id(card), want, (fields, card["timeline"]))
 
+    def routing_sees(self, lead_id, text, what):
+        """Waits until routing's own copy of the directory gives `text` in
+        the explain of `lead_id`: a staff change reaches routing as an
+        event, which a lead posted at once could overtake."""
+        def seen():
+            r = self.explain(lead_id)
+            return r.status == 200 and text in "\n".join(r.json["steps"])
+        poll(seen, 20, what=what)
+
     def test_by_industry_skips_the_unavailable_and_falls_through(self):
         lead_id = self.lead_via("mine", industry="mining")
         self.assertEqual(owner_id(self.wait_owner(lead_id)), "miner-mia")
         self.cv.console_ok("PATCH", "/v1/staff/miner-mia", {"active": False})
         try:
+            self.routing_sees(lead_id, "miner-mia inactive",
+                              "routing to learn miner-mia is inactive")
             lead_id = self.lead_via("mine2", industry="mining")
             card = self.wait_owner(lead_id)
             self.assertIn(owner_id(card), self.SALES)
