@@ -14,6 +14,7 @@
 
 /* the service's own API; the test links its objects (Makefile) */
 #include "../../services/intake/intake_seen.h"
+#include "test_db_dir.h"
 
 static const char *const migrations[] = {
     "CREATE TABLE contact_keys ("
@@ -22,8 +23,7 @@ static const char *const migrations[] = {
 };
 
 typedef struct {
-    char dir[64];        /* temporary folder */
-    char path[128];      /* database file inside it */
+    test_db_dir_t db;    /* intake.db in a folder of its own */
     cv_store_t *store;   /* intake.db with contact_keys */
     intake_seen_t *seen; /* the filter under test */
 } fixture_t;
@@ -31,11 +31,11 @@ typedef struct {
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/intake-seen-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || test_db_dir_make(&f->db, "intake.db") != 0) {
+        free(f);
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/intake.db", f->dir);
-    f->store = cv_store_open(f->path, migrations, 1);
+    }
+    f->store = cv_store_open(f->db.path, migrations, 1);
     f->seen = intake_seen_new();
     *state = f;
     return f->store != NULL && f->seen != NULL ? 0 : -1;
@@ -46,13 +46,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     intake_seen_destroy(&f->seen);
     cv_store_destroy(&f->store);
-    const char *suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    test_db_dir_remove(&f->db);
     free(f);
     return 0;
 }

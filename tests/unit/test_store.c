@@ -14,19 +14,17 @@
 #include <unistd.h>
 
 #include "cv_store.h"
+#include "test_db_dir.h"
 
-typedef struct {
-    char dir[64];   /* temporary folder */
-    char path[128]; /* database file inside it */
-} fixture_t;
+typedef test_db_dir_t fixture_t; /* dir and path of test.db */
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/cv-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || test_db_dir_make(f, "test.db") != 0) {
+        free(f);
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
+    }
     *state = f;
     return 0;
 }
@@ -34,13 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < 4; i++) {
-        char p[160];
-        snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    test_db_dir_remove(f);
     free(f);
     return 0;
 }

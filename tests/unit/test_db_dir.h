@@ -1,0 +1,41 @@
+/* test_db_dir: a unit test's own temporary folder with one SQLite file in
+ * it, made fresh for each test and removed after it (the file, its WAL,
+ * shared-memory and journal files, then the folder). Header-only: each
+ * test binary is one .c file linked with libconveyor. */
+#ifndef TEST_DB_DIR_H
+#define TEST_DB_DIR_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct {
+    char dir[64];   /* the folder, made by mkdtemp */
+    char path[128]; /* the database file inside it */
+} test_db_dir_t;
+
+/* Makes the folder ("/tmp/cv-test-" + six characters mkdtemp picks) and
+ * names `file` inside it. 0, or -1 when the folder could not be made. */
+static inline int test_db_dir_make(test_db_dir_t *d, const char *file)
+{
+    static const char template[] = "/tmp/cv-test-XXXXXX"; /* mkdtemp's */
+    snprintf(d->dir, sizeof(d->dir), "%s", template);
+    if (mkdtemp(d->dir) == NULL)
+        return -1;
+    snprintf(d->path, sizeof(d->path), "%s/%s", d->dir, file);
+    return 0;
+}
+
+/* Removes what test_db_dir_make made, and the files SQLite adds. */
+static inline void test_db_dir_remove(const test_db_dir_t *d)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", d->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(d->dir);
+}
+
+#endif
