@@ -235,6 +235,23 @@ static void cv_http_completed(void *cls, struct MHD_Connection *connection,
 /* Appends a piece of the body, or counts it as discarded once the body is
  * over the limit. Returns false when the client has sent so much past the
  * limit that the connection should be dropped. */
+/* Makes room for `capacity` bytes of body, the NUL included; what is
+ * there stays, and so does a NUL-terminated body (an empty one too).
+ * false when out of memory (the body is unchanged). */
+static bool cv_http_body_reserve(cv_http_request_t *req, size_t capacity)
+{
+    if (capacity <= req->body_capacity)
+        return true;
+    char *body = realloc(req->body, capacity);
+    if (body == NULL)
+        return false;
+    if (req->body == NULL)
+        body[0] = '\0';
+    req->body = body;
+    req->body_capacity = capacity;
+    return true;
+}
+
 static bool cv_http_body_append(cv_http_request_t *req, const char *data,
                                 size_t size)
 {
@@ -256,13 +273,10 @@ static bool cv_http_body_append(cv_http_request_t *req, const char *data,
         size_t capacity = req->body_capacity == 0 ? 1024 : req->body_capacity;
         while (capacity < need)
             capacity *= 2;
-        char *body = realloc(req->body, capacity);
-        if (body == NULL) {
+        if (!cv_http_body_reserve(req, capacity)) {
             cv_log_warn("http: out of memory for a body of %zu bytes", need);
             return false;
         }
-        req->body = body;
-        req->body_capacity = capacity;
     }
     memcpy(req->body + req->body_size, data, size);
     req->body_size += size;
@@ -439,14 +453,10 @@ static enum MHD_Result cv_http_access(void *cls, struct MHD_Connection *conn,
                                 length, self->max_body_bytes);
             return cv_http_queue(req);
         }
-        /* the whole body in one allocation, kept for the next request */
-        if (known && length + 1 > req->body_capacity) {
-            char *body = realloc(req->body, (size_t)length + 1);
-            if (body != NULL) {
-                req->body = body;
-                req->body_capacity = (size_t)length + 1;
-            }
-        }
+        /* the whole body in one allocation, kept for the next request
+         * (without memory now, the body grows as it comes) */
+        if (known)
+            cv_http_body_reserve(req, (size_t)length + 1);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {

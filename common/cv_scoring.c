@@ -104,10 +104,6 @@ static size_t match_at(const char *h, size_t hlen, const char *needle)
     return (size_t)(p - (const unsigned char *)h);
 }
 
-/* Longest needle (in code points) the folded search takes; longer ones
- * use contains(). */
-#define NEEDLE_MAX CV_SCORING_NEEDLE_MAX
-
 /* A text decoded once into folded code points, for searching it for many
  * needles without decoding it again for each. */
 typedef struct {
@@ -165,36 +161,6 @@ static void folded_clear(folded_t *f)
     f->start_heap = NULL;
 }
 
-/* contains(text, needle) for the decoded text `f` of `text`. */
-static bool folded_contains(const folded_t *f, const char *text,
-                            const char *needle)
-{
-    if (text == NULL || needle[0] == '\0')
-        return false;
-    uint32_t want[NEEDLE_MAX];
-    size_t n = 0;
-    const unsigned char *q = (const unsigned char *)needle;
-    while (*q != '\0') {
-        if (n == NEEDLE_MAX)
-            return contains(text, needle);
-        size_t len;
-        want[n++] = fold(utf8_next(q, &len));
-        q += len;
-    }
-    if (n > f->count)
-        return false;
-    for (size_t i = 0; i + n <= f->count; i++) {
-        if (!f->starts[i] || f->cps[i] != want[0])
-            continue;
-        size_t k = 1;
-        while (k < n && f->cps[i + k] == want[k])
-            k++;
-        if (k == n)
-            return true;
-    }
-    return false;
-}
-
 size_t cv_scoring_fold(const char *text, uint32_t *cps, size_t max)
 {
     const unsigned char *p = (const unsigned char *)text;
@@ -214,9 +180,8 @@ size_t cv_scoring_fold(const char *text, uint32_t *cps, size_t max)
 }
 
 /* The first entry of a spam_markers rule's list (in list order) that the
- * decoded text `f` of `text` contains, or -1: what asking
- * folded_contains() of each entry in turn answers, in one pass over the
- * text. Each text position is tested against the first code points of
+ * decoded text `f` of `text` contains, or -1: what asking contains() of
+ * each entry in turn answers, in one pass over the text. Each text position is tested against the first code points of
  * the rule's needles (needle_first) before any needle is compared. */
 static int folded_first_marker(const cv_scoring_rule_t *rule,
                                const folded_t *f, const char *text)
@@ -674,10 +639,11 @@ static void knockout_rule(const cv_scoring_model_t *model,
                 folded_clear(&folded);
                 continue;
             }
+            /* no memory to decode the text (or a rule made without the
+             * loader's needles): marker by marker, the slow way */
             for (size_t i = 0; i < rule->list_count; i++) {
                 const char *marker = rule->list[i];
-                if (decoded ? folded_contains(&folded, text, marker)
-                            : contains(text, marker)) {
+                if (contains(text, marker)) {
                     values.v[CV_SCORING_PH_MATCH] = marker;
                     values.v[CV_SCORING_PH_FIELD] =
                         cv_scoring_field_name(rule->fields[f]);

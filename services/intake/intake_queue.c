@@ -57,19 +57,15 @@ intake_queue_t *intake_queue_new(int batch_max, int linger_ms)
     intake_queue_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         return NULL;
+    self->seen = intake_seen_new();
     self->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->fd < 0 || pthread_mutex_init(&self->lock, NULL) != 0) {
-        cv_error("cannot create the intake queue: %s", strerror(errno));
+    if (self->seen == NULL || self->fd < 0 ||
+        pthread_mutex_init(&self->lock, NULL) != 0) {
+        cv_error("cannot create the intake queue: %s",
+                 self->seen == NULL ? "out of memory" : strerror(errno));
         if (self->fd >= 0)
             close(self->fd);
-        free(self);
-        return NULL;
-    }
-    self->seen = intake_seen_new();
-    if (self->seen == NULL) {
-        cv_error("out of memory making the intake queue");
-        close(self->fd);
-        pthread_mutex_destroy(&self->lock);
+        intake_seen_destroy(&self->seen);
         free(self);
         return NULL;
     }
@@ -112,6 +108,15 @@ static void intake_queue_signal(intake_queue_t *self)
         cv_log_warn("cannot wake the intake queue: %s", strerror(errno));
 }
 
+/* Whether the last batch was taken less than linger_ms ago (monotonic
+ * time: a test's frozen conveyor clock must not hold leads back). Lock
+ * held. */
+static bool intake_queue_pacing(const intake_queue_t *self)
+{
+    return self->linger_ms > 0 &&
+           cv_clock_monotonic_ms() - self->last_take_ms < self->linger_ms;
+}
+
 int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
 {
     item->next = NULL;
@@ -133,11 +138,8 @@ int intake_queue_push(intake_queue_t *self, intake_pending_t *item)
          * that comes within linger_ms of the last batch wakes nobody: the
          * bus already sleeps at most until then (next_due), and waking it
          * earlier only cost a turn with an empty transaction per batch. */
-        bool paced = self->linger_ms > 0 &&
-                     cv_clock_monotonic_ms() - self->last_take_ms <
-                         self->linger_ms;
-        wake = (self->waiting == 1 && !paced) ||
-               self->waiting >= self->batch_max;
+        wake = self->waiting >= self->batch_max ||
+               (self->waiting == 1 && !intake_queue_pacing(self));
     }
     pthread_mutex_unlock(&self->lock);
     if (closed)
@@ -247,10 +249,8 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     pthread_mutex_lock(&self->lock);
     /* pacing: leads that come within linger_ms of the last batch taken
      * wait until then (next_due) and share one commit; after a quiet
-     * spell a lead is stored at once. Monotonic time: a test's frozen
-     * conveyor clock must not hold leads back. */
-    if (self->linger_ms > 0 && self->waiting < self->batch_max &&
-        cv_clock_monotonic_ms() - self->last_take_ms < self->linger_ms) {
+     * spell a lead is stored at once */
+    if (self->waiting < self->batch_max && intake_queue_pacing(self)) {
         pthread_mutex_unlock(&self->lock);
         return 0;
     }
@@ -285,7 +285,8 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     while (*tail != NULL)
         tail = &(*tail)->next;
     *tail = taken;
-    /* runs of single leads share a savepoint; an import batch (which
+    /* runs of single leads are stored together (no savepoint; one that
+     * fails has the turn redone lead by lead); an import batch (which
      * emits as it goes) is stored on its own */
     intake_pending_t *run = taken;
     for (intake_pending_t *p = taken;; p = p->next) {

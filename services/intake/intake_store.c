@@ -411,14 +411,6 @@ int intake_store_idempotency_put(cv_store_t *store, const char *source,
     return sqlite3_changes(cv_store_db(store)) > 0 ? 1 : 0;
 }
 
-static void intake_bind_contacts(sqlite3_stmt *stmt, const intake_lead_t *lead)
-{
-    cv_store_bind_static(stmt, 1, lead->phone);
-    cv_store_bind_static(stmt, 2, lead->email);
-    cv_store_bind_static(stmt, 3, lead->telegram);
-    cv_store_bind_static(stmt, 4, lead->inn);
-}
-
 /* What the contact keys say about a new submission. */
 typedef struct {
     char open_id[CV_ID_SIZE + 16];     /* the oldest open lead of the
@@ -439,6 +431,15 @@ static void intake_key_values(const intake_lead_t *lead, const char *values[4])
     values[1] = lead->email;
     values[2] = lead->telegram;
     values[3] = lead->inn;
+}
+
+/* Binds the lead's contacts as parameters 1-4, in intake_key_kinds order. */
+static void intake_bind_contacts(sqlite3_stmt *stmt, const intake_lead_t *lead)
+{
+    const char *values[4];
+    intake_key_values(lead, values);
+    for (int i = 0; i < 4; i++)
+        cv_store_bind_static(stmt, i + 1, values[i]);
 }
 
 /* Whether `seen` knows that none of `lead`'s contacts was ever stored, so

@@ -119,8 +119,9 @@ int intake_store_write(cv_store_t *store, intake_seen_t *seen,
                        intake_submission_t *sub, intake_write_t *w);
 
 /* Emits the written lead's LeadReceived: to scoring and console when new,
- * to console alone when merged. Call after the savepoint is released:
- * staged events cannot be taken back without the whole turn. 0 or -1. */
+ * to console alone when merged. Call once the lead's writes are final
+ * (its savepoint, if any, released): staged events cannot be taken back
+ * without the whole turn. 0 or -1. */
 int intake_store_emit(cv_bus_t *bus, const intake_submission_t *sub,
                       const intake_write_t *w);
 
