@@ -1,12 +1,15 @@
 /* cv_bus: the transactional outbox and inbox over the broker.
  *
  * Memory holds a window of the outbox (at most OUTBOX_WINDOW rows), kept
- * per destination in three FIFO lists: `ready` (to send now), `inflight`
+ * per destination in four FIFO lists: `ready` (to send now), `inflight`
  * (sent, waiting for the ACK; ordered by lease deadline because the lease
- * is constant) and `backoff` (the broker had no worker: re-send soon). A
- * hash finds a row by id when its ACK arrives. SQLite stays the only
- * durable copy: rows are loaded from it at start and when other
- * connections wake the bus, and deleted from it only after an ACK. */
+ * is constant), `backoff` (the broker had no worker: re-send soon) and
+ * `waiting` (acknowledged, waiting up to ROW_WAIT_MS for the row's other
+ * destinations). A hash finds a row by id when its ACK arrives. SQLite
+ * stays the only durable copy: rows are loaded from it at start and when
+ * other connections wake the bus; a row is deleted once every destination
+ * has acknowledged it (an earlier acknowledgement clears its bit after
+ * ROW_WAIT_MS). */
 #include "cv_bus.h"
 
 #include <errno.h>
@@ -954,7 +957,6 @@ static void on_nak_id(cv_bus_t *self, const char *msg_id, size_t size)
     item_move(item, ITEM_BACKOFF, cv_clock_monotonic_ms() + NAK_RETRY_MS);
 }
 
-
 static void link_heard(cv_bus_t *self, int link)
 {
     link_t *l = &self->links[link];
@@ -1298,6 +1300,20 @@ static int inbox_prune(cv_bus_t *self)
     return cv_store_step_done(stmt);
 }
 
+/* Tells the sources how the turn ended: `committed` to those whose work
+ * ran in it, `turn_ended` to all. */
+static void sources_turn_ended(cv_bus_t *self, bool ok)
+{
+    for (int i = 0; i < self->source_count; i++) {
+        source_slot_t *slot = &self->sources[i];
+        if (slot->due && slot->source.committed != NULL)
+            slot->source.committed(slot->source.arg, self, ok);
+        slot->due = false;
+        if (slot->source.turn_ended != NULL)
+            slot->source.turn_ended(slot->source.arg, self, ok);
+    }
+}
+
 static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
 {
     int64_t now = cv_clock_now_ms();
@@ -1327,14 +1343,7 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
     if (flush_deletes)
         acked_release(self);
     staged_publish(self);
-    for (int i = 0; i < self->source_count; i++) {
-        source_slot_t *slot = &self->sources[i];
-        if (slot->due && slot->source.committed != NULL)
-            slot->source.committed(slot->source.arg, self, true);
-        slot->due = false;
-        if (slot->source.turn_ended != NULL)
-            slot->source.turn_ended(slot->source.arg, self, true);
-    }
+    sources_turn_ended(self, true);
     send_acks(self);
     return 0;
 
@@ -1344,14 +1353,7 @@ fail:
     for (int i = 0; i < self->inbound_count; i++)
         self->inbound[i].ack = false;
     send_acks(self); /* frees the payloads; nothing is acknowledged */
-    for (int i = 0; i < self->source_count; i++) {
-        source_slot_t *slot = &self->sources[i];
-        if (slot->due && slot->source.committed != NULL)
-            slot->source.committed(slot->source.arg, self, false);
-        slot->due = false;
-        if (slot->source.turn_ended != NULL)
-            slot->source.turn_ended(slot->source.arg, self, false);
-    }
+    sources_turn_ended(self, false);
     return -1;
 }
 

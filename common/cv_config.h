@@ -91,8 +91,7 @@ typedef struct {
                                        wait for it (fewer, larger commits
                                        under load), an idle stage commits at
                                        once; 0: no pause (the default,
-                                       but 20 for console and
-                                       followup-scheduler) */
+                                       but 20 for the console) */
     int lease_ms;                   /* re-send an unacknowledged event after
                                        this, default 3000 */
     int heartbeat_ms;               /* broker heartbeat, default 500 */

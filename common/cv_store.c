@@ -19,10 +19,11 @@ typedef struct {
     sqlite3_stmt *stmt;   /* its prepared statement (owned) */
 } cv_store_entry_t;
 
-#define CV_STORE_RECENT 512 /* slots of the by-address cache, a power of
-                              two: room for every statement a service has,
-                              so a look-up rarely falls back to hashing
-                              the whole text */
+/* Slots of the by-address cache (512): room for every statement a
+ * service has, so a look-up rarely falls back to hashing the whole text;
+ * a slot is the top CV_STORE_RECENT_BITS bits of a hash of the address. */
+#define CV_STORE_RECENT_BITS 9
+#define CV_STORE_RECENT (1 << CV_STORE_RECENT_BITS)
 
 /* A statement found before by the address of its SQL text: callers pass
  * string literals, so the address finds it without hashing the text. */
@@ -58,9 +59,8 @@ static cv_store_recent_t *cv_store_recent_slot(cv_store_t *self,
                                                const char *sql)
 {
     uint64_t key = (uint64_t)(uintptr_t)sql * 0x9E3779B97F4A7C15u;
-    return &self->recent[key >> (64 - 9)];
+    return &self->recent[key >> (64 - CV_STORE_RECENT_BITS)];
 }
-_Static_assert(CV_STORE_RECENT == 1 << 9, "the slot takes the top 9 bits");
 
 sqlite3 *cv_store_db(cv_store_t *self)
 {

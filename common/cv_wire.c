@@ -66,7 +66,8 @@ int cv_wire_send(void *socket, int flags, char command, int fields,
     return cv_wire_frame_send(&msg, socket, flags);
 }
 
-size_t cv_wire_entry_size(const cv_wire_entry_t *entry)
+/* Bytes one entry takes in a B frame. */
+static size_t cv_wire_entry_size(const cv_wire_entry_t *entry)
 {
     return 1 + entry->msg_id_size + 4 + entry->payload_size;
 }

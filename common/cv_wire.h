@@ -104,9 +104,6 @@ typedef struct {
     size_t payload_size;
 } cv_wire_entry_t;
 
-/* Bytes one entry takes in a B frame. */
-size_t cv_wire_entry_size(const cv_wire_entry_t *entry);
-
 /* Sends B <field> with `count` entries as one frame (flags as for
  * cv_wire_send). Returns 0, or -1 with errno set (EINVAL for a field or a
  * message id longer than 255 bytes or an envelope of 4 GiB). */

@@ -14,6 +14,7 @@
 /* Texts are bound with cv_store_bind_static, without SQLite's copy: each
  * statement here is bound and stepped in one function, while the texts it
  * binds (arguments, or locals of that function) are still there. */
+
 static const char *task_text_or_null(const char *text)
 {
     return text != NULL && text[0] != '\0' ? text : NULL;
@@ -28,8 +29,8 @@ static void task_put(cv_jsonw_t *b, const char *text)
     cv_jsonw_append(b, text != NULL ? text : "(null)");
 }
 
-/* Appends `text` as a JSON member's key and colon, both as they are: the
- * keys below are plain ASCII, written as json_dumps writes them. */
+/* Appends `text`, JSON text as it is (keys with their colons, a brace,
+ * a fixed value): plain ASCII, written as json_dumps writes it. */
 #define TASK_KEY(b, text) cv_jsonw_raw((b), (text), sizeof(text) - 1)
 
 /* Appends the subject line of a new task's notification: the summary and

@@ -17,6 +17,7 @@
 /* Texts are bound with cv_store_bind_static, without SQLite's copy: each
  * statement here is bound and stepped in one function, while the texts it
  * binds (arguments, or locals of that function) are still there. */
+
 static void timer_forget_next_due(followup_t *self)
 {
     self->next_due_known = false;

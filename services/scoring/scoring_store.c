@@ -12,6 +12,7 @@
 /* Texts are bound with cv_store_bind_static, without SQLite's copy: each
  * statement here is bound and stepped in one function, while the texts it
  * binds (arguments, or locals of that function) are still there. */
+
 /* What score_json holds in rows written since migration 3: nothing. The
  * column was a ~2 KB copy of the score that nothing read; the console's
  * lead card keeps the score, and the row's lead, scorecard and
