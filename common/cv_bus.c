@@ -29,6 +29,7 @@
 #include "cv_clock.h"
 #include "cv_event.h"
 #include "cv_id.h"
+#include "cv_jsonw.h"
 #include "cv_log.h"
 #include "cv_metrics.h"
 #include "cv_wire.h"
@@ -777,16 +778,15 @@ static bool send_ready_batch(cv_bus_t *self, dest_t *dest, int room,
                              int64_t now)
 {
     cv_wire_entry_t entries[BATCH_EVENTS];
-    char ids[BATCH_EVENTS][24];
+    char ids[BATCH_EVENTS][CV_JSONW_INT_SIZE];
     int count = 0;
     size_t bytes = 0;
     for (item_t *item = dest->ready.head;
          item != NULL && count < room && count < BATCH_EVENTS &&
          (count == 0 || bytes + item->size <= BATCH_BYTES);
          item = item->next) {
-        int len = snprintf(ids[count], sizeof(ids[count]), "%" PRId64,
-                           item->id);
-        entries[count] = (cv_wire_entry_t){ids[count], (size_t)len,
+        size_t len = cv_jsonw_format_int(ids[count], item->id);
+        entries[count] = (cv_wire_entry_t){ids[count], len,
                                            item->payload, item->size};
         bytes += item->size;
         count++;

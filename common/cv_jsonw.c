@@ -186,11 +186,9 @@ void cv_jsonw_string(cv_jsonw_t *b, const char *text)
     cv_jsonw_raw(b, "\"", 1);
 }
 
-void cv_jsonw_int(cv_jsonw_t *b, long long value)
+size_t cv_jsonw_format_int(char out[CV_JSONW_INT_SIZE], long long value)
 {
-    /* as printf's %lld writes it, without printf: a stage writes several
-     * numbers for every lead */
-    char digits[24];
+    char digits[CV_JSONW_INT_SIZE];
     size_t at = sizeof(digits);
     unsigned long long magnitude =
         value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
@@ -200,7 +198,16 @@ void cv_jsonw_int(cv_jsonw_t *b, long long value)
     } while (magnitude > 0);
     if (value < 0)
         digits[--at] = '-';
-    cv_jsonw_raw(b, digits + at, sizeof(digits) - at);
+    size_t length = sizeof(digits) - at;
+    memcpy(out, digits + at, length);
+    out[length] = '\0';
+    return length;
+}
+
+void cv_jsonw_int(cv_jsonw_t *b, long long value)
+{
+    char text[CV_JSONW_INT_SIZE];
+    cv_jsonw_raw(b, text, cv_jsonw_format_int(text, value));
 }
 
 void cv_jsonw_member(cv_jsonw_t *b, const char *key, bool first)

@@ -26,6 +26,12 @@ void cv_jsonw_append(cv_jsonw_t *b, const char *text);
 /* Appends a string as json_dumps writes it; text that is not valid UTF-8
  * (or NULL) fails the buffer. */
 void cv_jsonw_string(cv_jsonw_t *b, const char *text);
+/* Bytes cv_jsonw_format_int needs: 20 digits, a sign, the NUL. */
+#define CV_JSONW_INT_SIZE 24
+/* Writes `value` as printf's %lld does, and a NUL, into out; returns its
+ * length. Without printf: several numbers are written for every event. */
+size_t cv_jsonw_format_int(char out[CV_JSONW_INT_SIZE], long long value);
+/* Appends `value` as cv_jsonw_format_int writes it. */
 void cv_jsonw_int(cv_jsonw_t *b, long long value);
 /* `"key":`, after a comma unless it is the first member. */
 void cv_jsonw_member(cv_jsonw_t *b, const char *key, bool first);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cv_calendar.h"
+#include "cv_jsonw.h"
 #include "cv_log.h"
 #include "cv_tz.h"
 #include "cv_workhours.h"
@@ -211,18 +212,9 @@ static void rr_state_apply(rr_state_t *st, cv_routing_rr_member_t *members,
 static size_t rr_line_format(char *dst, int64_t current, const char *id,
                              size_t id_len)
 {
-    char digits[24];
-    size_t n = 0;
-    uint64_t v = current < 0 ? 0 - (uint64_t)current : (uint64_t)current;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    size_t used = 0;
-    if (current < 0)
-        dst[used++] = '-';
-    while (n > 0)
-        dst[used++] = digits[--n];
+    char number[CV_JSONW_INT_SIZE];
+    size_t used = cv_jsonw_format_int(number, current);
+    memcpy(dst, number, used);
     dst[used++] = ' ';
     memcpy(dst + used, id, id_len);
     used += id_len;

@@ -9,6 +9,7 @@
 
 #include "cv_clock.h"
 #include "cv_event.h"
+#include "cv_jsonw.h"
 #include "cv_log.h"
 
 void routing_trace_reset(routing_trace_t *trace)
@@ -61,20 +62,8 @@ void routing_trace_put(routing_trace_t *trace, const char *text)
 
 void routing_trace_int(routing_trace_t *trace, long long value)
 {
-    char digits[24];
-    char text[24];
-    size_t n = 0, used = 0;
-    unsigned long long v =
-        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    if (value < 0)
-        text[used++] = '-';
-    while (n > 0)
-        text[used++] = digits[--n];
-    text[used] = '\0';
+    char text[CV_JSONW_INT_SIZE];
+    cv_jsonw_format_int(text, value);
     routing_trace_put(trace, text);
 }
 

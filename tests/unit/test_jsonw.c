@@ -1,4 +1,5 @@
 /* The direct JSON writer writes what jansson would, or says it cannot. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,6 +79,31 @@ static void test_invalid_utf8_fails_the_buffer(void **state)
     cv_jsonw_clear(&b);
 }
 
+/* Numbers as printf's %lld writes them: the ends of the range, zero,
+ * and a spread of magnitudes of both signs. */
+static void test_numbers_match_printf(void **state)
+{
+    (void)state;
+    long long samples[200] = {0, 1, -1, 9, 10, -10, LLONG_MAX, LLONG_MIN,
+                              LLONG_MIN + 1};
+    size_t count = 9;
+    long long v = 7;
+    while (count + 2 <= sizeof(samples) / sizeof(samples[0])) {
+        samples[count++] = v;
+        samples[count++] = -v;
+        v = v * 3 + 1;
+        if (v < 0 || v > LLONG_MAX / 4)
+            v = 11;
+    }
+    for (size_t i = 0; i < count; i++) {
+        char want[32];
+        int n = snprintf(want, sizeof(want), "%lld", samples[i]);
+        char got[CV_JSONW_INT_SIZE];
+        assert_int_equal(cv_jsonw_format_int(got, samples[i]), n);
+        assert_string_equal(got, want);
+    }
+}
+
 static void test_lead_matches_cv_event_lead_to_json(void **state)
 {
     (void)state;
@@ -108,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_strings_match_jansson),
         cmocka_unit_test(test_every_special_character_at_every_position),
         cmocka_unit_test(test_invalid_utf8_fails_the_buffer),
+        cmocka_unit_test(test_numbers_match_printf),
         cmocka_unit_test(test_lead_matches_cv_event_lead_to_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
