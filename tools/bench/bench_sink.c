@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cv_utf8.h"
 
 #define SINK_THREADS 2
 #define SINK_MAX_BODY (1024 * 1024)
@@ -122,38 +123,6 @@ static void scan_space(scan_t *s)
         s->p++;
 }
 
-/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms,
- * no surrogates, nothing past U+10FFFF) at `p`, 0 when there is none. */
-static size_t scan_utf8(const unsigned char *p, const unsigned char *end)
-{
-    size_t n;
-    uint32_t cp;
-
-    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
-        n = 2;
-        cp = p[0] & 0x1F;
-    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
-        n = 3;
-        cp = p[0] & 0x0F;
-    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
-        n = 4;
-        cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* The four hex digits at `p` as a number, -1 when they are not. */
 static long scan_hex4(const unsigned char *p, const unsigned char *end)
 {
@@ -201,12 +170,8 @@ static int scan_string(scan_t *s, const char **value, size_t *len,
             p++;
             continue;
         }
-        if (c >= 0x80) {
-            size_t n = scan_utf8(p, s->end);
-
-            if (n == 0)
-                return -1;
-            p += n;
+        if (c >= 0x80) { /* part of a character cv_utf8_valid passed */
+            p++;
             continue;
         }
         *plain = false;
@@ -418,7 +383,9 @@ int bench_json_scan(const char *body, size_t len, bench_json_field_t *fields,
         fields[i].value = NULL;
         fields[i].len = 0;
     }
-    if (body == NULL)
+    /* strict UTF-8 without NUL first (cv_utf8.h), so strings need only
+     * look at ASCII; anything else is for jansson to judge */
+    if (body == NULL || !cv_utf8_valid(body, len))
         return -1;
     s.p = (const unsigned char *)body;
     s.end = s.p + len;
