@@ -222,6 +222,8 @@ static cv_metric_t *metric_resent;
 static cv_metric_t *metric_acked;
 static cv_metric_t *metric_outbox;
 static cv_metric_t *metric_batches;
+static cv_metric_t *metric_catch_ups;
+static cv_metric_t *metric_catch_up_us;
 
 /* One outbox row per event, whatever the number of destinations: `dest`
  * lists them ("routing,console"), `pending` has bit k set while the k-th
@@ -1417,6 +1419,13 @@ static void metrics_register(void)
                                      "outbox events not yet acknowledged");
     metric_batches = cv_metrics_counter("conveyor_bus_transactions_total",
                                         "bus turn transactions committed");
+    metric_catch_ups = cv_metrics_counter(
+        "conveyor_bus_wal_catch_ups_total",
+        "times the loop paused to copy the WAL's last frames so it can "
+        "start over");
+    metric_catch_up_us = cv_metrics_counter(
+        "conveyor_bus_wal_catch_up_microseconds_total",
+        "time the loop spent in those pauses");
 }
 
 static int links_open(cv_bus_t *self, const char *endpoints)
@@ -1515,6 +1524,19 @@ static void *checkpointer_main(void *arg)
             continue;
         }
         copied_through = copied;
+        /* A checkpoint that leaves frames behind does not sync the
+         * database file; the one that copies the last frame does, before
+         * the WAL may start over. Left to the bus's catch-up, that sync
+         * would write back everything copied here, with the bus's loop
+         * waiting (10-70 ms measured at 2,000 leads/s); synced here, the
+         * catch-up only writes back the few pages it copies itself. */
+        sqlite3_file *file = NULL;
+        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER,
+                                 &file) == SQLITE_OK &&
+            file != NULL && file->pMethods != NULL &&
+            file->pMethods->xSync(file, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+            cv_log_warn("cannot sync '%s' after a checkpoint",
+                        cv_store_path(self->store));
         /* this copied the WAL as it was when it began; the bus has
          * committed more since, and the WAL cannot start over until those
          * are copied too */
@@ -1531,8 +1553,11 @@ static void checkpoint_catch_up(cv_bus_t *self)
 {
     if (!atomic_exchange(&self->catch_up, false))
         return;
+    int64_t began_us = cv_clock_monotonic_us();
     int rc = sqlite3_wal_checkpoint_v2(cv_store_db(self->store), NULL,
                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    cv_metric_add(metric_catch_ups, 1);
+    cv_metric_add(metric_catch_up_us, cv_clock_monotonic_us() - began_us);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
         cv_log_warn("cannot checkpoint '%s': %s", cv_store_path(self->store),
                     sqlite3_errmsg(cv_store_db(self->store)));

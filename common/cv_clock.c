@@ -35,6 +35,13 @@ int64_t cv_clock_monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t cv_clock_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Reads the whole number of seconds in `path`; 0 when the file is missing,
  * unreadable or does not hold such a number. */
 static int64_t cv_clock_read_offset(const char *path)

@@ -18,6 +18,9 @@ int64_t cv_clock_now_ms(void);
  * timeouts and latency, not for business time. */
 int64_t cv_clock_monotonic_ms(void);
 
+/* The same clock in microseconds, for pauses too short to see in ms. */
+int64_t cv_clock_monotonic_us(void);
+
 /* The conveyor-clock time (ms) at which the monotonic deadline
  * `monotonic_ms` falls, or now when it has passed: for a source's next_due
  * when the wait itself must not follow a test clock that stands still. */

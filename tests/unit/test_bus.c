@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 #include <zmq.h>
 
@@ -839,6 +840,126 @@ static void test_two_brokers_survive_losing_one(void **state)
     cv_broker_destroy(&second);
 }
 
+/* A source that writes 256 KiB per turn, a turn every millisecond or so:
+ * the WAL of a busy stage. */
+#define STEADY_ROW_BYTES (256 * 1024)
+static _Atomic int64_t steady_next_ms; /* when the next turn is due */
+
+static int steady_work(void *arg, cv_bus_t *bus, int64_t now_ms)
+{
+    fixture_t *f = arg;
+    sqlite3_stmt *stmt = cv_store_prepare(
+        cv_bus_store(bus), "INSERT INTO steady (data) VALUES (zeroblob(?))");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int(stmt, 1, STEADY_ROW_BYTES);
+    if (cv_store_step_done(stmt) != 0)
+        return -1;
+    atomic_fetch_add(&f->turns_ok, 1);
+    atomic_store(&steady_next_ms, now_ms + 1);
+    return 0;
+}
+
+static int64_t steady_due(void *arg, cv_bus_t *bus)
+{
+    (void)arg;
+    (void)bus;
+    return atomic_load(&steady_next_ms);
+}
+
+/* The value of an unlabelled-or-labelled counter in the metrics text, or
+ * -1 when it is not there. */
+static long long metric_value(const char *text, const char *name)
+{
+    const char *at = text;
+    size_t len = strlen(name);
+    while ((at = strstr(at, name)) != NULL) {
+        bool line_start = at == text || at[-1] == '\n';
+        if (line_start && (at[len] == ' ' || at[len] == '{')) {
+            const char *end = strchr(at, '\n');
+            const char *space = at;
+            for (const char *c = at; c < end; c++)
+                if (*c == ' ')
+                    space = c;
+            return strtoll(space + 1, NULL, 10);
+        }
+        at += len;
+    }
+    return -1;
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* A stage that never stops writing still gets its WAL started over: the
+ * checkpoint thread copies most of it, the loop copies the last frames
+ * between two turns (counted in /metrics), and the file stays near the
+ * checkpoint threshold (10,000 pages, 40 MiB) instead of growing with
+ * everything written. 160 MiB go through it here. */
+static void test_wal_starts_over_under_steady_writes(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        cv_store_exec(f->worker_store,
+                      "CREATE TABLE steady (id INTEGER PRIMARY KEY, data BLOB)"),
+        0);
+    cv_bus_options_t worker = {
+        .config = &f->worker_config, .store = f->worker_store,
+        .worker_service = "scoring", .handler = worker_handle, .arg = f,
+    };
+    f->worker = cv_bus_new(&worker);
+    assert_non_null(f->worker);
+    cv_bus_source_t steady = {
+        .fd = -1, .work = steady_work, .next_due = steady_due, .arg = f,
+    };
+    assert_int_equal(cv_bus_add_source(f->worker, &steady), 0);
+    char *before = cv_metrics_render("scoring");
+    assert_non_null(before);
+    long long catch_ups_before =
+        metric_value(before, "conveyor_bus_wal_catch_ups_total");
+    free(before);
+    assert_true(catch_ups_before >= 0);
+    pthread_create(&f->worker_thread, NULL, bus_main, f->worker);
+
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s-wal", cv_store_path(f->worker_store));
+    const int turns = 160 * 1024 * 1024 / STEADY_ROW_BYTES;
+    long long largest = 0;
+    for (int i = 0; i < 6000 && atomic_load(&f->turns_ok) < turns; i++) {
+        long long size = file_size(wal);
+        if (size > largest)
+            largest = size;
+        usleep(10 * 1000);
+    }
+    cv_bus_stop(f->worker);
+    pthread_join(f->worker_thread, NULL);
+    int written = atomic_load(&f->turns_ok);
+    assert_true(written >= turns);
+
+    char *after = cv_metrics_render("scoring");
+    assert_non_null(after);
+    long long catch_ups =
+        metric_value(after, "conveyor_bus_wal_catch_ups_total") -
+        catch_ups_before;
+    long long paused_us =
+        metric_value(after, "conveyor_bus_wal_catch_up_microseconds_total");
+    free(after);
+    cv_log_info("160 MiB written in %d turns: WAL at most %lld MiB, %lld "
+                "catch-ups, %lld us paused in all", written,
+                largest / (1024 * 1024), catch_ups, paused_us);
+    assert_true(catch_ups >= 2);
+    assert_true(paused_us > 0);
+    /* the threshold, plus what is written while the thread copies */
+    assert_true(largest < 100LL * 1024 * 1024);
+    /* and nothing written is missing */
+    char db[512];
+    snprintf(db, sizeof(db), "%s", cv_store_path(f->worker_store));
+    assert_int_equal(count_rows(db, "SELECT count(*) FROM steady"), written);
+}
+
 int main(void)
 {
     cv_log_init("test_bus");
@@ -875,6 +996,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_brokers_survive_losing_one,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_wal_starts_over_under_steady_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
