@@ -1785,10 +1785,18 @@ int cv_bus_run(cv_bus_t *self)
     int rc = 0;
 
     while (!atomic_load(&self->stopping)) {
+        /* While a batch lingers, the brokers' sockets are not watched:
+         * what arrives meanwhile waits in ZeroMQ and is read when the
+         * linger ends, so a stream of events wakes this thread about once
+         * per commit instead of once per message. */
+        bool hold_links = self->inbound_count > 0 &&
+                          self->inbound_count < self->batch_max &&
+                          cv_clock_monotonic_ms() - self->last_commit_ms <
+                              self->linger_ms;
         int n = 0;
         for (int i = 0; i < self->link_count; i++)
             items[n++] = (zmq_pollitem_t){self->links[i].socket, 0,
-                                          ZMQ_POLLIN, 0};
+                                          hold_links ? 0 : ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){NULL, self->wake_fd, ZMQ_POLLIN, 0};
         int source_item[MAX_SOURCES]; /* poll item of each source, or -1 */
         for (int i = 0; i < self->source_count; i++) {
