@@ -216,12 +216,44 @@ static const char console_schema_hot_path[] =
     "CREATE INDEX leads_by_owner ON leads(owner_id, owner_at) "
     "  WHERE owner_id IS NOT NULL;";
 
+/* Fewer and smaller b-tree entries per lead (issue 2):
+ *   - notifications is only ever looked up by its id (the dedupe on
+ *     insert) or scanned whole (the list sorts by delivered_at), so it is
+ *     kept by that id alone: a rowid table with a TEXT PRIMARY KEY cost
+ *     every delivery two b-tree inserts (the table and its autoindex).
+ *     Ids from the notifier sort by time, so new rows land on the last
+ *     page;
+ *   - tasks_by_staff served only the staff counts of open tasks and of
+ *     open overdue ones: an index of the open tasks alone, holding just
+ *     what those counts read, answers both without the table, and its
+ *     entries are a third smaller, so each staff member's last page fills
+ *     and splits less often (every new task lands on its owner's). */
+static const char console_schema_lean[] =
+    "CREATE TABLE notifications_by_id ("
+    "  notification_id TEXT PRIMARY KEY,"
+    "  lead_id TEXT,"
+    "  staff_id TEXT,"
+    "  channel TEXT,"
+    "  attempts INTEGER,"
+    "  http_status INTEGER,"
+    "  delivered_at INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO notifications_by_id SELECT notification_id, lead_id, "
+    "  staff_id, channel, attempts, http_status, delivered_at "
+    "  FROM notifications WHERE notification_id IS NOT NULL;"
+    "DROP TABLE notifications;"
+    "ALTER TABLE notifications_by_id RENAME TO notifications;"
+    "DROP INDEX tasks_by_staff;"
+    "CREATE INDEX tasks_open_by_staff ON tasks(staff_id, overdue) "
+    "  WHERE status = 'open' AND kind <> '';";
+
 const char *const console_migrations[] = {console_schema_v1,
                                           console_schema_v2,
                                           console_schema_v3,
                                           console_schema_notifications,
                                           console_schema_routing,
-                                          console_schema_hot_path};
+                                          console_schema_hot_path,
+                                          console_schema_lean};
 const size_t console_migration_count =
     sizeof(console_migrations) / sizeof(console_migrations[0]);
 
