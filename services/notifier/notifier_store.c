@@ -65,8 +65,41 @@ static const char notifier_schema_v2[] =
     "CREATE INDEX notifier_deliveries_pending ON notifier_deliveries"
     "  (next_attempt_at) WHERE state = 'pending';";
 
-const char *const notifier_migrations[] = {notifier_schema_v1,
-                                           notifier_schema_v2};
+/* v3: a delivery's state moves to a small row of its own. A delivery
+ * is usually stored pending and marked delivered one commit later; with
+ * the state in its ~1.4 KB row (subject, text and the webhook's body),
+ * that mark rewrote every page the previous commit had filled, about
+ * half of the notifier's WAL. Now the big row is written once and the
+ * mark rewrites a row of ~60 bytes, on the few pages the newest states
+ * share (keys from cv_id_new sort by time). notifier_deliveries keeps
+ * what a delivery sends; its v2 state columns (state .. resends) hold
+ * what the delivery was stored with and are no longer read. */
+static const char notifier_schema_v3[] =
+    "CREATE TABLE notifier_states ("
+    "  notification_id TEXT NOT NULL,"
+    "  channel TEXT NOT NULL,"
+    "  state TEXT NOT NULL," /* pending | delivered | dead */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER," /* ms; NULL unless pending */
+    "  last_status INTEGER,"     /* HTTP or SMTP status, 0 = none */
+    "  last_error TEXT,"
+    "  delivered_at INTEGER,"
+    "  failed_at INTEGER," /* when it became a dead letter */
+    "  resends INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (notification_id, channel)"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO notifier_states (notification_id, channel, state, attempts,"
+    "  next_attempt_at, last_status, last_error, delivered_at, failed_at,"
+    "  resends) "
+    "SELECT notification_id, channel, state, attempts, next_attempt_at,"
+    "  last_status, last_error, delivered_at, failed_at, resends "
+    "FROM notifier_deliveries;"
+    "DROP INDEX notifier_deliveries_pending;"
+    "CREATE INDEX notifier_states_pending ON notifier_states"
+    "  (next_attempt_at) WHERE state = 'pending';";
+
+const char *const notifier_migrations[] = {
+    notifier_schema_v1, notifier_schema_v2, notifier_schema_v3};
 const size_t notifier_migration_count =
     sizeof(notifier_migrations) / sizeof(notifier_migrations[0]);
 
@@ -76,39 +109,65 @@ static const char notifier_sql_insert[] =
     "attempts, next_attempt_at, created_at, delivered_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
+/* The state row of a delivery just stored (v3). */
+static const char notifier_sql_insert_state[] =
+    "INSERT INTO notifier_states (notification_id, channel, state, "
+    "attempts, next_attempt_at, delivered_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
 static const char notifier_sql_delivered[] =
-    "UPDATE notifier_deliveries SET state = 'delivered', attempts = ?3, "
+    "UPDATE notifier_states SET state = 'delivered', attempts = ?3, "
     "next_attempt_at = NULL, last_status = ?4, last_error = NULL, "
     "delivered_at = ?5 "
     "WHERE notification_id = ?1 AND channel = ?2 AND state = 'pending'";
 
 static const char notifier_sql_retry[] =
-    "UPDATE notifier_deliveries SET attempts = ?3, next_attempt_at = ?4, "
+    "UPDATE notifier_states SET attempts = ?3, next_attempt_at = ?4, "
     "last_status = ?5, last_error = ?6 "
     "WHERE notification_id = ?1 AND channel = ?2 AND state = 'pending'";
 
 static const char notifier_sql_dead[] =
-    "UPDATE notifier_deliveries SET state = 'dead', attempts = ?3, "
+    "UPDATE notifier_states SET state = 'dead', attempts = ?3, "
     "next_attempt_at = NULL, last_status = ?4, last_error = ?5, "
     "failed_at = ?6 "
     "WHERE notification_id = ?1 AND channel = ?2 AND state = 'pending'";
 
-/* The columns a job is made of, in the order notifier_store_job reads. */
+/* The columns a job is made of, in the order notifier_store_job reads:
+ * what it sends from d (notifier_deliveries), where it stands from s
+ * (notifier_states). */
 #define NOTIFIER_JOB_COLUMNS                                                   \
-    "notification_id, channel, destination, lead_id, staff_id, subject, "      \
-    "text, body, trace_id, attempts, coalesce(next_attempt_at, created_at)"
+    "d.notification_id, d.channel, d.destination, d.lead_id, d.staff_id, "    \
+    "d.subject, d.text, d.body, d.trace_id"
+#define NOTIFIER_JOB_JOIN                                                      \
+    " FROM notifier_states s JOIN notifier_deliveries d"                       \
+    " ON d.notification_id = s.notification_id AND d.channel = s.channel "
 
 static const char notifier_sql_pending[] =
-    "SELECT " NOTIFIER_JOB_COLUMNS " FROM notifier_deliveries "
-    "WHERE state = 'pending' AND channel != 'console' "
-    "ORDER BY next_attempt_at";
+    "SELECT " NOTIFIER_JOB_COLUMNS
+    ", s.attempts, coalesce(s.next_attempt_at, d.created_at)" NOTIFIER_JOB_JOIN
+    "WHERE s.state = 'pending' AND s.channel != 'console' "
+    "ORDER BY s.next_attempt_at";
 
-static const char notifier_sql_resend[] =
-    "UPDATE notifier_deliveries SET state = 'pending', attempts = 0, "
+/* The dead letters of a notification as jobs with no attempts, due at
+ * ?2; notifier_sql_revive then makes them pending. */
+static const char notifier_sql_dead_letters[] =
+    "SELECT " NOTIFIER_JOB_COLUMNS ", 0, ?2" NOTIFIER_JOB_JOIN
+    "WHERE s.notification_id = ?1 AND s.state = 'dead'";
+
+static const char notifier_sql_revive[] =
+    "UPDATE notifier_states SET state = 'pending', attempts = 0, "
     "next_attempt_at = ?2, last_error = NULL, failed_at = NULL, "
     "resends = resends + 1 "
-    "WHERE notification_id = ?1 AND state = 'dead' "
-    "RETURNING " NOTIFIER_JOB_COLUMNS;
+    "WHERE notification_id = ?1 AND state = 'dead'";
+
+/* Binds the key of a job to ?1 and ?2, without a copy: the job and the
+ * channel's name outlive the step. */
+static void notifier_store_bind_key(sqlite3_stmt *stmt,
+                                    const notifier_job_t *job)
+{
+    cv_store_bind_static(stmt, 1, job->notification_id);
+    cv_store_bind_static(stmt, 2, notifier_channel_name(job->channel));
+}
 
 int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
                           bool delivered, int64_t now, bool *inserted)
@@ -116,17 +175,16 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     sqlite3_stmt *stmt = cv_store_prepare(store, notifier_sql_insert);
     if (stmt == NULL)
         return -1;
-    cv_store_bind_text(stmt, 1, job->notification_id);
-    cv_store_bind_text(stmt, 2, notifier_channel_name(job->channel));
-    cv_store_bind_text(stmt, 3, job->destination);
-    cv_store_bind_text(stmt, 4, job->lead_id);
-    cv_store_bind_text(stmt, 5, job->staff_id);
-    /* the job's long texts outlive the step: bound without a copy */
+    /* the job's texts outlive the step: bound without a copy */
+    notifier_store_bind_key(stmt, job);
+    cv_store_bind_static(stmt, 3, job->destination);
+    cv_store_bind_static(stmt, 4, job->lead_id);
+    cv_store_bind_static(stmt, 5, job->staff_id);
     cv_store_bind_static(stmt, 6, job->subject);
     cv_store_bind_static(stmt, 7, job->text);
     cv_store_bind_static(stmt, 8, job->body);
-    cv_store_bind_text(stmt, 9, job->trace_id);
-    cv_store_bind_text(stmt, 10, delivered ? "delivered" : "pending");
+    cv_store_bind_static(stmt, 9, job->trace_id);
+    cv_store_bind_static(stmt, 10, delivered ? "delivered" : "pending");
     sqlite3_bind_int(stmt, 11, delivered ? 1 : 0);
     if (delivered) {
         sqlite3_bind_null(stmt, 12);
@@ -139,15 +197,22 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     if (cv_store_step_done(stmt) != 0)
         return -1;
     *inserted = sqlite3_changes(cv_store_db(store)) > 0;
-    return 0;
-}
-
-/* Binds the key of a job to ?1 and ?2. */
-static void notifier_store_bind_key(sqlite3_stmt *stmt,
-                                    const notifier_job_t *job)
-{
-    cv_store_bind_text(stmt, 1, job->notification_id);
-    cv_store_bind_text(stmt, 2, notifier_channel_name(job->channel));
+    if (!*inserted)
+        return 0; /* stored before: its state row is there too */
+    stmt = cv_store_prepare(store, notifier_sql_insert_state);
+    if (stmt == NULL)
+        return -1;
+    notifier_store_bind_key(stmt, job);
+    cv_store_bind_static(stmt, 3, delivered ? "delivered" : "pending");
+    sqlite3_bind_int(stmt, 4, delivered ? 1 : 0);
+    if (delivered) {
+        sqlite3_bind_null(stmt, 5);
+        sqlite3_bind_int64(stmt, 6, now);
+    } else {
+        sqlite3_bind_int64(stmt, 5, now);
+        sqlite3_bind_null(stmt, 6);
+    }
+    return cv_store_step_done(stmt);
 }
 
 int notifier_store_mark_delivered(cv_store_t *store, const notifier_job_t *job,
@@ -297,10 +362,21 @@ int notifier_store_resend(cv_store_t *store, const char *notification_id,
 {
     *list_p = NULL;
     *count = 0;
-    sqlite3_stmt *stmt = cv_store_prepare(store, notifier_sql_resend);
+    sqlite3_stmt *stmt = cv_store_prepare(store, notifier_sql_dead_letters);
     if (stmt == NULL)
         return -1;
     cv_store_bind_text(stmt, 1, notification_id);
     sqlite3_bind_int64(stmt, 2, now);
-    return notifier_store_collect(store, stmt, list_p, count);
+    if (notifier_store_collect(store, stmt, list_p, count) != 0)
+        return -1;
+    stmt = cv_store_prepare(store, notifier_sql_revive);
+    if (stmt != NULL) {
+        cv_store_bind_text(stmt, 1, notification_id);
+        sqlite3_bind_int64(stmt, 2, now);
+        if (cv_store_step_done(stmt) == 0)
+            return 0;
+    }
+    notifier_job_list_destroy(list_p);
+    *count = 0;
+    return -1;
 }
