@@ -209,9 +209,18 @@ bool followup_person_open(const followup_t *self,
 
 /* --- tasks (followup_task.c) --- */
 
+/* The SQL condition "followup_task row of lead ?1". Every task id is
+ * "<lead_id>-..." (followup_task_open refuses others), so a lead's tasks
+ * are one range of followup_task's key, [?1 || '-', ?1 || '.'), with no
+ * index of their own (migration 6); lead_id = ?1 keeps out the tasks of
+ * a lead whose id merely starts with "<lead_id>-". */
+#define FOLLOWUP_TASKS_OF_LEAD                                               \
+    "task_id >= ?1 || '-' AND task_id < ?1 || '.' AND lead_id = ?1"
+
 /* What a new task is. */
 typedef struct {
-    const char *task_id;      /* unique; an existing id makes it a no-op */
+    const char *task_id;      /* unique, "<lead_id>-..."; an existing id
+                                 makes it a no-op */
     const char *kind;         /* FOLLOWUP_KIND_* */
     const char *lead_id;
     const char *lead_json;    /* the lead snapshot (cv_jsonw_lead text) */

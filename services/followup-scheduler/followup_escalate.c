@@ -75,8 +75,8 @@ static int escalate_current_owner(cv_bus_t *bus, const char *lead_id,
                                   const char *kind, char **staff_id)
 {
     static const char sql[] =
-        "SELECT staff_id FROM followup_task WHERE lead_id = ? AND kind = ?"
-        " AND status = 'open' ORDER BY created_at DESC LIMIT 1";
+        "SELECT staff_id FROM followup_task WHERE " FOLLOWUP_TASKS_OF_LEAD
+        " AND kind = ?2 AND status = 'open' ORDER BY created_at DESC LIMIT 1";
     *staff_id = NULL;
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)

@@ -105,7 +105,7 @@ static int rules_lead_keep(cv_bus_t *bus, const Conveyor__Lead *lead,
 {
     static const char own_copy_sql[] =
         "UPDATE followup_task SET lead_json = (SELECT l.lead_json FROM"
-        " followup_lead l WHERE l.lead_id = ?1) WHERE lead_id = ?1"
+        " followup_lead l WHERE l.lead_id = ?1) WHERE " FOLLOWUP_TASKS_OF_LEAD
         " AND lead_json = '' AND (SELECT l.lead_json FROM followup_lead l"
         " WHERE l.lead_id = ?1) <> ?2";
     static const char sql[] =

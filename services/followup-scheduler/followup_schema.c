@@ -142,6 +142,78 @@ const char *const followup_migrations[] = {
     "ALTER TABLE followup_timer_new RENAME TO followup_timer;"
     "CREATE INDEX followup_timer_pending_due ON followup_timer (due_at)"
     "  WHERE state = 'pending';",
+    /* 6: one b-tree per row instead of two or three. A rowid table with
+     * a TEXT key is the table plus the key's index, and every new lead
+     * wrote a row to each of: followup_timer (+ its (lead_id, timer_id)
+     * index), followup_task (+ its task_id index + followup_task_by_lead)
+     * and followup_lead (+ its lead_id index), each dirtying its own last
+     * pages in every commit. Keyed WITHOUT ROWID by the same ids (which
+     * cv_id_new makes in time order, so new rows still go to the last
+     * page), each is one b-tree.
+     *   - followup_task_by_lead goes too: every task id is "<lead_id>-..."
+     *     (followup_task_open refuses others), so a lead's tasks are the
+     *     key range [lead_id || '-', lead_id || '.'), filtered by lead_id.
+     *   - followup_timer's reference to followup_task goes: with foreign
+     *     keys on, it cost a probe of followup_task per new timer, and
+     *     every timer is written right after its task, in the same
+     *     transaction (followup_task_open, followup_escalate).
+     * The tables are copied as in migration 4 (same columns and rows);
+     * followup_timer first, since its reference would stop followup_task
+     * from being dropped. */
+    "CREATE TABLE followup_timer_new ("
+    "  timer_id TEXT NOT NULL,"
+    "  task_id TEXT NOT NULL,"
+    "  lead_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  due_at INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending'"
+    "    CHECK (state = 'pending' OR state = 'fired'"
+    "           OR state = 'cancelled'),"
+    "  fired_at INTEGER,"
+    "  cancelled_at INTEGER,"
+    "  cancel_reason TEXT,"
+    "  level INTEGER NOT NULL DEFAULT 1,"
+    "  staff_id TEXT,"
+    "  PRIMARY KEY (lead_id, timer_id)"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO followup_timer_new (timer_id, task_id, lead_id, kind, due_at,"
+    "  state, fired_at, cancelled_at, cancel_reason, level, staff_id)"
+    "  SELECT timer_id, task_id, lead_id, kind, due_at, state, fired_at,"
+    "  cancelled_at, cancel_reason, level, staff_id FROM followup_timer"
+    "  ORDER BY lead_id, timer_id;"
+    "DROP TABLE followup_timer;"
+    "ALTER TABLE followup_timer_new RENAME TO followup_timer;"
+    "CREATE INDEX followup_timer_pending_due ON followup_timer (due_at)"
+    "  WHERE state = 'pending';"
+    "CREATE TABLE followup_task_new ("
+    "  task_id TEXT PRIMARY KEY," /* <lead_id>-<kind's slug>[-...] */
+    "  lead_id TEXT NOT NULL,"
+    "  staff_id TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  due_at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'open'"
+    "    CHECK (status = 'open' OR status = 'done'),"
+    "  created_at INTEGER NOT NULL,"
+    "  completed_at INTEGER,"
+    "  completed_by TEXT,"
+    "  lead_json TEXT NOT NULL,"
+    "  notify_webhook_url TEXT,"
+    "  notify_telegram_chat_id TEXT,"
+    "  notify_email TEXT,"
+    "  stage TEXT,"
+    "  closed_reason TEXT"
+    ") STRICT, WITHOUT ROWID;"
+    "INSERT INTO followup_task_new (task_id, lead_id, staff_id, kind, title,"
+    "  due_at, status, created_at, completed_at, completed_by, lead_json,"
+    "  notify_webhook_url, notify_telegram_chat_id, notify_email, stage,"
+    "  closed_reason)"
+    "  SELECT task_id, lead_id, staff_id, kind, title, due_at, status,"
+    "  created_at, completed_at, completed_by, lead_json, notify_webhook_url,"
+    "  notify_telegram_chat_id, notify_email, stage, closed_reason"
+    "  FROM followup_task ORDER BY task_id;"
+    "DROP TABLE followup_task;"
+    "ALTER TABLE followup_task_new RENAME TO followup_task;",
 };
 
 const size_t followup_migration_count =

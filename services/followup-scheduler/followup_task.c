@@ -216,6 +216,12 @@ int followup_task_open(followup_t *self, cv_bus_t *bus,
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     if (created != NULL)
         *created = false;
+    /* a lead's tasks are found by this prefix (FOLLOWUP_TASKS_OF_LEAD) */
+    size_t lead_len = strlen(spec->lead_id);
+    if (strncmp(spec->task_id, spec->lead_id, lead_len) != 0 ||
+        spec->task_id[lead_len] != '-')
+        return cv_error("task id '%s' does not start with its lead id '%s-'",
+                        spec->task_id, spec->lead_id);
     cv_store_t *store = cv_bus_store(bus);
     sqlite3_stmt *stmt = cv_store_prepare(store, sql);
     if (stmt == NULL)
@@ -408,11 +414,12 @@ static int task_row_order(const void *a, const void *b)
 int followup_task_list(cv_bus_t *bus, const char *lead_id,
                        followup_task_list_t *list)
 {
-    /* one probe of followup_task_by_lead; a lead has a handful of tasks,
-     * so they are put in order here rather than by an SQL sorter */
+    /* one range of followup_task's key: a lead's task ids all start
+     * with "<lead_id>-" (followup_task_open); a lead has a handful of
+     * tasks, so they are put in order here rather than by an SQL sorter */
     static const char sql[] =
         "SELECT task_id, staff_id, kind, status = 'open', created_at,"
-        " lead_json = '' FROM followup_task WHERE lead_id = ?";
+        " lead_json = '' FROM followup_task WHERE " FOLLOWUP_TASKS_OF_LEAD;
     memset(list, 0, sizeof(*list));
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
@@ -528,7 +535,8 @@ int followup_task_close_kinds(followup_t *self, cv_bus_t *bus,
 int followup_task_count(cv_bus_t *bus, const char *lead_id, const char *kind)
 {
     static const char sql[] =
-        "SELECT count(*) FROM followup_task WHERE lead_id = ? AND kind = ?";
+        "SELECT count(*) FROM followup_task WHERE " FOLLOWUP_TASKS_OF_LEAD
+        " AND kind = ?2";
     sqlite3_stmt *stmt = cv_store_prepare(cv_bus_store(bus), sql);
     if (stmt == NULL)
         return -1;
