@@ -382,7 +382,7 @@ int intake_import_store(cv_bus_t *bus, intake_seen_t *seen,
     cv_jsonw_init(&reply);
     if (intake_store_idempotency_put(store, batch->api_source,
                                      batch->idempotency_key, batch->body_hash,
-                                     outcome) != 1 ||
+                                     outcome, NULL) != 1 ||
         intake_store_savepoint(store, "RELEASE intake_import") != 0)
         goto fail;
     savepoint = false;

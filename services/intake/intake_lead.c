@@ -1,6 +1,7 @@
 /* intake_lead: a lead as a channel posts it, read, checked and normalised. */
 #include "intake_lead.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -418,10 +419,14 @@ static json_t *intake_parse_form(const char *content_type_header,
  * string, a key and a hash entry per field) only to be copied out again:
  * most of what reading a lead cost. intake_fast_json reads exactly that
  * shape straight into the lead and gives up on anything else — an unknown
- * field or `extra`, an escape it does not know, a \u escape, a number that
- * is not a plain integer, a duplicate key, a field too long, anything that
- * is not valid JSON — and then jansson reads the body as before, so every
- * error keeps its words and every other lead its meaning. */
+ * field or `extra`, an escape it does not know, a \u escape of NUL or of
+ * half a surrogate pair, a number that is not a plain integer, a
+ * duplicate key, a field too long, anything that is not valid JSON — and
+ * then jansson reads the body as before, so every error keeps its words
+ * and every other lead its meaning. \u escapes of other characters are
+ * read here: PHP's json_encode and Python's json.dumps write every
+ * Cyrillic letter so by default, and jansson cost ~70k instructions per
+ * such lead, more than storing it. */
 
 typedef struct {
     const char *at;   /* next byte to read */
@@ -444,9 +449,10 @@ static bool intake_scan_byte(intake_scan_t *s, char c)
     return true;
 }
 
-/* A string of printable bytes whose only escapes are the one-letter ones;
- * s->at is past its opening quote. [*start, *stop) is its raw text and
- * *escaped says whether it holds a backslash. false: not such a string. */
+/* A string of printable bytes whose only escapes are the one-letter ones
+ * and \u with four hex digits; s->at is past its opening quote.
+ * [*start, *stop) is its raw text and *escaped says whether it holds a
+ * backslash. false: not such a string. */
 static bool intake_scan_string(intake_scan_t *s, const char **start,
                                const char **stop, bool *escaped)
 {
@@ -462,8 +468,17 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
             return false;
         if (c == '\\') {
             char next = s->end - s->at >= 2 ? s->at[1] : '\0';
-            if (next == '\0' || strchr("\"\\/bfnrt", next) == NULL)
+            if (next == 'u') {
+                if (s->end - s->at < 6)
+                    return false;
+                for (int i = 2; i < 6; i++)
+                    if (!isxdigit((unsigned char)s->at[i]))
+                        return false;
+                s->at += 4; /* the digits; the 'u' is stepped below */
+            } else if (next == '\0' ||
+                       strchr("\"\\/bfnrt", next) == NULL) {
                 return false;
+            }
             *escaped = true;
             s->at++;
         }
@@ -472,14 +487,78 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
     return false;
 }
 
+/* The four hex digits at `p` (intake_scan_string checked them). */
+static unsigned intake_hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v = v * 16 + (unsigned)(c <= '9'   ? c - '0'
+                                : c <= 'F' ? c - 'A' + 10
+                                           : c - 'a' + 10);
+    }
+    return v;
+}
+
+/* Decodes the \u escape at `*p` (its backslash), and the low half after
+ * it when it is a high surrogate, as UTF-8 into `out` (at most 4 bytes,
+ * fewer than the escape took); *p is left on its last byte. 0 when it is
+ * NUL or half a pair, which jansson refuses with its own words. */
+static size_t intake_unescape_u(const char **p, const char *stop, char *out)
+{
+    unsigned cp = intake_hex4(*p + 2);
+    *p += 5;
+    if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+        return 0;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        const char *low = *p + 1;
+        if (stop - low < 6 || low[0] != '\\' || low[1] != 'u')
+            return 0;
+        unsigned lo = intake_hex4(low + 2);
+        if (lo < 0xdc00 || lo > 0xdfff)
+            return 0;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        *p += 6;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
 /* The text of a string intake_scan_string accepted, escapes decoded, into
- * `out` (room for stop - start bytes); its length. */
-static size_t intake_unescape(const char *start, const char *stop, char *out)
+ * `out` (room for stop - start bytes); false when a \u escape is one the
+ * fast path leaves to jansson (intake_unescape_u). */
+static bool intake_unescape(const char *start, const char *stop, char *out,
+                            size_t *out_len)
 {
     size_t len = 0;
     for (const char *p = start; p < stop; p++) {
         if (*p != '\\') {
             out[len++] = *p;
+            continue;
+        }
+        if (p[1] == 'u') {
+            size_t n = intake_unescape_u(&p, stop, out + len);
+            if (n == 0)
+                return false;
+            len += n;
             continue;
         }
         p++;
@@ -492,7 +571,8 @@ static size_t intake_unescape(const char *start, const char *stop, char *out)
         default: out[len++] = *p; break; /* " \\ / */
         }
     }
-    return len;
+    *out_len = len;
+    return true;
 }
 
 /* A text field's string value into its slot, trimmed as intake_set_text
@@ -512,7 +592,10 @@ static int intake_fast_text(intake_scan_t *s, intake_lead_t *lead,
         decoded = malloc(len + 1);
         if (decoded == NULL)
             return -1;
-        len = intake_unescape(start, stop, decoded);
+        if (!intake_unescape(start, stop, decoded, &len)) {
+            free(decoded);
+            return 0;
+        }
         start = decoded;
     }
     int rc = 0;

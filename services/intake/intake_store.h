@@ -1,5 +1,6 @@
 /* intake_store: intake's database — leads, the contact keys that find a
- * repeat contact, each arrival, and Idempotency-Key replies.
+ * repeat contact, each repeat contact as it arrived (a new lead's row is
+ * its own first arrival), and Idempotency-Key replies.
  *
  * Everything here runs on the bus thread inside the bus turn's open
  * transaction, so a lead, its keys, its idempotency row and the events it
@@ -41,7 +42,8 @@ typedef struct {
 typedef struct {
     intake_lead_t lead;                /* lead_id: a fresh id, replaced by
                                           the existing lead's on a merge */
-    char arrival_id[CV_ID_SIZE];       /* id of its arrivals row */
+    char arrival_id[CV_ID_SIZE];       /* id of its arrivals row, which
+                                          only a repeat contact has */
     char *idempotency_key;             /* the header, or NULL (owned) */
     char body_hash[CV_SHA256_HEX];     /* what the key covers, hashed
                                           (intake_fingerprint, or SHA-256
@@ -160,11 +162,15 @@ int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
                                     const intake_submission_t *sub,
                                     intake_outcome_t *outcome);
 
-/* Keeps `outcome` as the reply to (source, key). 1 when stored, 0 when the
- * pair had a reply already, -1 on a database error. */
+/* Keeps `outcome` as the reply to (source, key). `lead_id`: outcome is
+ * the usual 202 of that lead (intake_store_stage's; a duplicate when
+ * outcome->merged), kept as the lead alone and made again on a replay;
+ * NULL: kept as outcome->reply. 1 when stored, 0 when the pair had a
+ * reply already, -1 on a database error. */
 int intake_store_idempotency_put(cv_store_t *store, const char *source,
                                  const char *key, const char *body_hash,
-                                 const intake_outcome_t *outcome);
+                                 const intake_outcome_t *outcome,
+                                 const char *lead_id);
 
 /* {"error": code, "message": message} as JSON text (owned), or NULL. */
 char *intake_store_error_reply(const char *code, const char *message);
