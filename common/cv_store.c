@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cv_log.h"
+#include "cv_pcache.h"
 #include "cv_walvfs.h"
 
 #define CV_STORE_BUSY_MS 10000 /* wait this long for another writer */
@@ -155,6 +156,8 @@ static pthread_once_t store_once = PTHREAD_ONCE_INIT;
 static void store_configure(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* the page cache without a whole-cache scan at every COMMIT */
+    cv_pcache_install();
 }
 
 cv_store_t *cv_store_open(const char *path, const char *const *migrations,
