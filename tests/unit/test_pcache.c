@@ -4,15 +4,15 @@
  * every COMMIT); every commit must skip that scan, and every truncate that
  * has something to discard (a rolled-back growth, another connection's
  * commit, a page left at the swap page number) must still happen. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "cv_pcache.h"
 #include "cv_sha256.h"
