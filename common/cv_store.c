@@ -202,13 +202,22 @@ cv_store_t *cv_store_open(const char *path, const char *const *migrations,
         goto fail;
     }
     /* durable commits; pages read through a map and a 16 MiB cache, so a
-     * busy stage does not pay a read(2) for every page it touches */
+     * busy stage does not pay a read(2) for every page it touches.
+     * secure_delete FAST: Debian's SQLite is built with SECURE_DELETE on,
+     * which zeroes every page a DELETE frees and writes it to the WAL
+     * again; the bus frees pages all the time (acknowledged outbox rows),
+     * and in scoring that was a third of the WAL (12 of 37 pages per
+     * commit at 2,000 leads/s). FAST still blanks deleted content on the
+     * pages a commit writes anyway; a freed page keeps its old bytes on
+     * disk until reused (copies of events whose originals live on in the
+     * stages' own tables). */
     if (cv_store_exec(self, "PRAGMA synchronous = FULL;"
                             "PRAGMA foreign_keys = ON;"
                             "PRAGMA cache_size = -16384;"
                             "PRAGMA temp_store = MEMORY;"
                             "PRAGMA mmap_size = 268435456;"
-                            "PRAGMA journal_size_limit = 67108864;") != 0)
+                            "PRAGMA journal_size_limit = 67108864;"
+                            "PRAGMA secure_delete = FAST;") != 0)
         goto fail;
     if (cv_store_migrate(self, migrations, migrations ? count : 0) != 0)
         goto fail;
