@@ -224,10 +224,11 @@ static const char console_schema_hot_path[] =
  *     Ids from the notifier sort by time, so new rows land on the last
  *     page;
  *   - tasks_by_staff served only the staff counts of open tasks and of
- *     open overdue ones: an index of the open tasks alone, holding just
- *     what those counts read, answers both without the table, and its
- *     entries are a third smaller, so each staff member's last page fills
- *     and splits less often (every new task lands on its owner's). */
+ *     open overdue ones: an index of the open tasks alone leads both
+ *     counts to those tasks (each still read from the table, as before),
+ *     and its entries are a third smaller, so each staff member's last
+ *     page fills and splits less often (every new task lands on its
+ *     owner's). */
 static const char console_schema_lean[] =
     "CREATE TABLE notifications_by_id ("
     "  notification_id TEXT PRIMARY KEY,"

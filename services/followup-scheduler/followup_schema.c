@@ -145,11 +145,12 @@ const char *const followup_migrations[] = {
     /* 6: one b-tree per row instead of two or three. A rowid table with
      * a TEXT key is the table plus the key's index, and every new lead
      * wrote a row to each of: followup_timer (+ its (lead_id, timer_id)
-     * index), followup_task (+ its task_id index + followup_task_by_lead)
-     * and followup_lead (+ its lead_id index), each dirtying its own last
-     * pages in every commit. Keyed WITHOUT ROWID by the same ids (which
-     * cv_id_new makes in time order, so new rows still go to the last
-     * page), each is one b-tree.
+     * index) and followup_task (+ its task_id index +
+     * followup_task_by_lead), each dirtying its own last pages in every
+     * commit. Keyed WITHOUT ROWID by the same ids (which cv_id_new makes
+     * in time order, so new rows still go to the last page), each is one
+     * b-tree. (followup_lead keeps its rowid: a lead with a long message
+     * would overflow a WITHOUT ROWID row.)
      *   - followup_task_by_lead goes too: every task id is "<lead_id>-..."
      *     (followup_task_open refuses others), so a lead's tasks are the
      *     key range [lead_id || '-', lead_id || '.'), filtered by lead_id.

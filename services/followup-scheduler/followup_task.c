@@ -1,6 +1,7 @@
 /* Tasks: opening one (row, SLA timer, TaskCreated, the person's
  * notification), closing the ones the rules say are satisfied, and the
  * console's TaskCompleted. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,12 +217,11 @@ int followup_task_open(followup_t *self, cv_bus_t *bus,
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     if (created != NULL)
         *created = false;
-    /* a lead's tasks are found by this prefix (FOLLOWUP_TASKS_OF_LEAD) */
+    /* a lead's tasks are found by this prefix (FOLLOWUP_TASKS_OF_LEAD);
+     * every caller builds the id from the lead's */
     size_t lead_len = strlen(spec->lead_id);
-    if (strncmp(spec->task_id, spec->lead_id, lead_len) != 0 ||
-        spec->task_id[lead_len] != '-')
-        return cv_error("task id '%s' does not start with its lead id '%s-'",
-                        spec->task_id, spec->lead_id);
+    assert(strncmp(spec->task_id, spec->lead_id, lead_len) == 0 &&
+           spec->task_id[lead_len] == '-');
     cv_store_t *store = cv_bus_store(bus);
     sqlite3_stmt *stmt = cv_store_prepare(store, sql);
     if (stmt == NULL)

@@ -145,7 +145,9 @@ static const char intake_schema_v5[] =
  * Idempotency-Key is its lead id and whether it was a duplicate, with an
  * empty reply, instead of the whole body (intake_store_idempotency_put):
  * rows of about half the size; rows written before keep their body and
- * are answered with it. */
+ * are answered with it. Once a v6 intake has taken keyed requests, an
+ * older build must not run on its database: it would answer those rows
+ * with an empty 202. */
 static const char intake_schema_v6[] =
     "ALTER TABLE idempotency ADD COLUMN lead_id TEXT;"
     "ALTER TABLE idempotency ADD COLUMN duplicate INTEGER;";

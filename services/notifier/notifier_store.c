@@ -103,6 +103,9 @@ const char *const notifier_migrations[] = {
 const size_t notifier_migration_count =
     sizeof(notifier_migrations) / sizeof(notifier_migrations[0]);
 
+/* The state columns written here (state .. delivered_at, kept NOT NULL
+ * since v2) only say how the delivery was stored; where it stands is in
+ * notifier_states (v3). */
 static const char notifier_sql_insert[] =
     "INSERT OR IGNORE INTO notifier_deliveries (notification_id, channel, "
     "destination, lead_id, staff_id, subject, text, body, trace_id, state, "

@@ -161,8 +161,18 @@ class LeadFlow(ConveyorCase):
         self.assertEqual(r1.status, 202, r1)
         r2 = self.cv.post_lead(lead, idempotency_key=key)
         self.assertEqual(r2.status, 202, r2)
-        self.assertEqual(r2.json, r1.json)
+        self.assertEqual(r2.body, r1.body)  # byte for byte
         self.assertIsNone(r2.json["duplicate_of"])
+
+        # A repeat contact's reply (duplicate_of set) replays the same way.
+        again = dict(lead, message="Calling again about the same order")
+        dup_key = "idem-dup-%d" % time.time_ns()
+        d1 = self.cv.post_lead(again, idempotency_key=dup_key)
+        self.assertEqual(d1.status, 202, d1)
+        self.assertEqual(d1.json["duplicate_of"], r1.json["lead_id"], d1)
+        d2 = self.cv.post_lead(again, idempotency_key=dup_key)
+        self.assertEqual(d2.status, 202, d2)
+        self.assertEqual(d2.body, d1.body)
 
         other = self.new_lead("idem-other")
         r3 = self.cv.post_lead(other, idempotency_key=key)
