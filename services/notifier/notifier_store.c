@@ -172,6 +172,25 @@ static void notifier_store_bind_key(sqlite3_stmt *stmt,
     cv_store_bind_static(stmt, 2, notifier_channel_name(job->channel));
 }
 
+/* Binds where a delivery stored now stands: delivered at once (a console
+ * note) or pending with its first attempt due now; the parameters' numbers
+ * for state, attempts, next_attempt_at and delivered_at. */
+static void notifier_store_bind_new_state(sqlite3_stmt *stmt, int state,
+                                          int attempts, int next_attempt,
+                                          int delivered_at, bool delivered,
+                                          int64_t now)
+{
+    cv_store_bind_static(stmt, state, delivered ? "delivered" : "pending");
+    sqlite3_bind_int(stmt, attempts, delivered ? 1 : 0);
+    if (delivered) {
+        sqlite3_bind_null(stmt, next_attempt);
+        sqlite3_bind_int64(stmt, delivered_at, now);
+    } else {
+        sqlite3_bind_int64(stmt, next_attempt, now);
+        sqlite3_bind_null(stmt, delivered_at);
+    }
+}
+
 int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
                           bool delivered, int64_t now, bool *inserted)
 {
@@ -187,15 +206,7 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     cv_store_bind_static(stmt, 7, job->text);
     cv_store_bind_static(stmt, 8, job->body);
     cv_store_bind_static(stmt, 9, job->trace_id);
-    cv_store_bind_static(stmt, 10, delivered ? "delivered" : "pending");
-    sqlite3_bind_int(stmt, 11, delivered ? 1 : 0);
-    if (delivered) {
-        sqlite3_bind_null(stmt, 12);
-        sqlite3_bind_int64(stmt, 14, now);
-    } else {
-        sqlite3_bind_int64(stmt, 12, now);
-        sqlite3_bind_null(stmt, 14);
-    }
+    notifier_store_bind_new_state(stmt, 10, 11, 12, 14, delivered, now);
     sqlite3_bind_int64(stmt, 13, now);
     if (cv_store_step_done(stmt) != 0)
         return -1;
@@ -206,15 +217,7 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     if (stmt == NULL)
         return -1;
     notifier_store_bind_key(stmt, job);
-    cv_store_bind_static(stmt, 3, delivered ? "delivered" : "pending");
-    sqlite3_bind_int(stmt, 4, delivered ? 1 : 0);
-    if (delivered) {
-        sqlite3_bind_null(stmt, 5);
-        sqlite3_bind_int64(stmt, 6, now);
-    } else {
-        sqlite3_bind_int64(stmt, 5, now);
-        sqlite3_bind_null(stmt, 6);
-    }
+    notifier_store_bind_new_state(stmt, 3, 4, 5, 6, delivered, now);
     return cv_store_step_done(stmt);
 }
 

@@ -282,7 +282,8 @@ static int setup(void **state)
     return 0;
 }
 
-static void buses_start(fixture_t *f)
+/* The worker ("scoring") and sender ("intake") buses, not yet running. */
+static void buses_new(fixture_t *f)
 {
     cv_bus_options_t worker = {
         .config = &f->worker_config, .store = f->worker_store,
@@ -295,6 +296,11 @@ static void buses_start(fixture_t *f)
     f->sender = cv_bus_new(&sender);
     assert_non_null(f->worker);
     assert_non_null(f->sender);
+}
+
+static void buses_start(fixture_t *f)
+{
+    buses_new(f);
     if (f->watch_turns) {
         cv_bus_source_t watcher = {
             .fd = -1, .work = fail_once_work, .next_due = fail_once_due,
@@ -572,17 +578,7 @@ static void test_lingering_stage_wakes_per_commit(void **state)
 {
     fixture_t *f = *state;
     f->worker_config.batch_linger_ms = 300;
-    cv_bus_options_t worker = {
-        .config = &f->worker_config, .store = f->worker_store,
-        .worker_service = "scoring", .handler = worker_handle, .arg = f,
-    };
-    cv_bus_options_t sender = {
-        .config = &f->sender_config, .store = f->sender_store,
-    };
-    f->worker = cv_bus_new(&worker);
-    f->sender = cv_bus_new(&sender);
-    assert_non_null(f->worker);
-    assert_non_null(f->sender);
+    buses_new(f);
     watched_bus_t watched = {.bus = f->worker};
     pthread_create(&f->worker_thread, NULL, watched_bus_main, &watched);
     pthread_create(&f->sender_thread, NULL, bus_main, f->sender);

@@ -38,4 +38,25 @@ static inline void test_db_dir_remove(const test_db_dir_t *d)
     rmdir(d->dir);
 }
 
+/* cmocka setup and teardown for a test whose whole fixture is one
+ * test_db_dir_t (the test's `state`), its database named `file`. */
+static inline int test_db_dir_setup(void **state, const char *file)
+{
+    test_db_dir_t *d = calloc(1, sizeof(*d));
+    if (d == NULL || test_db_dir_make(d, file) != 0) {
+        free(d);
+        return -1;
+    }
+    *state = d;
+    return 0;
+}
+
+static inline int test_db_dir_teardown(void **state)
+{
+    test_db_dir_t *d = *state;
+    test_db_dir_remove(d);
+    free(d);
+    return 0;
+}
+
 #endif

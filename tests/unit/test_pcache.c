@@ -23,21 +23,12 @@ typedef test_db_dir_t fixture_t; /* dir and path of intake.db */
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || test_db_dir_make(f, "intake.db") != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return test_db_dir_setup(state, "intake.db");
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    test_db_dir_remove(f);
-    free(f);
-    return 0;
+    return test_db_dir_teardown(state);
 }
 
 /* Like intake's: a lead and the hash of its e-mail address. */

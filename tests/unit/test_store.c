@@ -22,21 +22,12 @@ typedef test_db_dir_t fixture_t; /* dir and path of test.db */
 
 static int setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (f == NULL || test_db_dir_make(f, "test.db") != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return test_db_dir_setup(state, "test.db");
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    test_db_dir_remove(f);
-    free(f);
-    return 0;
+    return test_db_dir_teardown(state);
 }
 
 static const char *const migrations[] = {
