@@ -167,6 +167,7 @@ struct cv_bus {
     int batch_max;            /* inbound events per transaction */
     int linger_ms;            /* at most one commit of events this often */
     int64_t last_commit_ms;   /* monotonic end of the last such commit */
+    bool last_commit_full;    /* it took batch_max events: more may wait */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1336,8 +1337,10 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
         goto fail;
 
     cv_metric_add(metric_batches, 1);
-    if (self->inbound_count > 0)
+    if (self->inbound_count > 0) {
         self->last_commit_ms = cv_clock_monotonic_ms();
+        self->last_commit_full = self->inbound_count >= self->batch_max;
+    }
     for (int i = 0; i < self->inbound_count; i++) {
         cv_metric_add(metric_in, self->inbound[i].applied ? 1 : 0);
         cv_metric_add(metric_duplicate, self->inbound[i].duplicate ? 1 : 0);
@@ -1508,6 +1511,7 @@ static void *checkpointer_main(void *arg)
         cv_log_warn("cannot read '%s' to checkpoint it: %s",
                     cv_store_path(self->store), sqlite3_errmsg(db));
     int copied_through = 0; /* frames of the current WAL already copied */
+    bool sync_failed = false; /* said once, not every CHECKPOINT_POLL_MS */
     while (!atomic_load(&self->checkpointer_stop)) {
         usleep(CHECKPOINT_POLL_MS * 1000);
         int frames = atomic_load(&self->wal_frames);
@@ -1515,15 +1519,15 @@ static void *checkpointer_main(void *arg)
             copied_through = 0; /* the WAL started over */
         if (frames - copied_through < CHECKPOINT_FRAMES)
             continue;
+        int in_wal = 0;
         int copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           NULL, &copied);
+                                           &in_wal, &copied);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
             cv_log_warn("cannot checkpoint '%s': %s",
                         cv_store_path(self->store), sqlite3_errmsg(db));
             continue;
         }
-        copied_through = copied;
         /* A checkpoint that leaves frames behind does not sync the
          * database file; the one that copies the last frame does, before
          * the WAL may start over. Left to the bus's catch-up, that sync
@@ -1531,12 +1535,19 @@ static void *checkpointer_main(void *arg)
          * waiting (10-70 ms measured at 2,000 leads/s); synced here, the
          * catch-up only writes back the few pages it copies itself. */
         sqlite3_file *file = NULL;
-        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER,
+        if (rc == SQLITE_OK && copied > copied_through && copied < in_wal &&
+            sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER,
                                  &file) == SQLITE_OK &&
             file != NULL && file->pMethods != NULL &&
-            file->pMethods->xSync(file, SQLITE_SYNC_NORMAL) != SQLITE_OK)
-            cv_log_warn("cannot sync '%s' after a checkpoint",
-                        cv_store_path(self->store));
+            file->pMethods->xSync(file, SQLITE_SYNC_NORMAL) != SQLITE_OK) {
+            if (!sync_failed)
+                cv_error("cannot sync '%s' after a checkpoint; the WAL "
+                         "starts over only once it can",
+                         cv_store_path(self->store));
+            sync_failed = true;
+            continue;
+        }
+        copied_through = copied;
         /* this copied the WAL as it was when it began; the bus has
          * committed more since, and the WAL cannot start over until those
          * are copied too */
@@ -1728,6 +1739,17 @@ int cv_bus_current_packed(const cv_bus_t *self, const uint8_t **data,
     return 0;
 }
 
+/* Pacing: events that come within batch_linger_ms of the last commit of
+ * events wait until then and share the next commit; a stage that has been
+ * idle commits at once, and so does one whose last commit was a full
+ * batch (a backlog). */
+static bool batch_lingers(const cv_bus_t *self, int64_t mono)
+{
+    return self->inbound_count > 0 && self->inbound_count < self->batch_max &&
+           !self->last_commit_full &&
+           mono - self->last_commit_ms < self->linger_ms;
+}
+
 /* How long the loop may sleep: the next heartbeat, lease, back-off or
  * source due time, and never more than POLL_MAX_MS. */
 static long poll_timeout(cv_bus_t *self, bool blocked)
@@ -1787,12 +1809,10 @@ int cv_bus_run(cv_bus_t *self)
     while (!atomic_load(&self->stopping)) {
         /* While a batch lingers, the brokers' sockets are not watched:
          * what arrives meanwhile waits in ZeroMQ and is read when the
-         * linger ends, so a stream of events wakes this thread about once
+         * linger ends (or at a wake for a heartbeat, a lease, a source or
+         * cv_bus_wake), so a stream of events wakes this thread about once
          * per commit instead of once per message. */
-        bool hold_links = self->inbound_count > 0 &&
-                          self->inbound_count < self->batch_max &&
-                          cv_clock_monotonic_ms() - self->last_commit_ms <
-                              self->linger_ms;
+        bool hold_links = batch_lingers(self, cv_clock_monotonic_ms());
         int n = 0;
         for (int i = 0; i < self->link_count; i++)
             items[n++] = (zmq_pollitem_t){self->links[i].socket, 0,
@@ -1836,12 +1856,7 @@ int cv_bus_run(cv_bus_t *self)
                     break;
             }
         }
-        /* pacing: events that come within batch_linger_ms of the last
-         * commit of events wait until then and share the next commit; a
-         * stage that has been idle commits at once */
-        bool lingering = self->inbound_count > 0 &&
-                         self->inbound_count < self->batch_max &&
-                         mono - self->last_commit_ms < self->linger_ms;
+        bool lingering = batch_lingers(self, mono);
 
         waiting_expire(self, mono);
 

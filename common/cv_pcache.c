@@ -61,7 +61,7 @@ typedef struct {
     unsigned int max_key;  /* no key above it, swap_key aside */
     unsigned int swap_key; /* balance_nonroot's temporary page number */
     unsigned int at_swap;  /* >= pages under swap_key */
-} cv_pcache_t;
+} wrapped_cache_t;
 
 static sqlite3_pcache_methods2 base;         /* the default cache's methods */
 static sqlite3_pcache_methods2 wrapper;      /* ours, once installed */
@@ -85,7 +85,7 @@ static void pcache_shutdown(void *arg)
 static sqlite3_pcache *pcache_create(int page_size, int extra_size,
                                      int purgeable)
 {
-    cv_pcache_t *self = calloc(1, sizeof(*self));
+    wrapped_cache_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         return NULL;
     self->real = base.xCreate(page_size, extra_size, purgeable);
@@ -100,18 +100,18 @@ static sqlite3_pcache *pcache_create(int page_size, int extra_size,
 
 static void pcache_cachesize(sqlite3_pcache *cache, int pages)
 {
-    base.xCachesize(((cv_pcache_t *)cache)->real, pages);
+    base.xCachesize(((wrapped_cache_t *)cache)->real, pages);
 }
 
 static int pcache_pagecount(sqlite3_pcache *cache)
 {
-    return base.xPagecount(((cv_pcache_t *)cache)->real);
+    return base.xPagecount(((wrapped_cache_t *)cache)->real);
 }
 
 static sqlite3_pcache_page *pcache_fetch(sqlite3_pcache *cache,
                                          unsigned int key, int create)
 {
-    cv_pcache_t *self = (cv_pcache_t *)cache;
+    wrapped_cache_t *self = (wrapped_cache_t *)cache;
     sqlite3_pcache_page *page = base.xFetch(self->real, key, create);
     /* swap_key too: a page fetched there was not counted in at_swap */
     if (page != NULL && key > self->max_key)
@@ -123,13 +123,13 @@ static void pcache_unpin(sqlite3_pcache *cache, sqlite3_pcache_page *page,
                          int discard)
 {
     /* a discarded page leaves: the bounds only get looser */
-    base.xUnpin(((cv_pcache_t *)cache)->real, page, discard);
+    base.xUnpin(((wrapped_cache_t *)cache)->real, page, discard);
 }
 
 static void pcache_rekey(sqlite3_pcache *cache, sqlite3_pcache_page *page,
                          unsigned int old_key, unsigned int new_key)
 {
-    cv_pcache_t *self = (cv_pcache_t *)cache;
+    wrapped_cache_t *self = (wrapped_cache_t *)cache;
     base.xRekey(self->real, page, old_key, new_key);
     if (new_key == self->swap_key)
         self->at_swap++;
@@ -141,7 +141,7 @@ static void pcache_rekey(sqlite3_pcache *cache, sqlite3_pcache_page *page,
 
 static void pcache_truncate(sqlite3_pcache *cache, unsigned int limit)
 {
-    cv_pcache_t *self = (cv_pcache_t *)cache;
+    wrapped_cache_t *self = (wrapped_cache_t *)cache;
     bool swap_in_range = self->at_swap > 0 && self->swap_key >= limit;
     if (limit > 0 && self->max_key < limit && !swap_in_range) {
         atomic_fetch_add_explicit(&truncates_skipped, 1, memory_order_relaxed);
@@ -160,7 +160,7 @@ static void pcache_truncate(sqlite3_pcache *cache, unsigned int limit)
 
 static void pcache_destroy(sqlite3_pcache *cache)
 {
-    cv_pcache_t *self = (cv_pcache_t *)cache;
+    wrapped_cache_t *self = (wrapped_cache_t *)cache;
     base.xDestroy(self->real);
     free(self);
 }
@@ -168,7 +168,7 @@ static void pcache_destroy(sqlite3_pcache *cache)
 static void pcache_shrink(sqlite3_pcache *cache)
 {
     if (base.xShrink != NULL) /* absent from version 0 of the methods */
-        base.xShrink(((cv_pcache_t *)cache)->real);
+        base.xShrink(((wrapped_cache_t *)cache)->real);
 }
 
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;

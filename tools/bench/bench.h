@@ -19,17 +19,12 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "cv_clock.h"
+
 #define BENCH_ID_MAX 64     /* longest lead id kept, with its NUL */
 #define BENCH_PROCS_MAX 32  /* services whose memory is sampled */
 
-/* Microseconds on CLOCK_MONOTONIC: one clock for sends and arrivals. */
-static inline int64_t bench_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+/* Times are cv_clock_monotonic_us(): one clock for sends and arrivals. */
 
 /* --- bench_table: which leads this run sent and when each arrived --- */
 typedef struct bench_table bench_table_t;

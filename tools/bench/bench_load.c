@@ -857,13 +857,13 @@ static int load_resolve(load_t *self)
  * first requests do not pay for the handshakes. */
 static void load_warm_connections(load_t *self)
 {
-    int64_t deadline = bench_now_us() + LOAD_CONNECT_WAIT_US;
+    int64_t deadline = cv_clock_monotonic_us() + LOAD_CONNECT_WAIT_US;
     struct epoll_event events[LOAD_EVENTS];
 
     for (int i = 0; i < self->opt->connections; i++)
-        load_connect(self, &self->conns[i], bench_now_us());
+        load_connect(self, &self->conns[i], cv_clock_monotonic_us());
     for (;;) {
-        int64_t now = bench_now_us();
+        int64_t now = cv_clock_monotonic_us();
         int up = 0;
         int n;
 
@@ -875,7 +875,7 @@ static void load_warm_connections(load_t *self)
         for (int i = 0; i < n; i++)
             if (events[i].data.ptr != NULL)
                 load_event(self, events[i].data.ptr, events[i].events,
-                           bench_now_us());
+                           cv_clock_monotonic_us());
     }
 }
 
@@ -934,12 +934,12 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.timerfd, &ev);
 
     load_warm_connections(&self);
-    result->t0_us = bench_now_us();
+    result->t0_us = cv_clock_monotonic_us();
     send_end = result->t0_us + (int64_t)(options->duration_s * 1e6);
     give_up = send_end + (int64_t)(options->drain_s * 1e6);
     next_rss = result->t0_us;
     for (;;) {
-        int64_t now = bench_now_us();
+        int64_t now = cv_clock_monotonic_us();
         bool issuing = options->saturate ? now < send_end
                                          : result->issued < self.total;
         int64_t wake;
@@ -975,7 +975,7 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
                     strerror(errno));
             goto out;
         }
-        now = bench_now_us();
+        now = cv_clock_monotonic_us();
         for (int i = 0; i < n; i++) {
             if (events[i].data.ptr == NULL) {
                 uint64_t ticks;
@@ -992,7 +992,7 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
         }
     }
     if (result->send_end_us == 0)
-        result->send_end_us = bench_now_us();
+        result->send_end_us = cv_clock_monotonic_us();
     if (self.verify)
         fprintf(stderr, "conveyor-bench: verify: %zu requests and replies "
                 "checked both ways, %zu differences\n", result->issued,

@@ -288,7 +288,7 @@ out:
 /* Waits, bounded by wait_s, until every accepted lead was notified. */
 static void wait_notifications(bench_table_t *table, main_options_t *opt)
 {
-    int64_t start = bench_now_us();
+    int64_t start = cv_clock_monotonic_us();
     int64_t deadline = start + (int64_t)(opt->wait_s * 1e6);
     int64_t next_progress = start + MAIN_PROGRESS_US;
     int64_t next_rss = start;
@@ -296,7 +296,7 @@ static void wait_notifications(bench_table_t *table, main_options_t *opt)
     for (;;) {
         bench_table_counts_t counts;
         struct timespec step = {0, MAIN_WAIT_STEP_US * 1000};
-        int64_t now = bench_now_us();
+        int64_t now = cv_clock_monotonic_us();
 
         bench_table_counts(table, &counts);
         if (counts.matched >= counts.expected || now >= deadline ||
@@ -511,7 +511,7 @@ static void random_run_id(char *out, size_t size)
     unsigned char bytes[8];
 
     if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
-        uint64_t seed = (uint64_t)bench_now_us() ^ ((uint64_t)getpid() << 32);
+        uint64_t seed = (uint64_t)cv_clock_monotonic_us() ^ ((uint64_t)getpid() << 32);
 
         memcpy(bytes, &seed, sizeof(bytes));
     }

@@ -551,7 +551,7 @@ static enum MHD_Result sink_access(void *cls, struct MHD_Connection *connection,
         request = malloc(sizeof(*request));
         if (request == NULL)
             return MHD_NO;
-        request->arrival_us = bench_now_us();
+        request->arrival_us = cv_clock_monotonic_us();
         request->body = request->inline_body;
         request->len = 0;
         request->cap = sizeof(request->inline_body);
