@@ -120,6 +120,53 @@ static int store_assignment(cv_store_t *store, const char *lead_id,
     return cv_store_step_done(stmt);
 }
 
+/* The packed score of `scored` as it arrived, with its length prefix,
+ * when `scored` is the body of the LeadScored event being handled (not a
+ * lead read back from the tables): *out points into the bus's inbound
+ * message. 0 or -1. */
+static int score_bytes_as_arrived(cv_bus_t *bus,
+                                  const Conveyor__LeadScored *scored,
+                                  const uint8_t **out, size_t *out_size)
+{
+    const Conveyor__Envelope *current = cv_bus_current(bus);
+    const uint8_t *envelope = NULL;
+    size_t envelope_size = 0;
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    if (current == NULL ||
+        current->body_case != CONVEYOR__ENVELOPE__BODY_LEAD_SCORED ||
+        current->lead_scored != scored || scored->score == NULL ||
+        scored->score->base.n_unknown_fields != 0 ||
+        cv_bus_current_packed(bus, &envelope, &envelope_size) != 0 ||
+        cv_event_field_bytes(envelope, envelope_size,
+                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED, &body,
+                             &body_size) != 0)
+        return -1;
+    const uint8_t *score = NULL;
+    size_t score_size = 0;
+    if (cv_event_field_bytes(body, body_size, 2 /* LeadScored.score */,
+                             &score, &score_size) != 0)
+        return -1;
+    /* protobuf-c keeps an unknown field's bytes after its tag: for a
+     * length-delimited one, the length prefix with the bytes. The prefix
+     * is just before the score in the message; taken when it is the
+     * shortest varint, as protobuf-c would write it. */
+    uint8_t prefix[10];
+    size_t prefix_size = 0;
+    size_t rest = score_size;
+    do {
+        prefix[prefix_size++] =
+            (uint8_t)((rest & 0x7f) | (rest > 0x7f ? 0x80 : 0));
+        rest >>= 7;
+    } while (rest != 0);
+    if ((size_t)(score - body) < prefix_size ||
+        memcmp(score - prefix_size, prefix, prefix_size) != 0)
+        return -1;
+    *out = score - prefix_size;
+    *out_size = score_size + prefix_size;
+    return 0;
+}
+
 int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                           const routing_member_t *m, const routing_join_t *join,
                           const char *trace)
@@ -143,6 +190,27 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     assigned.score = scored->score;
     assigned.role = (char *)join->role;
     assigned.task_kind = (char *)join->task_kind;
+    /* The score (field 8, ~1.3 KB of params) as the bytes it arrived in
+     * instead of checking, sizing and packing its ~80 fields again (~20k
+     * instructions per lead): lent to protobuf-c as an unknown field,
+     * which it copies as is after the known fields. That is where field 8
+     * goes anyway when role (9) and task_kind (10) are unset, as for every
+     * owner placed from a LeadScored being handled, so the bytes are the
+     * same (protobuf-c packs a message the same alone or nested). Any
+     * other case packs the unpacked score as before. */
+    ProtobufCMessageUnknownField raw_score;
+    const uint8_t *score_bytes = NULL;
+    size_t score_size = 0;
+    if (join->role == NULL && join->task_kind == NULL &&
+        score_bytes_as_arrived(bus, scored, &score_bytes, &score_size) == 0) {
+        raw_score.tag = 8; /* LeadAssigned.score */
+        raw_score.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+        raw_score.len = score_size;
+        raw_score.data = (uint8_t *)score_bytes; /* only read by pack */
+        assigned.score = NULL;
+        assigned.base.n_unknown_fields = 1;
+        assigned.base.unknown_fields = &raw_score;
+    }
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
     env.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED;
     env.lead_assigned = &assigned;
