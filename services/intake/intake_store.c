@@ -246,7 +246,6 @@ int intake_submission_prepare(intake_submission_t *sub)
     sub->lead.lead_id = strdup(cv_id_new("lead", id, sizeof(id)));
     if (sub->lead.lead_id == NULL)
         return -1;
-    cv_id_new("arr", sub->arrival_id, sizeof(sub->arrival_id));
     return 0;
 }
 
@@ -663,12 +662,14 @@ static int intake_insert_arrival(cv_store_t *store,
         return cv_error("out of memory recording an arrival of '%s'",
                         lead->lead_id);
     int rc = -1;
+    char arrival_id[CV_ID_SIZE]; /* made here: only repeats get a row */
+    cv_id_new("arr", arrival_id, sizeof(arrival_id));
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO arrivals (arrival_id, lead_id, received_at,"
                " api_source, channel, merged, lead_json)"
                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (stmt != NULL) {
-        cv_store_bind_static(stmt, 1, sub->arrival_id);
+        cv_store_bind_static(stmt, 1, arrival_id);
         cv_store_bind_static(stmt, 2, lead->lead_id);
         sqlite3_bind_int64(stmt, 3, lead->received_at);
         cv_store_bind_static(stmt, 4, lead->api_source);

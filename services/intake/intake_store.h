@@ -38,12 +38,10 @@ typedef struct {
 } intake_outcome_t;
 
 /* A lead made ready on an HTTP thread, so the bus thread only runs SQL:
- * its new lead id and arrival id are made in advance. */
+ * its new lead id is made in advance. */
 typedef struct {
     intake_lead_t lead;                /* lead_id: a fresh id, replaced by
                                           the existing lead's on a merge */
-    char arrival_id[CV_ID_SIZE];       /* id of its arrivals row, which
-                                          only a repeat contact has */
     char *idempotency_key;             /* the header, or NULL (owned) */
     char body_hash[CV_SHA256_HEX];     /* what the key covers, hashed
                                           (intake_fingerprint, or SHA-256
