@@ -144,17 +144,6 @@ static int cv_form_add(cv_form_t *form, char *name, char *value,
     return 0;
 }
 
-static int cv_form_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes one URL-encoded component into a new NUL-terminated buffer and
  * its length; '+' is a space, %XX a byte, a stray '%' stays itself. NULL
  * when out of memory. */
@@ -168,8 +157,8 @@ static char *cv_form_unescape(const char *text, size_t len, size_t *out_len)
         int hi = -1;
         int lo = -1;
         if (text[i] == '%' && len - i > 2) {
-            hi = cv_form_hex(text[i + 1]);
-            lo = cv_form_hex(text[i + 2]);
+            hi = cv_hex_value(text[i + 1]);
+            lo = cv_hex_value(text[i + 2]);
         }
         if (text[i] == '+') {
             out[n++] = ' ';
@@ -350,8 +339,8 @@ static char *cv_form_ext_value(const cv_form_param_t *param, size_t *out_len,
     size_t n = 0;
     for (size_t i = 0; i < rest; i++) {
         const char *c = q2 + 1 + i;
-        int hi = *c == '%' && rest - i > 2 ? cv_form_hex(c[1]) : -1;
-        int lo = *c == '%' && rest - i > 2 ? cv_form_hex(c[2]) : -1;
+        int hi = *c == '%' && rest - i > 2 ? cv_hex_value(c[1]) : -1;
+        int lo = *c == '%' && rest - i > 2 ? cv_hex_value(c[2]) : -1;
         if (hi >= 0 && lo >= 0) {
             out[n++] = (char)(hi * 16 + lo);
             i += 2;

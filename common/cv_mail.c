@@ -17,6 +17,8 @@
 
 #include <gmime/gmime.h>
 
+#include "cv_utf8.h"
+
 /* Larger inputs are refused before GMime copies them (its buffers count
  * bytes in 32 bits); intake's own body limit is far below this. */
 #define MAIL_MAX_SIZE ((size_t)256 * 1024 * 1024)
@@ -118,30 +120,11 @@ static void buf_putc(mail_buf_t *buf, char c)
  * U+FFFD. */
 static void buf_put_code(mail_buf_t *buf, uint32_t cp)
 {
-    unsigned char bytes[4];
-    size_t n;
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        cp = MAIL_REPLACEMENT;
-    if (cp < 0x80) {
-        bytes[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        bytes[0] = (unsigned char)(0xC0 | (cp >> 6));
-        bytes[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        bytes[0] = (unsigned char)(0xE0 | (cp >> 12));
-        bytes[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        bytes[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        bytes[0] = (unsigned char)(0xF0 | (cp >> 18));
-        bytes[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        bytes[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        bytes[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    buf_put(buf, (const char *)bytes, n);
+    char bytes[4];
+    size_t n = cv_utf8_encode(cp, bytes);
+    if (n == 0)
+        n = cv_utf8_encode(MAIL_REPLACEMENT, bytes);
+    buf_put(buf, bytes, n);
 }
 
 /* Hands the string to the caller ("" when nothing was put); NULL when an

@@ -21,4 +21,13 @@ bool cv_utf8_valid(const char *s, size_t n);
  * where to cut the text to fit `max` bytes without splitting a character. */
 size_t cv_utf8_prefix(const char *s, size_t n, size_t max);
 
+/* Writes code point `cp` as UTF-8 into `out` and returns its length (1 to
+ * 4); 0, writing nothing, for a UTF-16 surrogate (U+D800..U+DFFF) or
+ * anything above U+10FFFF. For decoders of escapes (\u, RFC 2047). */
+size_t cv_utf8_encode(unsigned long cp, char out[4]);
+
+/* The value of hex digit `c` (0-9, a-f, A-F), or -1: for decoders of
+ * escapes (\uXXXX, %XX). */
+int cv_hex_value(char c);
+
 #endif

@@ -491,12 +491,8 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
 static unsigned intake_hex4(const char *p)
 {
     unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v = v * 16 + (unsigned)(c <= '9'   ? c - '0'
-                                : c <= 'F' ? c - 'A' + 10
-                                           : c - 'a' + 10);
-    }
+    for (int i = 0; i < 4; i++)
+        v = v * 16 + (unsigned)cv_hex_value(p[i]);
     return v;
 }
 
@@ -520,26 +516,7 @@ static size_t intake_unescape_u(const char **p, const char *stop, char *out)
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         *p += 6;
     }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
+    return cv_utf8_encode(cp, out); /* never a surrogate by now */
 }
 
 /* The text of a string intake_scan_string accepted, escapes decoded, into

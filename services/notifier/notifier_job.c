@@ -7,6 +7,7 @@
 
 #include "cv_jsonw.h"
 #include "cv_log.h"
+#include "cv_utf8.h"
 #include "notifier.h"
 
 /* The room a copy of `text` takes, its NUL included; 0 for NULL. */
@@ -187,17 +188,6 @@ static notifier_json_at notifier_json_space(notifier_json_at p)
     return p;
 }
 
-static int notifier_json_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A string at `p` (its opening quote). */
 static notifier_json_at notifier_json_string(notifier_json_at p)
 {
@@ -213,7 +203,7 @@ static notifier_json_at notifier_json_string(notifier_json_at p)
             if (c == 'u') {
                 int cp = 0;
                 for (int i = 2; i < 6; i++) {
-                    int h = notifier_json_hex(p[i]);
+                    int h = cv_hex_value((char)p[i]);
                     if (h < 0)
                         return NULL;
                     cp = cp * 16 + h;

@@ -1,5 +1,6 @@
 /* cv_utf8: which byte sequences count as text, and where a long text may
  * be cut. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -95,6 +96,51 @@ static void test_prefix_cuts_whole_characters(void **state)
     assert_int_equal(cv_utf8_prefix("", 0, 10), 0);
 }
 
+/* Code points become the bytes cv_utf8_valid accepts, at every length
+ * boundary; what UTF-8 cannot carry is refused. */
+static void test_code_points_encode(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned long cp;
+        const char *bytes;
+    } cases[] = {
+        {0x41, "A"},                 {0x7F, "\x7F"},
+        {0x80, "\xC2\x80"},          {0x416, "\xD0\x96"}, /* Ж */
+        {0x7FF, "\xDF\xBF"},         {0x800, "\xE0\xA0\x80"},
+        {0x20BD, "\xE2\x82\xBD"},    /* ₽ */
+        {0xFFFD, "\xEF\xBF\xBD"},    {0xFFFF, "\xEF\xBF\xBF"},
+        {0x10000, "\xF0\x90\x80\x80"}, {0x1F600, "\xF0\x9F\x98\x80"},
+        {0x10FFFF, "\xF4\x8F\xBF\xBF"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[4];
+        size_t n = cv_utf8_encode(cases[i].cp, out);
+        assert_int_equal(n, strlen(cases[i].bytes));
+        assert_memory_equal(out, cases[i].bytes, n);
+        assert_true(cv_utf8_valid(out, n));
+    }
+    char out[4] = {'x', 'x', 'x', 'x'};
+    assert_int_equal(cv_utf8_encode(0xD800, out), 0); /* half a pair */
+    assert_int_equal(cv_utf8_encode(0xDFFF, out), 0);
+    assert_int_equal(cv_utf8_encode(0x110000, out), 0);
+    assert_int_equal(out[0], 'x'); /* nothing written */
+}
+
+static void test_hex_digits(void **state)
+{
+    (void)state;
+    const char *digits = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(cv_hex_value(digits[i]), i);
+        assert_int_equal(cv_hex_value((char)toupper(digits[i])), i);
+    }
+    assert_int_equal(cv_hex_value('g'), -1);
+    assert_int_equal(cv_hex_value('G'), -1);
+    assert_int_equal(cv_hex_value('%'), -1);
+    assert_int_equal(cv_hex_value('\0'), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +149,8 @@ int main(void)
         cmocka_unit_test(test_malformed_sequences_are_refused),
         cmocka_unit_test(test_nul_bytes_are_refused),
         cmocka_unit_test(test_prefix_cuts_whole_characters),
+        cmocka_unit_test(test_code_points_encode),
+        cmocka_unit_test(test_hex_digits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
