@@ -12,6 +12,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,8 +52,26 @@ class HarnessError(AssertionError):
     """A condition the conveyor never reached; the message says which."""
 
 
+# Ports for the conveyor's listeners come from below the kernel's ephemeral
+# range (32768-60999 on Linux): a port the kernel hands out for "port 0"
+# can be taken, before the service binds it, as the local end of one of
+# the many outgoing connections the tests and services make, and the
+# service then fails with "address in use".
+_PORT_LOW, _PORT_HIGH = 20000, 32000
+_port_random = random.Random(os.getpid() ^ time.time_ns())
+
+
 def free_port():
-    """Returns a TCP port on 127.0.0.1 that nobody listens on right now."""
+    """Returns a TCP port on 127.0.0.1 that nobody listens on right now,
+    outside the range outgoing connections take theirs from."""
+    for _ in range(200):
+        port = _port_random.randrange(_PORT_LOW, _PORT_HIGH)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
