@@ -95,14 +95,8 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-# Free ports, all held open at once so they are distinct.
-read -r -a ports <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(11)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-')"
+# Free ports, distinct, outside the range outgoing connections use.
+read -r -a ports <<<"$(python3 "$(dirname "$0")/free_ports.py" 11)"
 
 key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 admin=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')

@@ -50,13 +50,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-read -r -a ports <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-')"
+read -r -a ports <<<"$(python3 "$(dirname "$0")/free_ports.py" 2)"
 key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
 echo "import bench: writing $ROWS rows to '$tmp/list.csv'"

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,10 +35,12 @@ import time
 import urllib.request
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from free_ports import free_ports  # noqa: E402  (beside this file)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def healthy(addr):
