@@ -12,12 +12,12 @@ import http.client
 import http.server
 import json
 import os
-import random
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -52,29 +52,17 @@ class HarnessError(AssertionError):
     """A condition the conveyor never reached; the message says which."""
 
 
-# Ports for the conveyor's listeners come from below the kernel's ephemeral
-# range (32768-60999 on Linux): a port the kernel hands out for "port 0"
-# can be taken, before the service binds it, as the local end of one of
-# the many outgoing connections the tests and services make, and the
-# service then fails with "address in use".
-_PORT_LOW, _PORT_HIGH = 20000, 32000
-_port_random = random.Random(os.getpid() ^ time.time_ns())
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tools", "bench"))
+from free_ports import free_ports  # noqa: E402  (the bench's, one helper)
 
 
 def free_port():
     """Returns a TCP port on 127.0.0.1 that nobody listens on right now,
-    outside the range outgoing connections take theirs from."""
-    for _ in range(200):
-        port = _port_random.randrange(_PORT_LOW, _PORT_HIGH)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    below the range outgoing connections take theirs from (a port the
+    kernel hands out for "port 0" can be taken by one before the service
+    binds it, and the service then fails with "address in use")."""
+    return free_ports(1)[0]
 
 
 def poll(fn, timeout=20.0, interval=0.1, what="condition"):
