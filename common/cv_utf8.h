@@ -27,7 +27,7 @@ size_t cv_utf8_prefix(const char *s, size_t n, size_t max);
 size_t cv_utf8_encode(unsigned long cp, char out[4]);
 
 /* The value of hex digit `c` (0-9, a-f, A-F), or -1: for decoders of
- * escapes (\uXXXX, %XX). */
+ * escapes (JSON's \u and four hex digits, URL encoding's % and two). */
 int cv_hex_value(char c);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 typedef struct {
@@ -18,8 +19,13 @@ typedef struct {
  * names `file` inside it. 0, or -1 when the folder could not be made. */
 static inline int test_db_dir_make(test_db_dir_t *d, const char *file)
 {
-    static const char template[] = "/tmp/cv-test-XXXXXX"; /* mkdtemp's */
-    snprintf(d->dir, sizeof(d->dir), "%s", template);
+    /* mkdtemp replaces the last six characters of its template, which
+     * must be 'X's: the prefix is followed by exactly that many */
+    static const char prefix[] = "/tmp/cv-test-";
+    const size_t picked = 6;
+    memcpy(d->dir, prefix, sizeof(prefix) - 1);
+    memset(d->dir + sizeof(prefix) - 1, 'X', picked);
+    d->dir[sizeof(prefix) - 1 + picked] = '\0';
     if (mkdtemp(d->dir) == NULL)
         return -1;
     snprintf(d->path, sizeof(d->path), "%s/%s", d->dir, file);
