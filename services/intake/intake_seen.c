@@ -39,8 +39,18 @@ void intake_seen_destroy(intake_seen_t **self_p)
     *self_p = NULL;
 }
 
-/* FNV-1a over kind, a NUL and value, then a 64-bit finaliser
- * (splitmix64) so that every bit of the result depends on every byte. */
+uint64_t intake_fmix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* FNV-1a over kind, a NUL and value, then intake_fmix so that every bit
+ * of the result depends on every byte. */
 static uint64_t intake_seen_hash(const char *kind, const char *value)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -49,12 +59,7 @@ static uint64_t intake_seen_hash(const char *kind, const char *value)
     h *= 0x100000001b3ull; /* the NUL between kind and value */
     for (const char *p = value; *p != '\0'; p++)
         h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h;
+    return intake_fmix(h);
 }
 
 /* The probes of a key: double hashing from the two halves of its hash. */

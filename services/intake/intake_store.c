@@ -288,15 +288,6 @@ static uint64_t intake_word(const unsigned char *p, size_t n)
     return w;
 }
 
-static uint64_t intake_fmix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
 
 /* Folds `size` bytes into the two lanes, a word at a time. */
 static void intake_fingerprint_part(uint64_t lane[2], const void *data,
