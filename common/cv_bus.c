@@ -1510,6 +1510,11 @@ static void *checkpointer_main(void *arg)
                      NULL) != SQLITE_OK)
         cv_log_warn("cannot read '%s' to checkpoint it: %s",
                     cv_store_path(self->store), sqlite3_errmsg(db));
+    /* the database file, synced after a copy; the same while db is open */
+    sqlite3_file *file = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) !=
+        SQLITE_OK)
+        file = NULL;
     int copied_through = 0; /* frames of the current WAL already copied */
     bool sync_failed = false; /* said once, not every CHECKPOINT_POLL_MS */
     while (!atomic_load(&self->checkpointer_stop)) {
@@ -1534,10 +1539,7 @@ static void *checkpointer_main(void *arg)
          * would write back everything copied here, with the bus's loop
          * waiting (10-70 ms measured at 2,000 leads/s); synced here, the
          * catch-up only writes back the few pages it copies itself. */
-        sqlite3_file *file = NULL;
         if (rc == SQLITE_OK && copied > copied_through && copied < in_wal &&
-            sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER,
-                                 &file) == SQLITE_OK &&
             file != NULL && file->pMethods != NULL &&
             file->pMethods->xSync(file, SQLITE_SYNC_NORMAL) != SQLITE_OK) {
             if (!sync_failed)

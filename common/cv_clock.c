@@ -30,9 +30,7 @@ static atomic_bool cv_clock_env_set;
 
 int64_t cv_clock_monotonic_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cv_clock_monotonic_us() / 1000;
 }
 
 int64_t cv_clock_monotonic_us(void)

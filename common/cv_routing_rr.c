@@ -278,16 +278,11 @@ static int rr_state_write(cv_store_t *store, const char *pool,
 int cv_routing_rr_load(cv_store_t *store, const char *pool,
                        cv_routing_rr_member_t *members, size_t count)
 {
-    rr_state_t *st = malloc(sizeof(*st));
-    if (st == NULL)
-        return cv_error("cannot read the round-robin state of '%s': out of "
-                        "memory",
-                        pool);
-    int rc = rr_state_read(store, pool, st);
+    rr_state_t st;
+    int rc = rr_state_read(store, pool, &st);
     if (rc == 0)
-        rr_state_apply(st, members, count);
-    rr_state_free(st);
-    free(st);
+        rr_state_apply(&st, members, count);
+    rr_state_free(&st);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cv_jsonw.h"
 #include "cv_log.h"
 #include "cv_textfile.h"
 #include "cv_yaml.h"
@@ -956,10 +957,8 @@ bool cv_routing_rule_matches(const cv_routing_rule_t *rule,
                             4);
     if (rule->tiers != 0 && (lead->tier < 1 || lead->tier > 3 ||
                              (rule->tiers & (1u << lead->tier)) == 0)) {
-        /* a tier is one digit (printf only for anything else) */
-        char num[16] = {(char)('0' + lead->tier), '\0'};
-        if (lead->tier < 0 || lead->tier > 9)
-            snprintf(num, sizeof(num), "%d", lead->tier);
+        char num[CV_JSONW_INT_SIZE];
+        cv_jsonw_format_int(num, lead->tier);
         return why_join(why, why_size,
                         (const char *const[]){"tier ", num, " does not fit"},
                         3);

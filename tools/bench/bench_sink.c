@@ -131,16 +131,11 @@ static long scan_hex4(const unsigned char *p, const unsigned char *end)
     if (end - p < 4)
         return -1;
     for (int i = 0; i < 4; i++) {
-        int c = p[i];
+        int h = cv_hex_value((char)p[i]);
 
-        if (c >= '0' && c <= '9')
-            v = v * 16 + (c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v = v * 16 + (c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v = v * 16 + (c - 'A' + 10);
-        else
+        if (h < 0)
             return -1;
+        v = v * 16 + h;
     }
     return v;
 }
@@ -166,11 +161,7 @@ static int scan_string(scan_t *s, const char **value, size_t *len,
         }
         if (c < 0x20)
             return -1;
-        if (c < 0x80 && c != '\\') {
-            p++;
-            continue;
-        }
-        if (c >= 0x80) { /* part of a character cv_utf8_valid passed */
+        if (c != '\\') { /* bytes >= 0x80: a character cv_utf8_valid passed */
             p++;
             continue;
         }
