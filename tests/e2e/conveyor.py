@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -54,15 +53,10 @@ class HarnessError(AssertionError):
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tools", "bench"))
+# Ports below the range outgoing connections take theirs from (a port the
+# kernel hands out for "port 0" can be taken by one before the service binds
+# it), all of one conveyor's drawn at once so they are distinct.
 from free_ports import free_ports  # noqa: E402  (the bench's, one helper)
-
-
-def free_port():
-    """Returns a TCP port on 127.0.0.1 that nobody listens on right now,
-    below the range outgoing connections take theirs from (a port the
-    kernel hands out for "port 0" can be taken by one before the service
-    binds it, and the service then fails with "address in use")."""
-    return free_ports(1)[0]
 
 
 def poll(fn, timeout=20.0, interval=0.1, what="condition"):
@@ -523,16 +517,17 @@ class Conveyor:
         os.makedirs(self.data_dir)
         os.makedirs(self.log_dir)
         self.clock_file = os.path.join(self.dir, "clock")
-        self.broker_port = free_port()
+        ports = iter(free_ports(3 + len(SERVICES)))
+        self.broker_port = next(ports)
         self.broker = "tcp://127.0.0.1:%d" % self.broker_port
-        self.intake_addr = "127.0.0.1:%d" % free_port()
-        self.console_addr = "127.0.0.1:%d" % free_port()
+        self.intake_addr = "127.0.0.1:%d" % next(ports)
+        self.console_addr = "127.0.0.1:%d" % next(ports)
         self.admin_addr = {}
         for svc in SERVICES:
             if svc in ("intake", "console"):
                 self.admin_addr[svc] = getattr(self, svc + "_addr")
             else:
-                self.admin_addr[svc] = "127.0.0.1:%d" % free_port()
+                self.admin_addr[svc] = "127.0.0.1:%d" % next(ports)
         self.env = dict(os.environ)
         for k in list(self.env):
             if k.startswith("CONVEYOR_"):
