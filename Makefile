@@ -129,18 +129,15 @@ $(BUILD)/lib/disk_full.so: tests/e2e/fault/disk_full.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 
-# the notifier's unit tests exercise the service's own files: linked with
-# them (all but main.o)
-NOTIFIER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out services/notifier/main.c,$(wildcard services/notifier/*.c)))
-$(BUILD)/tests/test_notifier_%: $(BUILD)/obj/tests/unit/test_notifier_%.o $(NOTIFIER_OBJ) $(LIBCONVEYOR)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
-
-# ... and so are intake's
-INTAKE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out services/intake/main.c,$(wildcard services/intake/*.c)))
-$(BUILD)/tests/test_intake_%: $(BUILD)/obj/tests/unit/test_intake_%.o $(INTAKE_OBJ) $(LIBCONVEYOR)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+# A service's own unit tests (tests/unit/test_<service>_*.c) exercise its
+# files: they are linked with them (all but main.o).
+SERVICES_WITH_UNIT_TESTS := notifier intake
+define service_test_rule
+$(BUILD)/tests/test_$(1)_%: $(BUILD)/obj/tests/unit/test_$(1)_%.o $$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter-out services/$(1)/main.c,$$(wildcard services/$(1)/*.c))) $(LIBCONVEYOR)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lcmocka
+endef
+$(foreach s,$(SERVICES_WITH_UNIT_TESTS),$(eval $(call service_test_rule,$(s))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCONVEYOR)
 	@mkdir -p $(dir $@)
