@@ -130,10 +130,11 @@ $(BUILD)/lib/disk_full.so: tests/e2e/fault/disk_full.c
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 
 # A service's own unit tests (tests/unit/test_<service>_*.c) exercise its
-# files: they are linked with them (all but main.o).
-SERVICES_WITH_UNIT_TESTS := notifier intake
+# files: they are linked with them (all but its main, main.c or
+# <service>_main.c).
+SERVICES_WITH_UNIT_TESTS := notifier intake console
 define service_test_rule
-$(BUILD)/tests/test_$(1)_%: $(BUILD)/obj/tests/unit/test_$(1)_%.o $$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter-out services/$(1)/main.c,$$(wildcard services/$(1)/*.c))) $(LIBCONVEYOR)
+$(BUILD)/tests/test_$(1)_%: $(BUILD)/obj/tests/unit/test_$(1)_%.o $$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter-out services/$(1)/main.c services/$(1)/$(1)_main.c,$$(wildcard services/$(1)/*.c))) $(LIBCONVEYOR)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lcmocka
 endef

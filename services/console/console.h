@@ -51,6 +51,9 @@ typedef struct {
 
 typedef struct console_known console_known_t;
 
+/* Leads one turn may learn; past that the turn learns nothing more. */
+#define CONSOLE_KNOWN_PENDING 2048
+
 /* NULL after logging. */
 console_known_t *console_known_new(void);
 void console_known_destroy(console_known_t **self_p); /* NULL-safe */
@@ -64,7 +67,8 @@ bool console_known_has(const console_known_t *self, const char *lead_id);
 void console_known_learn(console_known_t *self, const char *lead_id,
                          const char *trace_id);
 /* Forgets what the open turn learnt: a handler failed, so the bus rolls
- * back that event or the whole turn. NULL-safe. */
+ * back that event or the whole turn. Afterwards no lead the turn learnt is
+ * known (a committed lead whose slot it took may go too). NULL-safe. */
 void console_known_forget_turn(console_known_t *self);
 /* cv_bus_source_t.turn_ended, `arg` the console_t: commits or forgets. */
 void console_known_turn_ended(void *arg, cv_bus_t *bus, bool ok);
@@ -96,8 +100,12 @@ void console_bind_text(sqlite3_stmt *stmt, int index, const char *text);
 
 /* Creates an empty card for `lead_id` when there is none, so an event that
  * arrives before LeadReceived still has a card to land on. `trace_id` (may
- * be NULL or "") becomes the card's trace when it has none. 0 or -1. */
-int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at,
+ * be NULL or "") becomes the card's trace when it has none. `known` is the
+ * bus thread's cache (NULL elsewhere): a lead it knows has a traced card is
+ * answered without a read, and a lead this call leaves with one is learnt
+ * (kept once the turn commits). 0 or -1. */
+int console_lead_ensure(cv_store_t *store, console_known_t *known,
+                        const char *lead_id, int64_t at,
                         const char *trace_id);
 
 /* Inserts the card or fills it from `lead` (a field the event carries
@@ -338,8 +346,9 @@ extern const char console_schema_notifications[];
  * its UPDATE. Without this call it never skips. 0 or -1. */
 int console_notifications_start(cv_store_t *store);
 /* Bus thread: NotificationFailed stores (or revives) a dead letter and
- * puts the failure on the lead's timeline. 0 or -1. */
-int console_notifications_failed(cv_store_t *store,
+ * puts the failure on the lead's timeline; `known` as for
+ * console_lead_ensure. 0 or -1. */
+int console_notifications_failed(cv_store_t *store, console_known_t *known,
                                  const Conveyor__Envelope *ev);
 /* Bus thread: a NotificationDelivered marks the channel's dead letter, if
  * any, delivered. 0 or -1. */
@@ -356,8 +365,10 @@ void console_notifications_resend(console_ctx_t *ctx, const char *id);
 
 /* The lead_offers table, a migration appended in console_store.c. */
 extern const char console_schema_routing[];
-/* Bus thread: LeadOffered keeps the offer and puts it on the timeline. */
-int console_routing_offered(cv_store_t *store, const Conveyor__Envelope *ev);
+/* Bus thread: LeadOffered keeps the offer and puts it on the timeline;
+ * `known` as for console_lead_ensure. */
+int console_routing_offered(cv_store_t *store, console_known_t *known,
+                            const Conveyor__Envelope *ev);
 /* POST /v1/leads/{id}/claim: one winner, the rest 409. */
 void console_routing_claim(console_ctx_t *ctx, const char *lead_id);
 /* POST /v1/leads/{id}/assign (head/admin): {"staff_id": ...}. */

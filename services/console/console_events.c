@@ -78,20 +78,15 @@ static const char *console_trace(const Conveyor__Envelope *ev)
 
 /* The console's known-leads cache while console_events_handle runs (NULL
  * when its caller passed no console_t): the handlers below run on the bus
- * thread only, one at a time. */
+ * thread only, one at a time. Every console_lead_ensure of theirs, here,
+ * in console_routing.c and in console_notifications.c, is given it. */
 static console_known_t *console_events_known;
 
-/* console_lead_ensure, skipped for a lead a committed turn left a card
- * with a trace (console_known.c says why that is safe). 0 or -1. */
+/* console_lead_ensure with the bus thread's cache. 0 or -1. */
 static int console_ensure(cv_store_t *store, const char *lead_id, int64_t at,
                           const char *trace)
 {
-    if (console_known_has(console_events_known, lead_id))
-        return 0;
-    if (console_lead_ensure(store, lead_id, at, trace) != 0)
-        return -1;
-    console_known_learn(console_events_known, lead_id, trace);
-    return 0;
+    return console_lead_ensure(store, console_events_known, lead_id, at, trace);
 }
 
 /* The timeline fact of a first score that came with a routing event: one
@@ -746,10 +741,11 @@ int console_events_handle(void *arg, cv_bus_t *bus,
             rc = console_notifications_delivered(store, event);
         break;
     case CONVEYOR__ENVELOPE__BODY_NOTIFICATION_FAILED:
-        rc = console_notifications_failed(store, event);
+        rc = console_notifications_failed(store, console_events_known,
+                                          event);
         break;
     case CONVEYOR__ENVELOPE__BODY_LEAD_OFFERED:
-        rc = console_routing_offered(store, event);
+        rc = console_routing_offered(store, console_events_known, event);
         break;
     case CONVEYOR__ENVELOPE__BODY_PROPOSAL_RENDERED:
         rc = console_on_proposal(store, event);

@@ -1,20 +1,20 @@
-/* console_known: which leads have a committed card with a trace, so the
- * bus thread can skip console_lead_ensure's read for the events that come
- * after a lead's first (TaskCreated, NotificationDelivered, ...).
+/* console_known: which leads have a card with a trace, so that
+ * console_lead_ensure, which every bus-thread handler goes through to make
+ * sure a lead has a card, can skip its read for the events that come after
+ * a lead's first (TaskCreated, NotificationDelivered, ...).
  *
  * Why this cache is safe: it is never the only copy of anything. It holds
- * only a fact SQLite already has and that never stops being true (no code
- * deletes a card or clears its trace; every write keeps the first trace),
- * and only once the transaction that made it true has committed: a lead
- * learnt during a turn waits in `pending` until turn_ended says the turn
- * committed, and is dropped when the turn or any event's handler failed
- * (the bus then rolls the event or the whole turn back). Until then the
- * open turn's own events may use what it learnt (`open`): they run in the
- * same transaction, so they see the card, and a rollback of the fact is a
- * rollback of whatever relied on it (a failing handler ends the open
- * turn's knowledge at once). A lead missing from the table (never seen,
- * pushed out by another, restart) only costs the read it would have cost
- * anyway. Bus thread only. */
+ * only a fact SQLite already has, or has in the open turn's transaction,
+ * and that never stops being true once committed (no code deletes a card
+ * or clears its trace; every write keeps the first trace). What the open
+ * turn learns is marked known at once: that turn's later events run in the
+ * same transaction, so they see the card. Each slot the turn marked is
+ * listed in `pending`; a turn that commits keeps them, and a turn that
+ * rolls back, or whose handler failed (the bus then rolls the event or the
+ * whole turn back), empties every listed slot, so no lead it learnt stays
+ * known. A committed lead whose slot the turn took over goes with it: a
+ * lead missing from the table (never seen, pushed out by another, restart)
+ * only costs the read it would have cost anyway. Bus thread only. */
 #include "console.h"
 
 #include <stdlib.h>
@@ -24,27 +24,21 @@
 
 #define CONSOLE_KNOWN_SLOTS 16384   /* leads remembered (power of two) */
 #define CONSOLE_KNOWN_ID 48         /* longest id remembered, with NUL */
-#define CONSOLE_KNOWN_PENDING 2048  /* leads learnt in one turn */
+
+/* pending holds slot numbers */
+_Static_assert(CONSOLE_KNOWN_SLOTS <= UINT16_MAX + 1,
+               "a slot number must fit in pending's uint16_t");
 
 typedef struct {
     char id[CONSOLE_KNOWN_ID];      /* lead id, "" for an empty slot */
 } console_known_slot_t;
 
-typedef struct {
-    char id[CONSOLE_KNOWN_ID];      /* lead id ... */
-    uint64_t turn;                  /* ... learnt in this turn */
-} console_known_open_t;
-
 struct console_known {
-    console_known_slot_t slots[CONSOLE_KNOWN_SLOTS]; /* committed facts,
-                                       one lead per slot (a newer lead with
-                                       the same hash replaces it) */
-    console_known_open_t open[CONSOLE_KNOWN_SLOTS]; /* the same slots for
-                                       the open turn: valid while `turn`
-                                       matches */
-    uint64_t turn;                  /* the open turn's number (from 1) */
-    console_known_slot_t pending[CONSOLE_KNOWN_PENDING]; /* learnt in the
-                                       open turn, to commit at its end */
+    console_known_slot_t slots[CONSOLE_KNOWN_SLOTS]; /* one lead per slot
+                                       (a newer lead with the same hash
+                                       replaces it) */
+    uint16_t pending[CONSOLE_KNOWN_PENDING]; /* slots the open turn wrote,
+                                       to empty if it rolls back */
     int pending_count;              /* entries used in pending */
 };
 
@@ -55,7 +49,6 @@ console_known_t *console_known_new(void)
         cv_error("cannot allocate the known-leads cache: out of memory");
         return NULL;
     }
-    self->turn = 1; /* the zeroed open slots belong to no turn */
     return self;
 }
 
@@ -84,13 +77,8 @@ bool console_known_has(const console_known_t *self, const char *lead_id)
         return false;
     size_t len;
     size_t slot = console_known_slot(lead_id, &len);
-    if (len >= CONSOLE_KNOWN_ID)
-        return false;
-    if (memcmp(self->slots[slot].id, lead_id, len + 1) == 0)
-        return true;
-    const console_known_open_t *open = &self->open[slot];
-    return open->turn == self->turn &&
-           memcmp(open->id, lead_id, len + 1) == 0;
+    return len < CONSOLE_KNOWN_ID &&
+           memcmp(self->slots[slot].id, lead_id, len + 1) == 0;
 }
 
 void console_known_learn(console_known_t *self, const char *lead_id,
@@ -103,21 +91,25 @@ void console_known_learn(console_known_t *self, const char *lead_id,
     size_t slot = console_known_slot(lead_id, &len);
     if (len >= CONSOLE_KNOWN_ID)
         return;
-    memcpy(self->open[slot].id, lead_id, len + 1);
-    self->open[slot].turn = self->turn;
-    /* a turn that learns more than pending holds commits only part */
+    console_known_slot_t *entry = &self->slots[slot];
+    /* known already: committed, or listed by this turn */
+    if (memcmp(entry->id, lead_id, len + 1) == 0)
+        return;
+    /* a slot a rollback could not empty must not be written: past what
+     * pending holds, a turn learns nothing more */
     if (self->pending_count == CONSOLE_KNOWN_PENDING)
         return;
-    memcpy(self->pending[self->pending_count].id, lead_id, len + 1);
-    self->pending_count++;
+    self->pending[self->pending_count++] = (uint16_t)slot;
+    memcpy(entry->id, lead_id, len + 1);
 }
 
 void console_known_forget_turn(console_known_t *self)
 {
     if (self == NULL)
         return;
+    for (int i = 0; i < self->pending_count; i++)
+        self->slots[self->pending[i]].id[0] = '\0';
     self->pending_count = 0;
-    self->turn++; /* what the open slots hold is void */
 }
 
 void console_known_turn_ended(void *arg, cv_bus_t *bus, bool ok)
@@ -126,13 +118,9 @@ void console_known_turn_ended(void *arg, cv_bus_t *bus, bool ok)
     console_known_t *self = ((console_t *)arg)->known;
     if (self == NULL)
         return;
-    for (int i = 0; ok && i < self->pending_count; i++) {
-        size_t len;
-        size_t slot = console_known_slot(self->pending[i].id, &len);
-        memcpy(self->slots[slot].id, self->pending[i].id, len + 1);
-    }
-    self->pending_count = 0;
-    self->turn++;
+    if (!ok)
+        console_known_forget_turn(self);
+    self->pending_count = 0; /* committed: what the slots hold stays */
 }
 
 /* A source that never runs work: it is there for turn_ended. */

@@ -73,7 +73,7 @@ int console_notifications_start(cv_store_t *store)
     return 0;
 }
 
-int console_notifications_failed(cv_store_t *store,
+int console_notifications_failed(cv_store_t *store, console_known_t *known,
                                  const Conveyor__Envelope *ev)
 {
     const Conveyor__NotificationFailed *body = ev->notification_failed;
@@ -114,7 +114,7 @@ int console_notifications_failed(cv_store_t *store,
         return -1;
     if (body->lead_id == NULL || body->lead_id[0] == '\0')
         return 0;
-    if (console_lead_ensure(store, body->lead_id, at,
+    if (console_lead_ensure(store, known, body->lead_id, at,
                             console_notify_or(ev->trace_id, NULL)) != 0)
         return -1;
     char fact[300];

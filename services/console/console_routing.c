@@ -44,7 +44,8 @@ static const char *routing_text(const char *text)
     return text != NULL ? text : "";
 }
 
-int console_routing_offered(cv_store_t *store, const Conveyor__Envelope *ev)
+int console_routing_offered(cv_store_t *store, console_known_t *known,
+                            const Conveyor__Envelope *ev)
 {
     const Conveyor__LeadOffered *body = ev->lead_offered;
     if (body->lead_id == NULL || body->lead_id[0] == '\0' ||
@@ -66,7 +67,8 @@ int console_routing_offered(cv_store_t *store, const Conveyor__Envelope *ev)
         console_card_t card;
         if (console_lead_merge(store, body->lead, at, trace, &card) != 0)
             return -1;
-    } else if (console_lead_ensure(store, body->lead_id, at, trace) != 0) {
+    } else if (console_lead_ensure(store, known, body->lead_id, at, trace) !=
+               0) {
         return -1;
     }
     json_t *staff = json_array();

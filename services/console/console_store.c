@@ -408,8 +408,9 @@ static void console_bind_opt(sqlite3_stmt *stmt, int index, const char *text)
         sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
 }
 
-int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at,
-                        const char *trace_id)
+/* console_lead_ensure's work in the database. 0 or -1. */
+static int console_lead_ensure_row(cv_store_t *store, const char *lead_id,
+                                   int64_t at, const char *trace_id)
 {
     /* most events land on a card that exists and has its trace: a read
      * by the primary key is all they need */
@@ -445,6 +446,22 @@ int console_lead_ensure(cv_store_t *store, const char *lead_id, int64_t at,
     sqlite3_bind_int64(stmt, 2, at);
     console_bind_opt(stmt, 3, trace_id);
     return cv_store_step_done(stmt);
+}
+
+int console_lead_ensure(cv_store_t *store, console_known_t *known,
+                        const char *lead_id, int64_t at,
+                        const char *trace_id)
+{
+    /* a lead that has a traced card needs nothing, and the bus thread
+     * knows most of them without the read (console_known.c says why that
+     * is safe) */
+    if (console_known_has(known, lead_id))
+        return 0;
+    if (console_lead_ensure_row(store, lead_id, at, trace_id) != 0)
+        return -1;
+    /* with a trace the card has one now (kept, or just written) */
+    console_known_learn(known, lead_id, trace_id);
+    return 0;
 }
 
 int console_lead_add_channel(cv_store_t *store, const char *lead_id,
