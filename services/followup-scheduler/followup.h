@@ -374,7 +374,8 @@ int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
                           int64_t due_at);
 
 /* Cancels the pending timers of `task_id` (below level 3 when keep_head).
- * `lead_id` is the task's lead as its row says, or NULL to read it. */
+ * `lead_id` is the task's lead as its row says, or NULL to read it;
+ * keep_head needs lead_id (only task_close_known keeps the head). */
 int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
                                const char *task_id, const char *lead_id,
                                const char *reason, bool keep_head);

@@ -5,6 +5,7 @@
  * the commit leaves the timer pending (it fires after the restart, at once
  * when overdue), a crash after it leaves it fired with its events in the
  * outbox. Each timer therefore fires exactly once. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +61,15 @@ int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
     return cv_store_step_done(stmt);
 }
 
-/* Runs one of the cancelling UPDATEs: ?1 now, ?2 reason, ?3 key, ?4 the
- * optional second key. */
+/* The cancelling UPDATE, written once: each statement below is this text
+ * and its keys. ?1 now, ?2 reason, ?3 the key, ?4 the optional second
+ * key. Every statement names lead_id first among its keys, so each probes
+ * the (lead_id, timer_id) key. */
+#define TIMER_CANCEL_SQL                                                       \
+    "UPDATE followup_timer SET state = 'cancelled',"                           \
+    " cancelled_at = ?1, cancel_reason = ?2 WHERE state = 'pending'"
+
+/* Runs one of the cancelling UPDATEs (TIMER_CANCEL_SQL and its keys). */
 static int timer_cancel(followup_t *self, cv_bus_t *bus, const char *sql,
                         const char *key, const char *key2, const char *reason)
 {
@@ -89,50 +97,35 @@ int followup_timer_cancel_task(followup_t *self, cv_bus_t *bus,
                                const char *task_id, const char *lead_id,
                                const char *reason, bool keep_head)
 {
-    /* a task's timers are among its lead's (the (lead_id, timer_id) key;
-     * a timer's lead is its task's): one probe of that key, with the
-     * lead the caller read from the task's row or, when it has none, the
-     * task's row read here */
-    static const char *const sql[2][2] = {
-        {"UPDATE followup_timer SET state = 'cancelled',"
-         " cancelled_at = ?1, cancel_reason = ?2"
-         " WHERE lead_id = (SELECT lead_id FROM"
-         " followup_task WHERE task_id = ?3)"
-         " AND task_id = ?3 AND state = 'pending'",
-         "UPDATE followup_timer SET state = 'cancelled',"
-         " cancelled_at = ?1, cancel_reason = ?2"
-         " WHERE lead_id = (SELECT lead_id FROM"
-         " followup_task WHERE task_id = ?3)"
-         " AND task_id = ?3 AND state = 'pending'"
-         " AND level < 3"},
-        {"UPDATE followup_timer SET state = 'cancelled',"
-         " cancelled_at = ?1, cancel_reason = ?2"
-         " WHERE lead_id = ?4 AND task_id = ?3 AND state = 'pending'",
-         "UPDATE followup_timer SET state = 'cancelled',"
-         " cancelled_at = ?1, cancel_reason = ?2"
-         " WHERE lead_id = ?4 AND task_id = ?3 AND state = 'pending'"
-         " AND level < 3"},
-    };
-    return timer_cancel(self, bus, sql[lead_id != NULL][keep_head], task_id,
-                        lead_id, reason);
+    /* a task's timers are among its lead's (a timer's lead is its
+     * task's): one probe of the (lead_id, timer_id) key, with the lead
+     * the caller read from the task's row or, when it has none, the
+     * task's row read here. Only a caller that read the row keeps the
+     * head (task_close_known; followup_task_complete passes no lead and
+     * never keeps it), so there is no fourth statement */
+#define TIMER_OF_TASK_SQL TIMER_CANCEL_SQL " AND lead_id = ?4 AND task_id = ?3"
+    static const char of_lead[] = TIMER_OF_TASK_SQL;
+    static const char of_lead_keep_head[] = TIMER_OF_TASK_SQL " AND level < 3";
+    static const char of_task_row[] =
+        TIMER_CANCEL_SQL " AND lead_id = (SELECT lead_id FROM followup_task"
+                         " WHERE task_id = ?3) AND task_id = ?3";
+#undef TIMER_OF_TASK_SQL
+    assert(lead_id != NULL || !keep_head);
+    const char *sql = lead_id == NULL ? of_task_row
+                      : keep_head     ? of_lead_keep_head
+                                      : of_lead;
+    return timer_cancel(self, bus, sql, task_id, lead_id, reason);
 }
 
 int followup_timer_cancel_lead(followup_t *self, cv_bus_t *bus,
                                const char *lead_id, const char *kind_prefix,
                                const char *reason)
 {
-    if (kind_prefix == NULL)
-        return timer_cancel(self, bus,
-                            "UPDATE followup_timer SET state = 'cancelled',"
-                            " cancelled_at = ?1, cancel_reason = ?2"
-                            " WHERE lead_id = ?3 AND state = 'pending'",
-                            lead_id, NULL, reason);
-    return timer_cancel(self, bus,
-                        "UPDATE followup_timer SET state = 'cancelled',"
-                        " cancelled_at = ?1, cancel_reason = ?2"
-                        " WHERE lead_id = ?3 AND state = 'pending'"
-                        " AND substr(kind, 1, length(?4)) = ?4",
-                        lead_id, kind_prefix, reason);
+    static const char all[] = TIMER_CANCEL_SQL " AND lead_id = ?3";
+    static const char of_kind[] = TIMER_CANCEL_SQL
+        " AND lead_id = ?3 AND substr(kind, 1, length(?4)) = ?4";
+    return timer_cancel(self, bus, kind_prefix == NULL ? all : of_kind, lead_id,
+                        kind_prefix, reason);
 }
 
 /* Fires one timer: marks it fired and runs its effect, in the turn's
