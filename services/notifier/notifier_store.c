@@ -72,8 +72,8 @@ static const char notifier_schema_v2[] =
  * half of the notifier's WAL. Now the big row is written once and the
  * mark rewrites a row of ~60 bytes, on the few pages the newest states
  * share (keys from cv_id_new sort by time). notifier_deliveries keeps
- * what a delivery sends; its v2 state columns (state .. resends) hold
- * what the delivery was stored with and are no longer read. */
+ * what a delivery sends; its v2 state columns (state .. resends) are no
+ * longer read (new rows: see notifier_sql_insert). */
 static const char notifier_schema_v3[] =
     "CREATE TABLE notifier_states ("
     "  notification_id TEXT NOT NULL,"
@@ -103,14 +103,15 @@ const char *const notifier_migrations[] = {
 const size_t notifier_migration_count =
     sizeof(notifier_migrations) / sizeof(notifier_migrations[0]);
 
-/* The state columns written here (state .. delivered_at, kept NOT NULL
- * since v2) only say how the delivery was stored; where it stands is in
- * notifier_states (v3). */
+/* What a delivery sends, written once. Where it stands is in
+ * notifier_states (v3); of v2's state columns, no longer read, only
+ * `state` (NOT NULL, no default) is written, as a constant; attempts,
+ * next_attempt_at and delivered_at keep their defaults (0, NULL). */
 static const char notifier_sql_insert[] =
     "INSERT OR IGNORE INTO notifier_deliveries (notification_id, channel, "
     "destination, lead_id, staff_id, subject, text, body, trace_id, state, "
-    "attempts, next_attempt_at, created_at, delivered_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    "created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)";
 
 /* The state row of a delivery just stored (v3). */
 static const char notifier_sql_insert_state[] =
@@ -172,22 +173,20 @@ static void notifier_store_bind_key(sqlite3_stmt *stmt,
     cv_store_bind_static(stmt, 2, notifier_channel_name(job->channel));
 }
 
-/* Binds where a delivery stored now stands: delivered at once (a console
- * note) or pending with its first attempt due now; the parameters' numbers
- * for state, attempts, next_attempt_at and delivered_at. */
-static void notifier_store_bind_new_state(sqlite3_stmt *stmt, int state,
-                                          int attempts, int next_attempt,
-                                          int delivered_at, bool delivered,
+/* Binds where a delivery stored now stands to ?3 .. ?6 of
+ * notifier_sql_insert_state: delivered at once (a console note) or
+ * pending with its first attempt due now. */
+static void notifier_store_bind_new_state(sqlite3_stmt *stmt, bool delivered,
                                           int64_t now)
 {
-    cv_store_bind_static(stmt, state, delivered ? "delivered" : "pending");
-    sqlite3_bind_int(stmt, attempts, delivered ? 1 : 0);
+    cv_store_bind_static(stmt, 3, delivered ? "delivered" : "pending");
+    sqlite3_bind_int(stmt, 4, delivered ? 1 : 0);
     if (delivered) {
-        sqlite3_bind_null(stmt, next_attempt);
-        sqlite3_bind_int64(stmt, delivered_at, now);
+        sqlite3_bind_null(stmt, 5);
+        sqlite3_bind_int64(stmt, 6, now);
     } else {
-        sqlite3_bind_int64(stmt, next_attempt, now);
-        sqlite3_bind_null(stmt, delivered_at);
+        sqlite3_bind_int64(stmt, 5, now);
+        sqlite3_bind_null(stmt, 6);
     }
 }
 
@@ -206,8 +205,7 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     cv_store_bind_static(stmt, 7, job->text);
     cv_store_bind_static(stmt, 8, job->body);
     cv_store_bind_static(stmt, 9, job->trace_id);
-    notifier_store_bind_new_state(stmt, 10, 11, 12, 14, delivered, now);
-    sqlite3_bind_int64(stmt, 13, now);
+    sqlite3_bind_int64(stmt, 10, now);
     if (cv_store_step_done(stmt) != 0)
         return -1;
     *inserted = sqlite3_changes(cv_store_db(store)) > 0;
@@ -217,7 +215,7 @@ int notifier_store_insert(cv_store_t *store, const notifier_job_t *job,
     if (stmt == NULL)
         return -1;
     notifier_store_bind_key(stmt, job);
-    notifier_store_bind_new_state(stmt, 3, 4, 5, 6, delivered, now);
+    notifier_store_bind_new_state(stmt, delivered, now);
     return cv_store_step_done(stmt);
 }
 
