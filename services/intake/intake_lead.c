@@ -1,7 +1,6 @@
 /* intake_lead: a lead as a channel posts it, read, checked and normalised. */
 #include "intake_lead.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -469,11 +468,8 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
         if (c == '\\') {
             char next = s->end - s->at >= 2 ? s->at[1] : '\0';
             if (next == 'u') {
-                if (s->end - s->at < 6)
+                if (cv_hex4(s->at + 2, (size_t)(s->end - s->at - 2)) < 0)
                     return false;
-                for (int i = 2; i < 6; i++)
-                    if (!isxdigit((unsigned char)s->at[i]))
-                        return false;
                 s->at += 4; /* the digits; the 'u' is stepped below */
             } else if (next == '\0' ||
                        strchr("\"\\/bfnrt", next) == NULL) {
@@ -487,22 +483,14 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
     return false;
 }
 
-/* The four hex digits at `p` (intake_scan_string checked them). */
-static unsigned intake_hex4(const char *p)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++)
-        v = v * 16 + (unsigned)cv_hex_value(p[i]);
-    return v;
-}
-
 /* Decodes the \u escape at `*p` (its backslash), and the low half after
  * it when it is a high surrogate, as UTF-8 into `out` (at most 4 bytes,
  * fewer than the escape took); *p is left on its last byte. 0 when it is
  * NUL or half a pair, which jansson refuses with its own words. */
 static size_t intake_unescape_u(const char **p, const char *stop, char *out)
 {
-    unsigned cp = intake_hex4(*p + 2);
+    /* intake_scan_string checked every escape's four digits */
+    unsigned cp = (unsigned)cv_hex4(*p + 2, 4);
     *p += 5;
     if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
         return 0;
@@ -510,7 +498,7 @@ static size_t intake_unescape_u(const char **p, const char *stop, char *out)
         const char *low = *p + 1;
         if (stop - low < 6 || low[0] != '\\' || low[1] != 'u')
             return 0;
-        unsigned lo = intake_hex4(low + 2);
+        unsigned lo = (unsigned)cv_hex4(low + 2, 4);
         if (lo < 0xdc00 || lo > 0xdfff)
             return 0;
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);

@@ -201,15 +201,10 @@ static notifier_json_at notifier_json_string(notifier_json_at p)
         if (c == '\\') {
             c = p[1];
             if (c == 'u') {
-                int cp = 0;
-                for (int i = 2; i < 6; i++) {
-                    int h = cv_hex_value((char)p[i]);
-                    if (h < 0)
-                        return NULL;
-                    cp = cp * 16 + h;
-                }
-                /* \u0000 and surrogate pairs: left to jansson */
-                if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+                /* the text ends in a NUL, which stops cv_hex4's read */
+                int cp = cv_hex4((const char *)p + 2, 4);
+                /* not hex, \u0000 and surrogate pairs: left to jansson */
+                if (cp <= 0 || (cp >= 0xD800 && cp <= 0xDFFF))
                     return NULL;
                 p += 6;
             } else if (c == '"' || c == '\\' || c == '/' || c == 'b' ||

@@ -141,6 +141,58 @@ static void test_hex_digits(void **state)
     assert_int_equal(cv_hex_value('\0'), -1);
 }
 
+/* The digits after JSON's \u, as PHP's json_encode and Python's
+ * json.dumps write them ("\u0418\u0432\u0430\u043d" is "Иван"). */
+static void test_hex4_reads_json_escapes(void **state)
+{
+    (void)state;
+    assert_int_equal(cv_hex4("0418", 4), 0x0418); /* И */
+    assert_int_equal(cv_hex4("043d", 4), 0x043D); /* н, lower case */
+    assert_int_equal(cv_hex4("043D", 4), 0x043D); /* upper case */
+    assert_int_equal(cv_hex4("00e9", 4), 0x00E9); /* é */
+    assert_int_equal(cv_hex4("0000", 4), 0);      /* NUL */
+    assert_int_equal(cv_hex4("ffff", 4), 0xFFFF); /* the largest */
+    assert_int_equal(cv_hex4("d83d", 4), 0xD83D); /* half of 😀 */
+    assert_int_equal(cv_hex4("dE00", 4), 0xDE00); /* mixed case */
+    /* only four digits are read: "\u00e9t\u00e9" goes on after them */
+    assert_int_equal(cv_hex4("00e9t", 5), 0x00E9);
+    assert_int_equal(cv_hex4("12345", 5), 0x1234);
+
+    /* every digit in every position, in both cases */
+    const char *digits = "0123456789abcdef";
+    for (int pos = 0; pos < 4; pos++) {
+        for (int d = 0; d < 16; d++) {
+            char text[5] = "0000";
+            text[pos] = digits[d];
+            int want = d << (4 * (3 - pos));
+            assert_int_equal(cv_hex4(text, 4), want);
+            text[pos] = (char)toupper(digits[d]);
+            assert_int_equal(cv_hex4(text, 4), want);
+        }
+    }
+}
+
+static void test_hex4_refuses_bad_and_short_escapes(void **state)
+{
+    (void)state;
+    /* a bad digit in each position: a typo, a letter past f, JSON's end */
+    const char bad[] = {'g', 'G', 'x', ' ', '"', '\\', '-', '\0'};
+    for (int pos = 0; pos < 4; pos++) {
+        for (size_t b = 0; b < sizeof(bad); b++) {
+            char text[5] = "0418";
+            text[pos] = bad[b];
+            assert_int_equal(cv_hex4(text, 4), -1);
+        }
+    }
+    /* fewer than four bytes left: "\u04" at the end of a body */
+    assert_int_equal(cv_hex4("0418", 3), -1);
+    assert_int_equal(cv_hex4("04", 2), -1);
+    assert_int_equal(cv_hex4("", 0), -1);
+    assert_int_equal(cv_hex4(NULL, 0), -1);
+    /* a NUL-terminated text cut short: its NUL stops the read */
+    assert_int_equal(cv_hex4("04", 4), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +203,8 @@ int main(void)
         cmocka_unit_test(test_prefix_cuts_whole_characters),
         cmocka_unit_test(test_code_points_encode),
         cmocka_unit_test(test_hex_digits),
+        cmocka_unit_test(test_hex4_reads_json_escapes),
+        cmocka_unit_test(test_hex4_refuses_bad_and_short_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
