@@ -84,12 +84,23 @@ typedef struct {
 int bench_json_scan(const char *body, size_t len, bench_json_field_t *fields,
                     size_t nfields);
 
+/* Copies a plain value (field->value, field->len bytes) into `out` as
+ * snprintf(out, size, "%s") would: cut to size - 1 bytes and
+ * NUL-terminated; nothing when size is 0. */
+void bench_json_copy(const bench_json_field_t *field, char *out,
+                     size_t size);
+
 /* The lead a notification body names, as bench_sink reads it: the first
  * non-empty string "lead_id" of a depth-first search of the JSON (a few
  * levels deep), copied into `out`; "" when the body names none (or is not
  * JSON). Takes the skim when it is sure, jansson otherwise. */
 void bench_sink_lead_id(const char *body, size_t len, char *out,
                         size_t size);
+
+/* Whether CONVEYOR_BENCH_VERIFY is "1": the sink and the generator then
+ * also read or write every body the old way (jansson, printf) and report
+ * each difference on stderr. The variable is read once per process. */
+bool bench_verify(void);
 
 /* Compares the skim against jansson on realistic and awkward bodies and
  * the load generator's request formatting against printf; prints each

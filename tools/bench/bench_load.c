@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cv_jsonw.h"
 
 #define LOAD_REQUEST_MAX 2048       /* one request, headers and body */
 #define LOAD_MAX_ATTEMPTS 3
@@ -71,20 +72,31 @@ typedef struct {
     bool close;                 /* the server closes the connection */
 } load_reply_t;
 
-/* The constant parts of every request of a run, around the request's
- * index (as in load_format_printf). */
+/* The parts of every request of a run that depend on the run (host, key,
+ * run id, tag), around the request's index (as in load_format_printf);
+ * made once per run. The literal parts are LOAD_* constants. */
 typedef struct {
     char head[LOAD_REQUEST_MAX]; /* request line to "Idempotency-Key: .." */
     size_t head_len;            /* bytes in head; 0: does not fit */
-    char name[64];              /* body up to the index in "name" */
-    size_t name_len;
     char company[128];          /* from the name's end to the email's index */
-    size_t company_len;
+    size_t company_len;         /* bytes in company; 0: does not fit */
     char phone[64];             /* from the email's index to the phone's */
-    size_t phone_len;           /* last 7 digits */
-    char rest[512];             /* the rest of the body */
-    size_t rest_len;
+    size_t phone_len;           /* last 7 digits; 0: does not fit */
 } load_parts_t;
+
+/* The literal parts of a request: after the Idempotency-Key's index, the
+ * end of the headers, the body up to the name's index */
+#define LOAD_LENGTH_HEAD "\r\nContent-Length: "
+#define LOAD_HEAD_END "\r\n\r\n"
+#define LOAD_BODY_NAME "{\"name\":\"Bench Lead "
+/* after the phone's digits: the rest of the body */
+#define LOAD_BODY_REST                                                       \
+    "\",\"channel\":\"web\","                                               \
+    "\"source\":\"bench\",\"region\":\"Moscow\",\"industry\":\"it\","         \
+    "\"product\":\"crm\",\"budget\":500000,\"currency\":\"RUB\","             \
+    "\"message\":\"conveyor-bench lead\"}"
+/* the bytes of a literal, without its NUL */
+#define LOAD_LITERAL_LEN(text) (sizeof(text) - 1)
 
 typedef struct {
     const bench_load_options_t *opt; /* what to do */
@@ -222,8 +234,8 @@ static int load_format_printf(const bench_load_options_t *opt, size_t index,
     return len;
 }
 
-/* Copies `text` into `out` (of `size`); its length, 0 when it does not
- * fit or is empty. */
+/* The length snprintf reported for a part of `size` bytes; 0 when the
+ * part did not fit (or is empty). */
 static size_t load_part(char *out, size_t size, int len)
 {
     if (len <= 0 || (size_t)len >= size) {
@@ -233,9 +245,9 @@ static size_t load_part(char *out, size_t size, int len)
     return (size_t)len;
 }
 
-/* Makes the parts of load_format_printf's text that do not depend on the
- * request; a part that does not fit stays empty, and load_format then
- * fails as the printf would. */
+/* Makes the parts of load_format_printf's text that depend on the run,
+ * not on the request; a part that does not fit stays empty, and
+ * load_format then fails as the printf would. */
 static void load_parts_make(load_parts_t *parts,
                             const bench_load_options_t *opt)
 {
@@ -248,10 +260,6 @@ static void load_parts_make(load_parts_t *parts,
                  "Content-Type: application/json\r\n"
                  "Idempotency-Key: bench-%s-",
                  opt->host, opt->port, opt->key, opt->run_id));
-    parts->name_len = load_part(
-        parts->name, sizeof(parts->name),
-        snprintf(parts->name, sizeof(parts->name),
-                 "{\"name\":\"Bench Lead "));
     parts->company_len = load_part(
         parts->company, sizeof(parts->company),
         snprintf(parts->company, sizeof(parts->company),
@@ -261,33 +269,6 @@ static void load_parts_make(load_parts_t *parts,
         parts->phone, sizeof(parts->phone),
         snprintf(parts->phone, sizeof(parts->phone),
                  "@example.com\",\"phone\":\"+79%02d", opt->tag));
-    parts->rest_len = load_part(
-        parts->rest, sizeof(parts->rest),
-        snprintf(parts->rest, sizeof(parts->rest),
-                 "\",\"channel\":\"web\","
-                 "\"source\":\"bench\",\"region\":\"Moscow\","
-                 "\"industry\":\"it\","
-                 "\"product\":\"crm\",\"budget\":500000,"
-                 "\"currency\":\"RUB\","
-                 "\"message\":\"conveyor-bench lead\"}"));
-}
-
-/* Writes `v` in decimal, at least `width` digits (zero-padded), into
- * `out`; returns the digits written. `out` has room for 20. */
-static size_t load_digits(char *out, size_t v, size_t width)
-{
-    char tmp[24];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (n < width)
-        tmp[n++] = '0';
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
 }
 
 /* load_format_printf's text for request `index`, from the run's parts:
@@ -295,28 +276,32 @@ static size_t load_digits(char *out, size_t v, size_t width)
 static int load_format(const load_parts_t *parts, size_t index, char *out,
                        size_t size)
 {
-    char index_text[24];
-    char phone_text[24];
-    char length_text[24];
-    size_t index_len = load_digits(index_text, index, 1);
-    size_t phone_len = load_digits(phone_text, index % 10000000, 7);
+    char index_text[CV_JSONW_INT_SIZE];
+    char phone_text[CV_JSONW_INT_SIZE];
+    char length_text[CV_JSONW_INT_SIZE];
+    /* bench runs stay far below 2^63 requests */
+    size_t index_len = cv_jsonw_format_int(index_text, (long long)index);
+    /* the last 7 digits, zero-padded: 1xxxxxxx without its 1 */
+    size_t phone_len =
+        cv_jsonw_format_int(phone_text,
+                            10000000LL + (long long)(index % 10000000)) - 1;
     size_t body_len;
     size_t length_len;
     size_t len;
     char *p = out;
 
-    if (parts->head_len == 0 || parts->name_len == 0 ||
-        parts->company_len == 0 || parts->phone_len == 0 ||
-        parts->rest_len == 0)
+    if (parts->head_len == 0 || parts->company_len == 0 ||
+        parts->phone_len == 0)
         return -1;
-    body_len = parts->name_len + index_len + parts->company_len + index_len +
-               parts->phone_len + phone_len + parts->rest_len;
+    body_len = LOAD_LITERAL_LEN(LOAD_BODY_NAME) + index_len +
+               parts->company_len + index_len + parts->phone_len + phone_len +
+               LOAD_LITERAL_LEN(LOAD_BODY_REST);
     /* the printf's body buffer was 1024 bytes */
     if (body_len >= 1024)
         return -1;
-    length_len = load_digits(length_text, body_len, 1);
-    len = parts->head_len + index_len + strlen("\r\nContent-Length: ") +
-          length_len + strlen("\r\n\r\n") + body_len;
+    length_len = cv_jsonw_format_int(length_text, (long long)body_len);
+    len = parts->head_len + index_len + LOAD_LITERAL_LEN(LOAD_LENGTH_HEAD) +
+          length_len + LOAD_LITERAL_LEN(LOAD_HEAD_END) + body_len;
     if (len >= size)
         return -1;
 #define LOAD_PUT(data, n)                                                    \
@@ -326,16 +311,16 @@ static int load_format(const load_parts_t *parts, size_t index, char *out,
     } while (0)
     LOAD_PUT(parts->head, parts->head_len);
     LOAD_PUT(index_text, index_len);
-    LOAD_PUT("\r\nContent-Length: ", strlen("\r\nContent-Length: "));
+    LOAD_PUT(LOAD_LENGTH_HEAD, LOAD_LITERAL_LEN(LOAD_LENGTH_HEAD));
     LOAD_PUT(length_text, length_len);
-    LOAD_PUT("\r\n\r\n", strlen("\r\n\r\n"));
-    LOAD_PUT(parts->name, parts->name_len);
+    LOAD_PUT(LOAD_HEAD_END, LOAD_LITERAL_LEN(LOAD_HEAD_END));
+    LOAD_PUT(LOAD_BODY_NAME, LOAD_LITERAL_LEN(LOAD_BODY_NAME));
     LOAD_PUT(index_text, index_len);
     LOAD_PUT(parts->company, parts->company_len);
     LOAD_PUT(index_text, index_len);
     LOAD_PUT(parts->phone, parts->phone_len);
-    LOAD_PUT(phone_text, phone_len);
-    LOAD_PUT(parts->rest, parts->rest_len);
+    LOAD_PUT(phone_text + 1, phone_len);
+    LOAD_PUT(LOAD_BODY_REST, LOAD_LITERAL_LEN(LOAD_BODY_REST));
 #undef LOAD_PUT
     *p = '\0';
     return (int)len;
@@ -613,12 +598,7 @@ static void load_accepted(const char *body, size_t len, load_accepted_t *out)
     if (bench_json_scan(body, len, fields, 2) == 0 &&
         fields[0].count == 1 && fields[0].plain && fields[0].len > 0 &&
         fields[1].count <= 1) {
-        size_t n = fields[0].len < sizeof(out->lead_id) - 1
-                       ? fields[0].len
-                       : sizeof(out->lead_id) - 1;
-
-        memcpy(out->lead_id, fields[0].value, n);
-        out->lead_id[n] = '\0';
+        bench_json_copy(&fields[0], out->lead_id, sizeof(out->lead_id));
         out->merged = fields[1].type == BENCH_JSON_STRING;
         return;
     }
@@ -893,8 +873,7 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     memset(&self, 0, sizeof(self));
     memset(result, 0, sizeof(*result));
     self.opt = options;
-    self.verify = getenv("CONVEYOR_BENCH_VERIFY") != NULL &&
-                  strcmp(getenv("CONVEYOR_BENCH_VERIFY"), "1") == 0;
+    self.verify = bench_verify();
     load_parts_make(&self.parts, options);
     self.table = table;
     self.rss = rss;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,23 +124,6 @@ static void scan_space(scan_t *s)
         s->p++;
 }
 
-/* The four hex digits at `p` as a number, -1 when they are not. */
-static long scan_hex4(const unsigned char *p, const unsigned char *end)
-{
-    long v = 0;
-
-    if (end - p < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        int h = cv_hex_value((char)p[i]);
-
-        if (h < 0)
-            return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
 /* The string at s->p (its opening quote). Sets *value and *len to its raw
  * bytes and *plain when it has no escapes. -1 when not sure it is valid;
  * \u0000 (rejected by jansson without JSON_ALLOW_NUL) is "not sure" too. */
@@ -170,17 +154,17 @@ static int scan_string(scan_t *s, const char **value, size_t *len,
             return -1;
         c = p[1];
         if (c == 'u') {
-            long cp = scan_hex4(p + 2, s->end);
+            int cp = cv_hex4((const char *)p + 2, (size_t)(s->end - p - 2));
 
             if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
                 return -1;
             p += 6;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                long low;
+                int low;
 
                 if (s->end - p < 6 || p[0] != '\\' || p[1] != 'u')
                     return -1;
-                low = scan_hex4(p + 2, s->end);
+                low = cv_hex4((const char *)p + 2, (size_t)(s->end - p - 2));
                 if (low < 0xDC00 || low > 0xDFFF)
                     return -1;
                 p += 6;
@@ -440,15 +424,29 @@ static bool sink_lead_from_key(const char *key, char *out, size_t size)
     return true;
 }
 
-/* Copies `len` bytes of `value` into `out` as snprintf("%s") would. */
-static void sink_copy(const char *value, size_t len, char *out, size_t size)
+void bench_json_copy(const bench_json_field_t *field, char *out, size_t size)
 {
     if (size == 0)
         return;
-    if (len >= size)
-        len = size - 1;
-    memcpy(out, value, len);
+    size_t len = field->len < size - 1 ? field->len : size - 1;
+    memcpy(out, field->value, len);
     out[len] = '\0';
+}
+
+static bool sink_verify_on; /* bench_verify's answer, set once */
+
+static void sink_verify_read(void)
+{
+    const char *verify = getenv("CONVEYOR_BENCH_VERIFY");
+    sink_verify_on = verify != NULL && strcmp(verify, "1") == 0;
+}
+
+bool bench_verify(void)
+{
+    /* once, whichever thread asks first: getenv is read-only here */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sink_verify_read);
+    return sink_verify_on;
 }
 
 /* The jansson reading: parse, then search depth first. */
@@ -477,7 +475,7 @@ void bench_sink_lead_id(const char *body, size_t len, char *out, size_t size)
      * (nested, escaped, repeated, not a string) goes the long way. */
     if (bench_json_scan(body, len, &field, 1) == 0 && field.count == 1 &&
         field.plain && field.len > 0) {
-        sink_copy(field.value, field.len, out, size);
+        bench_json_copy(&field, out, size);
         return;
     }
     sink_lead_id_jansson(body, len, out, size);
@@ -618,8 +616,7 @@ bench_sink_t *bench_sink_start(int port, bench_table_t *table)
     atomic_init(&self->no_lead, 0);
     atomic_init(&self->checked, 0);
     atomic_init(&self->mismatches, 0);
-    self->verify = getenv("CONVEYOR_BENCH_VERIFY") != NULL &&
-                   strcmp(getenv("CONVEYOR_BENCH_VERIFY"), "1") == 0;
+    self->verify = bench_verify();
     /* made once, queued for every request (MHD counts the users) */
     self->ok = sink_response("{\"ok\":true}");
     self->health = sink_response("{\"status\":\"ok\"}");
