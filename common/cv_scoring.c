@@ -2,6 +2,7 @@
  * over the rules of a model (cv_scoring_rules.h). */
 #include "cv_scoring.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -622,13 +623,15 @@ static void knockout_rule(const cv_scoring_model_t *model,
         return;
     }
     case CV_SCORING_RULE_SPAM_MARKERS:
+        /* the loader gives every spam_markers rule its needles
+         * (cv_scoring_rules.c, rules_needles), even for an empty list */
+        assert(rule->needles != NULL);
         for (size_t f = 0; f < rule->field_count; f++) {
             const char *text = lead_text(lead, rule->fields[f]);
             if (text == NULL || rule->list_count == 0)
                 continue;
             folded_t folded;
-            bool decoded = folded_init(&folded, text);
-            if (decoded && rule->needles != NULL) {
+            if (folded_init(&folded, text)) {
                 int i = folded_first_marker(rule, &folded, text);
                 if (i >= 0) {
                     values.v[CV_SCORING_PH_MATCH] = rule->list[i];
@@ -639,8 +642,8 @@ static void knockout_rule(const cv_scoring_model_t *model,
                 folded_clear(&folded);
                 continue;
             }
-            /* no memory to decode the text (or a rule made without the
-             * loader's needles): marker by marker, the slow way */
+            /* no memory to decode the text: marker by marker, the slow
+             * way (the same answer, folded_first_marker says) */
             for (size_t i = 0; i < rule->list_count; i++) {
                 const char *marker = rule->list[i];
                 if (contains(text, marker)) {
@@ -651,8 +654,6 @@ static void knockout_rule(const cv_scoring_model_t *model,
                     break;
                 }
             }
-            if (decoded)
-                folded_clear(&folded);
         }
         return;
     case CV_SCORING_RULE_TOO_MANY_LINKS: {
