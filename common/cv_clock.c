@@ -16,17 +16,21 @@
 
 #define CV_CLOCK_REREAD_MS 100 /* how stale the offset may get */
 
+/* The offset, in ms, read when the variable and its file were last looked
+ * at, and when that was (monotonic ms, -1 never). getenv walks the whole
+ * environment, about a thousand instructions, and a stage reads the clock
+ * several times per event: the variable and the file are looked at once
+ * per CV_CLOCK_REREAD_MS, and in between the clock reads these two. The
+ * offset is stored before the time, so a reader that sees the time sees
+ * the offset read then. */
+static _Atomic int64_t cv_clock_offset;
+static _Atomic int64_t cv_clock_checked_at = -1;
+/* Held while the variable and the file are looked at: threads that find
+ * the offset stale wait for one look instead of each taking their own, so
+ * no thread reads the clock before the first look, and looks land in
+ * order (one that read the file earlier cannot store its older offset
+ * after a newer one, sending the clock back). */
 static pthread_mutex_t cv_clock_lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t cv_clock_offset_s;     /* last offset read, in seconds */
-static int64_t cv_clock_read_at = -1; /* monotonic ms of that read, -1 never */
-static char cv_clock_path[4096];      /* the file it was read from */
-/* When CONVEYOR_CLOCK_FILE was last looked up (monotonic ms, -1 never) and
- * whether it was set then. getenv walks the whole environment, about a
- * thousand instructions, and a stage reads the clock several times per
- * event: the variable is looked up once per CV_CLOCK_REREAD_MS instead,
- * so a change to it counts as late as a change to the file. */
-static _Atomic int64_t cv_clock_env_at = -1;
-static atomic_bool cv_clock_env_set;
 
 int64_t cv_clock_monotonic_ms(void)
 {
@@ -74,32 +78,20 @@ static int64_t cv_clock_read_offset(const char *path)
 static int64_t cv_clock_offset_ms(void)
 {
     int64_t now = cv_clock_monotonic_ms();
-    int64_t env_at = atomic_load(&cv_clock_env_at);
-    if (env_at >= 0 && now - env_at < CV_CLOCK_REREAD_MS &&
-        !atomic_load(&cv_clock_env_set))
-        return 0; /* the usual case: the wall clock, unchanged */
+    int64_t checked_at = atomic_load(&cv_clock_checked_at);
+    if (checked_at >= 0 && now - checked_at < CV_CLOCK_REREAD_MS)
+        return atomic_load(&cv_clock_offset); /* the usual case */
     pthread_mutex_lock(&cv_clock_lock);
-    if (cv_clock_env_at < 0 || now - cv_clock_env_at >= CV_CLOCK_REREAD_MS) {
+    checked_at = atomic_load(&cv_clock_checked_at);
+    if (checked_at < 0 || now - checked_at >= CV_CLOCK_REREAD_MS) {
         const char *path = getenv("CONVEYOR_CLOCK_FILE");
-        bool set = path != NULL && path[0] != '\0';
-        if (set && strcmp(path, cv_clock_path) != 0) {
-            snprintf(cv_clock_path, sizeof(cv_clock_path), "%s", path);
-            cv_clock_read_at = -1; /* another file: read it now */
-        }
-        atomic_store(&cv_clock_env_set, set);
-        atomic_store(&cv_clock_env_at, now);
-    }
-    int64_t offset = 0;
-    if (atomic_load(&cv_clock_env_set)) {
-        if (cv_clock_read_at < 0 ||
-            now - cv_clock_read_at >= CV_CLOCK_REREAD_MS) {
-            cv_clock_offset_s = cv_clock_read_offset(cv_clock_path);
-            cv_clock_read_at = now;
-        }
-        offset = cv_clock_offset_s;
+        int64_t offset_s =
+            path != NULL && path[0] != '\0' ? cv_clock_read_offset(path) : 0;
+        atomic_store(&cv_clock_offset, offset_s * 1000);
+        atomic_store(&cv_clock_checked_at, now);
     }
     pthread_mutex_unlock(&cv_clock_lock);
-    return offset * 1000;
+    return atomic_load(&cv_clock_offset);
 }
 
 int64_t cv_clock_now_ms(void)

@@ -195,6 +195,54 @@ static void test_clock_file_moves_time_forward(void **state)
 /* A wait measured on the monotonic clock, said in conveyor time: the
  * deadline 500 ms ahead falls about 500 ms after now, one that has passed
  * falls now. */
+/* A test harness that points the variable at another run's file, or
+ * drops it: the clock follows within 100 ms, and a missing file is 0. */
+static void test_clock_follows_the_variable(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cv-clock-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char first[128];
+    char second[128];
+    char missing[128];
+    snprintf(first, sizeof(first), "%s/first", dir);
+    snprintf(second, sizeof(second), "%s/second", dir);
+    snprintf(missing, sizeof(missing), "%s/missing", dir);
+    write_file(first, "7200");
+    write_file(second, "-86400\n");
+
+    setenv("CONVEYOR_CLOCK_FILE", first, 1);
+    sleep_ms(150);
+    int64_t ahead = cv_clock_now_ms() - wall_ms();
+    assert_true(ahead >= 7200 * 1000 - 5 && ahead < 7200 * 1000 + 1000);
+
+    /* another file: a day back */
+    setenv("CONVEYOR_CLOCK_FILE", second, 1);
+    sleep_ms(150);
+    ahead = cv_clock_now_ms() - wall_ms();
+    assert_true(ahead >= -86400LL * 1000 - 5 && ahead < -86400LL * 1000 + 1000);
+
+    /* a file that is not there counts as 0 */
+    setenv("CONVEYOR_CLOCK_FILE", missing, 1);
+    sleep_ms(150);
+    ahead = cv_clock_now_ms() - wall_ms();
+    assert_true(ahead > -1000 && ahead < 1000);
+
+    /* back to the first file, then no variable: the wall clock */
+    setenv("CONVEYOR_CLOCK_FILE", first, 1);
+    sleep_ms(150);
+    ahead = cv_clock_now_ms() - wall_ms();
+    assert_true(ahead >= 7200 * 1000 - 5);
+    unsetenv("CONVEYOR_CLOCK_FILE");
+    sleep_ms(150);
+    ahead = cv_clock_now_ms() - wall_ms();
+    assert_true(ahead > -1000 && ahead < 1000);
+
+    unlink(first);
+    unlink(second);
+    rmdir(dir);
+}
+
 static void test_monotonic_deadline_in_conveyor_time(void **state)
 {
     (void)state;
@@ -229,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_parse_round_trips_format),
         cmocka_unit_test(test_parse_refuses_what_is_not_a_time),
         cmocka_unit_test(test_clock_file_moves_time_forward),
+        cmocka_unit_test(test_clock_follows_the_variable),
         cmocka_unit_test(test_monotonic_never_goes_back),
         cmocka_unit_test(test_monotonic_deadline_in_conveyor_time),
     };
