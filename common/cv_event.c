@@ -165,21 +165,35 @@ static int wire_skip(size_t size, size_t *pos, uint64_t n)
     return 0;
 }
 
-int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
-                         const uint8_t **out, size_t *out_size)
+/* The bytes the shortest varint of `value` takes, as protobuf-c writes it. */
+static size_t wire_varint_size(uint64_t value)
+{
+    size_t n = 1;
+    while (value > 0x7f) {
+        value >>= 7;
+        n++;
+    }
+    return n;
+}
+
+int cv_event_field_span(const uint8_t *msg, size_t size, uint32_t field,
+                        cv_event_span_t span, const uint8_t **out,
+                        size_t *out_size)
 {
     if (msg == NULL || out == NULL || out_size == NULL || field == 0)
         return -1;
-    const uint8_t *found = NULL;
+    const uint8_t *found = NULL; /* where the asked span starts */
     size_t found_size = 0;
     size_t pos = 0;
     while (pos < size) {
+        size_t tag_at = pos;
         uint64_t key = 0;
         if (wire_varint(msg, size, &pos, &key) != 0)
             return -1;
         uint64_t number = key >> 3;
         if (number == 0 || number > 0x1fffffff) /* protobuf's range */
             return -1;
+        size_t length_at = pos;
         uint64_t len = 0;
         switch (key & 7) {
         case 0: /* varint */
@@ -197,8 +211,20 @@ int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
             if (number == field) {
                 if (found != NULL)
                     return -1; /* twice: the copies would be merged */
-                found = msg + pos;
-                found_size = (size_t)len;
+                size_t from = pos;
+                if (span != CV_EVENT_SPAN_VALUE) {
+                    /* a padded prefix would not be what packing writes */
+                    if (pos - length_at != wire_varint_size(len))
+                        return -1;
+                    from = length_at;
+                }
+                if (span == CV_EVENT_SPAN_FIELD) {
+                    if (length_at - tag_at != wire_varint_size(key))
+                        return -1;
+                    from = tag_at;
+                }
+                found = msg + from;
+                found_size = pos - from + (size_t)len;
             }
             pos += (size_t)len;
             break;
@@ -217,6 +243,13 @@ int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
     *out = found;
     *out_size = found_size;
     return 0;
+}
+
+int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
+                         const uint8_t **out, size_t *out_size)
+{
+    return cv_event_field_span(msg, size, field, CV_EVENT_SPAN_VALUE, out,
+                               out_size);
 }
 
 /* ------------------------------------------------------------------ */

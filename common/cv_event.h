@@ -38,17 +38,36 @@ Conveyor__Envelope *cv_event_unpack_in(cv_event_arena_t *arena,
 /* Takes back everything unpacked in `arena` (keeps its first block). */
 void cv_event_arena_reset(cv_event_arena_t *arena);
 
+/* Which bytes of a length-delimited field cv_event_field_span gives. */
+typedef enum {
+    CV_EVENT_SPAN_VALUE,  /* the value alone: a body, a text */
+    CV_EVENT_SPAN_LENGTH, /* its length prefix and the value: what
+                             protobuf-c keeps of an unknown field and
+                             writes after the tag when packing it */
+    CV_EVENT_SPAN_FIELD,  /* tag, length prefix and value: the field */
+} cv_event_span_t;
+
 /* The bytes of the one length-delimited field number `field` (a message,
  * string or bytes field) inside the packed message `msg`, found by walking
  * the protobuf wire format without unpacking anything: *out points into
- * `msg` (not a copy), *out_size its length. Lets a service keep an event's
- * body exactly as it arrived (Envelope field 11 is the LeadScored) instead
- * of packing the unpacked copy again: protobuf-c packs a message the same
- * way alone or nested, so these are the bytes conveyor__..._pack would
- * write for a body a protobuf-c sender packed. 0 when the field is there
- * exactly once with the length-delimited wire type; -1 when it is missing,
- * repeated (protobuf would merge the copies), of another wire type, or the
- * message is malformed or truncated (nothing outside msg[0..size) is read). */
+ * `msg` (not a copy), *out_size is the length of the `span` asked for.
+ * Lets a service keep an event's body exactly as it arrived (Envelope
+ * field 11 is the LeadScored) or lend a nested message to protobuf-c as an
+ * unknown field, instead of packing the unpacked copy again: protobuf-c
+ * packs a message the same way alone or nested, so these are the bytes
+ * conveyor__..._pack would write for a body a protobuf-c sender packed.
+ * A span with the tag or the length prefix is given only when they are
+ * the shortest varints, as protobuf-c writes them.
+ * 0 when the field is there exactly once with the length-delimited wire
+ * type; -1 when it is missing, repeated (protobuf would merge the copies),
+ * of another wire type, its prefix is padded (a span that includes it),
+ * or the message is malformed or truncated (nothing outside msg[0..size)
+ * is read). */
+int cv_event_field_span(const uint8_t *msg, size_t size, uint32_t field,
+                        cv_event_span_t span, const uint8_t **out,
+                        size_t *out_size);
+
+/* cv_event_field_span of the value alone (CV_EVENT_SPAN_VALUE). */
 int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
                          const uint8_t **out, size_t *out_size);
 

@@ -109,6 +109,22 @@ typedef struct {
     size_t length;                 /* bytes used */
 } routing_trace_t;
 
+/* A LeadScored as it arrived on the bus: where its bytes are in the
+ * message being handled, found once per event (routing_arrived_find) and
+ * handed down to what keeps the lead (the leads and rejected tables)
+ * and what sends it on (LeadAssigned), which would otherwise pack
+ * the unpacked copy again. Points into the bus's inbound message: valid
+ * during the handler call only. A lead read back from the tables has none
+ * (NULL where one is taken): it is packed. */
+typedef struct {
+    const uint8_t *lead_scored; /* the packed LeadScored body */
+    size_t lead_scored_size;    /* its length */
+    const uint8_t *score;       /* its score field's length prefix and
+                                   bytes (protobuf-c's unknown-field form),
+                                   NULL when they cannot be lent */
+    size_t score_size;          /* their length */
+} routing_arrived_t;
+
 /* The schema of var/routing.db, in order (routing_schema.c). */
 extern const char *const routing_migrations[];
 extern const size_t routing_migration_count;
@@ -188,6 +204,8 @@ typedef struct {
     int tier;              /* the lead's tier */
     bool no_offer;         /* the lead has no open offer to close (the
                               caller looked in this transaction) */
+    const routing_arrived_t *arrived; /* the bytes the lead arrived in,
+                                         or NULL */
 } routing_join_t;
 
 /* Stores `m` as the lead's owner (replacing an earlier one), counts the
@@ -207,20 +225,30 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
 int routing_owner(cv_store_t *store, const char *lead_id, char *owner,
                   size_t size);
 
-/* `scored` packed as the lead_scored columns keep it: the bytes it
- * arrived in when it is the body of the LeadScored event being handled
- * (no packing), else packed into `local` when it fits or into a malloc'd
- * buffer left in *owned for the caller to free (*owned is NULL
- * otherwise). *size is the length. NULL when out of memory (logged). */
-const uint8_t *routing_lead_bytes(cv_bus_t *bus,
+/* Finds the bytes of `event`, a LeadScored that is the event `bus` is
+ * handling, in the message it came in: one scan of the envelope (and of
+ * the body for the score) per lead. 0, or -1 when they cannot be used
+ * (another event, an envelope the scanner does not take): the lead is
+ * packed then. */
+int routing_arrived_find(cv_bus_t *bus, const Conveyor__Envelope *event,
+                         routing_arrived_t *out);
+
+/* `scored` packed as the lead_scored columns keep it: `arrived`'s bytes
+ * when it is not NULL (the bytes `scored` arrived in; no packing), else
+ * packed into `local` when it fits or into a malloc'd buffer left in
+ * *owned for the caller to free (*owned is NULL otherwise). *size is the
+ * length. NULL when out of memory (logged). */
+const uint8_t *routing_lead_bytes(const routing_arrived_t *arrived,
                                   const Conveyor__LeadScored *scored,
                                   uint8_t *local, size_t local_size,
                                   size_t *size, uint8_t **owned);
 
 /* Keeps the newest LeadScored of a lead (explain, re-assignment, offers
- * and manual assignment read it back), replacing a kept one. On the bus
- * thread (its store, routing_lead_bytes). 0 or -1. */
-int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored);
+ * and manual assignment read it back), replacing a kept one; `arrived`:
+ * its bytes, or NULL (routing_lead_bytes). On the bus thread (its store).
+ * 0 or -1. */
+int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                     const routing_arrived_t *arrived);
 
 /* Keeps the LeadScored of a lead not kept before; *fresh tells whether it
  * was new (a kept lead is left as it is: routing_lead_put replaces it).
@@ -229,7 +257,7 @@ int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored);
  * those of older files), so a fresh lead has none of these: the usual new
  * lead is placed without looking them up. 0 or -1. */
 int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                        bool *fresh);
+                        const routing_arrived_t *arrived, bool *fresh);
 
 /* The stored LeadScored of a lead (caller frees with
  * conveyor__lead_scored__free_unpacked), NULL with *missing true when the
@@ -263,6 +291,9 @@ typedef struct {
                              this transaction: none to close */
     bool not_pending;     /* the caller knows the lead is not waiting in
                              pending (routing_place removes none) */
+    const routing_arrived_t *arrived; /* the bytes the lead arrived in
+                                         (kept and sent as they are), or
+                                         NULL: packed */
 } routing_route_opts_t;
 
 typedef struct {
@@ -318,11 +349,12 @@ int routing_timer_watch(routing_t *self, cv_bus_t *bus);
 /* --- routing_pending.c: leads waiting for somebody --- */
 
 /* Keeps the lead in the pending table (its first arrival fixes its place
- * in the queue; a newer score replaces the stored one); *fresh is true
- * when it was not waiting before. 0 or -1. */
-int routing_pending_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                        int tier, const char *reason, const char *trace_id,
-                        bool *fresh);
+ * in the queue); its LeadScored is its row in leads, which the caller
+ * has kept (routing_lead_insert, routing_lead_put) or read it from, and
+ * which the retries read. *fresh is true when it was not waiting before.
+ * 0 or -1. */
+int routing_pending_put(cv_store_t *store, const char *lead_id, int tier,
+                        const char *reason, const char *trace_id, bool *fresh);
 /* Removes a lead from the queue (placed or rejected). 0 or -1. */
 int routing_pending_remove(cv_store_t *store, const char *lead_id);
 

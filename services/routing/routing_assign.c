@@ -120,50 +120,40 @@ static int store_assignment(cv_store_t *store, const char *lead_id,
     return cv_store_step_done(stmt);
 }
 
-/* The packed score of `scored` as it arrived, with its length prefix,
- * when `scored` is the body of the LeadScored event being handled (not a
- * lead read back from the tables): *out points into the bus's inbound
- * message. 0 or -1. */
-static int score_bytes_as_arrived(cv_bus_t *bus,
-                                  const Conveyor__LeadScored *scored,
-                                  const uint8_t **out, size_t *out_size)
+int routing_arrived_find(cv_bus_t *bus, const Conveyor__Envelope *event,
+                         routing_arrived_t *out)
 {
-    const Conveyor__Envelope *current = cv_bus_current(bus);
+    memset(out, 0, sizeof(*out));
     const uint8_t *envelope = NULL;
     size_t envelope_size = 0;
-    const uint8_t *body = NULL;
-    size_t body_size = 0;
-    if (current == NULL ||
-        current->body_case != CONVEYOR__ENVELOPE__BODY_LEAD_SCORED ||
-        current->lead_scored != scored || scored->score == NULL ||
-        scored->score->base.n_unknown_fields != 0 ||
+    /* the event unpacked from the bytes the bus holds (and const since):
+     * its body's bytes in the envelope are what packing it would write
+     * (protobuf-c packs a message the same alone or nested;
+     * tests/unit/test_event.c), without ~20k instructions of sizing and
+     * packing per lead */
+    if (event->body_case != CONVEYOR__ENVELOPE__BODY_LEAD_SCORED ||
+        cv_bus_current(bus) != event ||
         cv_bus_current_packed(bus, &envelope, &envelope_size) != 0 ||
-        cv_event_field_bytes(envelope, envelope_size,
-                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED, &body,
-                             &body_size) != 0)
+        cv_event_field_span(envelope, envelope_size,
+                            CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
+                            CV_EVENT_SPAN_VALUE, &out->lead_scored,
+                            &out->lead_scored_size) != 0) {
+        out->lead_scored = NULL;
+        out->lead_scored_size = 0;
         return -1;
-    const uint8_t *score = NULL;
-    size_t score_size = 0;
-    if (cv_event_field_bytes(body, body_size, 2 /* LeadScored.score */,
-                             &score, &score_size) != 0)
-        return -1;
-    /* protobuf-c keeps an unknown field's bytes after its tag: for a
-     * length-delimited one, the length prefix with the bytes. The prefix
-     * is just before the score in the message; taken when it is the
-     * shortest varint, as protobuf-c would write it. */
-    uint8_t prefix[10];
-    size_t prefix_size = 0;
-    size_t rest = score_size;
-    do {
-        prefix[prefix_size++] =
-            (uint8_t)((rest & 0x7f) | (rest > 0x7f ? 0x80 : 0));
-        rest >>= 7;
-    } while (rest != 0);
-    if ((size_t)(score - body) < prefix_size ||
-        memcmp(score - prefix_size, prefix, prefix_size) != 0)
-        return -1;
-    *out = score - prefix_size;
-    *out_size = score_size + prefix_size;
+    }
+    /* the score as protobuf-c keeps an unknown length-delimited field
+     * (length prefix and bytes), for LeadAssigned to lend; not when the
+     * score had fields of its own this build does not know (packing puts
+     * those last, so its bytes could differ) */
+    const Conveyor__Score *score = event->lead_scored->score;
+    if (score == NULL || score->base.n_unknown_fields != 0 ||
+        cv_event_field_span(out->lead_scored, out->lead_scored_size,
+                            2 /* LeadScored.score */, CV_EVENT_SPAN_LENGTH,
+                            &out->score, &out->score_size) != 0) {
+        out->score = NULL;
+        out->score_size = 0;
+    }
     return 0;
 }
 
@@ -195,18 +185,18 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
      * instructions per lead): lent to protobuf-c as an unknown field,
      * which it copies as is after the known fields. That is where field 8
      * goes anyway when role (9) and task_kind (10) are unset, as for every
-     * owner placed from a LeadScored being handled, so the bytes are the
+     * owner placed from a LeadScored being handled (join->arrived, found
+     * once per lead by routing_arrived_find), so the bytes are the
      * same (protobuf-c packs a message the same alone or nested). Any
      * other case packs the unpacked score as before. */
     ProtobufCMessageUnknownField raw_score;
-    const uint8_t *score_bytes = NULL;
-    size_t score_size = 0;
     if (join->role == NULL && join->task_kind == NULL &&
-        score_bytes_as_arrived(bus, scored, &score_bytes, &score_size) == 0) {
+        join->arrived != NULL && join->arrived->score != NULL) {
         raw_score.tag = 8; /* LeadAssigned.score */
         raw_score.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-        raw_score.len = score_size;
-        raw_score.data = (uint8_t *)score_bytes; /* only read by pack */
+        raw_score.len = join->arrived->score_size;
+        /* only read by pack */
+        raw_score.data = (uint8_t *)join->arrived->score;
         assigned.score = NULL;
         assigned.base.n_unknown_fields = 1;
         assigned.base.unknown_fields = &raw_score;
@@ -236,29 +226,16 @@ int routing_give(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     return 0;
 }
 
-const uint8_t *routing_lead_bytes(cv_bus_t *bus,
+const uint8_t *routing_lead_bytes(const routing_arrived_t *arrived,
                                   const Conveyor__LeadScored *scored,
                                   uint8_t *local, size_t local_size,
                                   size_t *size, uint8_t **owned)
 {
     *owned = NULL;
-    /* `scored` is the body of the event being handled, unpacked from the
-     * bytes the bus holds (and const since): its bytes in the envelope are
-     * what packing it would write (protobuf-c packs a message the same
-     * alone or nested; tests/unit/test_event.c), without ~20k
-     * instructions of sizing and packing per lead */
-    const Conveyor__Envelope *current = cv_bus_current(bus);
-    const uint8_t *envelope = NULL;
-    size_t envelope_size = 0;
-    const uint8_t *body = NULL;
-    if (current != NULL &&
-        current->body_case == CONVEYOR__ENVELOPE__BODY_LEAD_SCORED &&
-        current->lead_scored == scored &&
-        cv_bus_current_packed(bus, &envelope, &envelope_size) == 0 &&
-        cv_event_field_bytes(envelope, envelope_size,
-                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED, &body,
-                             size) == 0)
-        return body;
+    if (arrived != NULL) {
+        *size = arrived->lead_scored_size;
+        return arrived->lead_scored;
+    }
     /* a lead read back from the tables, or an envelope the scanner does
      * not take (it parsed, so this is rare): pack it */
     /* (pack_to_buffer, which does not size the message first, measured
@@ -277,18 +254,19 @@ const uint8_t *routing_lead_bytes(cv_bus_t *bus,
 }
 
 /* Runs `sql`, an INSERT INTO leads (lead_id, lead_scored, updated_at),
- * for `scored`, kept from the bytes it arrived in when it is the event
- * being handled (routing_lead_bytes). *changed (may be NULL): whether a
- * row was written. */
+ * for `scored`, kept from the bytes it arrived in when `arrived` has them
+ * (routing_lead_bytes). *changed (may be NULL): whether a row was
+ * written. */
 static int lead_write(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                      const char *sql, bool *changed)
+                      const routing_arrived_t *arrived, const char *sql,
+                      bool *changed)
 {
     cv_store_t *store = cv_bus_store(bus);
     uint8_t local[4096];
     size_t size = 0;
     uint8_t *owned = NULL;
-    const uint8_t *payload =
-        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
+    const uint8_t *payload = routing_lead_bytes(arrived, scored, local,
+                                                sizeof(local), &size, &owned);
     if (payload == NULL)
         return -1;
     int rc = -1;
@@ -309,18 +287,19 @@ out:
 }
 
 int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                        bool *fresh)
+                        const routing_arrived_t *arrived, bool *fresh)
 {
     /* every lead comes through here */
-    return lead_write(bus, scored,
+    return lead_write(bus, scored, arrived,
                       "INSERT INTO leads (lead_id, lead_scored, updated_at)"
                       " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO NOTHING",
                       fresh);
 }
 
-int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored)
+int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+                     const routing_arrived_t *arrived)
 {
-    return lead_write(bus, scored,
+    return lead_write(bus, scored, arrived,
                       "INSERT INTO leads (lead_id, lead_scored, updated_at)"
                       " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET"
                       " lead_scored = excluded.lead_scored,"

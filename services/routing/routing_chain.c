@@ -217,6 +217,7 @@ static step_t give_owner(routing_t *self, cv_bus_t *bus,
         .task_kind = rule->task_kind,
         .tier = view->tier,
         .no_offer = opts->no_offer,
+        .arrived = opts->arrived,
     };
     return routing_give(bus, scored, m, &join, out->trace.text) == 0
                ? STEP_DECIDED

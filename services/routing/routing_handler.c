@@ -93,7 +93,7 @@ int routing_place(routing_t *self, cv_bus_t *bus,
                 current->body_case == CONVEYOR__ENVELOPE__BODY_LEAD_SCORED
             ? current->trace_id
             : NULL;
-    if (routing_pending_put(bus, scored, tier, d->trace.text, trace_id,
+    if (routing_pending_put(store, lead_id, tier, d->trace.text, trace_id,
                             &fresh) != 0)
         goto out;
     if (fresh) {
@@ -128,7 +128,8 @@ static int rejected_exists(cv_store_t *store, const char *lead_id)
 /* Keeps a knocked-out lead for the rejection path (a later knock-out
  * replaces the reason); *fresh is false when it was kept before. */
 static int reject(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                  const char *reason, const char *trace_id, bool *fresh)
+                  const routing_arrived_t *arrived, const char *reason,
+                  const char *trace_id, bool *fresh)
 {
     cv_store_t *store = cv_bus_store(bus);
     int kept = rejected_exists(store, scored->lead->lead_id);
@@ -137,8 +138,8 @@ static int reject(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     uint8_t local[4096];
     size_t size = 0;
     uint8_t *owned = NULL;
-    const uint8_t *payload =
-        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
+    const uint8_t *payload = routing_lead_bytes(arrived, scored, local,
+                                                sizeof(local), &size, &owned);
     if (payload == NULL)
         return -1;
     int rc = -1;
@@ -219,10 +220,15 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
     }
     const char *lead_id = scored->lead->lead_id;
     bool rescore = scored->has_rescore && scored->rescore;
+    /* the bytes the lead arrived in, found once: every table keeps them
+     * and LeadAssigned lends its score from them */
+    routing_arrived_t found;
+    const routing_arrived_t *arrived =
+        routing_arrived_find(bus, event, &found) == 0 ? &found : NULL;
     /* a lead never kept before (the usual one) has no owner, offer or
      * place in pending (routing_lead_insert): none is looked up */
     bool fresh_lead = false;
-    if (routing_lead_insert(bus, scored, &fresh_lead) != 0)
+    if (routing_lead_insert(bus, scored, arrived, &fresh_lead) != 0)
         return -1;
     int owned = 0;
     if (!fresh_lead) {
@@ -234,7 +240,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
                         lead_id, event->event_id);
             return 0;
         }
-        if (routing_lead_put(bus, scored) != 0)
+        if (routing_lead_put(bus, scored, arrived) != 0)
             return -1;
     }
     if (scored->score->has_knocked_out && scored->score->knocked_out) {
@@ -243,7 +249,8 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
                  scored->score->knockout_reason ? scored->score->knockout_reason
                                                 : "no reason given");
         bool fresh = false;
-        if (reject(bus, scored, reason, event->trace_id, &fresh) != 0 ||
+        if (reject(bus, scored, arrived, reason, event->trace_id, &fresh) !=
+                0 ||
             routing_pending_remove(store, lead_id) != 0 ||
             routing_offer_close(store, lead_id, "rejected") != 0)
             return -1;
@@ -279,7 +286,11 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
     int waiting = fresh_lead ? 0 : offer_open(store, lead_id);
     if (waiting != 0)
         return waiting < 0 ? -1 : 0; /* people decide; the score is kept */
-    routing_route_opts_t opts = {.no_offer = true, .not_pending = fresh_lead};
+    routing_route_opts_t opts = {
+        .no_offer = true,
+        .not_pending = fresh_lead,
+        .arrived = arrived,
+    };
     bool placed = false;
     return routing_place(self, bus, scored, &opts, &placed);
 }

@@ -11,7 +11,7 @@
 /* One waiting lead, copied out of the table before it is retried. */
 typedef struct {
     int64_t seq;      /* place in the queue */
-    uint8_t *payload; /* packed LeadScored (owned) */
+    uint8_t *payload; /* its packed LeadScored from leads (owned) */
     size_t size;      /* bytes in payload */
     char *trace_id;   /* the lead's trace, owned, NULL when unknown */
 } pending_row_t;
@@ -64,45 +64,29 @@ static int pending_exists(cv_store_t *store, const char *lead_id, bool *yes)
     return 0;
 }
 
-int routing_pending_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
-                        int tier, const char *reason, const char *trace_id,
-                        bool *fresh)
+int routing_pending_put(cv_store_t *store, const char *lead_id, int tier,
+                        const char *reason, const char *trace_id, bool *fresh)
 {
-    cv_store_t *store = cv_bus_store(bus);
-    const char *lead_id = scored->lead->lead_id;
     bool waiting = false;
     if (pending_exists(store, lead_id, &waiting) != 0)
         return -1;
-    uint8_t local[4096];
-    size_t size = 0;
-    uint8_t *owned = NULL;
-    const uint8_t *payload =
-        routing_lead_bytes(bus, scored, local, sizeof(local), &size, &owned);
-    if (payload == NULL)
-        return -1;
-    int rc = -1;
     sqlite3_stmt *stmt = cv_store_prepare(
-        store, "INSERT INTO pending (lead_id, tier, reason, lead_scored,"
-               " trace_id, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+        store, "INSERT INTO pending (lead_id, tier, reason, trace_id,"
+               " received_at) VALUES (?, ?, ?, ?, ?)"
                " ON CONFLICT (lead_id) DO UPDATE SET tier = excluded.tier,"
-               " reason = excluded.reason,"
-               " lead_scored = excluded.lead_scored");
+               " reason = excluded.reason");
     if (stmt == NULL)
-        goto out;
+        return -1;
     cv_store_bind_text(stmt, 1, lead_id);
     sqlite3_bind_int(stmt, 2, tier);
     cv_store_bind_text(stmt, 3, reason);
-    sqlite3_bind_blob(stmt, 4, payload, (int)size, SQLITE_STATIC);
-    cv_store_bind_text(stmt, 5, trace_id);
-    sqlite3_bind_int64(stmt, 6, cv_clock_now_ms());
+    cv_store_bind_text(stmt, 4, trace_id);
+    sqlite3_bind_int64(stmt, 5, cv_clock_now_ms());
     if (cv_store_step_done(stmt) != 0)
-        goto out;
+        return -1;
     pending_note_changes(store);
     *fresh = !waiting;
-    rc = 0;
-out:
-    free(owned);
-    return rc;
+    return 0;
 }
 
 int routing_pending_remove(cv_store_t *store, const char *lead_id)
@@ -162,14 +146,17 @@ static void rows_free(pending_row_t *rows, size_t count)
     free(rows);
 }
 
-/* Copies the whole queue out, oldest first, so that retrying may change
- * the table. */
+/* Copies the whole queue out, oldest first, with each lead's LeadScored
+ * from leads (none: an empty payload, which does not parse), so that
+ * retrying may change the tables. */
 static int rows_load(cv_store_t *store, pending_row_t **out, size_t *count)
 {
     *out = NULL;
     *count = 0;
     sqlite3_stmt *stmt = cv_store_prepare(
-        store, "SELECT seq, lead_scored, trace_id FROM pending ORDER BY seq");
+        store, "SELECT p.seq, l.lead_scored, p.trace_id FROM pending AS p"
+               " LEFT JOIN leads AS l ON l.lead_id = p.lead_id"
+               " ORDER BY p.seq");
     if (stmt == NULL)
         return -1;
     pending_row_t *rows = NULL;

@@ -178,6 +178,17 @@ const char *const routing_migrations[] = {
      * missing row did (routing_lead_get). */
     "INSERT OR IGNORE INTO leads (lead_id, lead_scored, updated_at)"
     "  SELECT lead_id, x'', assigned_at FROM assignments;",
+    /* 10: a waiting lead's LeadScored is its row in leads, no longer a
+     * second copy in pending that every retry wrote again: whatever
+     * queues a lead (routing_place) has its newest score kept in leads
+     * first. Both were written from the same bytes; should a copy differ
+     * (or be missing), pending's is the one its retry placed, and wins. */
+    "INSERT OR IGNORE INTO leads (lead_id, lead_scored, updated_at)"
+    "  SELECT lead_id, lead_scored, received_at FROM pending;"
+    "UPDATE leads SET lead_scored = p.lead_scored FROM pending AS p"
+    "  WHERE p.lead_id = leads.lead_id"
+    "  AND p.lead_scored IS NOT leads.lead_scored;"
+    "ALTER TABLE pending DROP COLUMN lead_scored;",
 };
 
 const size_t routing_migration_count =

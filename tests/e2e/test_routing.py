@@ -12,6 +12,7 @@ import collections
 import datetime
 import os
 import signal
+import sqlite3
 import tempfile
 import threading
 import time
@@ -470,6 +471,67 @@ class RoutingSla(ConveyorCase):
         self.assertIn("by reassign_sla", text)
         self.assertIn("away from %s" % first, text)
 
+
+
+class RoutingOldPendingQueue(ConveyorCase):
+    """A routing.db from before its waiting leads' LeadScored lived only in
+    the leads table: pending held a second copy. Routing opens it, and a
+    lead waiting there, whose leads row is gone (as before migration 8),
+    is placed from that copy when somebody joins."""
+
+    SALES = ()
+
+    def test_a_lead_waiting_in_an_old_database_is_placed(self):
+        lead_id = self.cv.accept_lead(self.new_lead("old-queue"))["lead_id"]
+        self.cv.wait_lead(
+            lead_id, lambda c: "nobody available" in timeline_text(c), 20,
+            "the card saying why the lead waits")
+        self.cv.kill("routing", signal.SIGTERM)
+        path = os.path.join(self.cv.data_dir, "routing.db")
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            # pending as migrations 1 to 9 left it, with the lead's copy
+            db.executescript("""
+                BEGIN;
+                CREATE TABLE old_pending (
+                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                  lead_id TEXT NOT NULL UNIQUE,
+                  tier INTEGER NOT NULL,
+                  reason TEXT NOT NULL,
+                  lead_scored BLOB NOT NULL,
+                  trace_id TEXT,
+                  received_at INTEGER NOT NULL
+                ) STRICT;
+                INSERT INTO old_pending
+                  SELECT p.seq, p.lead_id, p.tier, p.reason, l.lead_scored,
+                  p.trace_id, p.received_at
+                  FROM pending AS p JOIN leads AS l USING (lead_id);
+                DROP TABLE pending;
+                ALTER TABLE old_pending RENAME TO pending;
+                DELETE FROM leads;
+                PRAGMA user_version = 9;
+                COMMIT;""")
+            self.assertEqual(
+                db.execute("SELECT lead_id FROM pending").fetchall(),
+                [(lead_id,)])
+        finally:
+            db.close()
+        self.cv.restart("routing")
+        db = sqlite3.connect(path)
+        try:
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone(),
+                             (10,))
+            columns = [r[1] for r in db.execute("PRAGMA table_info(pending)")]
+            self.assertNotIn("lead_scored", columns)
+            kept = db.execute("SELECT length(lead_scored) FROM leads"
+                              " WHERE lead_id = ?", (lead_id,)).fetchone()
+            self.assertGreater(kept[0], 100)
+        finally:
+            db.close()
+        self.cv.create_staff("late-lena",
+                             webhook=self.sink.url("/staff/late-lena"))
+        card = self.wait_assigned(lead_id)
+        self.assertEqual(owner_id(card), "late-lena")
 
 if __name__ == "__main__":
     unittest.main()

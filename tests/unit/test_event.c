@@ -379,6 +379,281 @@ static void test_body_bytes_of_malformed_input(void **state)
     assert_int_equal(body_size, 0);
 }
 
+/* A copy of `size` bytes in a buffer of exactly that size (so ASan sees
+ * any read past it); the caller frees it. */
+static uint8_t *exact_copy(const uint8_t *bytes, size_t size)
+{
+    uint8_t *copy = malloc(size > 0 ? size : 1);
+    assert_non_null(copy);
+    if (size > 0)
+        memcpy(copy, bytes, size);
+    return copy;
+}
+
+/* Asserts that field `field` of `msg` spans exactly `want` for `span`. */
+static void assert_span(const uint8_t *msg, size_t size, uint32_t field,
+                        cv_event_span_t span, const uint8_t *want,
+                        size_t want_size)
+{
+    const uint8_t *out = NULL;
+    size_t out_size = 0;
+    assert_int_equal(
+        cv_event_field_span(msg, size, field, span, &out, &out_size), 0);
+    assert_true(out >= msg && out + out_size <= msg + size);
+    assert_int_equal(out_size, want_size);
+    assert_memory_equal(out, want, want_size);
+}
+
+static int span_of(const uint8_t *msg, size_t size, uint32_t field,
+                   cv_event_span_t span)
+{
+    const uint8_t *out = NULL;
+    size_t out_size = 0;
+    return cv_event_field_span(msg, size, field, span, &out, &out_size);
+}
+
+/* The lead (first field, a two-byte length prefix) and the score (the
+ * last field) of a LeadScored as scoring packs it: the value alone, with
+ * its length prefix (what protobuf-c keeps of an unknown field) and with
+ * its tag too are each the bytes packing that part writes. A field that
+ * is absent, a varint, given twice, cut short, or whose prefix is padded
+ * (for a span that includes it) gives -1. */
+static void test_field_span_of_a_lead_scored(void **state)
+{
+    (void)state;
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    make_scored(&env);
+    uint8_t lead_alone[1024];
+    size_t lead_size = conveyor__lead__pack(&lead, lead_alone);
+    uint8_t score_alone[1024];
+    size_t score_size = conveyor__score__pack(&score, score_alone);
+    uint8_t body[2048];
+    size_t body_size = conveyor__lead_scored__pack(&scored, body);
+    uint8_t lead_field[1100];
+    size_t lead_field_size = put_bytes(lead_field, 0x0a, lead_alone, lead_size);
+    uint8_t score_field[1100];
+    size_t score_field_size =
+        put_bytes(score_field, 0x12, score_alone, score_size);
+    assert_true(lead_size > 127); /* its length takes two bytes */
+    assert_int_equal(lead_field_size, lead_size + 3);
+    assert_int_equal(body_size, lead_field_size + score_field_size);
+
+    uint8_t *msg = exact_copy(body, body_size);
+    assert_span(msg, body_size, 1, CV_EVENT_SPAN_VALUE, lead_alone, lead_size);
+    assert_span(msg, body_size, 1, CV_EVENT_SPAN_LENGTH, lead_field + 1,
+                lead_field_size - 1);
+    assert_span(msg, body_size, 1, CV_EVENT_SPAN_FIELD, lead_field,
+                lead_field_size);
+    assert_span(msg, body_size, 2, CV_EVENT_SPAN_VALUE, score_alone,
+                score_size);
+    assert_span(msg, body_size, 2, CV_EVENT_SPAN_LENGTH, score_field + 1,
+                score_field_size - 1);
+    assert_span(msg, body_size, 2, CV_EVENT_SPAN_FIELD, score_field,
+                score_field_size);
+    /* the score is the last field: its span ends where the message does */
+    const uint8_t *out = NULL;
+    size_t out_size = 0;
+    assert_int_equal(cv_event_field_span(msg, body_size, 2, CV_EVENT_SPAN_FIELD,
+                                         &out, &out_size),
+                     0);
+    assert_ptr_equal(out, msg + lead_field_size);
+    assert_ptr_equal(out + out_size, msg + body_size);
+    /* previous_segment (4) is not set; field 0 does not exist */
+    for (int span = CV_EVENT_SPAN_VALUE; span <= CV_EVENT_SPAN_FIELD; span++) {
+        assert_int_equal(span_of(msg, body_size, 4, span), -1);
+        assert_int_equal(span_of(msg, body_size, 0, span), -1);
+    }
+    /* every cut-short copy lacks the score or cuts it short */
+    for (size_t cut = 0; cut < body_size; cut++) {
+        uint8_t *part = exact_copy(body, cut);
+        for (int span = CV_EVENT_SPAN_VALUE; span <= CV_EVENT_SPAN_FIELD;
+             span++)
+            if (span_of(part, cut, 2, span) != -1)
+                fail_msg("a %zu-byte prefix of %zu bytes gave a score", cut,
+                         body_size);
+        free(part);
+    }
+    free(msg);
+
+    /* the score twice (protobuf would merge the two) */
+    uint8_t twice[4096];
+    memcpy(twice, body, body_size);
+    memcpy(twice + body_size, score_field, score_field_size);
+    msg = exact_copy(twice, body_size + score_field_size);
+    for (int span = CV_EVENT_SPAN_VALUE; span <= CV_EVENT_SPAN_FIELD; span++)
+        assert_int_equal(span_of(msg, body_size + score_field_size, 2, span),
+                         -1);
+    free(msg);
+
+    /* a re-score: rescore (3) is a varint, not bytes, and the score is no
+     * longer last */
+    scored.has_rescore = 1;
+    scored.rescore = 1;
+    scored.previous_segment = "C";
+    body_size = conveyor__lead_scored__pack(&scored, body);
+    scored.has_rescore = 0;
+    scored.rescore = 0;
+    scored.previous_segment = NULL;
+    msg = exact_copy(body, body_size);
+    assert_int_equal(span_of(msg, body_size, 3, CV_EVENT_SPAN_VALUE), -1);
+    assert_span(msg, body_size, 4, CV_EVENT_SPAN_FIELD,
+                (const uint8_t *)"\x22\x01"
+                                 "C",
+                3);
+    assert_span(msg, body_size, 2, CV_EVENT_SPAN_LENGTH, score_field + 1,
+                score_field_size - 1);
+    free(msg);
+
+    /* the score's length padded to two bytes, then its tag: the value is
+     * still there, but a span with the padded part is not what packing
+     * writes */
+    uint8_t padded[2048];
+    size_t n = 0;
+    memcpy(padded, lead_field, lead_field_size);
+    n += lead_field_size;
+    padded[n++] = 0x12;
+    assert_true(score_size < 128);
+    padded[n++] = (uint8_t)(score_size | 0x80);
+    padded[n++] = 0x00;
+    memcpy(padded + n, score_alone, score_size);
+    n += score_size;
+    msg = exact_copy(padded, n);
+    assert_span(msg, n, 2, CV_EVENT_SPAN_VALUE, score_alone, score_size);
+    assert_int_equal(span_of(msg, n, 2, CV_EVENT_SPAN_LENGTH), -1);
+    assert_int_equal(span_of(msg, n, 2, CV_EVENT_SPAN_FIELD), -1);
+    free(msg);
+    n = lead_field_size;
+    padded[n++] = 0x92;
+    padded[n++] = 0x00;
+    n += put_varint(padded + n, score_size);
+    memcpy(padded + n, score_alone, score_size);
+    n += score_size;
+    msg = exact_copy(padded, n);
+    assert_span(msg, n, 2, CV_EVENT_SPAN_LENGTH, score_field + 1,
+                score_field_size - 1);
+    assert_int_equal(span_of(msg, n, 2, CV_EVENT_SPAN_FIELD), -1);
+    free(msg);
+}
+
+/* Packs a LeadAssigned for `lead_scored` in an envelope, as routing sends
+ * it, with the score either packed from the unpacked copy or lent as the
+ * bytes it arrived in (`lent`, protobuf-c's unknown-field form, NULL:
+ * packed). The caller frees the result. */
+static uint8_t *pack_assigned(const Conveyor__LeadScored *lead_scored,
+                              const char *role, const uint8_t *lent,
+                              size_t lent_size, size_t *size)
+{
+    Conveyor__NotifyTarget notify = CONVEYOR__NOTIFY_TARGET__INIT;
+    notify.telegram_chat_id = "123456789";
+    notify.email = "ivan.sidorov@conveyor.example";
+    Conveyor__LeadAssigned assigned = CONVEYOR__LEAD_ASSIGNED__INIT;
+    assigned.lead = lead_scored->lead;
+    assigned.staff_id = "staff_sales_2";
+    assigned.staff_name = "Ivan Sidorov";
+    assigned.notify = &notify;
+    assigned.strategy = "round_robin";
+    assigned.rule_trace = "tier 2, segment B, chain v1 | rule 1 'inbound' "
+                          "(round_robin): pool role sales: staff_sales_1, "
+                          "staff_sales_2; staff_sales_2";
+    assigned.has_tier = 1;
+    assigned.tier = 2;
+    assigned.score = lead_scored->score;
+    assigned.role = (char *)role;
+    ProtobufCMessageUnknownField raw = {0};
+    if (lent != NULL) {
+        raw.tag = 8;
+        raw.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+        raw.len = lent_size;
+        raw.data = (uint8_t *)lent;
+        assigned.score = NULL;
+        assigned.base.n_unknown_fields = 1;
+        assigned.base.unknown_fields = &raw;
+    }
+    Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+    env.version = 1;
+    env.event_id = "evt_5e1f00d2a9c4b713";
+    env.type = CONVEYOR__EVENT_TYPE__LEAD_ASSIGNED;
+    env.lead_id = lead_scored->lead->lead_id;
+    env.occurred_at = 1795362079456LL;
+    env.producer = "routing";
+    env.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED;
+    env.lead_assigned = &assigned;
+    return cv_event_pack(&env, size);
+}
+
+/* Routing lends the score of the LeadScored it handles to the owner's
+ * LeadAssigned as the bytes it arrived in (the body's field 2 with its
+ * length prefix): the envelope sent is byte for byte the one packing the
+ * unpacked score writes, for a plain lead and a re-score. With a role set
+ * (a reviewer) the lent score would land after it, so routing packs
+ * then: the bytes differ. */
+static void
+test_lead_assigned_with_the_lent_score_is_byte_identical(void **state)
+{
+    (void)state;
+    for (int rescore = 0; rescore < 2; rescore++) {
+        Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
+        make_scored(&env);
+        if (rescore) {
+            scored.has_rescore = 1;
+            scored.rescore = 1;
+            scored.previous_segment = "C";
+            scored.has_previous_total = 1;
+            scored.previous_total = -2;
+        }
+        size_t size = 0;
+        uint8_t *bytes = cv_event_pack(&env, &size);
+        assert_non_null(bytes);
+        Conveyor__Envelope *back = cv_event_unpack(bytes, size);
+        assert_non_null(back);
+        /* what routing_arrived_find finds */
+        const uint8_t *body = NULL;
+        size_t body_size = 0;
+        assert_int_equal(cv_event_field_span(
+                             bytes, size, CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
+                             CV_EVENT_SPAN_VALUE, &body, &body_size),
+                         0);
+        const uint8_t *lent = NULL;
+        size_t lent_size = 0;
+        assert_int_equal(cv_event_field_span(body, body_size, 2,
+                                             CV_EVENT_SPAN_LENGTH, &lent,
+                                             &lent_size),
+                         0);
+
+        size_t packed_size = 0, lent_packed_size = 0;
+        uint8_t *packed =
+            pack_assigned(back->lead_scored, NULL, NULL, 0, &packed_size);
+        uint8_t *with_lent = pack_assigned(back->lead_scored, NULL, lent,
+                                           lent_size, &lent_packed_size);
+        assert_non_null(packed);
+        assert_non_null(with_lent);
+        assert_int_equal(lent_packed_size, packed_size);
+        assert_memory_equal(with_lent, packed, packed_size);
+        Conveyor__Envelope *sent = cv_event_unpack(with_lent, lent_packed_size);
+        assert_non_null(sent);
+        assert_string_equal(sent->lead_assigned->score->params[0]->reason,
+                            "budget 500000 RUB over 300000");
+        cv_event_free(sent);
+        free(with_lent);
+        free(packed);
+
+        packed =
+            pack_assigned(back->lead_scored, "reviewer", NULL, 0, &packed_size);
+        with_lent = pack_assigned(back->lead_scored, "reviewer", lent,
+                                  lent_size, &lent_packed_size);
+        assert_int_equal(lent_packed_size, packed_size);
+        assert_memory_not_equal(with_lent, packed, packed_size);
+        free(with_lent);
+        free(packed);
+        cv_event_free(back);
+        free(bytes);
+        scored.has_rescore = 0;
+        scored.rescore = 0;
+        scored.previous_segment = NULL;
+        scored.has_previous_total = 0;
+    }
+}
+
 /* The bus unpacks event after event in one arena: each reads back whole,
  * an event bigger than a block (a 200 KB message) fits, a cut-short one is
  * refused, and a reset takes everything back for the next. */
@@ -602,6 +877,9 @@ int main(void)
         cmocka_unit_test(test_notify_json),
         cmocka_unit_test(test_body_bytes_are_the_lead_scored_packed_alone),
         cmocka_unit_test(test_body_bytes_of_malformed_input),
+        cmocka_unit_test(test_field_span_of_a_lead_scored),
+        cmocka_unit_test(
+            test_lead_assigned_with_the_lent_score_is_byte_identical),
         cmocka_unit_test(test_unpack_refuses_missing_required_fields),
         cmocka_unit_test(test_arena_unpacks_event_after_event),
     };
