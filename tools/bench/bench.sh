@@ -14,7 +14,8 @@
 # share fired within 1 s of due (tools/bench/timers.sh; BENCH_TIMERS=0
 # skips it).
 # After the fixed-rate run, tools/bench/hops.py prints how long each hop
-# took (an event made -> applied by the next stage), stage by stage.
+# took (an event made -> applied by the next stage), stage by stage, and
+# each leg of a lead's way from intake to the webhook.
 # Prints each run's report, and last one JSON line: the fixed-rate figures
 # plus `saturation_leads_per_s` and `import_rows_per_s`. Everything it
 # started is stopped on the way out, also on failure; the logs are kept
@@ -253,8 +254,10 @@ fi
 rate_rc=0
 rate_from=$(date +%s%3N)
 run rate --label "fixed rate" --tag 2 --rate "$RATE" \
-    --duration "$DURATION" --connections "$CONNECTIONS" || rate_rc=$?
-python3 tools/bench/hops.py "$tmp/data" "$rate_from" "$(date +%s%3N)" || true
+    --duration "$DURATION" --connections "$CONNECTIONS" \
+    --receipts "$tmp/receipts.txt" || rate_rc=$?
+python3 tools/bench/hops.py "$tmp/data" "$rate_from" "$(date +%s%3N)" \
+    "$tmp/receipts.txt" || true
 run saturation --label saturation --tag 3 --saturate \
     --duration "$SATURATE" --connections "$SAT_CONNECTIONS" \
     --max-pending "$MAX_PENDING" || true

@@ -10,6 +10,7 @@
  * 1 when it could not run. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -35,6 +37,8 @@ typedef struct {
     bool have_duration;         /* --duration was given */
     double wait_s;              /* bound on waiting for notifications */
     bench_rss_t rss;            /* services whose memory is reported */
+    const char *receipts;       /* --receipts: where each lead's times go,
+                                   NULL for nowhere */
 } main_options_t;
 
 typedef struct {
@@ -79,6 +83,9 @@ static void usage(FILE *out)
         "  --tag N              0..99, part of every phone number\n"
         "  --pid NAME=PID       report the memory of a service (repeat)\n"
         "  --label TEXT         name of the run in the report\n"
+        "  --receipts FILE      write one line per notified lead: its id and\n"
+        "                       when it was sent, accepted and notified\n"
+        "                       (Unix ms), for tools/bench/hops.py\n"
         "  --self-check         check that the bench reads replies and\n"
         "                       notifications as jansson would, and writes\n"
         "                       requests as printf would; exit 0 if so\n");
@@ -150,6 +157,7 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
         {"tag", required_argument, NULL, 't'},
         {"pid", required_argument, NULL, 'P'},
         {"label", required_argument, NULL, 'l'},
+        {"receipts", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -216,6 +224,9 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
             break;
         case 'l':
             snprintf(opt->label, sizeof(opt->label), "%s", optarg);
+            break;
+        case 'R':
+            opt->receipts = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -317,8 +328,21 @@ static void wait_notifications(bench_table_t *table, main_options_t *opt)
     bench_rss_sample(&opt->rss);
 }
 
+/* Unix time in ms of a cv_clock_monotonic_us() reading, so receipts can
+ * be set beside the times the services store. */
+static int64_t wall_ms(int64_t monotonic_us)
+{
+    struct timespec wall;
+
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t wall_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
+    return (wall_us - cv_clock_monotonic_us() + monotonic_us) / 1000;
+}
+
+/* Figures of the run; with `receipts`, also a line per notified lead:
+ * "lead_id sent_ms accepted_ms notified_ms". */
 static int collect(const bench_load_result_t *res, bench_table_t *table,
-                   main_figures_t *fig)
+                   FILE *receipts, main_figures_t *fig)
 {
     memset(fig, 0, sizeof(*fig));
     fig->e2e = calloc(res->issued + 1, sizeof(*fig->e2e));
@@ -353,6 +377,10 @@ static int collect(const bench_load_result_t *res, bench_table_t *table,
         }
         fig->e2e[fig->e2e_count++] =
             arrival > req->sched_us ? arrival - req->sched_us : 0;
+        if (receipts != NULL)
+            fprintf(receipts, "%s %" PRId64 " %" PRId64 " %" PRId64 "\n",
+                    req->lead_id, wall_ms(req->sched_us), wall_ms(req->ack_us),
+                    wall_ms(arrival));
         if (arrival > fig->last_arrival_us)
             fig->last_arrival_us = arrival;
         if (arrival <= res->send_end_us)
@@ -527,6 +555,7 @@ int main(int argc, char **argv)
     main_figures_t fig;
     bench_table_t *table = NULL;
     bench_sink_t *sink = NULL;
+    FILE *receipts = NULL;
     struct sigaction sa;
     int rc = 1;
     int parsed;
@@ -586,12 +615,28 @@ int main(int argc, char **argv)
     if (bench_load_run(&opt.load, table, &opt.rss, &res) != 0)
         goto out;
     wait_notifications(table, &opt);
-    if (collect(&res, table, &fig) != 0) {
+    if (opt.receipts != NULL) {
+        receipts = fopen(opt.receipts, "w");
+        if (receipts == NULL) {
+            fprintf(stderr, "conveyor-bench: cannot write '%s': %s\n",
+                    opt.receipts, strerror(errno));
+            goto out;
+        }
+    }
+    if (collect(&res, table, receipts, &fig) != 0) {
         fprintf(stderr, "conveyor-bench: out of memory\n");
         goto out;
     }
+    if (receipts != NULL && fclose(receipts) != 0) {
+        receipts = NULL;
+        fprintf(stderr, "conveyor-bench: cannot write '%s'\n", opt.receipts);
+        goto out;
+    }
+    receipts = NULL;
     rc = print_report(&opt, &res, table, sink, &fig);
 out:
+    if (receipts != NULL)
+        fclose(receipts);
     figures_free(&fig);
     bench_load_result_free(&res);
     bench_sink_destroy(&sink);
