@@ -122,7 +122,7 @@ static void test_defaults(void **state)
     assert_true(cfg.demo);
     assert_int_equal(cfg.max_body_bytes, 1024 * 1024);
     assert_int_equal(cfg.batch_max, 256);
-    assert_int_equal(cfg.batch_linger_ms, 0); /* on the notification path */
+    assert_int_equal(cfg.batch_linger_ms, 3);
     assert_int_equal(cfg.lease_ms, 3000);
     assert_int_equal(cfg.heartbeat_ms, 500);
     assert_int_equal(cfg.http_threads, 2);
@@ -137,13 +137,11 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.admin_addr, "127.0.0.1:9106");
     assert_int_equal(cv_config_load(&cfg, "broker", 1, argv), 0);
     assert_string_equal(cfg.admin_addr, "127.0.0.1:9100");
-    /* off the notification path, the console's cards commit at most every
-     * 20 ms; the follow-up scheduler sends the owner's first-contact
-     * notification, so it commits at once */
+    /* every stage paces its commits alike, the console too */
     assert_int_equal(cv_config_load(&cfg, "console", 1, argv), 0);
-    assert_int_equal(cfg.batch_linger_ms, 20);
+    assert_int_equal(cfg.batch_linger_ms, 3);
     assert_int_equal(cv_config_load(&cfg, "followup-scheduler", 1, argv), 0);
-    assert_int_equal(cfg.batch_linger_ms, 0);
+    assert_int_equal(cfg.batch_linger_ms, 3);
 }
 
 static void test_file_then_env_then_argv(void **state)
