@@ -739,9 +739,10 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
     cfg->demo = true;
     cfg->max_body_bytes = 1024 * 1024;
     cfg->batch_max = 256;
-    /* every stage commits events at most every 3 ms: an idle stage still
-     * commits at once, a busy one makes fewer, larger commits, each a
-     * sync and a turn of wake-ups. Measured with make bench at 2,000
+    /* every stage commits events at most every 3 ms (intake: stores a
+     * batch of leads, and so answers their 202s, at most that often): an
+     * idle stage still commits at once, a busy one makes fewer, larger
+     * commits, each a sync and a turn of wake-ups. Measured with make bench at 2,000
      * leads/s (two vCPUs, where the stages' threads waited most of their
      * time for a CPU): p50 ~55 -> ~39 ms and p99 ~130 -> ~95 ms against
      * committing at once (the console at 20 ms, whose bursts of work held

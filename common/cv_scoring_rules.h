@@ -147,8 +147,8 @@ typedef struct {
                                  ignoring case (ASCII, Cyrillic) */
     size_t list_count;
     const cv_scoring_needle_t *needles; /* spam_markers: `list` folded, in
-                                           its order; NULL for other kinds
-                                           (then matched from the text) */
+                                           its order, always set by the
+                                           loader; NULL for other kinds */
     uint32_t needle_first[8]; /* spam_markers: bit (c & 255) set for the
                                  first code point c of every needle, to
                                  skip most text positions at once */

@@ -63,8 +63,8 @@ int followup_timer_insert(followup_t *self, cv_bus_t *bus, const char *timer_id,
 
 /* The cancelling UPDATE, written once: each statement below is this text
  * and its keys. ?1 now, ?2 reason, ?3 the key, ?4 the optional second
- * key. Every statement names lead_id first among its keys, so each probes
- * the (lead_id, timer_id) key. */
+ * key. Every statement constrains lead_id by equality, so SQLite probes
+ * the (lead_id, timer_id) primary key. */
 #define TIMER_CANCEL_SQL                                                       \
     "UPDATE followup_timer SET state = 'cancelled',"                           \
     " cancelled_at = ?1, cancel_reason = ?2 WHERE state = 'pending'"

@@ -134,26 +134,19 @@ int routing_arrived_find(cv_bus_t *bus, const Conveyor__Envelope *event,
     if (event->body_case != CONVEYOR__ENVELOPE__BODY_LEAD_SCORED ||
         cv_bus_current(bus) != event ||
         cv_bus_current_packed(bus, &envelope, &envelope_size) != 0 ||
-        cv_event_field_span(envelope, envelope_size,
-                            CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
-                            CV_EVENT_SPAN_VALUE, &out->lead_scored,
-                            &out->lead_scored_size) != 0) {
-        out->lead_scored = NULL;
-        out->lead_scored_size = 0;
-        return -1;
-    }
+        cv_event_field_bytes(envelope, envelope_size,
+                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
+                             &out->lead_scored, &out->lead_scored_size) != 0)
+        return -1; /* `out` stays empty: cv_event writes only on success */
     /* the score as protobuf-c keeps an unknown length-delimited field
      * (length prefix and bytes), for LeadAssigned to lend; not when the
      * score had fields of its own this build does not know (packing puts
      * those last, so its bytes could differ) */
     const Conveyor__Score *score = event->lead_scored->score;
-    if (score == NULL || score->base.n_unknown_fields != 0 ||
+    if (score != NULL && score->base.n_unknown_fields == 0)
         cv_event_field_span(out->lead_scored, out->lead_scored_size,
                             2 /* LeadScored.score */, CV_EVENT_SPAN_LENGTH,
-                            &out->score, &out->score_size) != 0) {
-        out->score = NULL;
-        out->score_size = 0;
-    }
+                            &out->score, &out->score_size);
     return 0;
 }
 

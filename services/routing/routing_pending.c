@@ -147,8 +147,8 @@ static void rows_free(pending_row_t *rows, size_t count)
 }
 
 /* Copies the whole queue out, oldest first, with each lead's LeadScored
- * from leads (none: an empty payload, which does not parse), so that
- * retrying may change the tables. */
+ * from leads (none: an empty payload, which unpacks to a LeadScored
+ * without a lead), so that retrying may change the tables. */
 static int rows_load(cv_store_t *store, pending_row_t **out, size_t *count)
 {
     *out = NULL;
@@ -234,9 +234,10 @@ int routing_pending_retry(routing_t *self, cv_bus_t *bus)
         Conveyor__LeadScored *scored =
             conveyor__lead_scored__unpack(NULL, rows[i].size, rows[i].payload);
         if (scored == NULL || scored->lead == NULL || scored->score == NULL) {
-            /* written by us, so this is a damaged row: keep it for a look */
-            cv_log_warn("pending lead row %lld in '%s' does not parse; "
-                        "skipped",
+            /* written by us, so its lead's row in leads is damaged or
+             * gone: keep the queue row for a look */
+            cv_log_warn("pending lead row %lld in '%s' has no usable "
+                        "LeadScored in leads; skipped",
                         (long long)rows[i].seq, cv_store_path(store));
             conveyor__lead_scored__free_unpacked(scored, NULL);
             continue;

@@ -185,7 +185,8 @@ const char *const routing_migrations[] = {
      * (or be missing), pending's is the one its retry placed, and wins. */
     "INSERT OR IGNORE INTO leads (lead_id, lead_scored, updated_at)"
     "  SELECT lead_id, lead_scored, received_at FROM pending;"
-    "UPDATE leads SET lead_scored = p.lead_scored FROM pending AS p"
+    "UPDATE leads SET lead_scored = p.lead_scored,"
+    "  updated_at = p.received_at FROM pending AS p"
     "  WHERE p.lead_id = leads.lead_id"
     "  AND p.lead_scored IS NOT leads.lead_scored;"
     "ALTER TABLE pending DROP COLUMN lead_scored;",

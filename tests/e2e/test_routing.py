@@ -472,12 +472,12 @@ class RoutingSla(ConveyorCase):
         self.assertIn("away from %s" % first, text)
 
 
-
 class RoutingOldPendingQueue(ConveyorCase):
     """A routing.db from before its waiting leads' LeadScored lived only in
     the leads table: pending held a second copy. Routing opens it, and a
-    lead waiting there, whose leads row is gone (as before migration 8),
-    is placed from that copy when somebody joins."""
+    lead waiting there, whose leads row holds another copy (here an empty
+    one, as migration 8 left rows it could not fill), is placed from
+    pending's copy when somebody joins."""
 
     SALES = ()
 
@@ -508,7 +508,7 @@ class RoutingOldPendingQueue(ConveyorCase):
                   FROM pending AS p JOIN leads AS l USING (lead_id);
                 DROP TABLE pending;
                 ALTER TABLE old_pending RENAME TO pending;
-                DELETE FROM leads;
+                UPDATE leads SET lead_scored = x'';
                 PRAGMA user_version = 9;
                 COMMIT;""")
             self.assertEqual(
@@ -525,6 +525,7 @@ class RoutingOldPendingQueue(ConveyorCase):
             self.assertNotIn("lead_scored", columns)
             kept = db.execute("SELECT length(lead_scored) FROM leads"
                               " WHERE lead_id = ?", (lead_id,)).fetchone()
+            self.assertIsNotNone(kept)
             self.assertGreater(kept[0], 100)
         finally:
             db.close()
@@ -532,6 +533,7 @@ class RoutingOldPendingQueue(ConveyorCase):
                              webhook=self.sink.url("/staff/late-lena"))
         card = self.wait_assigned(lead_id)
         self.assertEqual(owner_id(card), "late-lena")
+
 
 if __name__ == "__main__":
     unittest.main()

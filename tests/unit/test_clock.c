@@ -192,9 +192,14 @@ static void test_clock_file_moves_time_forward(void **state)
     unsetenv("CONVEYOR_CLOCK_FILE");
 }
 
-/* A wait measured on the monotonic clock, said in conveyor time: the
- * deadline 500 ms ahead falls about 500 ms after now, one that has passed
- * falls now. */
+/* How far the conveyor clock is ahead of the wall clock, the wall clock
+ * read first (in `a() - b()` C leaves the order open). */
+static int64_t clock_ahead_ms(void)
+{
+    int64_t wall = wall_ms();
+    return cv_clock_now_ms() - wall;
+}
+
 /* A test harness that points the variable at another run's file, or
  * drops it: the clock follows within 100 ms, and a missing file is 0. */
 static void test_clock_follows_the_variable(void **state)
@@ -213,29 +218,29 @@ static void test_clock_follows_the_variable(void **state)
 
     setenv("CONVEYOR_CLOCK_FILE", first, 1);
     sleep_ms(150);
-    int64_t ahead = cv_clock_now_ms() - wall_ms();
+    int64_t ahead = clock_ahead_ms();
     assert_true(ahead >= 7200 * 1000 - 5 && ahead < 7200 * 1000 + 1000);
 
     /* another file: a day back */
     setenv("CONVEYOR_CLOCK_FILE", second, 1);
     sleep_ms(150);
-    ahead = cv_clock_now_ms() - wall_ms();
+    ahead = clock_ahead_ms();
     assert_true(ahead >= -86400LL * 1000 - 5 && ahead < -86400LL * 1000 + 1000);
 
     /* a file that is not there counts as 0 */
     setenv("CONVEYOR_CLOCK_FILE", missing, 1);
     sleep_ms(150);
-    ahead = cv_clock_now_ms() - wall_ms();
+    ahead = clock_ahead_ms();
     assert_true(ahead > -1000 && ahead < 1000);
 
     /* back to the first file, then no variable: the wall clock */
     setenv("CONVEYOR_CLOCK_FILE", first, 1);
     sleep_ms(150);
-    ahead = cv_clock_now_ms() - wall_ms();
+    ahead = clock_ahead_ms();
     assert_true(ahead >= 7200 * 1000 - 5);
     unsetenv("CONVEYOR_CLOCK_FILE");
     sleep_ms(150);
-    ahead = cv_clock_now_ms() - wall_ms();
+    ahead = clock_ahead_ms();
     assert_true(ahead > -1000 && ahead < 1000);
 
     unlink(first);
@@ -243,6 +248,9 @@ static void test_clock_follows_the_variable(void **state)
     rmdir(dir);
 }
 
+/* A wait measured on the monotonic clock, said in conveyor time: the
+ * deadline 500 ms ahead falls about 500 ms after now, one that has passed
+ * falls now. */
 static void test_monotonic_deadline_in_conveyor_time(void **state)
 {
     (void)state;

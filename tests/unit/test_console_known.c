@@ -240,10 +240,10 @@ static int card_trace(fixture_t *f, const char *lead, char *buf,
 }
 
 /* A TaskCreated for Anna before her LeadReceived makes her card; once
- * that turn committed, her NotificationDelivered (or a NotificationFailed,
- * or a LeadOffered without the lead: every handler goes through
- * console_lead_ensure) costs no statement. Without the cache it costs the
- * read. */
+ * that turn committed, console_lead_ensure for her costs no statement,
+ * and without the cache it costs the read. Every handler that needs the
+ * card (NotificationFailed and LeadOffered among them) calls it with the
+ * cache; this checks the call, not each handler. */
 static void test_known_lead_costs_no_statement(void **state)
 {
     fixture_t *f = *state;

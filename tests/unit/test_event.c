@@ -296,14 +296,22 @@ static void test_unpack_refuses_missing_required_fields(void **state)
     cv_event_arena_destroy(&arena);
 }
 
-/* Scans `size` bytes copied into a buffer of exactly that size (so ASan
- * sees any read past it) for field 11. */
-static int scan_exact(const uint8_t *bytes, size_t size)
+/* A copy of `size` bytes in a buffer of exactly that size (so ASan sees
+ * any read past it); the caller frees it. */
+static uint8_t *exact_copy(const uint8_t *bytes, size_t size)
 {
     uint8_t *copy = malloc(size > 0 ? size : 1);
     assert_non_null(copy);
     if (size > 0)
         memcpy(copy, bytes, size);
+    return copy;
+}
+
+/* Scans `size` bytes copied into a buffer of exactly that size (so ASan
+ * sees any read past it) for field 11. */
+static int scan_exact(const uint8_t *bytes, size_t size)
+{
+    uint8_t *copy = exact_copy(bytes, size);
     const uint8_t *body = NULL;
     size_t body_size = 0;
     int rc = cv_event_field_bytes(copy, size,
@@ -377,17 +385,6 @@ static void test_body_bytes_of_malformed_input(void **state)
                      0);
     assert_ptr_equal(body, fine + sizeof(fine));
     assert_int_equal(body_size, 0);
-}
-
-/* A copy of `size` bytes in a buffer of exactly that size (so ASan sees
- * any read past it); the caller frees it. */
-static uint8_t *exact_copy(const uint8_t *bytes, size_t size)
-{
-    uint8_t *copy = malloc(size > 0 ? size : 1);
-    assert_non_null(copy);
-    if (size > 0)
-        memcpy(copy, bytes, size);
-    return copy;
 }
 
 /* Asserts that field `field` of `msg` spans exactly `want` for `span`. */

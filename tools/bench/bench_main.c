@@ -328,15 +328,15 @@ static void wait_notifications(bench_table_t *table, main_options_t *opt)
     bench_rss_sample(&opt->rss);
 }
 
-/* Unix time in ms of a cv_clock_monotonic_us() reading, so receipts can
- * be set beside the times the services store. */
-static int64_t wall_ms(int64_t monotonic_us)
+/* What to add to a cv_clock_monotonic_us() reading for Unix time in µs,
+ * so receipts can be set beside the times the services store. */
+static int64_t wall_offset_us(void)
 {
     struct timespec wall;
 
     clock_gettime(CLOCK_REALTIME, &wall);
-    int64_t wall_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
-    return (wall_us - cv_clock_monotonic_us() + monotonic_us) / 1000;
+    return (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000 -
+           cv_clock_monotonic_us();
 }
 
 /* Figures of the run; with `receipts`, also a line per notified lead:
@@ -344,6 +344,8 @@ static int64_t wall_ms(int64_t monotonic_us)
 static int collect(const bench_load_result_t *res, bench_table_t *table,
                    FILE *receipts, main_figures_t *fig)
 {
+    int64_t wall_us = receipts != NULL ? wall_offset_us() : 0;
+
     memset(fig, 0, sizeof(*fig));
     fig->e2e = calloc(res->issued + 1, sizeof(*fig->e2e));
     fig->ack = calloc(res->issued + 1, sizeof(*fig->ack));
@@ -379,8 +381,9 @@ static int collect(const bench_load_result_t *res, bench_table_t *table,
             arrival > req->sched_us ? arrival - req->sched_us : 0;
         if (receipts != NULL)
             fprintf(receipts, "%s %" PRId64 " %" PRId64 " %" PRId64 "\n",
-                    req->lead_id, wall_ms(req->sched_us), wall_ms(req->ack_us),
-                    wall_ms(arrival));
+                    req->lead_id, (wall_us + req->sched_us) / 1000,
+                    (wall_us + req->ack_us) / 1000,
+                    (wall_us + arrival) / 1000);
         if (arrival > fig->last_arrival_us)
             fig->last_arrival_us = arrival;
         if (arrival <= res->send_end_us)
@@ -629,7 +632,8 @@ int main(int argc, char **argv)
     }
     if (receipts != NULL && fclose(receipts) != 0) {
         receipts = NULL;
-        fprintf(stderr, "conveyor-bench: cannot write '%s'\n", opt.receipts);
+        fprintf(stderr, "conveyor-bench: cannot write '%s': %s\n",
+                opt.receipts, strerror(errno));
         goto out;
     }
     receipts = NULL;

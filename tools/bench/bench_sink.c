@@ -433,20 +433,20 @@ void bench_json_copy(const bench_json_field_t *field, char *out, size_t size)
     out[len] = '\0';
 }
 
-static bool sink_verify_on; /* bench_verify's answer, set once */
+static bool bench_verify_on; /* bench_verify's answer, set once */
 
-static void sink_verify_read(void)
+static void bench_verify_read(void)
 {
     const char *verify = getenv("CONVEYOR_BENCH_VERIFY");
-    sink_verify_on = verify != NULL && strcmp(verify, "1") == 0;
+    bench_verify_on = verify != NULL && strcmp(verify, "1") == 0;
 }
 
 bool bench_verify(void)
 {
     /* once, whichever thread asks first: getenv is read-only here */
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, sink_verify_read);
-    return sink_verify_on;
+    pthread_once(&once, bench_verify_read);
+    return bench_verify_on;
 }
 
 /* The jansson reading: parse, then search depth first. */

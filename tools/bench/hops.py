@@ -12,11 +12,14 @@ between SINCE_MS and UNTIL_MS.
 
 With RECEIPTS (conveyor-bench --receipts: per notified lead its id and
 when it was sent, accepted and notified), also follows each lead of the
-run along the way the bench measures: made by intake (its id's time) ->
-scored (scores.scored_at) -> assigned (assignments.assigned_at) -> handed
-to the notifier (notifier_deliveries.created_at) -> received by the
-webhook. Prints p50/p99 of each leg, and each leg's mean over the slowest
-1% of leads, which says what the p99 is made of."""
+run along the way the bench measures: due to be sent (the bench's
+schedule) -> made by intake (its id's time) -> scored (scores.scored_at)
+-> assigned (assignments.assigned_at) -> its first-contact task made,
+whose owner the follow-up scheduler notifies (followup_task.created_at)
+-> taken by the notifier (notifier_deliveries.created_at) -> received by
+the webhook. The legs add up to the bench's end-to-end time. Prints
+p50/p99 of each leg, and each leg's mean over the slowest 1% of leads,
+which says what the p99 is made of."""
 
 import os
 import sqlite3
@@ -28,11 +31,13 @@ STAGES = ["scoring", "routing", "notifier", "followup-scheduler", "console"]
 WAY = [
     ("scoring", "SELECT lead_id, scored_at FROM scores"),
     ("routing", "SELECT lead_id, assigned_at FROM assignments"),
+    ("followup-scheduler", "SELECT lead_id, min(created_at) FROM "
+                           "followup_task GROUP BY lead_id"),
     ("notifier", "SELECT lead_id, min(created_at) FROM notifier_deliveries "
                  "GROUP BY lead_id"),
 ]
-LEGS = ["intake->scoring", "scoring->routing", "routing->notifier",
-        "notifier->webhook"]
+LEGS = ["bench->intake", "intake->scoring", "scoring->routing", "routing->followup",
+        "followup->notifier", "notifier->webhook"]
 
 
 def quantile(values, share):
@@ -70,16 +75,17 @@ def hops(data, since, until):
 
 def legs(data, receipts):
     """Each lead's legs, from its receipt and the stages' times."""
-    notified = {}
+    notified = {}  # lead id -> (due to be sent, received by the webhook)
     with open(receipts) as lines:
         for line in lines:
             fields = line.split()
             if len(fields) == 4 and fields[0].startswith("lead_"):
-                notified[fields[0]] = int(fields[3])
+                notified[fields[0]] = (int(fields[1]), int(fields[3]))
     times = [dict(query(data, stage, sql)) for stage, sql in WAY]
     ways = []
-    for lead, webhook in notified.items():
-        way = [int(lead[5:17], 16)] + [t.get(lead) for t in times] + [webhook]
+    for lead, (sent, webhook) in notified.items():
+        way = ([sent, int(lead[5:17], 16)] + [t.get(lead) for t in times] +
+               [webhook])
         if None not in way:
             ways.append([b - a for a, b in zip(way, way[1:])])
     if not ways:
@@ -96,7 +102,7 @@ def legs(data, receipts):
     slowest = ways[len(ways) - max(1, len(ways) // 100):]
     parts = ["%s %.0f" % (leg, sum(w[i] for w in slowest) / len(slowest))
              for i, leg in enumerate(LEGS)]
-    print("  slowest 1%% mean ms by leg (%d leads, made -> webhook %.0f): %s" %
+    print("  slowest 1%% mean ms by leg (%d leads, %.0f in all): %s" %
           (len(slowest), sum(map(sum, slowest)) / len(slowest),
            ", ".join(parts)))
 
