@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cv_clock.h"
+#include "test_db_dir.h"
 
 static int64_t wall_ms(void)
 {
@@ -153,10 +154,9 @@ static void test_parse_refuses_what_is_not_a_time(void **state)
 static void test_clock_file_moves_time_forward(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/cv-clock-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof(path), "%s/clock", dir);
+    test_db_dir_t dir; /* a fresh folder, its file the clock file */
+    assert_int_equal(test_db_dir_make(&dir, "clock"), 0);
+    const char *path = dir.path;
 
     /* no file yet: the conveyor clock is the wall clock */
     setenv("CONVEYOR_CLOCK_FILE", path, 1);
@@ -187,8 +187,7 @@ static void test_clock_file_moves_time_forward(void **state)
     now = cv_clock_now_ms();
     assert_true(now - before < 1000);
 
-    unlink(path);
-    rmdir(dir);
+    test_db_dir_remove(&dir);
     unsetenv("CONVEYOR_CLOCK_FILE");
 }
 
@@ -205,14 +204,13 @@ static int64_t clock_ahead_ms(void)
 static void test_clock_follows_the_variable(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/cv-clock-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char first[128];
-    char second[128];
-    char missing[128];
-    snprintf(first, sizeof(first), "%s/first", dir);
-    snprintf(second, sizeof(second), "%s/second", dir);
-    snprintf(missing, sizeof(missing), "%s/missing", dir);
+    test_db_dir_t dir; /* a fresh folder; its file is the first clock */
+    assert_int_equal(test_db_dir_make(&dir, "first"), 0);
+    const char *first = dir.path;
+    char second[160];
+    char missing[160];
+    snprintf(second, sizeof(second), "%s/second", dir.dir);
+    snprintf(missing, sizeof(missing), "%s/missing", dir.dir);
     write_file(first, "7200");
     write_file(second, "-86400\n");
 
@@ -243,9 +241,8 @@ static void test_clock_follows_the_variable(void **state)
     ahead = clock_ahead_ms();
     assert_true(ahead > -1000 && ahead < 1000);
 
-    unlink(first);
     unlink(second);
-    rmdir(dir);
+    test_db_dir_remove(&dir);
 }
 
 /* A wait measured on the monotonic clock, said in conveyor time: the

@@ -281,7 +281,8 @@ static int load_format(const load_parts_t *parts, size_t index, char *out,
     char length_text[CV_JSONW_INT_SIZE];
     /* bench runs stay far below 2^63 requests */
     size_t index_len = cv_jsonw_format_int(index_text, (long long)index);
-    /* the last 7 digits, zero-padded: 1xxxxxxx without its 1 */
+    /* the index's last 7 digits, zero-padded: 10000000 + them has 8
+     * digits, and all but its leading 1 are written */
     size_t phone_len =
         cv_jsonw_format_int(phone_text,
                             10000000LL + (long long)(index % 10000000)) - 1;
