@@ -1513,7 +1513,8 @@ static void *checkpointer_main(void *arg)
     /* the database file, synced after a copy; the same while db is open */
     sqlite3_file *file = NULL;
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) !=
-        SQLITE_OK)
+            SQLITE_OK ||
+        (file != NULL && file->pMethods == NULL))
         file = NULL;
     int copied_through = 0; /* frames of the current WAL already copied */
     bool sync_failed = false; /* said once, not every CHECKPOINT_POLL_MS */
@@ -1537,10 +1538,11 @@ static void *checkpointer_main(void *arg)
          * database file; the one that copies the last frame does, before
          * the WAL may start over. Left to the bus's catch-up, that sync
          * would write back everything copied here, with the bus's loop
-         * waiting (10-70 ms measured at 2,000 leads/s); synced here, the
-         * catch-up only writes back the few pages it copies itself. */
-        if (rc == SQLITE_OK && copied > copied_through && copied < in_wal &&
-            file != NULL && file->pMethods != NULL &&
+         * waiting; synced here, the catch-up only writes back the few
+         * pages it copies itself. */
+        bool left_frames =
+            rc == SQLITE_OK && copied > copied_through && copied < in_wal;
+        if (left_frames && file != NULL &&
             file->pMethods->xSync(file, SQLITE_SYNC_NORMAL) != SQLITE_OK) {
             if (!sync_failed)
                 cv_error("cannot sync '%s' after a checkpoint; the WAL "
@@ -1754,9 +1756,8 @@ static bool batch_lingers(const cv_bus_t *self, int64_t mono)
 
 /* How long the loop may sleep: the next heartbeat, lease, back-off or
  * source due time, and never more than POLL_MAX_MS. */
-static long poll_timeout(cv_bus_t *self, bool blocked)
+static long poll_timeout(cv_bus_t *self, bool blocked, int64_t mono)
 {
-    int64_t mono = cv_clock_monotonic_ms();
     int64_t wait = POLL_MAX_MS;
     int64_t hb = self->next_heartbeat_ms - mono;
     if (hb < wait)
@@ -1768,7 +1769,7 @@ static long poll_timeout(cv_bus_t *self, bool blocked)
         wait = 10;
     if (self->carry.active)
         wait = 0; /* its events wait for room, not for the sockets */
-    if (self->inbound_count > 0) {
+    if (batch_lingers(self, mono)) {
         int64_t linger = self->last_commit_ms + self->linger_ms - mono;
         if (linger < wait)
             wait = linger;
@@ -1814,7 +1815,8 @@ int cv_bus_run(cv_bus_t *self)
          * linger ends (or at a wake for a heartbeat, a lease, a source or
          * cv_bus_wake), so a stream of events wakes this thread about once
          * per commit instead of once per message. */
-        bool hold_links = batch_lingers(self, cv_clock_monotonic_ms());
+        int64_t polled_at = cv_clock_monotonic_ms();
+        bool hold_links = batch_lingers(self, polled_at);
         int n = 0;
         for (int i = 0; i < self->link_count; i++)
             items[n++] = (zmq_pollitem_t){self->links[i].socket, 0,
@@ -1830,7 +1832,7 @@ int cv_bus_run(cv_bus_t *self)
                                               ZMQ_POLLIN, 0};
             }
         }
-        long timeout = poll_timeout(self, blocked);
+        long timeout = poll_timeout(self, blocked, polled_at);
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             rc = cv_error("cannot poll: %s", zmq_strerror(errno));
             break;

@@ -742,12 +742,9 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
     /* every stage commits events at most every 3 ms (intake: stores a
      * batch of leads, and so answers their 202s, at most that often): an
      * idle stage still commits at once, a busy one makes fewer, larger
-     * commits, each a sync and a round of wake-ups. make bench at 2,000
-     * leads/s on two vCPUs, where the stages' threads waited most of
-     * their time for a CPU, medians of 11 runs against 8 committing at
-     * once (the console at 20 ms): p50 52 -> 47 ms, p99 126 -> 106 ms,
-     * saturation 3,445 -> 3,606 leads/s; at 500 leads/s p50 15 -> 19 ms
-     * (README, Speed). */
+     * commits, each a sync and a round of wake-ups, which pays where the
+     * stages' threads wait for a CPU; the console too (at 20 ms its
+     * bursts held a CPU longer). Measured in README, Speed. */
     cfg->batch_linger_ms = 3;
     cfg->lease_ms = 3000;
     cfg->heartbeat_ms = 500;

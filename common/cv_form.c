@@ -157,8 +157,8 @@ static char *cv_form_unescape(const char *text, size_t len, size_t *out_len)
         int hi = -1;
         int lo = -1;
         if (text[i] == '%' && len - i > 2) {
-            hi = cv_hex_value(text[i + 1]);
-            lo = cv_hex_value(text[i + 2]);
+            hi = cv_utf8_hex_value(text[i + 1]);
+            lo = cv_utf8_hex_value(text[i + 2]);
         }
         if (text[i] == '+') {
             out[n++] = ' ';
@@ -339,8 +339,8 @@ static char *cv_form_ext_value(const cv_form_param_t *param, size_t *out_len,
     size_t n = 0;
     for (size_t i = 0; i < rest; i++) {
         const char *c = q2 + 1 + i;
-        int hi = *c == '%' && rest - i > 2 ? cv_hex_value(c[1]) : -1;
-        int lo = *c == '%' && rest - i > 2 ? cv_hex_value(c[2]) : -1;
+        int hi = *c == '%' && rest - i > 2 ? cv_utf8_hex_value(c[1]) : -1;
+        int lo = *c == '%' && rest - i > 2 ? cv_utf8_hex_value(c[2]) : -1;
         if (hi >= 0 && lo >= 0) {
             out[n++] = (char)(hi * 16 + lo);
             i += 2;

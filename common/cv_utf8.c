@@ -101,35 +101,35 @@ size_t cv_utf8_encode(unsigned long cp, char out[4])
 /* Each hex digit's value plus one, 0 for every other byte: a look-up
  * instead of three range tests, since JSON's \u escapes are read twice per
  * string on intake's fast path (checked, then decoded). */
-static const unsigned char cv_hex_table[256] = {
+static const unsigned char cv_utf8_hex_table[256] = {
     ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
     ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
     ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
     ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
 
-int cv_hex_value(char c)
+int cv_utf8_hex_value(char c)
 {
-    return cv_hex_table[(unsigned char)c] - 1;
+    return cv_utf8_hex_table[(unsigned char)c] - 1;
 }
 
-int cv_hex4(const char *s, size_t n)
+int cv_utf8_hex4(const char *s, size_t n)
 {
     if (n < 4)
         return -1;
     /* each digit is tested before the next byte is read, so a NUL ends
      * the read; the table's values are one over the digits' (0x1111) */
     const unsigned char *p = (const unsigned char *)s;
-    int d0 = cv_hex_table[p[0]];
+    int d0 = cv_utf8_hex_table[p[0]];
     if (d0 == 0)
         return -1;
-    int d1 = cv_hex_table[p[1]];
+    int d1 = cv_utf8_hex_table[p[1]];
     if (d1 == 0)
         return -1;
-    int d2 = cv_hex_table[p[2]];
+    int d2 = cv_utf8_hex_table[p[2]];
     if (d2 == 0)
         return -1;
-    int d3 = cv_hex_table[p[3]];
+    int d3 = cv_utf8_hex_table[p[3]];
     if (d3 == 0)
         return -1;
     return (d0 << 12) + (d1 << 8) + (d2 << 4) + d3 - 0x1111;

@@ -28,13 +28,13 @@ size_t cv_utf8_encode(unsigned long cp, char out[4]);
 
 /* The value of hex digit `c` (0-9, a-f, A-F), or -1: for decoders of
  * escapes (JSON's \u and four hex digits, URL encoding's % and two). */
-int cv_hex_value(char c);
+int cv_utf8_hex_value(char c);
 
 /* The code unit (0..0xFFFF) the four hex digits at `s` spell, as after
  * JSON's \u; -1 when fewer than four bytes are left (n < 4) or one of the
  * four is not a hex digit. The digits are read in order and the first
  * that is not hex stops the read, so a NUL-terminated text may pass n = 4:
  * its NUL stops it. */
-int cv_hex4(const char *s, size_t n);
+int cv_utf8_hex4(const char *s, size_t n);
 
 #endif

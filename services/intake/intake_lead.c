@@ -468,7 +468,7 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
         if (c == '\\') {
             char next = s->end - s->at >= 2 ? s->at[1] : '\0';
             if (next == 'u') {
-                if (cv_hex4(s->at + 2, (size_t)(s->end - s->at - 2)) < 0)
+                if (cv_utf8_hex4(s->at + 2, (size_t)(s->end - s->at - 2)) < 0)
                     return false;
                 s->at += 4; /* the digits; the 'u' is stepped below */
             } else if (next == '\0' ||
@@ -490,7 +490,7 @@ static bool intake_scan_string(intake_scan_t *s, const char **start,
 static size_t intake_unescape_u(const char **p, const char *stop, char *out)
 {
     /* intake_scan_string checked every escape's four digits */
-    unsigned cp = (unsigned)cv_hex4(*p + 2, 4);
+    unsigned cp = (unsigned)cv_utf8_hex4(*p + 2, 4);
     *p += 5;
     if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
         return 0;
@@ -498,7 +498,7 @@ static size_t intake_unescape_u(const char **p, const char *stop, char *out)
         const char *low = *p + 1;
         if (stop - low < 6 || low[0] != '\\' || low[1] != 'u')
             return 0;
-        unsigned lo = (unsigned)cv_hex4(low + 2, 4);
+        unsigned lo = (unsigned)cv_utf8_hex4(low + 2, 4);
         if (lo < 0xdc00 || lo > 0xdfff)
             return 0;
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);

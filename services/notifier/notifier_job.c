@@ -201,8 +201,8 @@ static notifier_json_at notifier_json_string(notifier_json_at p)
         if (c == '\\') {
             c = p[1];
             if (c == 'u') {
-                /* the text ends in a NUL, which stops cv_hex4's read */
-                int cp = cv_hex4((const char *)p + 2, 4);
+                /* the text ends in a NUL, which stops cv_utf8_hex4's read */
+                int cp = cv_utf8_hex4((const char *)p + 2, 4);
                 /* not hex, \u0000 and surrogate pairs: left to jansson */
                 if (cp <= 0 || (cp >= 0xD800 && cp <= 0xDFFF))
                     return NULL;

@@ -132,13 +132,13 @@ static void test_hex_digits(void **state)
     (void)state;
     const char *digits = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
-        assert_int_equal(cv_hex_value(digits[i]), i);
-        assert_int_equal(cv_hex_value((char)toupper(digits[i])), i);
+        assert_int_equal(cv_utf8_hex_value(digits[i]), i);
+        assert_int_equal(cv_utf8_hex_value((char)toupper(digits[i])), i);
     }
-    assert_int_equal(cv_hex_value('g'), -1);
-    assert_int_equal(cv_hex_value('G'), -1);
-    assert_int_equal(cv_hex_value('%'), -1);
-    assert_int_equal(cv_hex_value('\0'), -1);
+    assert_int_equal(cv_utf8_hex_value('g'), -1);
+    assert_int_equal(cv_utf8_hex_value('G'), -1);
+    assert_int_equal(cv_utf8_hex_value('%'), -1);
+    assert_int_equal(cv_utf8_hex_value('\0'), -1);
 }
 
 /* The digits after JSON's \u, as PHP's json_encode and Python's
@@ -146,17 +146,17 @@ static void test_hex_digits(void **state)
 static void test_hex4_reads_json_escapes(void **state)
 {
     (void)state;
-    assert_int_equal(cv_hex4("0418", 4), 0x0418); /* И */
-    assert_int_equal(cv_hex4("043d", 4), 0x043D); /* н, lower case */
-    assert_int_equal(cv_hex4("043D", 4), 0x043D); /* upper case */
-    assert_int_equal(cv_hex4("00e9", 4), 0x00E9); /* é */
-    assert_int_equal(cv_hex4("0000", 4), 0);      /* NUL */
-    assert_int_equal(cv_hex4("ffff", 4), 0xFFFF); /* the largest */
-    assert_int_equal(cv_hex4("d83d", 4), 0xD83D); /* half of 😀 */
-    assert_int_equal(cv_hex4("dE00", 4), 0xDE00); /* mixed case */
+    assert_int_equal(cv_utf8_hex4("0418", 4), 0x0418); /* И */
+    assert_int_equal(cv_utf8_hex4("043d", 4), 0x043D); /* н, lower case */
+    assert_int_equal(cv_utf8_hex4("043D", 4), 0x043D); /* upper case */
+    assert_int_equal(cv_utf8_hex4("00e9", 4), 0x00E9); /* é */
+    assert_int_equal(cv_utf8_hex4("0000", 4), 0);      /* NUL */
+    assert_int_equal(cv_utf8_hex4("ffff", 4), 0xFFFF); /* the largest */
+    assert_int_equal(cv_utf8_hex4("d83d", 4), 0xD83D); /* half of 😀 */
+    assert_int_equal(cv_utf8_hex4("dE00", 4), 0xDE00); /* mixed case */
     /* only four digits are read: "\u00e9t\u00e9" goes on after them */
-    assert_int_equal(cv_hex4("00e9t", 5), 0x00E9);
-    assert_int_equal(cv_hex4("12345", 5), 0x1234);
+    assert_int_equal(cv_utf8_hex4("00e9t", 5), 0x00E9);
+    assert_int_equal(cv_utf8_hex4("12345", 5), 0x1234);
 
     /* every digit in every position, in both cases */
     const char *digits = "0123456789abcdef";
@@ -165,9 +165,9 @@ static void test_hex4_reads_json_escapes(void **state)
             char text[5] = "0000";
             text[pos] = digits[d];
             int want = d << (4 * (3 - pos));
-            assert_int_equal(cv_hex4(text, 4), want);
+            assert_int_equal(cv_utf8_hex4(text, 4), want);
             text[pos] = (char)toupper(digits[d]);
-            assert_int_equal(cv_hex4(text, 4), want);
+            assert_int_equal(cv_utf8_hex4(text, 4), want);
         }
     }
 }
@@ -181,16 +181,16 @@ static void test_hex4_refuses_bad_and_short_escapes(void **state)
         for (size_t b = 0; b < sizeof(bad); b++) {
             char text[5] = "0418";
             text[pos] = bad[b];
-            assert_int_equal(cv_hex4(text, 4), -1);
+            assert_int_equal(cv_utf8_hex4(text, 4), -1);
         }
     }
     /* fewer than four bytes left: "\u04" at the end of a body */
-    assert_int_equal(cv_hex4("0418", 3), -1);
-    assert_int_equal(cv_hex4("04", 2), -1);
-    assert_int_equal(cv_hex4("", 0), -1);
-    assert_int_equal(cv_hex4(NULL, 0), -1);
+    assert_int_equal(cv_utf8_hex4("0418", 3), -1);
+    assert_int_equal(cv_utf8_hex4("04", 2), -1);
+    assert_int_equal(cv_utf8_hex4("", 0), -1);
+    assert_int_equal(cv_utf8_hex4(NULL, 0), -1);
     /* a NUL-terminated text cut short: its NUL stops the read */
-    assert_int_equal(cv_hex4("04", 4), -1);
+    assert_int_equal(cv_utf8_hex4("04", 4), -1);
 }
 
 int main(void)

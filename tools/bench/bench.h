@@ -17,7 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
 
 #include "cv_clock.h"
 
@@ -99,7 +98,7 @@ void bench_sink_lead_id(const char *body, size_t len, char *out,
 
 /* Whether CONVEYOR_BENCH_VERIFY is "1": the sink and the generator then
  * also read or write every body the old way (jansson, printf) and report
- * each difference on stderr. The variable is read once per process. */
+ * each difference on stderr. Each reads it once, when it starts. */
 bool bench_verify(void);
 
 /* Compares the skim against jansson on realistic and awkward bodies and

@@ -286,6 +286,7 @@ static int load_format(const load_parts_t *parts, size_t index, char *out,
     size_t phone_len =
         cv_jsonw_format_int(phone_text,
                             10000000LL + (long long)(index % 10000000)) - 1;
+    const char *phone_digits = phone_text + 1; /* past the leading 1 */
     size_t body_len;
     size_t length_len;
     size_t len;
@@ -320,7 +321,7 @@ static int load_format(const load_parts_t *parts, size_t index, char *out,
     LOAD_PUT(parts->company, parts->company_len);
     LOAD_PUT(index_text, index_len);
     LOAD_PUT(parts->phone, parts->phone_len);
-    LOAD_PUT(phone_text + 1, phone_len);
+    LOAD_PUT(phone_digits, phone_len);
     LOAD_PUT(LOAD_BODY_REST, LOAD_LITERAL_LEN(LOAD_BODY_REST));
 #undef LOAD_PUT
     *p = '\0';

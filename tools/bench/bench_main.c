@@ -332,11 +332,8 @@ static void wait_notifications(bench_table_t *table, main_options_t *opt)
  * so receipts can be set beside the times the services store. */
 static int64_t wall_offset_us(void)
 {
-    struct timespec wall;
-
-    clock_gettime(CLOCK_REALTIME, &wall);
-    return (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000 -
-           cv_clock_monotonic_us();
+    /* the services' clock, CONVEYOR_CLOCK_FILE's offset included */
+    return cv_clock_now_ms() * 1000 - cv_clock_monotonic_us();
 }
 
 /* Figures of the run; with `receipts`, also a line per notified lead:
@@ -542,7 +539,8 @@ static void random_run_id(char *out, size_t size)
     unsigned char bytes[8];
 
     if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes)) {
-        uint64_t seed = (uint64_t)cv_clock_monotonic_us() ^ ((uint64_t)getpid() << 32);
+        uint64_t seed = (uint64_t)cv_clock_monotonic_us() ^
+                        ((uint64_t)getpid() << 32);
 
         memcpy(bytes, &seed, sizeof(bytes));
     }

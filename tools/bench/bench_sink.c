@@ -17,7 +17,6 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +153,7 @@ static int scan_string(scan_t *s, const char **value, size_t *len,
             return -1;
         c = p[1];
         if (c == 'u') {
-            int cp = cv_hex4((const char *)p + 2, (size_t)(s->end - p - 2));
+            int cp = cv_utf8_hex4((const char *)p + 2, (size_t)(s->end - p - 2));
 
             if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
                 return -1;
@@ -164,7 +163,7 @@ static int scan_string(scan_t *s, const char **value, size_t *len,
 
                 if (s->end - p < 6 || p[0] != '\\' || p[1] != 'u')
                     return -1;
-                low = cv_hex4((const char *)p + 2, (size_t)(s->end - p - 2));
+                low = cv_utf8_hex4((const char *)p + 2, (size_t)(s->end - p - 2));
                 if (low < 0xDC00 || low > 0xDFFF)
                     return -1;
                 p += 6;
@@ -433,20 +432,10 @@ void bench_json_copy(const bench_json_field_t *field, char *out, size_t size)
     out[len] = '\0';
 }
 
-static bool bench_verify_on; /* bench_verify's answer, set once */
-
-static void bench_verify_read(void)
-{
-    const char *verify = getenv("CONVEYOR_BENCH_VERIFY");
-    bench_verify_on = verify != NULL && strcmp(verify, "1") == 0;
-}
-
 bool bench_verify(void)
 {
-    /* once, whichever thread asks first: getenv is read-only here */
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, bench_verify_read);
-    return bench_verify_on;
+    const char *verify = getenv("CONVEYOR_BENCH_VERIFY");
+    return verify != NULL && strcmp(verify, "1") == 0;
 }
 
 /* The jansson reading: parse, then search depth first. */

@@ -4,7 +4,7 @@
     tools/bench/free_ports.py N
 
 The ports come from below the kernel's ephemeral range (32768-60999 on
-Linux), as the e2e harness's do (tests/e2e/conveyor.py, free_port): a port
+Linux); the e2e harness imports this too (tests/e2e/conveyor.py): a port
 the kernel hands out for "port 0" can be taken, before the service binds
 it, as the local end of an outgoing connection. All N are held open until
 printed, so they are distinct."""

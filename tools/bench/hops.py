@@ -36,8 +36,8 @@ WAY = [
     ("notifier", "SELECT lead_id, min(created_at) FROM notifier_deliveries "
                  "GROUP BY lead_id"),
 ]
-LEGS = ["bench->intake", "intake->scoring", "scoring->routing", "routing->followup",
-        "followup->notifier", "notifier->webhook"]
+LEGS = ["bench->intake", "intake->scoring", "scoring->routing",
+        "routing->followup", "followup->notifier", "notifier->webhook"]
 
 
 def quantile(values, share):

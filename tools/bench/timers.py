@@ -39,10 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from free_ports import free_ports  # noqa: E402  (beside this file)
 
 
-def free_port():
-    return free_ports(1)[0]
-
-
 def healthy(addr):
     try:
         with urllib.request.urlopen("http://%s/healthz" % addr,
@@ -75,9 +71,11 @@ def main():
     logs = os.path.join(tmp, "logs")
     os.makedirs(data)
     os.makedirs(logs)
-    broker = "tcp://127.0.0.1:%d" % free_port()
-    admin = {"broker": "127.0.0.1:%d" % free_port(),
-             "followup-scheduler": "127.0.0.1:%d" % free_port()}
+    # drawn at once, so the three are distinct
+    broker_port, broker_admin, scheduler_admin = free_ports(3)
+    broker = "tcp://127.0.0.1:%d" % broker_port
+    admin = {"broker": "127.0.0.1:%d" % broker_admin,
+             "followup-scheduler": "127.0.0.1:%d" % scheduler_admin}
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CONVEYOR_")}
     env.update({"CONVEYOR_DATA_DIR": data, "CONVEYOR_BROKER_BIND": broker,
