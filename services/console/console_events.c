@@ -82,13 +82,6 @@ static const char *console_trace(const Conveyor__Envelope *ev)
  * in console_routing.c and in console_notifications.c, is given it. */
 static console_known_t *console_events_known;
 
-/* console_lead_ensure with the bus thread's cache. 0 or -1. */
-static int console_ensure(cv_store_t *store, const char *lead_id, int64_t at,
-                          const char *trace)
-{
-    return console_lead_ensure(store, console_events_known, lead_id, at, trace);
-}
-
 /* The timeline fact of a first score that came with a routing event: one
  * per lead, however many events repeat the score (a LeadScored's entry is
  * keyed "scored:<event id>", and scoring sends none for such a score). */
@@ -431,7 +424,8 @@ static int console_on_lead_unassigned(cv_store_t *store,
     /* a lead that comes to wait brings its first score from here */
     if (console_first_score_apply(store, body->lead_id, NULL, body->score,
                                   console_trace(ev)) != 0 ||
-        console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+        console_lead_ensure(store, console_events_known, body->lead_id,
+                            at, console_trace(ev)) != 0)
         return -1;
     char fact[160];
     snprintf(fact, sizeof(fact), "unassigned:%s", console_text(ev->event_id));
@@ -470,7 +464,8 @@ static int console_on_task_created(cv_store_t *store,
 {
     const Conveyor__TaskCreated *body = ev->task_created;
     int64_t at = console_event_time(ev);
-    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_lead_ensure(store, console_events_known, body->lead_id,
+                            at, console_trace(ev)) != 0)
         return -1;
     /* a row an early Escalation left has no kind yet: fill it in */
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -534,7 +529,8 @@ static int console_on_escalation(cv_store_t *store,
                      ? body->fired_at
                      : console_event_time(ev);
     int level = body->has_level ? body->level : 1;
-    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_lead_ensure(store, console_events_known, body->lead_id,
+                            at, console_trace(ev)) != 0)
         return -1;
     if (body->task_id != NULL && body->task_id[0] != '\0') {
         /* the task may not be known yet: keep a row that TaskCreated
@@ -603,7 +599,8 @@ static int console_on_notification(cv_store_t *store,
         return -1;
     if (body->lead_id == NULL || body->lead_id[0] == '\0')
         return 0;
-    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_lead_ensure(store, console_events_known, body->lead_id,
+                            at, console_trace(ev)) != 0)
         return -1;
     char fact[200];
     snprintf(fact, sizeof(fact), "notified:%s", body->notification_id);
@@ -626,7 +623,8 @@ static int console_on_proposal(cv_store_t *store, const Conveyor__Envelope *ev)
 {
     const Conveyor__ProposalRendered *body = ev->proposal_rendered;
     int64_t at = console_event_time(ev);
-    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_lead_ensure(store, console_events_known, body->lead_id,
+                            at, console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO proposals (proposal_id, lead_id, segment, kind, "
@@ -662,7 +660,8 @@ static int console_on_account(cv_store_t *store, const Conveyor__Envelope *ev)
     int64_t at = body->has_opened_at && body->opened_at > 0
                      ? body->opened_at
                      : console_event_time(ev);
-    if (console_ensure(store, body->lead_id, at, console_trace(ev)) != 0)
+    if (console_lead_ensure(store, console_events_known, body->lead_id,
+                            at, console_trace(ev)) != 0)
         return -1;
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "UPDATE leads SET account_id = ?2, account_company = ?3, "

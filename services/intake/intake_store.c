@@ -373,10 +373,10 @@ int intake_store_idempotency_lookup(cv_store_t *store, const char *source,
         outcome->status = sqlite3_column_int(stmt, 1);
         outcome->replayed = true;
         if (reply != NULL && reply[0] == '\0' && lead_id != NULL) {
-            /* the usual 202, made again as intake_store_stage made it */
-            if (intake_accepted_reply(outcome, lead_id,
-                                      sqlite3_column_int(stmt, 4) != 0) != 0)
-                outcome->reply = NULL;
+            /* the usual 202, made again as intake_store_stage made it (on
+             * failure `reply` stays NULL, answered below) */
+            intake_accepted_reply(outcome, lead_id,
+                                  sqlite3_column_int(stmt, 4) != 0);
         } else {
             outcome->reply = strdup(reply != NULL ? reply : "{}");
         }
@@ -658,15 +658,14 @@ static int intake_insert_arrival(cv_store_t *store,
     sqlite3_stmt *stmt = cv_store_prepare(
         store, "INSERT INTO arrivals (arrival_id, lead_id, received_at,"
                " api_source, channel, merged, lead_json)"
-               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+               " VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)");
     if (stmt != NULL) {
         cv_store_bind_static(stmt, 1, arrival_id);
         cv_store_bind_static(stmt, 2, lead->lead_id);
         sqlite3_bind_int64(stmt, 3, lead->received_at);
         cv_store_bind_static(stmt, 4, lead->api_source);
         cv_store_bind_static(stmt, 5, lead->channel);
-        sqlite3_bind_int(stmt, 6, 1);
-        cv_store_bind_static(stmt, 7, json);
+        cv_store_bind_static(stmt, 6, json);
         rc = cv_store_step_done(stmt);
     }
     free(json);

@@ -26,11 +26,6 @@ static int setup(void **state)
     return test_db_dir_setup(state, "intake.db");
 }
 
-static int teardown(void **state)
-{
-    return test_db_dir_teardown(state);
-}
-
 /* Like intake's: a lead and the hash of its e-mail address. */
 static const char *const migrations[] = {
     "CREATE TABLE leads (id INTEGER PRIMARY KEY, email TEXT NOT NULL,"
@@ -466,15 +461,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_installed_by_the_store, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_commits_skip_the_truncate, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_rolled_back_growth_is_discarded,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(
-            test_savepoint_growth_is_discarded_at_commit, setup, teardown),
+            test_savepoint_growth_is_discarded_at_commit, setup,
+            test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_other_connections_commits_are_read,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test(test_truncate_discards_what_it_must),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,11 +25,6 @@ static int setup(void **state)
     return test_db_dir_setup(state, "test.db");
 }
 
-static int teardown(void **state)
-{
-    return test_db_dir_teardown(state);
-}
-
 static const char *const migrations[] = {
     "CREATE TABLE leads (id TEXT PRIMARY KEY, name TEXT);"
     "CREATE TABLE log (what TEXT);"
@@ -439,36 +434,39 @@ static void test_unopenable_path_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_opens_durably, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_opens_durably, setup,
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_migration_applies_once, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_failed_migration_is_rolled_back,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_newer_database_is_refused, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_data_survives_reopen, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(
             test_rollback_discards_and_is_safe_without_transaction, setup,
-            teardown),
+            test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_foreign_keys_are_enforced, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_statements_are_cached_and_reset,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_bind_null_and_copy_truncates,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_second_connection_sees_commits,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(
-            test_gathered_wal_writes_read_back_whole, setup, teardown),
+            test_gathered_wal_writes_read_back_whole, setup,
+            test_db_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_without_sync_is_in_the_file,
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(
-            test_commit_without_sync_is_in_the_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_kill_mid_transaction_keeps_commits_only, setup, teardown),
+            test_kill_mid_transaction_keeps_commits_only, setup,
+            test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_freed_pages_are_not_rewritten,
-                                        setup, teardown),
+                                        setup, test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_path_is_refused, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
