@@ -37,8 +37,9 @@ typedef struct {
     int leads_merged;  /* an import batch: rows folded into existing leads */
 } intake_outcome_t;
 
-/* A lead made ready on an HTTP thread, so the bus thread only runs SQL:
- * its new lead id is made in advance. */
+/* A lead made ready on an HTTP thread, so the bus thread mostly runs SQL:
+ * its new lead id is made in advance (a repeat contact's arrival id is
+ * made when its row is written, since only repeats get one). */
 typedef struct {
     intake_lead_t lead;                /* lead_id: a fresh id, replaced by
                                           the existing lead's on a merge */

@@ -52,8 +52,8 @@ typedef struct {
     bool watch_turns;         /* the worker gets a source that counts... */
     atomic_bool work_fails;   /* (whose work fails while this is set) */
     atomic_int turns_ok;      /* ...the turns that committed */
-    atomic_bool wrote;        /* a source wrote in the turn running */
     atomic_int turns_failed;  /* ...and those that rolled back */
+    atomic_bool wrote;        /* a source wrote in the turn running */
     bool check_packed;        /* handler: compares cv_bus_current_packed
                                  with the event it got */
     int packed_same;          /* events whose bytes matched */
@@ -581,8 +581,8 @@ static void test_lingering_stage_wakes_per_commit(void **state)
     f->worker_config.batch_linger_ms = 300;
     f->sender_config.lease_ms = 3000; /* no re-send while it lingers */
     /* the feed's own commits need not wait for the disk here */
-    assert_int_equal(cv_store_exec(f->writer_store, "PRAGMA synchronous = NORMAL"),
-                     0);
+    assert_int_equal(
+        cv_store_exec(f->writer_store, "PRAGMA synchronous = NORMAL"), 0);
     buses_new(f);
     watched_bus_t watched = {.bus = f->worker};
     pthread_create(&f->worker_thread, NULL, watched_bus_main, &watched);
@@ -985,8 +985,8 @@ static void test_wal_starts_over_under_steady_writes(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(
-        cv_store_exec(f->worker_store,
-                      "CREATE TABLE steady (id INTEGER PRIMARY KEY, data BLOB)"),
+        cv_store_exec(f->worker_store, "CREATE TABLE steady"
+                                       " (id INTEGER PRIMARY KEY, data BLOB)"),
         0);
     cv_bus_options_t worker = {
         .config = &f->worker_config, .store = f->worker_store,
