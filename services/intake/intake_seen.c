@@ -39,7 +39,7 @@ void intake_seen_destroy(intake_seen_t **self_p)
     *self_p = NULL;
 }
 
-uint64_t intake_fmix(uint64_t h)
+uint64_t intake_seen_fmix(uint64_t h)
 {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
@@ -49,7 +49,7 @@ uint64_t intake_fmix(uint64_t h)
     return h;
 }
 
-/* FNV-1a over kind, a NUL and value, then intake_fmix so that every bit
+/* FNV-1a over kind, a NUL and value, then intake_seen_fmix so that every bit
  * of the result depends on every byte. */
 static uint64_t intake_seen_hash(const char *kind, const char *value)
 {
@@ -59,7 +59,7 @@ static uint64_t intake_seen_hash(const char *kind, const char *value)
     h *= 0x100000001b3ull; /* the NUL between kind and value */
     for (const char *p = value; *p != '\0'; p++)
         h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    return intake_fmix(h);
+    return intake_seen_fmix(h);
 }
 
 /* The probes of a key: double hashing from the two halves of its hash. */

@@ -36,7 +36,7 @@ typedef struct intake_seen intake_seen_t;
 /* MurmurHash3's 64-bit finaliser: every output bit depends on every input
  * bit. The filter's key hash and intake's body fingerprint both end with
  * it; fingerprints are stored, so it must never change. */
-uint64_t intake_fmix(uint64_t h);
+uint64_t intake_seen_fmix(uint64_t h);
 
 /* The filter's size in bits, 0 before it is loaded. */
 uint64_t intake_seen_bits(const intake_seen_t *self);

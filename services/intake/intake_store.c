@@ -288,14 +288,13 @@ static uint64_t intake_word(const unsigned char *p, size_t n)
     return w;
 }
 
-
 /* Folds `size` bytes into the two lanes, a word at a time. */
 static void intake_fingerprint_part(uint64_t lane[2], const void *data,
                                     size_t size)
 {
     const unsigned char *p = data;
-    lane[0] ^= intake_fmix(size + 0x9e3779b97f4a7c15ull);
-    lane[1] ^= intake_fmix(size ^ 0x243f6a8885a308d3ull);
+    lane[0] ^= intake_seen_fmix(size + 0x9e3779b97f4a7c15ull);
+    lane[1] ^= intake_seen_fmix(size ^ 0x243f6a8885a308d3ull);
     while (size > 0) {
         size_t n = size < 8 ? size : 8;
         uint64_t w = intake_word(p, n);
@@ -316,8 +315,8 @@ void intake_fingerprint(const void *a, size_t a_size, const void *b,
     uint64_t lane[2] = {0x6a09e667f3bcc908ull, 0xbb67ae8584caa73bull};
     intake_fingerprint_part(lane, a, a_size);
     intake_fingerprint_part(lane, b, b_size);
-    uint64_t h[2] = {intake_fmix(lane[0] + lane[1]),
-                     intake_fmix(lane[1] ^ (lane[0] >> 7))};
+    uint64_t h[2] = {intake_seen_fmix(lane[0] + lane[1]),
+                     intake_seen_fmix(lane[1] ^ (lane[0] >> 7))};
     size_t at = strlen(INTAKE_FINGERPRINT_PREFIX);
     memcpy(hex, INTAKE_FINGERPRINT_PREFIX, at);
     for (int i = 0; i < 2; i++)
