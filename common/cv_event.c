@@ -252,6 +252,19 @@ int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
                                out_size);
 }
 
+void cv_event_lend_field(ProtobufCMessage *msg,
+                         ProtobufCMessageUnknownField *slot, uint32_t tag,
+                         const uint8_t *bytes, size_t size)
+{
+    slot->tag = tag;
+    slot->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    slot->len = size;
+    /* protobuf-c's field is not const; pack only reads it */
+    slot->data = (uint8_t *)bytes;
+    msg->n_unknown_fields = 1;
+    msg->unknown_fields = slot;
+}
+
 /* ------------------------------------------------------------------ */
 /* the unpacking arena                                                 */
 

@@ -71,6 +71,19 @@ int cv_event_field_span(const uint8_t *msg, size_t size, uint32_t field,
 int cv_event_field_bytes(const uint8_t *msg, size_t size, uint32_t field,
                          const uint8_t **out, size_t *out_size);
 
+/* Makes `msg` carry `bytes` (a length prefix and the value, as
+ * cv_event_field_span gives for CV_EVENT_SPAN_LENGTH) as its one unknown
+ * field: length-delimited field number `tag`, described in `slot`.
+ * protobuf-c packs unknown fields as they are, after the known ones, so a
+ * nested message that arrived packed is lent instead of packed again.
+ * The caller clears the known member for `tag` itself (or it is written
+ * twice), and owns `slot` and `bytes`: both must live, unchanged, until
+ * `msg` is packed; nothing is copied and `msg` must not be freed with
+ * protobuf-c's free_unpacked. Replaces any unknown fields `msg` had. */
+void cv_event_lend_field(ProtobufCMessage *msg,
+                         ProtobufCMessageUnknownField *slot, uint32_t tag,
+                         const uint8_t *bytes, size_t size);
+
 /* "lead_received", "lead_scored", ... ; "unknown" for anything else. */
 const char *cv_event_type_name(Conveyor__EventType type);
 

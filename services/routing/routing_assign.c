@@ -185,14 +185,10 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
     ProtobufCMessageUnknownField raw_score;
     if (join->role == NULL && join->task_kind == NULL &&
         join->arrived != NULL && join->arrived->score != NULL) {
-        raw_score.tag = 8; /* LeadAssigned.score */
-        raw_score.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-        raw_score.len = join->arrived->score_size;
-        /* only read by pack */
-        raw_score.data = (uint8_t *)join->arrived->score;
-        assigned.score = NULL;
-        assigned.base.n_unknown_fields = 1;
-        assigned.base.unknown_fields = &raw_score;
+        assigned.score = NULL; /* else packed as well */
+        cv_event_lend_field(&assigned.base, &raw_score,
+                            8 /* LeadAssigned.score */, join->arrived->score,
+                            join->arrived->score_size);
     }
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
     env.body_case = CONVEYOR__ENVELOPE__BODY_LEAD_ASSIGNED;

@@ -535,7 +535,8 @@ static void test_field_span_of_a_lead_scored(void **state)
 /* Packs a LeadAssigned for `lead_scored` in an envelope, as routing sends
  * it, with the score either packed from the unpacked copy or lent as the
  * bytes it arrived in (`lent`, protobuf-c's unknown-field form, NULL:
- * packed). The caller frees the result. */
+ * packed) through cv_event_lend_field, the call routing makes. The caller
+ * frees the result. */
 static uint8_t *pack_assigned(const Conveyor__LeadScored *lead_scored,
                               const char *role, const uint8_t *lent,
                               size_t lent_size, size_t *size)
@@ -558,13 +559,9 @@ static uint8_t *pack_assigned(const Conveyor__LeadScored *lead_scored,
     assigned.role = (char *)role;
     ProtobufCMessageUnknownField raw = {0};
     if (lent != NULL) {
-        raw.tag = 8;
-        raw.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-        raw.len = lent_size;
-        raw.data = (uint8_t *)lent;
+        /* as routing_emit_assigned does */
         assigned.score = NULL;
-        assigned.base.n_unknown_fields = 1;
-        assigned.base.unknown_fields = &raw;
+        cv_event_lend_field(&assigned.base, &raw, 8, lent, lent_size);
     }
     Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
     env.version = 1;
