@@ -6,22 +6,23 @@
  * generic webhook (JSON signed with HMAC-SHA256). A request without any
  * target is delivered to the console inbox on arrival.
  *
- * Each delivery is a row of notifier_deliveries, keyed by (notification id,
- * channel), written in the bus's transaction; the event is acknowledged
- * when that commits. Deliveries then happen on one delivery thread
- * (notifier_pool) that drives every attempt in flight through one curl
- * multi handle (notifier_send). Results come back to the bus thread
- * through an eventfd
- * source, many per transaction (notifier_pool collects them for up to
- * NOTIFIER_RESULT_LINGER_MS), where they are written to the database and
- * become NotificationDelivered (to the console), another attempt after a
- * backoff or a Retry-After (notifier_retry, notifier_schedule), or, after
- * notify_max_attempts or a permanent refusal, a dead letter:
- * NotificationFailed to the console. NotificationResend from the console
- * makes a dead letter pending again with its attempts starting afresh.
- * Every attempt of a delivery carries the notification id as its
- * Idempotency-Key; per-destination token buckets (notifier_limits) space
- * the attempts out.
+ * Each delivery is a row of notifier_deliveries (what it sends, written
+ * once) and a row of notifier_states (where it stands: pending, delivered
+ * or dead, its attempts and last error), both keyed by (notification id,
+ * channel) and written in the bus's transaction; the event is
+ * acknowledged when that commits. Deliveries then happen on one delivery
+ * thread (notifier_pool) that drives every attempt in flight through one
+ * curl multi handle (notifier_send). Results come back to the bus thread
+ * through an eventfd source, many per transaction (notifier_pool collects
+ * them for up to NOTIFIER_RESULT_LINGER_MS), where they are written to the
+ * database and become NotificationDelivered (to the console), another
+ * attempt after a backoff or a Retry-After (notifier_retry,
+ * notifier_schedule), or, after notify_max_attempts or a permanent
+ * refusal, a dead letter: NotificationFailed to the console.
+ * NotificationResend from the console makes a dead letter pending again
+ * with its attempts starting afresh. Every attempt of a delivery carries
+ * the notification id as its Idempotency-Key; per-destination token
+ * buckets (notifier_limits) space the attempts out.
  *
  * Threads: the SQLite connection belongs to the bus thread; the delivery
  * thread touches only the jobs it holds, its curl handles and the pool's

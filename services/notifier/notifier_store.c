@@ -73,7 +73,7 @@ static const char notifier_schema_v2[] =
  * mark rewrites a row of ~60 bytes, on the few pages the newest states
  * share (keys from cv_id_new sort by time). notifier_deliveries keeps
  * what a delivery sends; its v2 state columns (state .. resends) are no
- * longer read (new rows: see notifier_sql_insert). */
+ * longer read (v4 drops them). */
 static const char notifier_schema_v3[] =
     "CREATE TABLE notifier_states ("
     "  notification_id TEXT NOT NULL,"
@@ -98,20 +98,35 @@ static const char notifier_schema_v3[] =
     "CREATE INDEX notifier_states_pending ON notifier_states"
     "  (next_attempt_at) WHERE state = 'pending';";
 
+/* v4: notifier_deliveries loses v2's state columns, unread since v3,
+ * which new rows filled with a constant 'pending' (a delivered row said
+ * "pending"). created_at stays: a pending job with no next_attempt_at is
+ * due then. None of these columns is in an index (v3 dropped
+ * notifier_deliveries_pending; the key is (notification_id, channel)),
+ * a constraint or a view, so DROP COLUMN (SQLite 3.35+) can drop each. */
+static const char notifier_schema_v4[] =
+    "ALTER TABLE notifier_deliveries DROP COLUMN state;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN attempts;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN next_attempt_at;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN last_status;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN last_error;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN delivered_at;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN failed_at;"
+    "ALTER TABLE notifier_deliveries DROP COLUMN resends;";
+
 const char *const notifier_migrations[] = {
-    notifier_schema_v1, notifier_schema_v2, notifier_schema_v3};
+    notifier_schema_v1, notifier_schema_v2, notifier_schema_v3,
+    notifier_schema_v4};
 const size_t notifier_migration_count =
     sizeof(notifier_migrations) / sizeof(notifier_migrations[0]);
 
-/* What a delivery sends, written once. Where it stands is in
- * notifier_states (v3); of v2's state columns, no longer read, only
- * `state` (NOT NULL, no default) is written, as a constant; attempts,
- * next_attempt_at and delivered_at keep their defaults (0, NULL). */
+/* What a delivery sends, written once; where it stands is in
+ * notifier_states (notifier_sql_insert_state). */
 static const char notifier_sql_insert[] =
     "INSERT OR IGNORE INTO notifier_deliveries (notification_id, channel, "
-    "destination, lead_id, staff_id, subject, text, body, trace_id, state, "
+    "destination, lead_id, staff_id, subject, text, body, trace_id, "
     "created_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /* The state row of a delivery just stored (v3). */
 static const char notifier_sql_insert_state[] =
@@ -364,23 +379,29 @@ int notifier_store_load_pending(cv_store_t *store, notifier_job_t **list_p,
 int notifier_store_resend(cv_store_t *store, const char *notification_id,
                           int64_t now, notifier_job_t **list_p, size_t *count)
 {
+    int rc = -1;
     *list_p = NULL;
     *count = 0;
     sqlite3_stmt *stmt = cv_store_prepare(store, notifier_sql_dead_letters);
     if (stmt == NULL)
-        return -1;
+        goto out;
     cv_store_bind_text(stmt, 1, notification_id);
     sqlite3_bind_int64(stmt, 2, now);
     if (notifier_store_collect(store, stmt, list_p, count) != 0)
-        return -1;
+        goto out;
     stmt = cv_store_prepare(store, notifier_sql_revive);
-    if (stmt != NULL) {
-        cv_store_bind_text(stmt, 1, notification_id);
-        sqlite3_bind_int64(stmt, 2, now);
-        if (cv_store_step_done(stmt) == 0)
-            return 0;
+    if (stmt == NULL)
+        goto out;
+    cv_store_bind_text(stmt, 1, notification_id);
+    sqlite3_bind_int64(stmt, 2, now);
+    if (cv_store_step_done(stmt) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0) {
+        /* no jobs for dead letters that are still dead */
+        notifier_job_list_destroy(list_p);
+        *count = 0;
     }
-    notifier_job_list_destroy(list_p);
-    *count = 0;
-    return -1;
+    return rc;
 }
