@@ -10,7 +10,10 @@ neighbours come and go weighs on both alike; each is tools/bench/bench.sh
 without the import and the timers (BENCH_DURATION, BENCH_SATURATE and
 BENCH_RATE are honoured, default 20 s, 5 s and 2,000 leads/s). Prints a
 line per run and the medians of each arm: single runs on a shared machine
-differ by 2x and more, medians of alternated runs much less.
+differ by 2x and more, medians of alternated runs much less. "p50"/"p99"
+are from the 202 to the notification, "from send p99" from the scheduled
+send; "machine sync p99" is the probe's fdatasync alone before the run (the
+disk's mood: a run whose probe was slow was measured on a slow disk).
 
 Both arms run the current tools/bench/bench.sh, so an older build needs a
 conveyor-bench that knows its options (build it from the old commit with
@@ -50,6 +53,7 @@ def run(build, settings):
                          stderr=subprocess.STDOUT, text=True).stdout
     reports = [json.loads(line) for line in out.splitlines()
                if line.startswith('{"mode":')]
+    probes = [r for r in reports if r["mode"] == "probe"]
     rates = [r for r in reports if r["mode"] == "rate"]
     saturated = [r for r in reports if r["mode"] == "saturate"]
     if len(rates) < 2:
@@ -59,19 +63,23 @@ def run(build, settings):
     return {
         "warm_p50": warm["p50_ms"], "warm_p99": warm["p99_ms"],
         "p50": fixed["p50_ms"], "p99": fixed["p99_ms"],
-        "ack_p99": fixed["ack_p99_ms"], "cpu": fixed["cpu_ms_per_lead"],
+        "ack_p99": fixed["ack_p99_ms"],
+        "send_p99": fixed["from_send_p99_ms"],
+        "cpu": fixed["cpu_ms_per_lead"],
         "sat": saturated[-1]["leads_per_s"] if saturated else 0.0,
+        "sync_p99": probes[-1]["fdatasync_p99_ms"] if probes else 0.0,
     }
 
 
 COLUMNS = [("warm_p50", "warm-up p50"), ("warm_p99", "p99"),
            ("p50", "fixed p50"), ("p99", "p99"), ("ack_p99", "ack p99"),
-           ("cpu", "cpu ms/lead"), ("sat", "saturation/s")]
+           ("send_p99", "from send p99"), ("cpu", "cpu ms/lead"),
+           ("sat", "saturation/s"), ("sync_p99", "machine sync p99")]
 
 
 def line(label, figures, width):
     return "%-*s " % (width, label) + "  ".join(
-        "%s %.2f" % (title, figures[key]) if key == "cpu" else
+        "%s %.2f" % (title, figures[key]) if key in ("cpu", "sync_p99") else
         "%s %.0f" % (title, figures[key]) if key == "sat" else
         "%s %.1f" % (title, figures[key]) for key, title in COLUMNS)
 

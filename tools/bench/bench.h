@@ -2,14 +2,17 @@
  *
  * A load generator posts leads to intake over keep-alive connections; a
  * sink receives the webhook notifications that the notifier sends to the
- * staff the leads were routed to. The time from a lead's scheduled send to
- * the first notification naming it is its end-to-end latency. Both halves
- * live in one process and read the same monotonic clock.
+ * staff the leads were routed to. The time from intake's 202 for a lead to
+ * the first notification naming it is its end-to-end latency (and from its
+ * scheduled send, the 202's wait included, a stricter figure beside it).
+ * Both halves live in one process and read the same monotonic clock.
  *
  *   bench_table: lead id -> request and first arrival, shared by both
  *   bench_sink:  the HTTP server that receives notifications
  *   bench_load:  the open-loop (fixed rate) or closed-loop generator
- *   bench_stats: percentiles and the resident memory of the services */
+ *   bench_stats: percentiles, the resident memory of the services, and
+ *                the CPU time the host took (steal)
+ *   bench_probe: how fast the machine syncs and wakes, alone */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -152,6 +155,37 @@ double bench_rss_cpu_s(const bench_rss_t *rss, size_t i);
  * 0 when `count` is 0. */
 int64_t bench_quantile(int64_t *values, size_t count, double q);
 
+/* --- the machine: what the host leaves the conveyor --- */
+typedef struct {
+    unsigned long long total;  /* jiffies of all CPUs, steal included */
+    unsigned long long steal;  /* of those, run by the host for others */
+} bench_cpu_times_t;
+
+/* Reads the "cpu" line of /proc/stat. 0, or -1 when it cannot. */
+int bench_cpu_times(bench_cpu_times_t *out);
+/* Percent of the CPUs' time between two readings the host took away
+ * (steal); -1 when nothing was counted between them. */
+double bench_steal_pct(const bench_cpu_times_t *from,
+                       const bench_cpu_times_t *to);
+
+/* --- bench_probe: how fast this machine syncs and wakes, alone ---
+ *
+ * Every stage commits with fdatasync and is woken by the kernel; a lead's
+ * way holds about five of each in a row, so their tail on this machine is
+ * a floor under the conveyor's. The probe measures both without the
+ * conveyor: it overwrites a 4 KiB block of a file and syncs it (as a WAL
+ * commit does), then sleeps 1 ms and notes how late it woke, in a loop. */
+typedef struct {
+    size_t samples;          /* syncs (and sleeps) timed */
+    int64_t sync_us[4];      /* fdatasync: p50, p99, p99.9, max */
+    int64_t late_us[4];      /* a 1 ms sleep woke this late: the same */
+} bench_probe_result_t;
+
+/* Probes for `seconds` with a scratch file in `dir` (removed after).
+ * Returns 0, or -1 after printing why. */
+int bench_probe_run(const char *dir, double seconds,
+                    bench_probe_result_t *out);
+
 /* --- bench_load: the generator --- */
 typedef struct {
     char host[256];        /* intake host (numeric or name) */
@@ -193,6 +227,9 @@ typedef struct {
                                   than the offered rate, not an error */
     size_t conn_errors;        /* connections broken or refused */
     size_t bad_replies;        /* 202s without a usable lead_id */
+    double steal_pct;          /* share of the CPUs' time the host gave
+                                  to others while it ran (steal), -1 when
+                                  /proc/stat could not be read */
 } bench_load_result_t;
 
 /* Runs the generator to completion; every accepted lead is registered in

@@ -13,6 +13,12 @@
 # fires 100,000 follow-up timers with the scheduler alone, printing the
 # share fired within 1 s of due (tools/bench/timers.sh; BENCH_TIMERS=0
 # skips it).
+# Between the warm-up and the fixed rate, with the conveyor idle, it
+# probes the machine for BENCH_PROBE seconds (default 5, 0 skips): how long
+# fdatasync of a 4 KiB block takes in the data folder and how late a 1 ms
+# sleep wakes (conveyor-bench --probe). A lead's way holds about five of
+# each in a row, so their tail is a floor under the conveyor's; the final
+# line carries them as "machine".
 # After the fixed-rate run, tools/bench/hops.py prints how long each hop
 # took (an event made -> applied by the next stage), stage by stage, and
 # each leg of a lead's way from intake to the webhook.
@@ -251,6 +257,12 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
     ok=1
     exit 0
 fi
+probe_json='{}'
+if [ "${BENCH_PROBE:-5}" != 0 ]; then
+    "$bin/conveyor-bench" --probe "$tmp/data" --duration "${BENCH_PROBE:-5}" |
+        tee "$tmp/probe.out"
+    probe_json=$(tail -n 1 "$tmp/probe.out")
+fi
 rate_rc=0
 rate_from=$(date +%s%3N)
 run rate --label "fixed rate" --tag 2 --rate "$RATE" \
@@ -303,8 +315,12 @@ rate["saturation_offered_per_s"] = sat["offered_per_s"]
 rate["saturation_p99_ms"] = sat["p99_ms"]
 rate.update(json.loads(sys.argv[3]))
 rate.update(json.loads(sys.argv[4]))
+machine = json.loads(sys.argv[5])
+machine.pop("mode", None)
+if machine:
+    rate["machine"] = machine
 print(json.dumps(rate, separators=(",", ":")))
-' "$rate_json" "$sat_json" "$import_json" "$timers_json"
+' "$rate_json" "$sat_json" "$import_json" "$timers_json" "$probe_json"
 
 if [ "$rate_rc" -ne 0 ]; then
     exit 1

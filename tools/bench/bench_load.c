@@ -870,10 +870,14 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     int64_t next_rss;
     int64_t send_end;
     int64_t give_up;
+    bench_cpu_times_t cpu_from;
+    bench_cpu_times_t cpu_to;
+    bool cpu_ok;
     int rc = -1;
 
     memset(&self, 0, sizeof(self));
     memset(result, 0, sizeof(*result));
+    result->steal_pct = -1;
     self.opt = options;
     self.verify = bench_verify();
     load_parts_make(&self.parts, options);
@@ -915,6 +919,7 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.timerfd, &ev);
 
     load_warm_connections(&self);
+    cpu_ok = bench_cpu_times(&cpu_from) == 0;
     result->t0_us = cv_clock_monotonic_us();
     send_end = result->t0_us + (int64_t)(options->duration_s * 1e6);
     give_up = send_end + (int64_t)(options->drain_s * 1e6);
@@ -974,6 +979,9 @@ int bench_load_run(const bench_load_options_t *options, bench_table_t *table,
     }
     if (result->send_end_us == 0)
         result->send_end_us = cv_clock_monotonic_us();
+    result->steal_pct = cpu_ok && bench_cpu_times(&cpu_to) == 0
+                            ? bench_steal_pct(&cpu_from, &cpu_to)
+                            : -1;
     if (self.verify)
         fprintf(stderr, "conveyor-bench: verify: %zu requests and replies "
                 "checked both ways, %zu differences\n", result->issued,

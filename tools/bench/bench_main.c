@@ -3,6 +3,7 @@
  *   conveyor-bench --key KEY [--intake HOST:PORT] [--sink-port P]
  *                  (--rate R | --saturate) --duration S [options]
  *   conveyor-bench --sink-only [--sink-port P]
+ *   conveyor-bench --probe DIR --duration S
  *
  * Prints human-readable lines, then one JSON line with the figures (see
  * print_report). Exit status: 0 when every accepted lead was notified,
@@ -39,11 +40,17 @@ typedef struct {
     bench_rss_t rss;            /* services whose memory is reported */
     const char *receipts;       /* --receipts: where each lead's times go,
                                    NULL for nowhere */
+    const char *probe_dir;      /* --probe: time syncs in this folder and
+                                   wake-ups instead of a run */
 } main_options_t;
 
 typedef struct {
-    int64_t *e2e;               /* end-to-end latencies, µs */
-    size_t e2e_count;           /* entries in e2e */
+    int64_t *e2e;               /* end-to-end latencies, µs: from the 202
+                                   to the first notification (the span
+                                   the issue names) */
+    int64_t *from_send;         /* the same leads from their scheduled
+                                   send: the 202's own wait included */
+    size_t e2e_count;           /* entries in e2e and from_send */
     int64_t *ack;               /* 202 latencies from the scheduled time */
     size_t ack_count;           /* entries in ack */
     int64_t *service;           /* 202 latencies from the actual send */
@@ -70,6 +77,7 @@ static void usage(FILE *out)
         "--duration S [options]\n"
         "       conveyor-bench --sink-only [--sink-port P]\n"
         "       conveyor-bench --self-check\n"
+        "       conveyor-bench --probe DIR --duration S\n"
         "  --intake HOST:PORT   intake address (default 127.0.0.1:8080)\n"
         "  --key KEY            intake API key (or CONVEYOR_BENCH_KEY)\n"
         "  --rate R             open loop: R leads per second\n"
@@ -86,6 +94,9 @@ static void usage(FILE *out)
         "  --receipts FILE      write one line per notified lead: its id and\n"
         "                       when it was sent, accepted and notified\n"
         "                       (Unix ms), for tools/bench/hops.py\n"
+        "  --probe DIR          time fdatasync of a 4 KiB block in DIR and\n"
+        "                       how late a 1 ms sleep wakes, for S seconds,\n"
+        "                       with nothing else of the bench running\n"
         "  --self-check         check that the bench reads replies and\n"
         "                       notifications as jansson would, and writes\n"
         "                       requests as printf would; exit 0 if so\n");
@@ -158,6 +169,7 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
         {"pid", required_argument, NULL, 'P'},
         {"label", required_argument, NULL, 'l'},
         {"receipts", required_argument, NULL, 'R'},
+        {"probe", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -228,6 +240,9 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
         case 'R':
             opt->receipts = optarg;
             break;
+        case 'D':
+            opt->probe_dir = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -243,6 +258,13 @@ static int parse_args(int argc, char **argv, main_options_t *opt)
     }
     if (opt->sink_only || opt->self_check)
         return 0;
+    if (opt->probe_dir != NULL) {
+        if (!opt->have_duration) {
+            fprintf(stderr, "conveyor-bench: --probe needs --duration\n");
+            return -1;
+        }
+        return 0;
+    }
     if (opt->load.key == NULL)
         opt->load.key = getenv("CONVEYOR_BENCH_KEY");
     if (opt->load.key == NULL || opt->load.key[0] == '\0' ||
@@ -261,6 +283,16 @@ bad:
     fprintf(stderr, "conveyor-bench: bad value '%s' for '%s'\n", optarg,
             argv[optind - 1]);
     return -1;
+}
+
+static double ms(int64_t us)
+{
+    return round((double)us / 10.0) / 100.0;
+}
+
+static double round1(double v)
+{
+    return round(v * 10.0) / 10.0;
 }
 
 /* Runs the sink alone until SIGINT/SIGTERM, printing its counts. */
@@ -294,6 +326,42 @@ out:
     bench_sink_destroy(&sink);
     bench_table_destroy(&table);
     return rc;
+}
+
+/* The machine probe alone: a human line, then one JSON line. */
+static int run_probe(const main_options_t *opt)
+{
+    bench_probe_result_t res;
+    json_t *json;
+    char *line;
+
+    if (bench_probe_run(opt->probe_dir, opt->load.duration_s, &res) != 0)
+        return 1;
+    printf("machine: %zu syncs of 4 KiB alone: fdatasync p50 %.2f  p99 %.2f"
+           "  p99.9 %.2f  max %.2f ms; a 1 ms sleep woke late by p50 %.2f  "
+           "p99 %.2f  p99.9 %.2f  max %.2f ms\n", res.samples,
+           ms(res.sync_us[0]), ms(res.sync_us[1]), ms(res.sync_us[2]),
+           ms(res.sync_us[3]), ms(res.late_us[0]), ms(res.late_us[1]),
+           ms(res.late_us[2]), ms(res.late_us[3]));
+    json = json_pack(
+        "{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "mode",
+        "probe", "samples", (json_int_t)res.samples, "fdatasync_p50_ms",
+        ms(res.sync_us[0]), "fdatasync_p99_ms", ms(res.sync_us[1]),
+        "fdatasync_p999_ms", ms(res.sync_us[2]), "fdatasync_max_ms",
+        ms(res.sync_us[3]), "wake_late_p50_ms", ms(res.late_us[0]),
+        "wake_late_p99_ms", ms(res.late_us[1]), "wake_late_p999_ms",
+        ms(res.late_us[2]), "wake_late_max_ms", ms(res.late_us[3]));
+    line = json == NULL ? NULL
+        : json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                               JSON_REAL_PRECISION(10));
+    json_decref(json);
+    if (line == NULL) {
+        fprintf(stderr, "conveyor-bench: cannot format the report\n");
+        return 1;
+    }
+    printf("%s\n", line);
+    free(line);
+    return 0;
 }
 
 /* Waits, bounded by wait_s, until every accepted lead was notified. */
@@ -345,9 +413,11 @@ static int collect(const bench_load_result_t *res, bench_table_t *table,
 
     memset(fig, 0, sizeof(*fig));
     fig->e2e = calloc(res->issued + 1, sizeof(*fig->e2e));
+    fig->from_send = calloc(res->issued + 1, sizeof(*fig->from_send));
     fig->ack = calloc(res->issued + 1, sizeof(*fig->ack));
     fig->service = calloc(res->issued + 1, sizeof(*fig->service));
-    if (fig->e2e == NULL || fig->ack == NULL || fig->service == NULL)
+    if (fig->e2e == NULL || fig->from_send == NULL || fig->ack == NULL ||
+        fig->service == NULL)
         return -1;
     for (size_t i = 0; i < res->issued; i++) {
         const bench_request_t *req = &res->requests[i];
@@ -374,7 +444,9 @@ static int collect(const bench_load_result_t *res, bench_table_t *table,
             fig->missing++;
             continue;
         }
-        fig->e2e[fig->e2e_count++] =
+        fig->e2e[fig->e2e_count] =
+            arrival > req->ack_us ? arrival - req->ack_us : 0;
+        fig->from_send[fig->e2e_count++] =
             arrival > req->sched_us ? arrival - req->sched_us : 0;
         if (receipts != NULL)
             fprintf(receipts, "%s %" PRId64 " %" PRId64 " %" PRId64 "\n",
@@ -392,18 +464,9 @@ static int collect(const bench_load_result_t *res, bench_table_t *table,
 static void figures_free(main_figures_t *fig)
 {
     free(fig->e2e);
+    free(fig->from_send);
     free(fig->ack);
     free(fig->service);
-}
-
-static double ms(int64_t us)
-{
-    return round((double)us / 10.0) / 100.0;
-}
-
-static double round1(double v)
-{
-    return round(v * 10.0) / 10.0;
 }
 
 /* Human lines, then the one JSON line. Returns the exit status. */
@@ -422,7 +485,7 @@ static int print_report(const main_options_t *opt,
     double leads_per_s = run_s > 0 ? (double)fig->e2e_count / run_s : 0;
     size_t errors = 0;
     int64_t p50, p90, p99, p999, pmax;
-    int64_t a50, a99, a999, s50, s99;
+    int64_t a50, a99, a999, s50, s99, f50, f99;
     json_t *json;
     json_t *rss;
     double cpu_total = 0;
@@ -440,6 +503,8 @@ static int print_report(const main_options_t *opt,
     p99 = bench_quantile(fig->e2e, fig->e2e_count, 0.99);
     p999 = bench_quantile(fig->e2e, fig->e2e_count, 0.999);
     pmax = bench_quantile(fig->e2e, fig->e2e_count, 1.0);
+    f50 = bench_quantile(fig->from_send, fig->e2e_count, 0.50);
+    f99 = bench_quantile(fig->from_send, fig->e2e_count, 0.99);
 
     printf("  sent        %zu requests in %.1f s (%.1f/s): %zu accepted, "
            "%zu merged, %zu other replies, %zu without a reply, "
@@ -464,7 +529,13 @@ static int print_report(const main_options_t *opt,
            "scheduled time; service time p50 %.2f  p99 %.2f ms\n",
            ms(a50), ms(a99), ms(a999), ms(s50), ms(s99));
     printf("  end to end  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  "
-           "max %.2f ms\n", ms(p50), ms(p90), ms(p99), ms(p999), ms(pmax));
+           "max %.2f ms from the 202 to the notification\n", ms(p50),
+           ms(p90), ms(p99), ms(p999), ms(pmax));
+    printf("  from send   p50 %.2f  p99 %.2f ms from the scheduled send "
+           "(the 202's wait included)\n", ms(f50), ms(f99));
+    if (res->steal_pct >= 0)
+        printf("  machine     %.1f%% of the CPUs' time was taken by the "
+               "host (steal) during the run\n", res->steal_pct);
     printf("  notified    %zu of %zu (%zu missing) over %.1f s = %.1f "
            "leads/s; %zu during sending; %zu repeats, %zu from older runs, "
            "%zu unnamed\n",
@@ -495,14 +566,15 @@ static int print_report(const main_options_t *opt,
         json_object_set_new(rss, opt->rss.procs[i].name,
                             json_real(round1(opt->rss.procs[i].peak_mb)));
     json = json_pack(
-        "{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
-        " s:I, s:I, s:I, s:I, s:I, s:o, s:f}",
+        "{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
+        " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:f, s:f}",
         "mode", opt->load.saturate ? "saturate" : "rate",
         "offered_per_s", round1(offered),
         "leads_per_s", round1(leads_per_s),
         "p50_ms", ms(p50), "p90_ms", ms(p90), "p99_ms", ms(p99),
         "p999_ms", ms(p999), "max_ms", ms(pmax),
         "ack_p50_ms", ms(a50), "ack_p99_ms", ms(a99),
+        "from_send_p50_ms", ms(f50), "from_send_p99_ms", ms(f99),
         "duration_s", round1(send_s),
         "sent", (json_int_t)res->issued,
         "accepted", (json_int_t)fig->accepted,
@@ -513,7 +585,8 @@ static int print_report(const main_options_t *opt,
         "errors", (json_int_t)errors,
         "rss_mb", rss,
         "cpu_ms_per_lead", fig->e2e_count > 0
-            ? round1(cpu_total * 1e4 / fig->e2e_count) / 10 : 0.0);
+            ? round1(cpu_total * 1e4 / fig->e2e_count) / 10 : 0.0,
+        "steal_pct", round1(res->steal_pct));
     line = json == NULL ? NULL
         : json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                JSON_REAL_PRECISION(10));
@@ -589,6 +662,8 @@ int main(int argc, char **argv)
     }
     if (opt.sink_only)
         return run_sink_only(&opt);
+    if (opt.probe_dir != NULL)
+        return run_probe(&opt);
     if (opt.label[0] == '\0')
         snprintf(opt.label, sizeof(opt.label), "%s",
                  opt.load.saturate ? "saturation" : "fixed rate");

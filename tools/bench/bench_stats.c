@@ -147,3 +147,33 @@ void bench_rss_sample(bench_rss_t *rss)
             rss->procs[i].peak_mb = mb;
     }
 }
+
+int bench_cpu_times(bench_cpu_times_t *out)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int got;
+
+    if (f == NULL)
+        return -1;
+    /* cpu  user nice system idle iowait irq softirq steal ... */
+    got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                 &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (got != 8)
+        return -1;
+    out->total = 0;
+    for (int i = 0; i < 8; i++)
+        out->total += v[i];
+    out->steal = v[7];
+    return 0;
+}
+
+double bench_steal_pct(const bench_cpu_times_t *from,
+                       const bench_cpu_times_t *to)
+{
+    if (to->total <= from->total || to->steal < from->steal)
+        return -1;
+    return 100.0 * (double)(to->steal - from->steal) /
+           (double)(to->total - from->total);
+}
