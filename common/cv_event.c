@@ -186,7 +186,6 @@ int cv_event_field_span(const uint8_t *msg, size_t size, uint32_t field,
     size_t found_size = 0;
     size_t pos = 0;
     while (pos < size) {
-        size_t tag_at = pos;
         uint64_t key = 0;
         if (wire_varint(msg, size, &pos, &key) != 0)
             return -1;
@@ -217,11 +216,6 @@ int cv_event_field_span(const uint8_t *msg, size_t size, uint32_t field,
                     if (pos - length_at != wire_varint_size(len))
                         return -1;
                     from = length_at;
-                }
-                if (span == CV_EVENT_SPAN_FIELD) {
-                    if (length_at - tag_at != wire_varint_size(key))
-                        return -1;
-                    from = tag_at;
                 }
                 found = msg + from;
                 found_size = pos - from + (size_t)len;

@@ -44,7 +44,6 @@ typedef enum {
     CV_EVENT_SPAN_LENGTH, /* its length prefix and the value: what
                              protobuf-c keeps of an unknown field and
                              writes after the tag when packing it */
-    CV_EVENT_SPAN_FIELD,  /* tag, length prefix and value: the field */
 } cv_event_span_t;
 
 /* The bytes of the one length-delimited field number `field` (a message,
@@ -56,13 +55,13 @@ typedef enum {
  * unknown field, instead of packing the unpacked copy again: protobuf-c
  * packs a message the same way alone or nested, so these are the bytes
  * conveyor__..._pack would write for a body a protobuf-c sender packed.
- * A span with the tag or the length prefix is given only when they are
- * the shortest varints, as protobuf-c writes them.
+ * A span with the length prefix is given only when it is the shortest
+ * varint, as protobuf-c writes it.
  * 0 when the field is there exactly once with the length-delimited wire
  * type; -1 when it is missing, repeated (protobuf would merge the copies),
- * of another wire type, its prefix is padded (a span that includes it),
- * or the message is malformed or truncated (nothing outside msg[0..size)
- * is read). */
+ * of another wire type, its length prefix is padded (for
+ * CV_EVENT_SPAN_LENGTH), or the message is malformed or truncated
+ * (nothing outside msg[0..size) is read). */
 int cv_event_field_span(const uint8_t *msg, size_t size, uint32_t field,
                         cv_event_span_t span, const uint8_t **out,
                         size_t *out_size);

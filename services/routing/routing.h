@@ -110,7 +110,7 @@ typedef struct {
 } routing_trace_t;
 
 /* A LeadScored as it arrived on the bus: where its bytes are in the
- * message being handled, found once per event (routing_arrived_find) and
+ * message being handled, found once per event (routing_handler.c) and
  * handed down to what keeps the lead (the leads and rejected tables)
  * and what sends it on (LeadAssigned), which would otherwise pack
  * the unpacked copy again. Points into the bus's inbound message: valid
@@ -224,14 +224,6 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
  * not, -1 on error. */
 int routing_owner(cv_store_t *store, const char *lead_id, char *owner,
                   size_t size);
-
-/* Finds the bytes of `event`, a LeadScored that is the event `bus` is
- * handling, in the message it came in: one scan of the envelope (and of
- * the body for the score) per lead. 0, or -1 when they cannot be used
- * (another event, an envelope the scanner does not take): the lead is
- * packed then. */
-int routing_arrived_find(cv_bus_t *bus, const Conveyor__Envelope *event,
-                         routing_arrived_t *out);
 
 /* `scored` packed as the lead_scored columns keep it: `arrived`'s bytes
  * when it is not NULL (the bytes `scored` arrived in; no packing), else

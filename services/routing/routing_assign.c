@@ -120,36 +120,6 @@ static int store_assignment(cv_store_t *store, const char *lead_id,
     return cv_store_step_done(stmt);
 }
 
-int routing_arrived_find(cv_bus_t *bus, const Conveyor__Envelope *event,
-                         routing_arrived_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    const uint8_t *envelope = NULL;
-    size_t envelope_size = 0;
-    /* the event unpacked from the bytes the bus holds (and const since):
-     * its body's bytes in the envelope are what packing it would write
-     * (protobuf-c packs a message the same alone or nested;
-     * tests/unit/test_event.c), without ~20k instructions of sizing and
-     * packing per lead */
-    if (event->body_case != CONVEYOR__ENVELOPE__BODY_LEAD_SCORED ||
-        cv_bus_current(bus) != event ||
-        cv_bus_current_packed(bus, &envelope, &envelope_size) != 0 ||
-        cv_event_field_bytes(envelope, envelope_size,
-                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
-                             &out->lead_scored, &out->lead_scored_size) != 0)
-        return -1; /* `out` stays empty: cv_event writes only on success */
-    /* the score as protobuf-c keeps an unknown length-delimited field
-     * (length prefix and bytes), for LeadAssigned to lend; not when the
-     * score had fields of its own this build does not know (packing puts
-     * those last, so its bytes could differ) */
-    const Conveyor__Score *score = event->lead_scored->score;
-    if (score != NULL && score->base.n_unknown_fields == 0)
-        cv_event_field_span(out->lead_scored, out->lead_scored_size,
-                            2 /* LeadScored.score */, CV_EVENT_SPAN_LENGTH,
-                            &out->score, &out->score_size);
-    return 0;
-}
-
 int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
                           const routing_member_t *m, const routing_join_t *join,
                           const char *trace)
@@ -179,9 +149,9 @@ int routing_emit_assigned(cv_bus_t *bus, const Conveyor__LeadScored *scored,
      * which it copies as is after the known fields. That is where field 8
      * goes anyway when role (9) and task_kind (10) are unset, as for every
      * owner placed from a LeadScored being handled (join->arrived, found
-     * once per lead by routing_arrived_find), so the bytes are the
-     * same (protobuf-c packs a message the same alone or nested). Any
-     * other case packs the unpacked score as before. */
+     * once per lead by routing_handler.c's arrived_find), so the bytes
+     * are the same (protobuf-c packs a message the same alone or nested).
+     * Any other case packs the unpacked score as before. */
     ProtobufCMessageUnknownField raw_score;
     if (join->role == NULL && join->task_kind == NULL &&
         join->arrived != NULL && join->arrived->score != NULL) {

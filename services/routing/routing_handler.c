@@ -207,6 +207,41 @@ static int offer_open(cv_store_t *store, const char *lead_id)
     return rc < 0 ? -1 : rc == 0 ? 1 : 0;
 }
 
+/* Finds the bytes of `event`, a LeadScored that is the event `bus` is
+ * handling, in the message it came in: one scan of the envelope (and of
+ * the body for the score) per lead. 0, or -1 when they cannot be used
+ * (another event, an envelope the scanner does not take): the lead is
+ * packed then. */
+static int arrived_find(cv_bus_t *bus, const Conveyor__Envelope *event,
+                        routing_arrived_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const uint8_t *envelope = NULL;
+    size_t envelope_size = 0;
+    /* the event unpacked from the bytes the bus holds (and const since):
+     * its body's bytes in the envelope are what packing it would write
+     * (protobuf-c packs a message the same alone or nested;
+     * tests/unit/test_event.c), without ~20k instructions of sizing and
+     * packing per lead */
+    if (event->body_case != CONVEYOR__ENVELOPE__BODY_LEAD_SCORED ||
+        cv_bus_current(bus) != event ||
+        cv_bus_current_packed(bus, &envelope, &envelope_size) != 0 ||
+        cv_event_field_bytes(envelope, envelope_size,
+                             CONVEYOR__ENVELOPE__BODY_LEAD_SCORED,
+                             &out->lead_scored, &out->lead_scored_size) != 0)
+        return -1; /* `out` stays empty: cv_event writes only on success */
+    /* the score as protobuf-c keeps an unknown length-delimited field
+     * (length prefix and bytes), for LeadAssigned to lend; not when the
+     * score had fields of its own this build does not know (packing puts
+     * those last, so its bytes could differ) */
+    const Conveyor__Score *score = event->lead_scored->score;
+    if (score != NULL && score->base.n_unknown_fields == 0)
+        cv_event_field_span(out->lead_scored, out->lead_scored_size,
+                            2 /* LeadScored.score */, CV_EVENT_SPAN_LENGTH,
+                            &out->score, &out->score_size);
+    return 0;
+}
+
 static int on_lead_scored(routing_t *self, cv_bus_t *bus,
                           const Conveyor__Envelope *event)
 {
@@ -224,7 +259,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
      * and LeadAssigned lends its score from them */
     routing_arrived_t found;
     const routing_arrived_t *arrived =
-        routing_arrived_find(bus, event, &found) == 0 ? &found : NULL;
+        arrived_find(bus, event, &found) == 0 ? &found : NULL;
     /* a lead never kept before (the usual one) has no owner, offer or
      * place in pending (routing_lead_insert): none is looked up */
     bool fresh_lead = false;

@@ -1,14 +1,23 @@
 /* test_db_dir: a unit test's own temporary folder with one SQLite file in
  * it, made fresh for each test and removed after it (the file, its WAL,
- * shared-memory and journal files, then the folder). Header-only: each
- * test binary is one .c file linked with libconveyor. */
+ * shared-memory and journal files, then the folder), and a look at what
+ * the file holds. Header-only: each test binary is one .c file linked with
+ * libconveyor. */
 #ifndef TEST_DB_DIR_H
 #define TEST_DB_DIR_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h> /* after the headers it needs */
+
+#include "cv_store.h"
 
 typedef struct {
     char dir[64];   /* the folder, made by mkdtemp */
@@ -63,6 +72,19 @@ static inline int test_db_dir_teardown(void **state)
     test_db_dir_remove(d);
     free(d);
     return 0;
+}
+
+/* The integer in the first column of the one row `sql` gives on `store`
+ * ("SELECT count(*) ...", "PRAGMA user_version"); fails the test when the
+ * statement does not prepare or gives no row. */
+static inline int64_t test_db_query_int(cv_store_t *store, const char *sql)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
+    assert_non_null(stmt);
+    assert_int_equal(cv_store_step_row(stmt), 0);
+    int64_t v = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    return v;
 }
 
 #endif

@@ -83,19 +83,6 @@ static void make_v3_database(const char *path)
     cv_store_destroy(&store);
 }
 
-/* An integer the query's first row holds, or -1 when it has none. */
-static int64_t query_int(cv_store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
-    assert_non_null(stmt);
-    int64_t value = -1;
-    if (cv_store_step_row(stmt) == 0) {
-        value = sqlite3_column_int64(stmt, 0);
-        sqlite3_reset(stmt);
-    }
-    return value;
-}
-
 /* The state column of a delivery's row in notifier_states, into buf. */
 static void state_of(cv_store_t *store, const char *id, char *buf,
                      size_t size)
@@ -131,7 +118,7 @@ static void test_v3_database_migrates(void **state)
     cv_store_t *store =
         cv_store_open(d->path, notifier_migrations, notifier_migration_count);
     assert_non_null(store);
-    assert_int_equal(query_int(store, "PRAGMA user_version"),
+    assert_int_equal(test_db_query_int(store, "PRAGMA user_version"),
                      (int64_t)notifier_migration_count);
 
     /* v2's state columns are gone; what a delivery sends stays */
@@ -150,7 +137,8 @@ static void test_v3_database_migrates(void **state)
             fail_msg("notifier_deliveries lost '%s'", kept[i]);
     }
     assert_int_equal(
-        query_int(store, "SELECT count(*) FROM notifier_deliveries"), 2);
+        test_db_query_int(store, "SELECT count(*) FROM notifier_deliveries"),
+        2);
 
     /* each delivery is where it stood */
     char st[16];
@@ -185,7 +173,8 @@ static void test_v3_database_migrates(void **state)
         cv_store_open(d->path, notifier_migrations, notifier_migration_count);
     assert_non_null(store);
     assert_int_equal(
-        query_int(store, "SELECT count(*) FROM notifier_deliveries"), 2);
+        test_db_query_int(store, "SELECT count(*) FROM notifier_deliveries"),
+        2);
     cv_store_destroy(&store);
 }
 
@@ -256,8 +245,9 @@ static void test_store_fail_and_resend_after_migration(void **state)
     state_of(store, job->notification_id, st, sizeof(st));
     assert_string_equal(st, "pending");
     assert_int_equal(
-        query_int(store, "SELECT resends FROM notifier_states WHERE "
-                         "notification_id = '01HQZX5C2D3E4F5G6H7J8K9M0N'"),
+        test_db_query_int(store,
+                          "SELECT resends FROM notifier_states WHERE "
+                          "notification_id = '01HQZX5C2D3E4F5G6H7J8K9M0N'"),
         1);
 
     /* a resend of a notification with no dead letters sends nothing */

@@ -104,16 +104,6 @@ static void expect_lead(cv_store_t *store, int n, const char *tag)
     sqlite3_reset(stmt);
 }
 
-static int64_t query_int(cv_store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
-    assert_non_null(stmt);
-    assert_int_equal(cv_store_step_row(stmt), 0);
-    int64_t v = sqlite3_column_int64(stmt, 0);
-    sqlite3_reset(stmt);
-    return v;
-}
-
 static void expect_intact(cv_store_t *store)
 {
     sqlite3_stmt *stmt = cv_store_prepare(store, "PRAGMA integrity_check");
@@ -174,11 +164,11 @@ static void test_commits_skip_the_truncate(void **state)
      * page above that size is in the cache */
     assert_true(skipped1 - skipped0 >= LEADS);
     assert_true(forwarded1 - forwarded0 <= LEADS / 100);
-    assert_true(query_int(store, "PRAGMA page_count") > 200);
+    assert_true(test_db_query_int(store, "PRAGMA page_count") > 200);
 
     expect_intact(store);
-    assert_int_equal(query_int(store, "SELECT count(*) FROM contact_keys"),
-                     LEADS);
+    assert_int_equal(
+        test_db_query_int(store, "SELECT count(*) FROM contact_keys"), LEADS);
     for (int n = 1; n <= LEADS; n++)
         expect_lead(store, n, "new");
     cv_store_destroy(&store);
@@ -200,20 +190,21 @@ static void test_rolled_back_growth_is_discarded(void **state)
     fixture_t *f = *state;
     cv_store_t *store = open_store(f);
     add_leads_one_commit_each(store, 1, 500, "kept");
-    int64_t pages = query_int(store, "PRAGMA page_count");
+    int64_t pages = test_db_query_int(store, "PRAGMA page_count");
 
     uint64_t forwarded0, forwarded1;
     cv_pcache_stats(NULL, &forwarded0);
     assert_int_equal(cv_store_begin(store), 0);
     for (int n = 501; n <= 2500; n++)
         add_lead(store, n, "draft");
-    assert_true(query_int(store, "PRAGMA page_count") > pages + 100);
+    assert_true(test_db_query_int(store, "PRAGMA page_count") > pages + 100);
     assert_int_equal(cv_store_rollback(store), 0);
     cv_pcache_stats(NULL, &forwarded1);
     assert_true(forwarded1 > forwarded0);
 
-    assert_int_equal(query_int(store, "PRAGMA page_count"), pages);
-    assert_int_equal(query_int(store, "SELECT count(*) FROM leads"), 500);
+    assert_int_equal(test_db_query_int(store, "PRAGMA page_count"), pages);
+    assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM leads"),
+                     500);
     expect_intact(store);
 
     /* the same page numbers again, other contents */
@@ -223,7 +214,7 @@ static void test_rolled_back_growth_is_discarded(void **state)
         expect_lead(store, n, "kept");
     for (int n = 501; n <= 2500; n++)
         expect_lead(store, n, "final");
-    assert_int_equal(query_int(store, "SELECT count(*) FROM leads"
+    assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM leads"
                                       " WHERE name LIKE '%draft'"),
                      0);
     cv_store_destroy(&store);
@@ -242,18 +233,18 @@ static void test_savepoint_growth_is_discarded_at_commit(void **state)
     cv_pcache_stats(NULL, &forwarded0);
     assert_int_equal(cv_store_begin(store), 0);
     add_lead(store, 301, "kept");
-    int64_t pages = query_int(store, "PRAGMA page_count");
+    int64_t pages = test_db_query_int(store, "PRAGMA page_count");
     assert_int_equal(cv_store_exec(store, "SAVEPOINT import"), 0);
     for (int n = 302; n <= 2000; n++)
         add_lead(store, n, "draft");
-    assert_true(query_int(store, "PRAGMA page_count") > pages + 100);
+    assert_true(test_db_query_int(store, "PRAGMA page_count") > pages + 100);
     assert_int_equal(cv_store_exec(store, "ROLLBACK TO import;"
                                           "RELEASE import"),
                      0);
     assert_int_equal(cv_store_commit(store), 0);
     cv_pcache_stats(NULL, &forwarded1);
     assert_true(forwarded1 > forwarded0);
-    assert_int_equal(query_int(store, "PRAGMA page_count"), pages);
+    assert_int_equal(test_db_query_int(store, "PRAGMA page_count"), pages);
     expect_intact(store);
 
     /* grow into those page numbers again, a lead per commit */

@@ -34,16 +34,6 @@ static const char *const migrations[] = {
     "INSERT INTO log VALUES ('migration 2');",
 };
 
-static int64_t query_int(cv_store_t *store, const char *sql)
-{
-    sqlite3_stmt *stmt = cv_store_prepare(store, sql);
-    assert_non_null(stmt);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(stmt, 0);
-    sqlite3_reset(stmt);
-    return v;
-}
-
 static void query_text(cv_store_t *store, const char *sql, char *buf,
                        size_t size)
 {
@@ -72,9 +62,10 @@ static void test_opens_durably(void **state)
     char mode[16];
     query_text(store, "PRAGMA journal_mode", mode, sizeof(mode));
     assert_string_equal(mode, "wal");
-    assert_int_equal(query_int(store, "PRAGMA synchronous"), 2); /* FULL */
-    assert_int_equal(query_int(store, "PRAGMA foreign_keys"), 1);
-    assert_int_equal(query_int(store, "PRAGMA busy_timeout"), 10000);
+    /* 2: FULL */
+    assert_int_equal(test_db_query_int(store, "PRAGMA synchronous"), 2);
+    assert_int_equal(test_db_query_int(store, "PRAGMA foreign_keys"), 1);
+    assert_int_equal(test_db_query_int(store, "PRAGMA busy_timeout"), 10000);
     assert_string_equal(cv_store_path(store), f->path);
     assert_non_null(cv_store_db(store));
     cv_store_destroy(&store);
@@ -88,15 +79,16 @@ static void test_migration_applies_once(void **state)
     fixture_t *f = *state;
     cv_store_t *store = cv_store_open(f->path, migrations, 1);
     assert_non_null(store);
-    assert_int_equal(query_int(store, "PRAGMA user_version"), 1);
+    assert_int_equal(test_db_query_int(store, "PRAGMA user_version"), 1);
     cv_store_destroy(&store);
 
     /* a newer build adds the second migration; the first is not re-run */
     for (int round = 0; round < 3; round++) {
         store = cv_store_open(f->path, migrations, 2);
         assert_non_null(store);
-        assert_int_equal(query_int(store, "PRAGMA user_version"), 2);
-        assert_int_equal(query_int(store, "SELECT count(*) FROM log"), 2);
+        assert_int_equal(test_db_query_int(store, "PRAGMA user_version"), 2);
+        assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM log"),
+                         2);
         cv_store_destroy(&store);
     }
 }
@@ -113,10 +105,10 @@ static void test_failed_migration_is_rolled_back(void **state)
     /* the first migration stayed, the broken one left nothing behind */
     cv_store_t *store = cv_store_open(f->path, migrations, 1);
     assert_non_null(store);
-    assert_int_equal(query_int(store, "PRAGMA user_version"), 1);
+    assert_int_equal(test_db_query_int(store, "PRAGMA user_version"), 1);
     assert_int_equal(
-        query_int(store, "SELECT count(*) FROM sqlite_master"
-                         " WHERE name = 'half'"),
+        test_db_query_int(store, "SELECT count(*) FROM sqlite_master"
+                                 " WHERE name = 'half'"),
         0);
     cv_store_destroy(&store);
 }
@@ -163,7 +155,7 @@ static void test_rollback_discards_and_is_safe_without_transaction(
     insert_lead(store, "lead_2", "Boris");
     assert_int_equal(cv_store_rollback(store), 0);
     assert_false(cv_store_in_transaction(store));
-    assert_int_equal(query_int(store, "SELECT count(*) FROM leads"), 0);
+    assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM leads"), 0);
     cv_store_destroy(&store);
 }
 
@@ -178,7 +170,7 @@ static void test_foreign_keys_are_enforced(void **state)
     cv_store_bind_text(stmt, 1, "task_1");
     cv_store_bind_text(stmt, 2, "lead_missing");
     assert_int_equal(cv_store_step_done(stmt), -1);
-    assert_int_equal(query_int(store, "SELECT count(*) FROM tasks"), 0);
+    assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM tasks"), 0);
     cv_store_destroy(&store);
 }
 
@@ -215,7 +207,7 @@ static void test_statements_are_cached_and_reset(void **state)
         char q[64];
         snprintf(q, sizeof(q), "SELECT %d", i);
         assert_ptr_equal(cv_store_prepare(store, q), seen[i]);
-        assert_int_equal(query_int(store, q), i);
+        assert_int_equal(test_db_query_int(store, q), i);
     }
     assert_ptr_equal(cv_store_prepare(store, sql), first);
 
@@ -230,7 +222,9 @@ static void test_bind_null_and_copy_truncates(void **state)
     assert_non_null(store);
     insert_lead(store, "lead_3", NULL);
     assert_int_equal(
-        query_int(store, "SELECT count(*) FROM leads WHERE name IS NULL"), 1);
+        test_db_query_int(store,
+                          "SELECT count(*) FROM leads WHERE name IS NULL"),
+        1);
     insert_lead(store, "lead_4", "Konstantin Konstantinopolsky");
     char small[8];
     query_text(store, "SELECT name FROM leads WHERE id = 'lead_4'", small,
@@ -253,11 +247,14 @@ static void test_second_connection_sees_commits(void **state)
     assert_non_null(reader);
     assert_int_equal(cv_store_begin(writer), 0);
     insert_lead(writer, "lead_5", "Vera");
-    assert_int_equal(query_int(reader, "SELECT count(*) FROM leads"), 0);
+    assert_int_equal(test_db_query_int(reader, "SELECT count(*) FROM leads"),
+                     0);
     assert_int_equal(cv_store_commit(writer), 0);
-    assert_int_equal(query_int(reader, "SELECT count(*) FROM leads"), 1);
+    assert_int_equal(test_db_query_int(reader, "SELECT count(*) FROM leads"),
+                     1);
     assert_int_equal(cv_store_exec(reader, "DELETE FROM leads"), 0);
-    assert_int_equal(query_int(writer, "SELECT count(*) FROM leads"), 0);
+    assert_int_equal(test_db_query_int(writer, "SELECT count(*) FROM leads"),
+                     0);
     assert_int_equal(cv_store_exec(reader, "DELETE FROM nowhere"), -1);
     cv_store_destroy(&reader);
     cv_store_destroy(&writer);
@@ -380,9 +377,11 @@ static void test_kill_mid_transaction_keeps_commits_only(void **state)
     close(ready[1]);
     cv_store_t *store = cv_store_open(f->path, migrations, 2);
     assert_non_null(store);
-    assert_int_equal(query_int(store, "SELECT count(*) FROM leads"), 500);
+    assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM leads"),
+                     500);
     assert_int_equal(
-        query_int(store, "SELECT count(*) FROM leads WHERE id LIKE 'lost%'"),
+        test_db_query_int(store,
+                          "SELECT count(*) FROM leads WHERE id LIKE 'lost%'"),
         0);
     cv_store_destroy(&store);
     assert_int_equal(plain_count(f->path, "leads"), 500);
@@ -397,7 +396,8 @@ static void test_freed_pages_are_not_rewritten(void **state)
     fixture_t *f = *state;
     cv_store_t *store = cv_store_open(f->path, migrations, 2);
     assert_non_null(store);
-    assert_int_equal(query_int(store, "PRAGMA secure_delete"), 2); /* FAST */
+    /* 2: FAST */
+    assert_int_equal(test_db_query_int(store, "PRAGMA secure_delete"), 2);
     assert_int_equal(
         cv_store_exec(store, "CREATE TABLE sent (id INTEGER PRIMARY KEY,"
                              " payload BLOB NOT NULL)"),
@@ -408,7 +408,8 @@ static void test_freed_pages_are_not_rewritten(void **state)
                                               " VALUES (randomblob(2048))"),
                          0);
     assert_int_equal(cv_store_commit(store), 0);
-    assert_int_equal(query_int(store, "PRAGMA wal_checkpoint(TRUNCATE)"), 0);
+    assert_int_equal(
+        test_db_query_int(store, "PRAGMA wal_checkpoint(TRUNCATE)"), 0);
     char wal[600];
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     struct stat st;
@@ -421,7 +422,7 @@ static void test_freed_pages_are_not_rewritten(void **state)
     cv_log_info("deleting 200 rows of 2 KiB wrote %lld WAL frames", frames);
     assert_true(frames > 0);
     assert_true(frames < 10); /* with SECURE_DELETE on: 202 */
-    assert_int_equal(query_int(store, "SELECT count(*) FROM sent"), 0);
+    assert_int_equal(test_db_query_int(store, "SELECT count(*) FROM sent"), 0);
     cv_store_destroy(&store);
 }
 
