@@ -85,13 +85,14 @@ typedef struct {
     bool demo;                      /* CONVEYOR_DEMO != "0" */
     int64_t max_body_bytes;         /* CONVEYOR_MAX_BODY, default 1 MiB */
     int batch_max;                  /* events per transaction, default 256 */
-    int batch_linger_ms;            /* CONVEYOR_BATCH_LINGER_MS: commits of
-                                       events at most this often; events
-                                       that come sooner after the last one
-                                       wait for it (fewer, larger commits
-                                       under load), an idle stage commits at
-                                       once; 0: no pause (the default,
-                                       but 20 for the console) */
+    int batch_linger_ms;            /* CONVEYOR_BATCH_LINGER_MS: a busy
+                                       stage commits events at most this
+                                       often: after a commit of several,
+                                       events that come sooner wait for it
+                                       (fewer, larger commits under load);
+                                       after a commit of one, or none, the
+                                       next is committed at once; 0: no
+                                       pause; default 3, every stage */
     int lease_ms;                   /* re-send an unacknowledged event after
                                        this, default 3000 */
     int heartbeat_ms;               /* broker heartbeat, default 500 */

@@ -23,6 +23,8 @@ struct intake_queue {
     int waiting;                 /* items in head..tail */
     int64_t last_take_ms;        /* monotonic time the bus thread last
                                     took leads to store */
+    bool last_take_shared;       /* that batch had several leads: intake
+                                    is busy, what comes next waits */
     bool closed;                 /* no more pushes */
     int fd;                      /* eventfd: readable while leads wait */
     int batch_max;               /* leads per transaction */
@@ -108,12 +110,14 @@ static void intake_queue_signal(intake_queue_t *self)
         cv_log_warn("cannot wake the intake queue: %s", strerror(errno));
 }
 
-/* Whether the last batch was taken less than linger_ms ago (monotonic
- * time: a test's frozen conveyor clock must not hold leads back). Lock
- * held. */
+/* Whether leads wait now: the last batch had several leads (intake is
+ * busy; after one lead, or none, the next is stored at once, as the bus
+ * paces its events: batch_lingers in cv_bus.c) and was taken less than
+ * linger_ms ago (monotonic time: a test's frozen conveyor clock must not
+ * hold leads back). Lock held. */
 static bool intake_queue_pacing(const intake_queue_t *self)
 {
-    return self->linger_ms > 0 &&
+    return self->linger_ms > 0 && self->last_take_shared &&
            cv_clock_monotonic_ms() - self->last_take_ms < self->linger_ms;
 }
 
@@ -273,6 +277,7 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     self->waiting -= count;
     if (count > 0)
         self->last_take_ms = cv_clock_monotonic_ms();
+    self->last_take_shared = count > 1; /* one lead, or none: not busy */
     /* leads left over: at once, or when paced, next_due brings them
      * unless a full batch waits */
     bool more = self->head != NULL &&
@@ -317,7 +322,8 @@ static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
          * is due (no empty turn). */
         pthread_mutex_lock(&self->lock);
         int64_t end = self->last_take_ms + self->linger_ms;
-        bool pending = self->waiting > 0 || cv_clock_monotonic_ms() < end;
+        bool pending = self->last_take_shared &&
+                       (self->waiting > 0 || cv_clock_monotonic_ms() < end);
         pthread_mutex_unlock(&self->lock);
         /* the pacing deadline is monotonic; next_due speaks conveyor time */
         int64_t paced = cv_clock_now_at_monotonic(end);

@@ -207,14 +207,18 @@ class DiskFull(ConveyorCase):
 
 
 class PacedBatches(ConveyorCase):
-    """With batch_linger_ms, intake stores at most one batch per window:
-    a lead after a quiet spell is stored at once, and leads that come
-    within the window of the last batch wait for its end, no longer. They
-    do not wake the bus early (that cost an empty transaction per batch);
-    its sleep is bounded by the window instead. Heartbeats are slowed down
-    and the batch before the window is a replay (no event, so no
-    acknowledgement comes back), so that nothing else would wake a bus that
-    overslept."""
+    """With batch_linger_ms, a busy intake stores at most one batch per
+    window: a lead after a quiet spell, or right behind a batch of one
+    lead, is stored at once, and leads that
+    come within the window of a batch of several wait for its end, no
+    longer, and share the next batch. They do not wake the bus early (that
+    cost an empty transaction per batch); its sleep is bounded by the window
+    instead. Heartbeats are slowed down and the batch of several is made of
+    Idempotency-Key retries (no event, so no acknowledgement comes back), so
+    that nothing else would wake a bus that overslept. That batch is made
+    for sure the way a slow disk makes one: while the test holds intake's
+    database for a moment, the retries posted meanwhile pile up, and the
+    turn that waited for the database stores them all."""
 
     SALES = ("sales-paced",)
     EXTRA_ENV = {"CONVEYOR_BATCH_LINGER_MS": "300",
@@ -225,25 +229,87 @@ class PacedBatches(ConveyorCase):
         reply = self.cv.accept_lead(self.new_lead(tag))
         return reply, time.monotonic() - started
 
+    def start_together(self, post, count):
+        """Starts post(i) for i in range(count) at once, each in a thread;
+        returns a function that waits for them and gives, for each, its
+        result, its seconds and the monotonic time it ended."""
+        results = [None] * count
+
+        def run(i):
+            started = time.monotonic()
+            try:
+                value = post(i)
+            except Exception as error:  # raised again in the test thread
+                value = error
+            ended = time.monotonic()
+            results[i] = (value, ended - started, ended)
+
+        threads = [threading.Thread(target=run, args=(i,))
+                   for i in range(count)]
+        for t in threads:
+            t.start()
+
+        def join():
+            for t in threads:
+                t.join()
+            for value, _, _ in results:
+                if isinstance(value, Exception):
+                    raise value
+            return results
+        return join
+
     def test_leads_in_the_window_wait_for_its_end_and_no_longer(self):
-        seed = self.new_lead("paced-seed")
-        key = "paced-%d-%d" % (os.getpid(), time.monotonic_ns())
-        stored = self.cv.accept_lead(seed, idempotency_key=key)
-        for attempt in range(3):
+        seeds = [self.new_lead("paced-seed-%d" % i) for i in range(4)]
+        keys = ["paced-%d-%d-%d" % (os.getpid(), time.monotonic_ns(), i)
+                for i in range(4)]
+        stored = [self.cv.accept_lead(seed, idempotency_key=key)
+                  for seed, key in zip(seeds, keys)]
+        path = os.path.join(self.cv.data_dir, "intake.db")
+        for attempt in range(2):
             time.sleep(1.0)  # a quiet spell: the next batch goes at once
             started = time.monotonic()
-            again = self.cv.post_lead(seed, idempotency_key=key)
+            again = self.cv.post_lead(seeds[0], idempotency_key=keys[0])
             self.assertEqual(again.status, 202, again)
-            self.assertEqual(again.json, stored)
-            self.assertLess(time.monotonic() - started, 1.5,
-                            "stored at once after a pause")
-            # right behind it, inside its window
-            second, second_s = self.timed_accept("paced-second")
-            # pushed a few ms after the replay's batch: it waits for the
-            # end of that batch's 300 ms window, and no longer
-            self.assertGreater(second_s, 0.15, "paced behind the replay")
-            self.assertLess(second_s, 1.5, "waits for the window, no more")
-            self.assertIsNone(second["duplicate_of"], second)
+            self.assertEqual(again.json, stored[0])
+            self.assertLess(time.monotonic() - started, 0.25,
+                            "stored at once after a quiet spell")
+            # right behind a batch of one lead: not busy, at once again
+            started = time.monotonic()
+            again = self.cv.post_lead(seeds[0], idempotency_key=keys[0])
+            self.assertEqual(again.status, 202, again)
+            self.assertLess(time.monotonic() - started, 0.25,
+                            "stored at once behind a batch of one")
+            # a batch of several: three retries posted while intake's
+            # database is held pile up, and are stored together
+            db = sqlite3.connect(path, timeout=10, isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                retried = self.start_together(
+                    lambda i: self.cv.post_lead(seeds[1 + i],
+                                                idempotency_key=keys[1 + i]),
+                    3)
+                time.sleep(0.5)
+            finally:
+                db.close()  # rolls back: the database is free again
+            batch = retried()
+            for i, (reply, _, _) in enumerate(batch):
+                self.assertEqual(reply.status, 202, reply)
+                self.assertEqual(reply.json, stored[1 + i])
+            batch_ended = [ended for _, _, ended in batch]
+            self.assertLess(max(batch_ended) - min(batch_ended), 0.15,
+                            "the retries were stored together")
+            # right behind that batch, inside its window: two leads wait
+            # for the end of its 300 ms window, no longer, and go together
+            behind = self.start_together(
+                lambda i: self.cv.accept_lead(
+                    self.new_lead("paced-behind-%d" % i)), 2)()
+            for reply, seconds, _ in behind:
+                self.assertGreater(seconds, 0.15, "paced behind the batch")
+                self.assertLess(seconds, 1.5, "waits for the window, no more")
+                self.assertIsNone(reply["duplicate_of"], reply)
+            behind_ended = [ended for _, _, ended in behind]
+            self.assertLess(max(behind_ended) - min(behind_ended), 0.15,
+                            "the leads behind it went together")
         # a burst shares the windows and every lead of it is answered
         replies = []
 

@@ -283,19 +283,26 @@ static int setup(void **state)
     return 0;
 }
 
-/* The worker ("scoring") and sender ("intake") buses, not yet running. */
-static void buses_new(fixture_t *f)
+/* The worker bus ("scoring", worker.db, worker_handle), not yet running:
+ * a test that needs no sender makes this one alone. */
+static void worker_new(fixture_t *f)
 {
     cv_bus_options_t worker = {
         .config = &f->worker_config, .store = f->worker_store,
         .worker_service = "scoring", .handler = worker_handle, .arg = f,
     };
+    f->worker = cv_bus_new(&worker);
+    assert_non_null(f->worker);
+}
+
+/* The worker ("scoring") and sender ("intake") buses, not yet running. */
+static void buses_new(fixture_t *f)
+{
+    worker_new(f);
     cv_bus_options_t sender = {
         .config = &f->sender_config, .store = f->sender_store,
     };
-    f->worker = cv_bus_new(&worker);
     f->sender = cv_bus_new(&sender);
-    assert_non_null(f->worker);
     assert_non_null(f->sender);
 }
 
@@ -517,8 +524,40 @@ static void test_failed_and_dropped_events_in_one_batch(void **state)
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM cv_inbox"), 300);
 }
 
-/* batch_linger_ms paces commits: an idle stage applies an event at once;
- * events that follow within the pause wait for it and share one commit. */
+/* When the worker applied the first and the last of leads [from,
+ * from + count). */
+static void applied_span(const fixture_t *f, int from, int count,
+                         int64_t *first, int64_t *last)
+{
+    *first = INT64_MAX;
+    *last = 0;
+    for (int i = from; i < from + count; i++) {
+        *first = f->applied_ms[i] < *first ? f->applied_ms[i] : *first;
+        *last = f->applied_ms[i] > *last ? f->applied_ms[i] : *last;
+    }
+}
+
+/* Waits up to 5 s, looking every 5 ms, until the worker has committed
+ * `total` leads, and asserts it has: a test that times the pause must
+ * send its next events soon after a commit. */
+static void wait_applied(fixture_t *f, int total)
+{
+    char worker[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    int64_t applied = 0;
+    for (int i = 0; i < 1000; i++) {
+        applied = count_rows(worker, "SELECT count(*) FROM applied");
+        if (applied == total)
+            break;
+        usleep(5 * 1000);
+    }
+    assert_int_equal(applied, total);
+}
+
+/* batch_linger_ms paces a busy stage's commits, not an idle stage's
+ * events: an idle stage applies a burst at once; the events that follow
+ * that commit of several within the pause wait for it and share one
+ * commit. */
 static void test_linger_paces_commits_not_idle_events(void **state)
 {
     fixture_t *f = *state;
@@ -526,18 +565,58 @@ static void test_linger_paces_commits_not_idle_events(void **state)
     buses_start(f);
     usleep(500 * 1000); /* connected, idle */
     int64_t sent = cv_clock_monotonic_ms();
+    outbox_fill(f, 0, 20, NULL); /* one message of 20 events */
+    wait_delivered(f, 20, 5);
+    int64_t burst_first, burst_last;
+    applied_span(f, 0, 20, &burst_first, &burst_last);
+    assert_true(burst_first - sent < 200); /* not held back */
+    outbox_fill(f, 20, 50, NULL); /* right behind it */
+    wait_delivered(f, 70, 5);
+    int64_t first, last;
+    applied_span(f, 20, 50, &first, &last);
+    assert_true(first - burst_last >= 280); /* waited for the pause */
+    assert_true(last - first < 100);        /* and went together */
+}
+
+/* Only a commit that carried several events paces what follows: a lone
+ * event right behind a lone event's commit is applied at once, again and
+ * again (at 500 leads/s most commits carry one event, and pausing them
+ * only added the linger to every hop); a burst behind one too; but the
+ * events that trickle in right behind the burst's commit wait for its
+ * pause, and go together. */
+static void test_linger_paces_only_after_a_shared_commit(void **state)
+{
+    fixture_t *f = *state;
+    f->worker_config.batch_linger_ms = 300;
+    buses_start(f);
+    usleep(500 * 1000); /* connected, idle */
     outbox_fill(f, 0, 1, NULL);
-    wait_delivered(f, 1, 5);
-    assert_true(f->applied_ms[0] - sent < 200); /* not held back */
-    outbox_fill(f, 1, 50, NULL); /* right behind it */
-    wait_delivered(f, 51, 5);
-    int64_t first = INT64_MAX, last = 0;
-    for (int i = 1; i <= 50; i++) {
-        first = f->applied_ms[i] < first ? f->applied_ms[i] : first;
-        last = f->applied_ms[i] > last ? f->applied_ms[i] : last;
+    wait_applied(f, 1);
+    for (int i = 1; i <= 3; i++) {
+        int64_t sent = cv_clock_monotonic_ms();
+        /* well inside the pause of the commit before: held back, it
+         * would wait 200 ms and more */
+        assert_true(sent - f->applied_ms[i - 1] < 100);
+        outbox_fill(f, i, 1, NULL);
+        wait_applied(f, i + 1);
+        assert_true(f->applied_ms[i] - sent < 150); /* at once */
     }
-    assert_true(first - f->applied_ms[0] >= 280); /* waited for the pause */
-    assert_true(last - first < 100);              /* and went together */
+    int64_t sent = cv_clock_monotonic_ms();
+    assert_true(sent - f->applied_ms[3] < 100);
+    outbox_fill(f, 4, 20, NULL); /* a burst: one message of 20 events */
+    wait_applied(f, 24);
+    int64_t burst_first, burst_last;
+    applied_span(f, 4, 20, &burst_first, &burst_last);
+    assert_true(burst_first - sent < 150); /* at once, and together */
+    assert_true(burst_last - burst_first < 100);
+    outbox_fill(f, 24, 1, NULL); /* two lone events right behind it */
+    usleep(20 * 1000);
+    outbox_fill(f, 25, 1, NULL);
+    wait_delivered(f, 26, 5);
+    int64_t first, last;
+    applied_span(f, 24, 2, &first, &last);
+    assert_true(first - burst_last >= 280); /* waited for the pause */
+    assert_true(last - first < 100);        /* and went together */
 }
 
 /* A bus thread that tells its Linux thread id, so a test can read how
@@ -572,9 +651,10 @@ static long voluntary_switches(pid_t tid)
 }
 
 /* A lingering stage fed a steady stream of small batches sleeps through
- * the linger instead of waking for each batch: 200 batches, 2 ms apart,
- * with batch_linger_ms 300, wake its thread fewer times than there are
- * batches (each commit's fdatasync and each heartbeat are wakes too). */
+ * the linger instead of waking for each batch: 200 batches of two events,
+ * 2 ms apart (busy: its commits carry several events, so it paces), with
+ * batch_linger_ms 300, wake its thread fewer times than there are batches
+ * (each commit's fdatasync and each heartbeat are wakes too). */
 static void test_lingering_stage_wakes_per_commit(void **state)
 {
     fixture_t *f = *state;
@@ -592,11 +672,11 @@ static void test_lingering_stage_wakes_per_commit(void **state)
 
     long before = voluntary_switches(atomic_load(&watched.tid));
     int64_t began = cv_clock_monotonic_ms();
-    for (int i = 1; i <= 200; i++) {
-        outbox_fill(f, i, 1, NULL);
+    for (int i = 0; i < 200; i++) {
+        outbox_fill(f, 1 + 2 * i, 2, NULL);
         usleep(2 * 1000);
     }
-    wait_delivered(f, 201, 10);
+    wait_delivered(f, 401, 10);
     long woke = voluntary_switches(atomic_load(&watched.tid)) - before;
     int64_t elapsed = cv_clock_monotonic_ms() - began;
     cv_log_info("200 batches over %lld ms woke the lingering stage %ld times",
@@ -988,12 +1068,7 @@ static void test_wal_starts_over_under_steady_writes(void **state)
         cv_store_exec(f->worker_store, "CREATE TABLE steady"
                                        " (id INTEGER PRIMARY KEY, data BLOB)"),
         0);
-    cv_bus_options_t worker = {
-        .config = &f->worker_config, .store = f->worker_store,
-        .worker_service = "scoring", .handler = worker_handle, .arg = f,
-    };
-    f->worker = cv_bus_new(&worker);
-    assert_non_null(f->worker);
+    worker_new(f); /* no sender: the stage writes on its own */
     cv_bus_source_t steady = {
         .fd = -1, .work = steady_work, .next_due = steady_due,
         .turn_ended = steady_turn_ended, .arg = f,
@@ -1063,6 +1138,8 @@ int main(void)
             test_failed_and_dropped_events_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_linger_paces_commits_not_idle_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_linger_paces_only_after_a_shared_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lingering_stage_wakes_per_commit,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
