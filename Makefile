@@ -53,6 +53,7 @@ SERVICE_BINS := $(SERVICES:%=$(BUILD)/bin/%)
 TOOL_BINS := $(BUILD)/bin/conveyor-bench $(BUILD)/bin/conveyorctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FAULT_LIBS := $(patsubst tests/e2e/fault/%.c,$(BUILD)/lib/%.so,$(wildcard tests/e2e/fault/*.c))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # service code the fuzz targets drive (parsers that live in a service)
@@ -78,7 +79,7 @@ help:
 deps:
 	@bash deploy/deps.sh
 
-build: $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/lib/disk_full.so
+build: $(SERVICE_BINS) $(TOOL_BINS) $(UNIT_BINS) $(FAULT_LIBS)
 
 $(GEN_C) $(GEN_H) &: proto/conveyor.proto
 	@mkdir -p $(BUILD)/gen
@@ -123,9 +124,10 @@ $(BUILD)/bin/conveyorctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/conve
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# a test-only LD_PRELOAD library that fails writes with ENOSPC on demand;
-# built without sanitizers (it is preloaded into any build's processes)
-$(BUILD)/lib/disk_full.so: tests/e2e/fault/disk_full.c
+# test-only LD_PRELOAD libraries that fail writes with ENOSPC or slow
+# syncs down on demand; built without sanitizers (they are preloaded into
+# any build's processes)
+$(BUILD)/lib/%.so: tests/e2e/fault/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 

@@ -1337,6 +1337,11 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
         goto fail;
     if (prune && inbox_prune(self) != 0)
         goto fail;
+    for (int i = 0; i < self->source_count; i++) {
+        cv_bus_source_t *s = &self->sources[i].source;
+        if (s->before_commit != NULL && s->before_commit(s->arg, self) != 0)
+            goto fail;
+    }
     if (cv_store_commit(self->store) != 0)
         goto fail;
 

@@ -72,6 +72,13 @@ typedef struct {
      * service's event handler staged in the turn goes out from here (the
      * notifier's deliveries), as soon as the rows behind it are on disk. */
     void (*turn_ended)(void *arg, cv_bus_t *bus, bool ok);
+    /* Every turn, on the bus thread, after its events and sources ran and
+     * just before its COMMIT; may be NULL. What may leave before the rows
+     * behind it are on disk goes from here, so the world does not wait
+     * for the sync (the notifier's first attempts: at least once all the
+     * same, since a rolled-back turn's events come again). Non-zero rolls
+     * the turn back. */
+    int (*before_commit)(void *arg, cv_bus_t *bus);
     void *arg;
 } cv_bus_source_t;
 

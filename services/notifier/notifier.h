@@ -10,12 +10,14 @@
  * once) and a row of notifier_states (where it stands: pending, delivered
  * or dead, its attempts and last error), both keyed by (notification id,
  * channel) and written in the bus's transaction; the event is
- * acknowledged when that commits. Deliveries then happen on one delivery
- * thread (notifier_pool) that drives every attempt in flight through one
- * curl multi handle (notifier_send). Results come back to the bus thread
- * through an eventfd source, many per transaction (notifier_pool collects
- * them for up to NOTIFIER_RESULT_LINGER_MS), where they are written to the
- * database and become NotificationDelivered (to the console), another
+ * acknowledged when that commits. A delivery's first attempt leaves just
+ * before that commit, so the receiver does not wait for it (notifier_core.c,
+ * "Early sends"; at least once all the same). Deliveries happen on one
+ * delivery thread (notifier_pool) that drives every attempt in flight
+ * through one curl multi handle (notifier_send). Results come back to the bus
+ * thread through an eventfd source, many per transaction (notifier_pool
+ * collects them for up to NOTIFIER_RESULT_LINGER_MS), where they are written to
+ * the database and become NotificationDelivered (to the console), another
  * attempt after a backoff or a Retry-After (notifier_retry,
  * notifier_schedule), or, after notify_max_attempts or a permanent
  * refusal, a dead letter: NotificationFailed to the console.
@@ -85,6 +87,10 @@ struct notifier_job {
     char error[NOTIFIER_ERROR_SIZE]; /* why it failed; "" when delivered */
     bool row_found;                  /* the bus thread's write of this outcome
                                         found the job's pending row */
+    bool sent_early;                 /* its first attempt left before its
+                                        row was committed; its key is in
+                                        the notifier's `early` set until
+                                        this outcome is written */
 };
 
 /* --- notifier_job.c --- */

@@ -1,9 +1,9 @@
 /* notifier_core: the notifier's bus side. Stores a delivery per target
- * of each request, hands the jobs to the pool once the turn that stored
- * their rows has ended and their destinations' rate limits allow, writes
- * the pool's results and emits NotificationDelivered or (a dead letter)
- * NotificationFailed, keeps the retry schedule, and revives dead letters
- * on NotificationResend. Everything here runs on the bus thread. */
+ * of each request and hands the first attempt to the pool before that
+ * turn commits (see "Early sends" below), writes the pool's results and
+ * emits NotificationDelivered or (a dead letter) NotificationFailed, keeps
+ * the retry schedule, and revives dead letters on NotificationResend.
+ * Everything here runs on the bus thread. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -28,6 +28,33 @@
  * webhooks (100 ms saved no measurable CPU and lengthened the tail). */
 #define NOTIFIER_RESULT_LINGER_MS 20
 
+/* Early sends. A request's first attempt goes to the pool just before the
+ * turn that stores its row commits (notifier_before_commit), not after:
+ * the owner's notification then waits for neither the notifier's commit
+ * (a sync) nor its batch linger, one durable hop fewer on a lead's way
+ * (the scheduler's commit already holds the request). Delivery stays at
+ * least once: if that turn rolls back or the process dies before its
+ * COMMIT, the request comes again and is delivered again under the same
+ * Idempotency-Key, as after any crash between an attempt and its write.
+ * Two rules keep such copies few:
+ *  - a delivery sent early is kept in `early` (by notification id and
+ *    channel) until its result is written; a request stored again
+ *    meanwhile (a turn redone the careful way, a re-send after a rollback)
+ *    sends no second copy: the first one's result finds the new row;
+ *  - after a turn that did not commit (a full disk, say), first attempts
+ *    wait for their rows to be on disk, as retries always do, so a
+ *    notifier that cannot write does not call the receiver at every
+ *    re-send of the same request. */
+#define NOTIFIER_EARLY_BUCKETS 1024 /* chains of `early`; few are in use */
+
+/* A delivery sent early whose result is not written yet. */
+typedef struct notifier_early notifier_early_t;
+struct notifier_early {
+    notifier_early_t *next;     /* chain of one bucket */
+    notifier_channel_t channel; /* with the id the delivery's key */
+    char notification_id[];     /* NUL-terminated */
+};
+
 /* A list with a tail pointer, for O(1) appends in order. */
 typedef struct {
     notifier_job_t *head;  /* first job, NULL when empty */
@@ -45,6 +72,13 @@ struct notifier {
     notifier_list_t staged;       /* stored by the handler in the open
                                      turn, handed to the pool once it has
                                      committed (notifier_turn_ended) */
+    notifier_list_t early_ready;  /* stored in the open turn, handed to
+                                     the pool before it commits
+                                     (notifier_before_commit) */
+    notifier_early_t *early[NOTIFIER_EARLY_BUCKETS]; /* sent early, result
+                                     not written yet */
+    bool last_turn_ok;            /* the last turn committed: early sends
+                                     are on */
     notifier_list_t applied;      /* results written in the open turn */
     notifier_list_t unapplied;    /* results whose turn rolled back */
     int64_t reapply_at;           /* when to write `unapplied` again */
@@ -106,6 +140,8 @@ notifier_t *notifier_new(int slots)
     }
     self->slots = slots;
     notifier_list_init(&self->staged);
+    notifier_list_init(&self->early_ready);
+    self->last_turn_ok = true;
     notifier_list_init(&self->applied);
     notifier_list_init(&self->unapplied);
     if (getrandom(&self->random, sizeof(self->random), 0) !=
@@ -136,6 +172,14 @@ void notifier_destroy(notifier_t **self_p)
     notifier_limits_destroy(&self->limits);
     notifier_schedule_clear(&self->schedule);
     notifier_job_list_destroy(&self->staged.head);
+    notifier_job_list_destroy(&self->early_ready.head);
+    for (int i = 0; i < NOTIFIER_EARLY_BUCKETS; i++) {
+        while (self->early[i] != NULL) {
+            notifier_early_t *gone = self->early[i];
+            self->early[i] = gone->next;
+            free(gone);
+        }
+    }
     notifier_job_list_destroy(&self->applied.head);
     notifier_job_list_destroy(&self->unapplied.head);
     free(self);
@@ -287,6 +331,75 @@ static void notifier_stage(notifier_t *self, notifier_job_t *job)
     self->pending++;
 }
 
+/* The bucket of `early` where a delivery's key is kept (FNV-1a). */
+static notifier_early_t **notifier_early_bucket(notifier_t *self,
+                                                const char *notification_id,
+                                                notifier_channel_t channel)
+{
+    uint32_t hash = 2166136261u ^ (uint32_t)channel;
+    for (const unsigned char *c = (const unsigned char *)notification_id;
+         *c != '\0'; c++)
+        hash = (hash ^ *c) * 16777619u;
+    return &self->early[hash % NOTIFIER_EARLY_BUCKETS];
+}
+
+/* Where the key of `job` is in `early`: the link that points at it, or at
+ * the NULL ending its chain when it is not there. */
+static notifier_early_t **notifier_early_find(notifier_t *self,
+                                              const notifier_job_t *job)
+{
+    notifier_early_t **at =
+        notifier_early_bucket(self, job->notification_id, job->channel);
+    while (*at != NULL &&
+           ((*at)->channel != job->channel ||
+            strcmp((*at)->notification_id, job->notification_id) != 0))
+        at = &(*at)->next;
+    return at;
+}
+
+/* A stored job's first attempt: sent before this turn commits when early
+ * sends are on (queued in early_ready, its key kept in `early`), else
+ * staged for after the commit. When a copy sent early is still out, the
+ * job is dropped: that copy's result finds the row stored now. */
+static void notifier_first_attempt(notifier_t *self, notifier_job_t *job)
+{
+    notifier_early_t **at = notifier_early_find(self, job);
+    if (*at != NULL) {
+        cv_log_debug("notification '%s' on %s is on its way already",
+                     job->notification_id, notifier_channel_name(job->channel));
+        notifier_job_destroy(&job);
+        return;
+    }
+    size_t id_size = strlen(job->notification_id) + 1;
+    notifier_early_t *key =
+        self->last_turn_ok ? malloc(sizeof(*key) + id_size) : NULL;
+    if (key == NULL) { /* early sends off (or no memory): after commit */
+        notifier_stage(self, job);
+        return;
+    }
+    key->next = NULL;
+    key->channel = job->channel;
+    memcpy(key->notification_id, job->notification_id, id_size);
+    *at = key;
+    job->sent_early = true;
+    notifier_list_append(&self->early_ready, job);
+    self->pending++;
+}
+
+/* Forgets the key of a job sent early, once its result is written. */
+static void notifier_early_forget(notifier_t *self, notifier_job_t *job)
+{
+    if (!job->sent_early)
+        return;
+    job->sent_early = false;
+    notifier_early_t **at = notifier_early_find(self, job);
+    notifier_early_t *gone = *at;
+    if (gone != NULL) {
+        *at = gone->next;
+        free(gone);
+    }
+}
+
 /* A request: one row and job per target, or one delivered console row
  * when it names none. 0, or -1 after logging. */
 static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
@@ -296,9 +409,10 @@ static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
         event->notification_requested;
     int rc = -1;
     int64_t now = cv_clock_now_ms();
-    /* where this event's jobs start in `staged`, to take them back when
-     * its rows are rolled back */
+    /* where this event's jobs start in `staged` and `early_ready`, to take
+     * them back when its rows are rolled back */
     notifier_job_t **mark = self->staged.tail;
+    notifier_job_t **early_mark = self->early_ready.tail;
     int64_t pending = self->pending;
     const char *dest[NOTIFIER_CHANNEL_COUNT];
     notifier_destinations(request, dest);
@@ -359,11 +473,16 @@ static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
             continue;
         }
         job->next_attempt_at = now;
-        notifier_stage(self, job);
+        notifier_first_attempt(self, job);
     }
     rc = 0;
 out:
     if (rc != 0) {
+        /* nothing of this event has left yet: its jobs go with its rows */
+        for (notifier_job_t *job = *early_mark; job != NULL; job = job->next)
+            notifier_early_forget(self, job);
+        notifier_job_list_destroy(early_mark);
+        self->early_ready.tail = early_mark;
         notifier_job_list_destroy(mark);
         self->staged.tail = mark;
         self->pending = pending;
@@ -557,6 +676,7 @@ static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
     while (job != NULL) {
         notifier_job_t *next = job->next;
         notifier_verdict_t verdict = notifier_verdict(job, self->max_attempts);
+        notifier_early_forget(self, job); /* its result is written */
         cv_metric_add(self->attempts, 1);
         cv_metric_add(job->delivered ? self->ok : self->failed, 1);
         if (verdict == NOTIFIER_VERDICT_DEAD && job->row_found)
@@ -590,6 +710,18 @@ static void notifier_turn_ended(void *arg, cv_bus_t *bus, bool ok)
 {
     (void)bus;
     notifier_t *self = arg;
+    self->last_turn_ok = ok;
+    if (self->early_ready.head != NULL) {
+        /* the turn failed before notifier_before_commit: nothing left */
+        for (notifier_job_t *job = self->early_ready.head; job != NULL;
+             job = job->next) {
+            notifier_early_forget(self, job);
+            self->pending--;
+        }
+        notifier_job_list_destroy(&self->early_ready.head);
+        notifier_list_init(&self->early_ready);
+        cv_metric_set(self->depth, self->pending);
+    }
     if (self->staged.head == NULL)
         return;
     if (ok) {
@@ -602,6 +734,17 @@ static void notifier_turn_ended(void *arg, cv_bus_t *bus, bool ok)
         notifier_list_init(&self->staged);
     }
     cv_metric_set(self->depth, self->pending);
+}
+
+/* Just before the turn's COMMIT: the first attempts of the requests
+ * stored in it go to the pool ("Early sends" above). */
+static int notifier_before_commit(void *arg, cv_bus_t *bus)
+{
+    (void)bus;
+    notifier_t *self = arg;
+    if (self->early_ready.head != NULL)
+        notifier_dispatch(self, notifier_list_take(&self->early_ready));
+    return 0;
 }
 
 static int64_t notifier_next_due(void *arg, cv_bus_t *bus)
@@ -666,6 +809,7 @@ int notifier_attach(notifier_t *self, cv_bus_t *bus, const cv_config_t *config)
         .committed = notifier_committed,
         .next_due = notifier_next_due,
         .turn_ended = notifier_turn_ended,
+        .before_commit = notifier_before_commit,
         .arg = self,
     };
     return cv_bus_add_source(bus, &source);

@@ -7,14 +7,17 @@ idempotency key, turns a receiver that never recovers into a dead
 letter that the head of sales sees on the console and sends again,
 works through a burst larger than the deliveries it makes at once, and
 delivers exactly once to a webhook that answers slowly (each delivery
-waits in flight while the notifier goes on with later turns)."""
+waits in flight while the notifier goes on with later turns). The owner
+is told before the notifier's own commit: with its syncs slowed to
+seconds, the webhook still hears of a lead at once, and once."""
 
+import os
 import time
 import unittest
 
 from conveyor import (ADMIN_TOKEN, ConveyorCase, FakeTelegram, HarnessError,
-                      SignedSink, SlackSink, SmtpCatcher, first_contact_key,
-                      poll, timeline_text)
+                      SignedSink, SlackSink, SmtpCatcher, build_dir,
+                      first_contact_key, poll, timeline_text)
 
 BOT_TOKEN = "123456:e2e-bot-token"
 WEBHOOK_SECRET = "whsec_e2e_5f2b1c"
@@ -323,6 +326,74 @@ class NotifierChannels(ConveyorCase):
                 lead_id, lambda c: "told by" in timeline_text(c), 20,
                 "the delivery on the lead's timeline")
             self.assertNotIn("failed", timeline_text(card))
+
+
+
+class EarlySend(ConveyorCase):
+    """The notifier runs with tests/e2e/fault/slow_sync.c preloaded: while
+    the trigger names notifier.db, each of its syncs (every commit) waits
+    SLOW_MS first. The first attempt of a delivery leaves before the
+    notifier's commit, so the owner hears of a lead long before that
+    commit ends; the delivery is written once it does, and sent once."""
+
+    SALES = ("sales-early",)
+    SLOW_MS = 4000
+    EXTRA_ENV = {}
+
+    @classmethod
+    def setUpClass(cls):
+        library = os.path.abspath(os.path.join(build_dir(), "lib",
+                                               "slow_sync.so"))
+        if not os.path.exists(library):
+            raise HarnessError("'%s' is not built" % library)
+        cls.trigger = "/tmp/conveyor-slow-sync-%d-%d" % (
+            os.getpid(), time.monotonic_ns())
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        cls.EXTRA_ENV = {
+            "LD_PRELOAD": library,
+            "CONVEYOR_TEST_SLOW_SYNC": cls.trigger,
+            # a sanitizer build wants its runtime first; ours is harmless
+            "ASAN_OPTIONS": (asan + ":" if asan else "")
+            + "verify_asan_link_order=0",
+        }
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.path.exists(cls.trigger):
+            os.unlink(cls.trigger)
+        super().tearDownClass()
+
+    def test_owner_hears_before_the_notifier_commits_and_once(self):
+        # a lead all the way through first, its delivery written, so that
+        # no commit of the notifier is due when its syncs slow down
+        warm = self.cv.accept_lead(self.new_lead("early-warm"))
+        self.wait_sink_key(first_contact_key(warm["lead_id"]))
+        self.cv.wait_lead(
+            warm["lead_id"], lambda c: "told by" in timeline_text(c), 30,
+            "the warm-up delivery on its lead's timeline")
+        time.sleep(0.5)     # the acknowledged rows' delete, too
+        with open(self.trigger, "w") as f:
+            f.write("notifier.db %d\n" % self.SLOW_MS)
+        try:
+            started = time.monotonic()
+            lead_id = self.cv.accept_lead(self.new_lead("early"))["lead_id"]
+            key = first_contact_key(lead_id)
+            self.wait_sink_key(key, timeout=self.SLOW_MS / 1000.0)
+            heard_s = time.monotonic() - started
+            # well before the notifier's first slowed commit could end
+            self.assertLess(heard_s, self.SLOW_MS / 1000.0 * 0.6,
+                            "the webhook waited for the notifier's commit")
+        finally:
+            os.unlink(self.trigger)
+        # the delivery is written after the commit: the console says so
+        card = self.cv.wait_lead(
+            lead_id, lambda c: "told by" in timeline_text(c), 30,
+            "the delivery on the lead's timeline")
+        self.assertNotIn("failed", timeline_text(card))
+        time.sleep(1.0)     # a second copy would show up now
+        self.assertEqual(len(self.sink.with_key(key)), 1,
+                         self.sink.with_key(key))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ typedef struct {
     int packed_same;          /* events whose bytes matched */
     int packed_wrong;         /* events whose bytes did not */
     atomic_int packed_outside; /* turn ends where the accessor gave bytes */
+    bool watch_commits;        /* the worker gets a before_commit source */
+    atomic_bool commit_fails;  /* (whose hook fails once while set) */
+    atomic_int before_unseen;  /* hook calls that saw rows another
+                                  connection could not see yet */
+    atomic_int before_outside; /* hook calls outside a transaction */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -306,6 +311,9 @@ static void buses_new(fixture_t *f)
     assert_non_null(f->sender);
 }
 
+static int no_work(void *arg, cv_bus_t *bus, int64_t now_ms);
+static int check_before_commit(void *arg, cv_bus_t *bus);
+
 static void buses_start(fixture_t *f)
 {
     buses_new(f);
@@ -315,6 +323,15 @@ static void buses_start(fixture_t *f)
             .turn_ended = count_turn, .arg = f,
         };
         assert_int_equal(cv_bus_add_source(f->worker, &watcher), 0);
+    }
+    if (f->watch_commits) {
+        cv_bus_source_t hook = {
+            .fd = -1,
+            .work = no_work,
+            .before_commit = check_before_commit,
+            .arg = f,
+        };
+        assert_int_equal(cv_bus_add_source(f->worker, &hook), 0);
     }
     if (f->check_packed) {
         cv_bus_source_t after = {
@@ -462,6 +479,57 @@ static void test_handler_sees_the_bytes_it_applies(void **state)
     assert_int_equal(f->packed_wrong, 0);
     assert_true(f->packed_same >= 500);
     assert_int_equal(atomic_load(&f->packed_outside), 0);
+}
+
+/* A source with nothing of its own to do (never due). */
+static int no_work(void *arg, cv_bus_t *bus, int64_t now_ms)
+{
+    (void)arg;
+    (void)bus;
+    (void)now_ms;
+    return 0;
+}
+
+/* A before_commit hook: checks that it runs inside the turn's open
+ * transaction, after the turn's events, before anyone else can see their
+ * rows; fails once when asked. */
+static int check_before_commit(void *arg, cv_bus_t *bus)
+{
+    fixture_t *f = arg;
+    cv_store_t *store = cv_bus_store(bus);
+    if (sqlite3_get_autocommit(cv_store_db(store)))
+        atomic_fetch_add(&f->before_outside, 1);
+    sqlite3_stmt *stmt =
+        cv_store_prepare(store, "SELECT count(*) FROM applied");
+    int64_t mine = -1;
+    if (stmt != NULL && cv_store_step_row(stmt) == 0) {
+        mine = sqlite3_column_int64(stmt, 0);
+        sqlite3_reset(stmt);
+    }
+    char worker[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    int64_t theirs = count_rows(worker, "SELECT count(*) FROM applied");
+    if (mine > theirs) /* this turn's events, not committed yet */
+        atomic_fetch_add(&f->before_unseen, 1);
+    if (mine > 0 && atomic_exchange(&f->commit_fails, false))
+        return -1;
+    return 0;
+}
+
+/* before_commit runs in every turn inside its transaction, after its
+ * events: their rows are there for it and for nobody else yet; a failing
+ * hook rolls the turn back, and its events come again, applied once. */
+static void test_before_commit_runs_inside_the_turn(void **state)
+{
+    fixture_t *f = *state;
+    f->watch_commits = true;
+    atomic_store(&f->commit_fails, true);
+    buses_start(f);
+    outbox_fill(f, 0, 50, NULL);
+    wait_delivered(f, 50, 10);
+    assert_false(atomic_load(&f->commit_fails)); /* it failed a turn */
+    assert_true(atomic_load(&f->before_unseen) > 0);
+    assert_int_equal(atomic_load(&f->before_outside), 0);
 }
 
 static void test_sources_hear_every_turn_end(void **state)
@@ -1130,7 +1198,9 @@ int main(void)
             test_backlog_larger_than_the_memory_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_sees_the_bytes_it_applies,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sources_hear_every_turn_end,
+        cmocka_unit_test_setup_teardown(test_sources_hear_every_turn_end, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_before_commit_runs_inside_the_turn,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_event_is_resent_and_applied_once, setup, teardown),
@@ -1144,10 +1214,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_event_id_is_applied_once,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_is_dropped_and_work_goes_on,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backlog_travels_in_batches,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_garbage_is_dropped_and_work_goes_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_travels_in_batches, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_garbled_batch_is_dropped_and_work_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(
