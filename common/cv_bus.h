@@ -69,8 +69,9 @@ typedef struct {
     int64_t (*next_due)(void *arg, cv_bus_t *bus);
     /* After every turn, whether `work` ran in it or not, once its
      * transaction committed (ok) or rolled back; may be NULL. What the
-     * service's event handler staged in the turn goes out from here (the
-     * notifier's deliveries), as soon as the rows behind it are on disk. */
+     * service's event handler staged in the turn and must not leave
+     * before the rows behind it are on disk goes out from here (the
+     * notifier's resends, and its first attempts after a failed turn). */
     void (*turn_ended)(void *arg, cv_bus_t *bus, bool ok);
     /* Every turn, on the bus thread, after its events and sources ran and
      * just before its COMMIT; may be NULL. What may leave before the rows

@@ -87,10 +87,9 @@ struct notifier_job {
     char error[NOTIFIER_ERROR_SIZE]; /* why it failed; "" when delivered */
     bool row_found;                  /* the bus thread's write of this outcome
                                         found the job's pending row */
-    bool sent_early;                 /* its first attempt left before its
-                                        row was committed; its key is in
-                                        the notifier's `early` set until
-                                        this outcome is written */
+    bool first_out;                  /* a first attempt whose key is in
+                                        the notifier's first_out set until
+                                        its outcome is written */
 };
 
 /* --- notifier_job.c --- */

@@ -22,35 +22,36 @@
 /* How long a finished delivery may wait to be written with others: the
  * webhook has been called already, so only the console's "delivered"
  * and the next attempt's schedule wait, while a busy notifier writes
- * many results per transaction instead of one each. Not longer: the
- * events applied in the turn that writes them are handed to the pool
- * only after it commits, so a larger batch of results delays their
- * webhooks (100 ms saved no measurable CPU and lengthened the tail). */
+ * many results per transaction instead of one each (100 ms saved no
+ * measurable CPU and lengthened the tail, when first attempts still
+ * waited for the turn that writes results to commit). */
 #define NOTIFIER_RESULT_LINGER_MS 20
 
 /* Early sends. A request's first attempt goes to the pool just before the
  * turn that stores its row commits (notifier_before_commit), not after:
- * the owner's notification then waits for neither the notifier's commit
- * (a sync) nor its batch linger, one durable hop fewer on a lead's way
- * (the scheduler's commit already holds the request). Delivery stays at
- * least once: if that turn rolls back or the process dies before its
- * COMMIT, the request comes again and is delivered again under the same
- * Idempotency-Key, as after any crash between an attempt and its write.
- * Two rules keep such copies few:
- *  - a delivery sent early is kept in `early` (by notification id and
- *    channel) until its result is written; a request stored again
- *    meanwhile (a turn redone the careful way, a re-send after a rollback)
- *    sends no second copy: the first one's result finds the new row;
+ * the owner's notification does not wait for the notifier's commit (its
+ * sync), one durable hop fewer on a lead's way (the scheduler's commit
+ * already holds the request). Delivery stays at least once: if that turn
+ * rolls back or the process dies before its COMMIT, the request comes
+ * again and is delivered again under the same Idempotency-Key, as after
+ * any crash between an attempt and its write. Two rules keep such copies
+ * few:
+ *  - every first attempt's key (notification id and channel) is kept in
+ *    `first_out` from when its row is stored until its result is written;
+ *    a request stored again meanwhile (a turn redone the careful way, a
+ *    re-send after a rollback) makes no second attempt: the first one's
+ *    result finds the new row;
  *  - after a turn that did not commit (a full disk, say), first attempts
- *    wait for their rows to be on disk, as retries always do, so a
- *    notifier that cannot write does not call the receiver at every
- *    re-send of the same request. */
-#define NOTIFIER_EARLY_BUCKETS 1024 /* chains of `early`; few are in use */
+ *    wait for their rows to be on disk, as retries always do, until a
+ *    turn that stored first attempts commits again; so a notifier that
+ *    cannot write does not call the receiver at every re-send of the same
+ *    request. */
+#define NOTIFIER_OUT_BUCKETS 1024 /* chains of `first_out`; few in use */
 
-/* A delivery sent early whose result is not written yet. */
-typedef struct notifier_early notifier_early_t;
-struct notifier_early {
-    notifier_early_t *next;     /* chain of one bucket */
+/* The key of a first attempt whose result is not written yet. */
+typedef struct notifier_key notifier_key_t;
+struct notifier_key {
+    notifier_key_t *next;       /* chain of one bucket */
     notifier_channel_t channel; /* with the id the delivery's key */
     char notification_id[];     /* NUL-terminated */
 };
@@ -75,10 +76,12 @@ struct notifier {
     notifier_list_t early_ready;  /* stored in the open turn, handed to
                                      the pool before it commits
                                      (notifier_before_commit) */
-    notifier_early_t *early[NOTIFIER_EARLY_BUCKETS]; /* sent early, result
-                                     not written yet */
-    bool last_turn_ok;            /* the last turn committed: early sends
-                                     are on */
+    notifier_key_t *first_out[NOTIFIER_OUT_BUCKETS]; /* first attempts
+                                     stored, result not written yet */
+    bool early_off;               /* a turn failed, and none that stored
+                                     first attempts has committed since:
+                                     they wait for their commit */
+    bool stored_first;            /* the open turn stored first attempts */
     notifier_list_t applied;      /* results written in the open turn */
     notifier_list_t unapplied;    /* results whose turn rolled back */
     int64_t reapply_at;           /* when to write `unapplied` again */
@@ -141,7 +144,6 @@ notifier_t *notifier_new(int slots)
     self->slots = slots;
     notifier_list_init(&self->staged);
     notifier_list_init(&self->early_ready);
-    self->last_turn_ok = true;
     notifier_list_init(&self->applied);
     notifier_list_init(&self->unapplied);
     if (getrandom(&self->random, sizeof(self->random), 0) !=
@@ -173,10 +175,10 @@ void notifier_destroy(notifier_t **self_p)
     notifier_schedule_clear(&self->schedule);
     notifier_job_list_destroy(&self->staged.head);
     notifier_job_list_destroy(&self->early_ready.head);
-    for (int i = 0; i < NOTIFIER_EARLY_BUCKETS; i++) {
-        while (self->early[i] != NULL) {
-            notifier_early_t *gone = self->early[i];
-            self->early[i] = gone->next;
+    for (int i = 0; i < NOTIFIER_OUT_BUCKETS; i++) {
+        while (self->first_out[i] != NULL) {
+            notifier_key_t *gone = self->first_out[i];
+            self->first_out[i] = gone->next;
             free(gone);
         }
     }
@@ -331,25 +333,23 @@ static void notifier_stage(notifier_t *self, notifier_job_t *job)
     self->pending++;
 }
 
-/* The bucket of `early` where a delivery's key is kept (FNV-1a). */
-static notifier_early_t **notifier_early_bucket(notifier_t *self,
-                                                const char *notification_id,
-                                                notifier_channel_t channel)
+/* The bucket of `first_out` where a delivery's key is kept (FNV-1a). */
+static notifier_key_t **notifier_out_bucket(notifier_t *self,
+                                            const notifier_job_t *job)
 {
-    uint32_t hash = 2166136261u ^ (uint32_t)channel;
-    for (const unsigned char *c = (const unsigned char *)notification_id;
+    uint32_t hash = 2166136261u ^ (uint32_t)job->channel;
+    for (const unsigned char *c = (const unsigned char *)job->notification_id;
          *c != '\0'; c++)
         hash = (hash ^ *c) * 16777619u;
-    return &self->early[hash % NOTIFIER_EARLY_BUCKETS];
+    return &self->first_out[hash % NOTIFIER_OUT_BUCKETS];
 }
 
-/* Where the key of `job` is in `early`: the link that points at it, or at
- * the NULL ending its chain when it is not there. */
-static notifier_early_t **notifier_early_find(notifier_t *self,
-                                              const notifier_job_t *job)
+/* Where the key of `job` is in `first_out`: the link that points at it,
+ * or at the NULL ending its chain when it is not there. */
+static notifier_key_t **notifier_out_find(notifier_t *self,
+                                          const notifier_job_t *job)
 {
-    notifier_early_t **at =
-        notifier_early_bucket(self, job->notification_id, job->channel);
+    notifier_key_t **at = notifier_out_bucket(self, job);
     while (*at != NULL &&
            ((*at)->channel != job->channel ||
             strcmp((*at)->notification_id, job->notification_id) != 0))
@@ -357,13 +357,42 @@ static notifier_early_t **notifier_early_find(notifier_t *self,
     return at;
 }
 
-/* A stored job's first attempt: sent before this turn commits when early
- * sends are on (queued in early_ready, its key kept in `early`), else
- * staged for after the commit. When a copy sent early is still out, the
- * job is dropped: that copy's result finds the row stored now. */
+/* Forgets the key of a first attempt: its result is written, or its row
+ * was rolled back before it left. */
+static void notifier_out_forget(notifier_t *self, notifier_job_t *job)
+{
+    if (!job->first_out)
+        return;
+    job->first_out = false;
+    notifier_key_t **at = notifier_out_find(self, job);
+    notifier_key_t *gone = *at;
+    if (gone != NULL) {
+        *at = gone->next;
+        free(gone);
+    }
+}
+
+/* Drops the jobs of `*list_p` (from that link on) whose rows were rolled
+ * back before they left: their keys go, they no longer count as pending,
+ * and the list ends there. */
+static void notifier_drop_unsent(notifier_t *self, notifier_job_t **list_p)
+{
+    for (notifier_job_t *job = *list_p; job != NULL; job = job->next) {
+        notifier_out_forget(self, job);
+        self->pending--;
+    }
+    notifier_job_list_destroy(list_p);
+}
+
+/* A stored job's first attempt: sent just before this turn commits
+ * (early_ready), or, while early sends are off, once it has committed
+ * (staged); its key is kept in `first_out` either way. When the key is
+ * there already, an attempt is out (or about to leave) for this delivery
+ * and the job is dropped: that attempt's result finds the row stored
+ * now. */
 static void notifier_first_attempt(notifier_t *self, notifier_job_t *job)
 {
-    notifier_early_t **at = notifier_early_find(self, job);
+    notifier_key_t **at = notifier_out_find(self, job);
     if (*at != NULL) {
         cv_log_debug("notification '%s' on %s is on its way already",
                      job->notification_id, notifier_channel_name(job->channel));
@@ -371,33 +400,21 @@ static void notifier_first_attempt(notifier_t *self, notifier_job_t *job)
         return;
     }
     size_t id_size = strlen(job->notification_id) + 1;
-    notifier_early_t *key =
-        self->last_turn_ok ? malloc(sizeof(*key) + id_size) : NULL;
-    if (key == NULL) { /* early sends off (or no memory): after commit */
+    notifier_key_t *key = malloc(sizeof(*key) + id_size);
+    if (key != NULL) { /* out of memory: no key, only a copy more at worst */
+        key->next = NULL;
+        key->channel = job->channel;
+        memcpy(key->notification_id, job->notification_id, id_size);
+        *at = key;
+        job->first_out = true;
+    }
+    self->stored_first = true;
+    if (self->early_off) {
         notifier_stage(self, job);
         return;
     }
-    key->next = NULL;
-    key->channel = job->channel;
-    memcpy(key->notification_id, job->notification_id, id_size);
-    *at = key;
-    job->sent_early = true;
     notifier_list_append(&self->early_ready, job);
     self->pending++;
-}
-
-/* Forgets the key of a job sent early, once its result is written. */
-static void notifier_early_forget(notifier_t *self, notifier_job_t *job)
-{
-    if (!job->sent_early)
-        return;
-    job->sent_early = false;
-    notifier_early_t **at = notifier_early_find(self, job);
-    notifier_early_t *gone = *at;
-    if (gone != NULL) {
-        *at = gone->next;
-        free(gone);
-    }
 }
 
 /* A request: one row and job per target, or one delivered console row
@@ -413,7 +430,6 @@ static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
      * them back when its rows are rolled back */
     notifier_job_t **mark = self->staged.tail;
     notifier_job_t **early_mark = self->early_ready.tail;
-    int64_t pending = self->pending;
     const char *dest[NOTIFIER_CHANNEL_COUNT];
     notifier_destinations(request, dest);
     bool any = false;
@@ -479,13 +495,10 @@ static int notifier_on_requested(notifier_t *self, cv_bus_t *bus,
 out:
     if (rc != 0) {
         /* nothing of this event has left yet: its jobs go with its rows */
-        for (notifier_job_t *job = *early_mark; job != NULL; job = job->next)
-            notifier_early_forget(self, job);
-        notifier_job_list_destroy(early_mark);
+        notifier_drop_unsent(self, early_mark);
         self->early_ready.tail = early_mark;
-        notifier_job_list_destroy(mark);
+        notifier_drop_unsent(self, mark);
         self->staged.tail = mark;
-        self->pending = pending;
     }
     free(owned);
     return rc;
@@ -676,7 +689,7 @@ static void notifier_committed(void *arg, cv_bus_t *bus, bool ok)
     while (job != NULL) {
         notifier_job_t *next = job->next;
         notifier_verdict_t verdict = notifier_verdict(job, self->max_attempts);
-        notifier_early_forget(self, job); /* its result is written */
+        notifier_out_forget(self, job); /* its result is written */
         cv_metric_add(self->attempts, 1);
         cv_metric_add(job->delivered ? self->ok : self->failed, 1);
         if (verdict == NOTIFIER_VERDICT_DEAD && job->row_found)
@@ -710,29 +723,21 @@ static void notifier_turn_ended(void *arg, cv_bus_t *bus, bool ok)
 {
     (void)bus;
     notifier_t *self = arg;
-    self->last_turn_ok = ok;
-    if (self->early_ready.head != NULL) {
-        /* the turn failed before notifier_before_commit: nothing left */
-        for (notifier_job_t *job = self->early_ready.head; job != NULL;
-             job = job->next) {
-            notifier_early_forget(self, job);
-            self->pending--;
-        }
-        notifier_job_list_destroy(&self->early_ready.head);
-        notifier_list_init(&self->early_ready);
-        cv_metric_set(self->depth, self->pending);
-    }
-    if (self->staged.head == NULL)
-        return;
-    if (ok) {
+    /* a failed turn turns early sends off; one that stored first
+     * attempts and committed turns them on again */
+    if (!ok)
+        self->early_off = true;
+    else if (self->stored_first)
+        self->early_off = false;
+    self->stored_first = false;
+    /* left only when the turn failed before notifier_before_commit */
+    notifier_drop_unsent(self, &self->early_ready.head);
+    notifier_list_init(&self->early_ready);
+    if (!ok)
+        notifier_drop_unsent(self, &self->staged.head);
+    else if (self->staged.head != NULL)
         notifier_dispatch(self, notifier_list_take(&self->staged));
-    } else {
-        for (notifier_job_t *job = self->staged.head; job != NULL;
-             job = job->next)
-            self->pending--;
-        notifier_job_list_destroy(&self->staged.head);
-        notifier_list_init(&self->staged);
-    }
+    notifier_list_init(&self->staged);
     cv_metric_set(self->depth, self->pending);
 }
 

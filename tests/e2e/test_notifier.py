@@ -328,13 +328,13 @@ class NotifierChannels(ConveyorCase):
             self.assertNotIn("failed", timeline_text(card))
 
 
-
 class EarlySend(ConveyorCase):
-    """The notifier runs with tests/e2e/fault/slow_sync.c preloaded: while
-    the trigger names notifier.db, each of its syncs (every commit) waits
-    SLOW_MS first. The first attempt of a delivery leaves before the
-    notifier's commit, so the owner hears of a lead long before that
-    commit ends; the delivery is written once it does, and sent once."""
+    """Every process runs with tests/e2e/fault/slow_sync.c and disk_full.c
+    preloaded; their triggers name notifier.db, so only the notifier's
+    commits are slowed (each sync waits SLOW_MS) or fail (a full disk).
+    The first attempt of a delivery leaves before the notifier's commit, so
+    the owner hears of a lead long before a slow commit ends, and once; on
+    a full disk the owner is not called again at every re-send."""
 
     SALES = ("sales-early",)
     SLOW_MS = 4000
@@ -342,16 +342,21 @@ class EarlySend(ConveyorCase):
 
     @classmethod
     def setUpClass(cls):
-        library = os.path.abspath(os.path.join(build_dir(), "lib",
-                                               "slow_sync.so"))
-        if not os.path.exists(library):
-            raise HarnessError("'%s' is not built" % library)
-        cls.trigger = "/tmp/conveyor-slow-sync-%d-%d" % (
-            os.getpid(), time.monotonic_ns())
+        libraries = [os.path.abspath(os.path.join(build_dir(), "lib", name))
+                     for name in ("slow_sync.so", "disk_full.so")]
+        for library in libraries:
+            if not os.path.exists(library):
+                raise HarnessError("'%s' is not built" % library)
+        stamp = "%d-%d" % (os.getpid(), time.monotonic_ns())
+        cls.slow_trigger = "/tmp/conveyor-slow-sync-%s" % stamp
+        cls.full_trigger = "/tmp/conveyor-disk-full-%s" % stamp
         asan = os.environ.get("ASAN_OPTIONS", "")
         cls.EXTRA_ENV = {
-            "LD_PRELOAD": library,
-            "CONVEYOR_TEST_SLOW_SYNC": cls.trigger,
+            "LD_PRELOAD": ":".join(libraries),
+            "CONVEYOR_TEST_SLOW_SYNC": cls.slow_trigger,
+            "CONVEYOR_TEST_DISK_FULL": cls.full_trigger,
+            # the scheduler re-sends an unacknowledged request soon
+            "CONVEYOR_LEASE_MS": "500",
             # a sanitizer build wants its runtime first; ours is harmless
             "ASAN_OPTIONS": (asan + ":" if asan else "")
             + "verify_asan_link_order=0",
@@ -360,20 +365,50 @@ class EarlySend(ConveyorCase):
 
     @classmethod
     def tearDownClass(cls):
-        if os.path.exists(cls.trigger):
-            os.unlink(cls.trigger)
+        for trigger in (cls.slow_trigger, cls.full_trigger):
+            if os.path.exists(trigger):
+                os.unlink(trigger)
         super().tearDownClass()
 
-    def test_owner_hears_before_the_notifier_commits_and_once(self):
-        # a lead all the way through first, its delivery written, so that
-        # no commit of the notifier is due when its syncs slow down
-        warm = self.cv.accept_lead(self.new_lead("early-warm"))
+    def settle(self, tag):
+        """A lead all the way through, its delivery written, so that no
+        commit of the notifier is due when its disk turns bad."""
+        warm = self.cv.accept_lead(self.new_lead(tag))
         self.wait_sink_key(first_contact_key(warm["lead_id"]))
         self.cv.wait_lead(
             warm["lead_id"], lambda c: "told by" in timeline_text(c), 30,
-            "the warm-up delivery on its lead's timeline")
+            "the settling delivery on its lead's timeline")
         time.sleep(0.5)     # the acknowledged rows' delete, too
-        with open(self.trigger, "w") as f:
+
+    def test_a_full_disk_calls_the_owner_once_not_at_every_resend(self):
+        self.settle("full-warm")
+        with open(self.full_trigger, "w") as f:
+            f.write("notifier.db\n")
+        try:
+            lead_id = self.cv.accept_lead(self.new_lead("full"))["lead_id"]
+            key = first_contact_key(lead_id)
+            # the first attempt leaves before the commit that fails
+            self.wait_sink_key(key, timeout=20)
+            # the scheduler re-sends every 500 ms; none of that reaches
+            # the owner while the notifier cannot write
+            time.sleep(3.0)
+            calls = self.sink.with_key(key)
+            self.assertEqual(len(calls), 1, [r["at"] for r in calls])
+        finally:
+            os.unlink(self.full_trigger)
+        card = self.cv.wait_lead(
+            lead_id, lambda c: "told by" in timeline_text(c), 30,
+            "the delivery on the lead's timeline once the disk has room")
+        self.assertNotIn("failed", timeline_text(card))
+        time.sleep(1.0)     # a late copy would show up now
+        # at most one more, after the request is stored, and the same key
+        calls = self.sink.for_lead(lead_id)
+        self.assertLessEqual(len(calls), 2, [r["at"] for r in calls])
+        self.assertEqual({r["key"] for r in calls}, {key})
+
+    def test_owner_hears_before_the_notifier_commits_and_once(self):
+        self.settle("early-warm")
+        with open(self.slow_trigger, "w") as f:
             f.write("notifier.db %d\n" % self.SLOW_MS)
         try:
             started = time.monotonic()
@@ -385,7 +420,7 @@ class EarlySend(ConveyorCase):
             self.assertLess(heard_s, self.SLOW_MS / 1000.0 * 0.6,
                             "the webhook waited for the notifier's commit")
         finally:
-            os.unlink(self.trigger)
+            os.unlink(self.slow_trigger)
         # the delivery is written after the commit: the console says so
         card = self.cv.wait_lead(
             lead_id, lambda c: "told by" in timeline_text(c), 30,
