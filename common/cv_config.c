@@ -739,12 +739,13 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
     cfg->demo = true;
     cfg->max_body_bytes = 1024 * 1024;
     cfg->batch_max = 256;
-    /* every stage commits events at most every 3 ms (intake: stores a
-     * batch of leads, and so answers their 202s, at most that often): an
-     * idle stage still commits at once, a busy one makes fewer, larger
-     * commits, each a sync and a round of wake-ups, which pays where the
-     * stages' threads wait for a CPU; the console too (at 20 ms its
-     * bursts held a CPU longer). Measured in README, Speed. */
+    /* a busy stage (its last commit carried several events) commits
+     * events at most every 3 ms (intake: stores a batch of leads, and so
+     * answers their 202s, at most that often): fewer, larger commits,
+     * each a sync and a round of wake-ups, which pays where the stages'
+     * threads wait for a CPU; after a commit of one event, or when idle,
+     * the next is committed at once; the console too (at 20 ms its bursts
+     * held a CPU longer). Measured in README, Speed. */
     cfg->batch_linger_ms = 3;
     cfg->lease_ms = 3000;
     cfg->heartbeat_ms = 500;

@@ -28,7 +28,7 @@ struct intake_queue {
     bool closed;                 /* no more pushes */
     int fd;                      /* eventfd: readable while leads wait */
     int batch_max;               /* leads per transaction */
-    int linger_ms;               /* at most one batch stored this often */
+    int linger_ms;               /* busy: at most one batch this often */
     intake_pending_t *inflight;  /* taken in this turn (bus thread only) */
     intake_seen_t *seen;         /* contact keys stored, a filter that
                                     spares a new person's look-up (bus
@@ -251,9 +251,9 @@ static int intake_queue_work(void *arg, cv_bus_t *bus, int64_t now_ms)
     }
     intake_queue_drain_fd(self);
     pthread_mutex_lock(&self->lock);
-    /* pacing: leads that come within linger_ms of the last batch taken
-     * wait until then (next_due) and share one commit; after a quiet
-     * spell a lead is stored at once */
+    /* pacing: after a batch of several, leads that come within linger_ms
+     * of it wait until then (next_due) and share one commit; after a
+     * batch of one, or a quiet spell, a lead is stored at once */
     if (self->waiting < self->batch_max && intake_queue_pacing(self)) {
         pthread_mutex_unlock(&self->lock);
         return 0;
@@ -315,11 +315,12 @@ static int64_t intake_queue_next_due(void *arg, cv_bus_t *bus)
     intake_queue_t *self = arg;
     int64_t due = self->next_prune_ms;
     if (self->linger_ms > 0) {
-        /* The end of the pacing window, while leads wait, and also while
-         * it is still ahead with none waiting: a lead pushed before then
-         * does not wake the bus (intake_queue_push), so its sleep must end
-         * by then. Once the window is over with nothing waiting, nothing
-         * is due (no empty turn). */
+        /* The end of the pacing window (after a batch of several), while
+         * leads wait, and also while it is still ahead with none waiting:
+         * a lead pushed before then does not wake the bus
+         * (intake_queue_push), so its sleep must end by then. Once the
+         * window is over with nothing waiting, or when the last batch had
+         * one lead, nothing is due (no empty turn). */
         pthread_mutex_lock(&self->lock);
         int64_t end = self->last_take_ms + self->linger_ms;
         bool pending = self->last_take_shared &&

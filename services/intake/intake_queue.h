@@ -33,11 +33,12 @@ typedef struct intake_pending {
 typedef struct intake_queue intake_queue_t;
 
 /* Up to `batch_max` leads per transaction. With `linger_ms` > 0
- * (batch_linger_ms), batches are stored at most once per `linger_ms`:
- * leads that come sooner after the last batch wait until then (fewer,
- * larger commits, each writing a fixed set of pages and syncing once);
- * after a quiet spell a lead is stored at once. 0 stores what is waiting
- * at once. NULL after logging when the eventfd cannot be made. */
+ * (batch_linger_ms), a busy intake stores batches at most once per
+ * `linger_ms`: after a batch of several leads, leads that come sooner
+ * wait until then (fewer, larger commits, each writing a fixed set of
+ * pages and syncing once); after a batch of one, or a quiet spell, a lead
+ * is stored at once. 0 stores what is waiting at once. NULL after logging when
+ * the eventfd cannot be made. */
 intake_queue_t *intake_queue_new(int batch_max, int linger_ms);
 
 /* NULL-safe; nulls *self_p. Call intake_queue_close first. */
