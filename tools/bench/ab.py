@@ -64,7 +64,7 @@ def run(build, settings):
         "warm_p50": warm["p50_ms"], "warm_p99": warm["p99_ms"],
         "p50": fixed["p50_ms"], "p99": fixed["p99_ms"],
         "ack_p99": fixed["ack_p99_ms"],
-        "send_p99": fixed["from_send_p99_ms"],
+        "send_p99": fixed.get("from_send_p99_ms", float("nan")),
         "cpu": fixed["cpu_ms_per_lead"],
         "sat": saturated[-1]["leads_per_s"] if saturated else 0.0,
         "sync_p99": probes[-1]["fdatasync_p99_ms"] if probes else 0.0,

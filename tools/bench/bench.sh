@@ -259,9 +259,13 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 fi
 probe_json='{}'
 if [ "${BENCH_PROBE:-5}" != 0 ]; then
+    # a probe that cannot run leaves the figures out, not the bench
     "$bin/conveyor-bench" --probe "$tmp/data" --duration "${BENCH_PROBE:-5}" |
-        tee "$tmp/probe.out"
-    probe_json=$(tail -n 1 "$tmp/probe.out")
+        tee "$tmp/probe.out" || true
+    last=$(tail -n 1 "$tmp/probe.out")
+    if [[ $last == '{"mode":"probe"'* ]]; then
+        probe_json=$last
+    fi
 fi
 rate_rc=0
 rate_from=$(date +%s%3N)
