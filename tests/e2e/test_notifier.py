@@ -370,14 +370,20 @@ class EarlySend(ConveyorCase):
                 os.unlink(trigger)
         super().tearDownClass()
 
+    def wait_written(self, lead_id):
+        """Waits until the notifier has written the lead's delivery (the
+        console's timeline says who was told), and that it did not fail."""
+        card = self.cv.wait_lead(
+            lead_id, lambda c: "told by" in timeline_text(c), 30,
+            "the delivery of lead '%s' on its timeline" % lead_id)
+        self.assertNotIn("failed", timeline_text(card))
+
     def settle(self, tag):
         """A lead all the way through, its delivery written, so that no
         commit of the notifier is due when its disk turns bad."""
         warm = self.cv.accept_lead(self.new_lead(tag))
         self.wait_sink_key(first_contact_key(warm["lead_id"]))
-        self.cv.wait_lead(
-            warm["lead_id"], lambda c: "told by" in timeline_text(c), 30,
-            "the settling delivery on its lead's timeline")
+        self.wait_written(warm["lead_id"])
         time.sleep(0.5)     # the acknowledged rows' delete, too
 
     def test_a_full_disk_calls_the_owner_once_not_at_every_resend(self):
@@ -396,10 +402,7 @@ class EarlySend(ConveyorCase):
             self.assertEqual(len(calls), 1, [r["at"] for r in calls])
         finally:
             os.unlink(self.full_trigger)
-        card = self.cv.wait_lead(
-            lead_id, lambda c: "told by" in timeline_text(c), 30,
-            "the delivery on the lead's timeline once the disk has room")
-        self.assertNotIn("failed", timeline_text(card))
+        self.wait_written(lead_id)     # once the disk has room
         time.sleep(1.0)     # a late copy would show up now
         # at most one more, after the request is stored, and the same key
         calls = self.sink.for_lead(lead_id)
@@ -421,14 +424,10 @@ class EarlySend(ConveyorCase):
                             "the webhook waited for the notifier's commit")
         finally:
             os.unlink(self.slow_trigger)
-        # the delivery is written after the commit: the console says so
-        card = self.cv.wait_lead(
-            lead_id, lambda c: "told by" in timeline_text(c), 30,
-            "the delivery on the lead's timeline")
-        self.assertNotIn("failed", timeline_text(card))
+        self.wait_written(lead_id)     # after the commit
         time.sleep(1.0)     # a second copy would show up now
-        self.assertEqual(len(self.sink.with_key(key)), 1,
-                         self.sink.with_key(key))
+        calls = self.sink.with_key(key)
+        self.assertEqual(len(calls), 1, [r["at"] for r in calls])
 
 
 if __name__ == "__main__":
