@@ -127,7 +127,7 @@ $(BUILD)/bin/conveyorctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/conve
 # test-only LD_PRELOAD libraries that fail writes with ENOSPC or slow
 # syncs down on demand; built without sanitizers (they are preloaded into
 # any build's processes)
-$(BUILD)/lib/%.so: tests/e2e/fault/%.c
+$(BUILD)/lib/%.so: tests/e2e/fault/%.c tests/e2e/fault/fault.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 
