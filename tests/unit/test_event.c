@@ -18,6 +18,27 @@ static Conveyor__ScoreParam *params[2];
 static Conveyor__Score score = CONVEYOR__SCORE__INIT;
 static Conveyor__LeadScored scored = CONVEYOR__LEAD_SCORED__INIT;
 
+/* Makes `scored` a re-score: the segment was C, the total -2. */
+static void scored_as_rescore(void)
+{
+    scored.has_rescore = 1;
+    scored.rescore = 1;
+    scored.previous_segment = "C";
+    scored.has_previous_total = 1;
+    scored.previous_total = -2;
+}
+
+/* Makes `scored` a first score again (no re-score, no scorecard). */
+static void scored_as_first(void)
+{
+    scored.has_rescore = 0;
+    scored.rescore = 0;
+    scored.previous_segment = NULL;
+    scored.has_previous_total = 0;
+    scored.previous_total = 0;
+    scored.scorecard = NULL;
+}
+
 static void make_scored(Conveyor__Envelope *env)
 {
     lead.lead_id = "lead_9f86d081884c7d65";
@@ -143,11 +164,7 @@ static void test_body_bytes_are_the_lead_scored_packed_alone(void **state)
     card.n_changed = 1;
     card.changed = changed;
     card.scorecard_id = "sc_3f2a";
-    scored.has_rescore = 1;
-    scored.rescore = 1;
-    scored.previous_segment = "C";
-    scored.has_previous_total = 1;
-    scored.previous_total = -2;
+    scored_as_rescore();
     scored.scorecard = &card;
 
     size_t size = 0;
@@ -208,11 +225,7 @@ static void test_body_bytes_are_the_lead_scored_packed_alone(void **state)
     free(again);
     free(alone);
     free(bytes);
-    scored.has_rescore = 0;
-    scored.rescore = 0;
-    scored.previous_segment = NULL;
-    scored.has_previous_total = 0;
-    scored.scorecard = NULL;
+    scored_as_first();
     lead.message = NULL;
 }
 
@@ -484,13 +497,9 @@ static void test_field_span_of_a_lead_scored(void **state)
 
     /* a re-score: rescore (3) is a varint, not bytes, and the score is no
      * longer last */
-    scored.has_rescore = 1;
-    scored.rescore = 1;
-    scored.previous_segment = "C";
+    scored_as_rescore();
     body_size = conveyor__lead_scored__pack(&scored, body);
-    scored.has_rescore = 0;
-    scored.rescore = 0;
-    scored.previous_segment = NULL;
+    scored_as_first();
     msg = exact_copy(body, body_size);
     assert_int_equal(span_of(msg, body_size, 3, CV_EVENT_SPAN_VALUE), -1);
     assert_span(msg, body_size, 4, CV_EVENT_SPAN_LENGTH,
@@ -586,13 +595,8 @@ test_lead_assigned_with_the_lent_score_is_byte_identical(void **state)
     for (int rescore = 0; rescore < 2; rescore++) {
         Conveyor__Envelope env = CONVEYOR__ENVELOPE__INIT;
         make_scored(&env);
-        if (rescore) {
-            scored.has_rescore = 1;
-            scored.rescore = 1;
-            scored.previous_segment = "C";
-            scored.has_previous_total = 1;
-            scored.previous_total = -2;
-        }
+        if (rescore)
+            scored_as_rescore();
         size_t size = 0;
         uint8_t *bytes = cv_event_pack(&env, &size);
         assert_non_null(bytes);
@@ -639,10 +643,7 @@ test_lead_assigned_with_the_lent_score_is_byte_identical(void **state)
         free(packed);
         cv_event_free(back);
         free(bytes);
-        scored.has_rescore = 0;
-        scored.rescore = 0;
-        scored.previous_segment = NULL;
-        scored.has_previous_total = 0;
+        scored_as_first();
     }
 }
 

@@ -83,6 +83,16 @@ static void make_v3_database(const char *path)
     cv_store_destroy(&store);
 }
 
+/* The v3 database above at `path`, opened with today's migrations. */
+static cv_store_t *open_migrated_v3(const char *path)
+{
+    make_v3_database(path);
+    cv_store_t *store =
+        cv_store_open(path, notifier_migrations, notifier_migration_count);
+    assert_non_null(store);
+    return store;
+}
+
 /* The state column of a delivery's row in notifier_states, into buf. */
 static void state_of(cv_store_t *store, const char *id, char *buf,
                      size_t size)
@@ -113,11 +123,7 @@ static bool has_column(cv_store_t *store, const char *column)
 static void test_v3_database_migrates(void **state)
 {
     test_db_dir_t *d = *state;
-    make_v3_database(d->path);
-
-    cv_store_t *store =
-        cv_store_open(d->path, notifier_migrations, notifier_migration_count);
-    assert_non_null(store);
+    cv_store_t *store = open_migrated_v3(d->path);
     assert_int_equal(test_db_query_int(store, "PRAGMA user_version"),
                      (int64_t)notifier_migration_count);
 
@@ -202,10 +208,7 @@ static notifier_job_t *telegram_job(const char *id)
 static void test_store_fail_and_resend_after_migration(void **state)
 {
     test_db_dir_t *d = *state;
-    make_v3_database(d->path);
-    cv_store_t *store =
-        cv_store_open(d->path, notifier_migrations, notifier_migration_count);
-    assert_non_null(store);
+    cv_store_t *store = open_migrated_v3(d->path);
 
     notifier_job_t *job = telegram_job("01HQZX5C2D3E4F5G6H7J8K9M0N");
     bool inserted = false;
