@@ -43,6 +43,7 @@ int bench_probe_run(const char *dir, double seconds,
         fprintf(stderr, "conveyor-bench: probe: out of memory\n");
         goto out;
     }
+    /* mkstemp's template: it replaces the six X with a unique name */
     if ((size_t)snprintf(path, sizeof(path), "%s/probe.XXXXXX", dir) >=
         sizeof(path)) {
         fprintf(stderr, "conveyor-bench: probe: folder name too long\n");
