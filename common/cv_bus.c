@@ -167,11 +167,12 @@ struct cv_bus {
     int batch_max;            /* inbound events per transaction */
     int linger_ms;            /* a busy stage commits events at most
                                  this often (batch_lingers) */
-    int64_t last_commit_ms;   /* monotonic end of the last commit */
-    bool last_commit_shared;  /* it carried more than one event: the
-                                 stage is busy, what comes next waits
-                                 (batch_lingers) */
-    bool last_commit_full;    /* it took batch_max events: more may wait */
+    int64_t last_commit_ms;   /* monotonic end of the last commit of
+                                 several events */
+    int last_commit_events;   /* events the last commit carried: more
+                                 than one, the stage is busy and what
+                                 comes next waits; batch_max, a backlog
+                                 waits for nothing (batch_lingers) */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1350,9 +1351,9 @@ static int turn_transaction(cv_bus_t *self, bool flush_deletes, bool prune)
      * several events means they come faster than one per commit; one
      * event, or none (a turn of a source or of deletes alone), means the
      * stage is not busy and its next event goes at once */
-    self->last_commit_ms = cv_clock_monotonic_ms();
-    self->last_commit_shared = self->inbound_count > 1;
-    self->last_commit_full = self->inbound_count >= self->batch_max;
+    self->last_commit_events = self->inbound_count;
+    if (self->inbound_count > 1)
+        self->last_commit_ms = cv_clock_monotonic_ms();
     for (int i = 0; i < self->inbound_count; i++) {
         cv_metric_add(metric_in, self->inbound[i].applied ? 1 : 0);
         cv_metric_add(metric_duplicate, self->inbound[i].duplicate ? 1 : 0);
@@ -1777,13 +1778,16 @@ int cv_bus_current_packed(const cv_bus_t *self, const uint8_t **data,
 static bool batch_lingers(const cv_bus_t *self, int64_t mono)
 {
     return self->inbound_count > 0 && self->inbound_count < self->batch_max &&
-           self->last_commit_shared && !self->last_commit_full &&
+           self->last_commit_events > 1 &&
+           self->last_commit_events < self->batch_max &&
            mono - self->last_commit_ms < self->linger_ms;
 }
 
-/* How long the loop may sleep: the next heartbeat, lease, back-off or
- * source due time, and never more than POLL_MAX_MS. */
-static long poll_timeout(cv_bus_t *self, bool blocked, int64_t mono)
+/* How long the loop may sleep: the next heartbeat, lease, back-off,
+ * source due time or, while a batch lingers (batch_lingers at `mono`),
+ * the end of its linger; never more than POLL_MAX_MS. */
+static long poll_timeout(cv_bus_t *self, bool blocked, bool lingering,
+                         int64_t mono)
 {
     int64_t wait = POLL_MAX_MS;
     int64_t hb = self->next_heartbeat_ms - mono;
@@ -1796,7 +1800,7 @@ static long poll_timeout(cv_bus_t *self, bool blocked, int64_t mono)
         wait = 10;
     if (self->carry.active)
         wait = 0; /* its events wait for room, not for the sockets */
-    if (batch_lingers(self, mono)) {
+    if (lingering) {
         int64_t linger = self->last_commit_ms + self->linger_ms - mono;
         if (linger < wait)
             wait = linger;
@@ -1859,7 +1863,7 @@ int cv_bus_run(cv_bus_t *self)
                                               ZMQ_POLLIN, 0};
             }
         }
-        long timeout = poll_timeout(self, blocked, polled_at);
+        long timeout = poll_timeout(self, blocked, hold_links, polled_at);
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             rc = cv_error("cannot poll: %s", zmq_strerror(errno));
             break;
