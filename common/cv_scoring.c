@@ -630,29 +630,23 @@ static void knockout_rule(const cv_scoring_model_t *model,
             const char *text = lead_text(lead, rule->fields[f]);
             if (text == NULL || rule->list_count == 0)
                 continue;
+            int hit = -1; /* the first marker the text holds */
             folded_t folded;
             if (folded_init(&folded, text)) {
-                int i = folded_first_marker(rule, &folded, text);
-                if (i >= 0) {
-                    values.v[CV_SCORING_PH_MATCH] = rule->list[i];
-                    values.v[CV_SCORING_PH_FIELD] =
-                        cv_scoring_field_name(rule->fields[f]);
-                    add_knockout(out, rule, &values);
-                }
+                hit = folded_first_marker(rule, &folded, text);
                 folded_clear(&folded);
-                continue;
+            } else {
+                /* no memory to decode the text: marker by marker, the
+                 * slow way (the same answer, folded_first_marker says) */
+                for (size_t i = 0; i < rule->list_count && hit < 0; i++)
+                    if (contains(text, rule->list[i]))
+                        hit = (int)i;
             }
-            /* no memory to decode the text: marker by marker, the slow
-             * way (the same answer, folded_first_marker says) */
-            for (size_t i = 0; i < rule->list_count; i++) {
-                const char *marker = rule->list[i];
-                if (contains(text, marker)) {
-                    values.v[CV_SCORING_PH_MATCH] = marker;
-                    values.v[CV_SCORING_PH_FIELD] =
-                        cv_scoring_field_name(rule->fields[f]);
-                    add_knockout(out, rule, &values);
-                    break;
-                }
+            if (hit >= 0) {
+                values.v[CV_SCORING_PH_MATCH] = rule->list[hit];
+                values.v[CV_SCORING_PH_FIELD] =
+                    cv_scoring_field_name(rule->fields[f]);
+                add_knockout(out, rule, &values);
             }
         }
         return;
