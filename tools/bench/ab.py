@@ -71,17 +71,17 @@ def run(build, settings):
     }
 
 
-COLUMNS = [("warm_p50", "warm-up p50"), ("warm_p99", "p99"),
-           ("p50", "fixed p50"), ("p99", "p99"), ("ack_p99", "ack p99"),
-           ("send_p99", "from send p99"), ("cpu", "cpu ms/lead"),
-           ("sat", "saturation/s"), ("sync_p99", "machine sync p99")]
+COLUMNS = [("warm_p50", "warm-up p50", "%.1f"), ("warm_p99", "p99", "%.1f"),
+           ("p50", "fixed p50", "%.1f"), ("p99", "p99", "%.1f"),
+           ("ack_p99", "ack p99", "%.1f"),
+           ("send_p99", "from send p99", "%.1f"),
+           ("cpu", "cpu ms/lead", "%.2f"), ("sat", "saturation/s", "%.0f"),
+           ("sync_p99", "machine sync p99", "%.2f")]
 
 
 def line(label, figures, width):
     return "%-*s " % (width, label) + "  ".join(
-        "%s %.2f" % (title, figures[key]) if key in ("cpu", "sync_p99") else
-        "%s %.0f" % (title, figures[key]) if key == "sat" else
-        "%s %.1f" % (title, figures[key]) for key, title in COLUMNS)
+        "%s %s" % (title, fmt % figures[key]) for key, title, fmt in COLUMNS)
 
 
 def main():
@@ -103,7 +103,7 @@ def main():
     print("medians of %d runs each:" % args.rounds)
     for label, runs in results.items():
         print(line(label, {key: statistics.median(r[key] for r in runs)
-                           for key, _ in COLUMNS}, width))
+                           for key, _, _ in COLUMNS}, width))
 
 
 if __name__ == "__main__":

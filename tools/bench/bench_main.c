@@ -298,6 +298,24 @@ static double round1(double v)
     return round(v * 10.0) / 10.0;
 }
 
+/* Prints `json` (taken, may be NULL) as the report's one compact line.
+ * 0, or -1 after saying it could not. */
+static int print_json_line(json_t *json)
+{
+    char *line = json == NULL ? NULL
+        : json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                               JSON_REAL_PRECISION(10));
+    json_decref(json);
+    if (line == NULL) {
+        fprintf(stderr, "conveyor-bench: cannot format the report\n");
+        return -1;
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+    free(line);
+    return 0;
+}
+
 /* Runs the sink alone until SIGINT/SIGTERM, printing its counts. */
 static int run_sink_only(const main_options_t *opt)
 {
@@ -336,7 +354,6 @@ static int run_probe(const main_options_t *opt)
 {
     bench_probe_result_t res;
     json_t *json;
-    char *line;
 
     if (bench_probe_run(opt->probe_dir, opt->load.duration_s, &res) != 0)
         return 1;
@@ -354,17 +371,7 @@ static int run_probe(const main_options_t *opt)
         ms(res.sync_us[3]), "wake_late_p50_ms", ms(res.late_us[0]),
         "wake_late_p99_ms", ms(res.late_us[1]), "wake_late_p999_ms",
         ms(res.late_us[2]), "wake_late_max_ms", ms(res.late_us[3]));
-    line = json == NULL ? NULL
-        : json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                               JSON_REAL_PRECISION(10));
-    json_decref(json);
-    if (line == NULL) {
-        fprintf(stderr, "conveyor-bench: cannot format the report\n");
-        return 1;
-    }
-    printf("%s\n", line);
-    free(line);
-    return 0;
+    return print_json_line(json) == 0 ? 0 : 1;
 }
 
 /* Waits, bounded by wait_s, until every accepted lead was notified. */
@@ -494,7 +501,6 @@ static int print_report(const main_options_t *opt,
     json_t *json;
     json_t *rss;
     double cpu_total = 0;
-    char *line;
 
     bench_table_counts(table, &counts);
     bench_sink_counts(sink, &sink_counts);
@@ -591,18 +597,8 @@ static int print_report(const main_options_t *opt,
         fig->e2e_count > 0 ? round1(cpu_total * 1e4 / fig->e2e_count) / 10
                            : 0.0,
         "steal_pct", round1(res->steal_pct));
-    line = json == NULL ? NULL
-        : json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                               JSON_REAL_PRECISION(10));
-    if (line == NULL) {
-        fprintf(stderr, "conveyor-bench: cannot format the report\n");
-        json_decref(json);
+    if (print_json_line(json) != 0)
         return 1;
-    }
-    printf("%s\n", line);
-    fflush(stdout);
-    free(line);
-    json_decref(json);
     /* a benchmark measures; it fails only on wrong answers or leads that
      * were accepted and never reached the sink, not on a slow machine */
     if (fig->missing > 0 || res->failed > 0 || errors > 0 ||

@@ -75,8 +75,9 @@ int bench_probe_run(const char *dir, double seconds,
         began = cv_clock_monotonic_us();
         if (fdatasync(fd) != 0)
             goto write_failed;
-        sync_us[n] = cv_clock_monotonic_us() - began;
-        began = cv_clock_monotonic_us();
+        int64_t synced = cv_clock_monotonic_us();
+        sync_us[n] = synced - began;
+        began = synced;
         nanosleep(&nap, NULL);
         late_us[n] = cv_clock_monotonic_us() - began - PROBE_SLEEP_US;
         if (late_us[n] < 0)
