@@ -18,10 +18,10 @@ schedule) -> made by intake (its id's time) -> scored (scores.scored_at)
 whose owner the follow-up scheduler notifies (followup_task.created_at)
 -> taken by the notifier (notifier_deliveries.created_at) -> received by
 the webhook. The legs add up to the bench's time from the scheduled send
-(from_send; its end-to-end figure starts at the 202, inside the first
-leg). Prints
-p50/p99 of each leg, and each leg's mean over the slowest 1% of leads,
-which says what the p99 is made of."""
+(from_send; its end-to-end figure starts at the 202, which intake sends
+after its commit, inside the second leg). Prints p50/p99 of each leg, and
+each leg's mean over the slowest 1% of leads, which says what the p99 is
+made of."""
 
 import os
 import sqlite3
