@@ -309,10 +309,10 @@ int notifier_sender_idle_slots(const notifier_sender_t *self);
 /* Starts an attempt of the job on its channel in a free slot, taking the
  * job. An attempt that ends before any transfer (no bot token, a bad
  * address, out of memory) is appended to **done at once, its outcome
- * filled and counted. -1 when no slot is free (the job stays the
- * caller's). */
-int notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
-                          notifier_job_t ***done);
+ * filled and counted; so is a job for which no slot is free (the caller
+ * counts idle slots first), as a failed attempt not counted. */
+void notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
+                           notifier_job_t ***done);
 
 /* Moves the transfers on without blocking and appends each finished
  * attempt's job, its outcome filled and the attempt counted, to **done

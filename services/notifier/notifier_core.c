@@ -730,14 +730,16 @@ static void notifier_turn_ended(void *arg, cv_bus_t *bus, bool ok)
     else if (self->stored_first)
         self->early_off = false;
     self->stored_first = false;
-    /* left only when the turn failed before notifier_before_commit */
-    notifier_drop_unsent(self, &self->early_ready.head);
-    notifier_list_init(&self->early_ready);
-    if (!ok)
+    if (!ok) {
+        /* early_ready holds jobs only when the turn failed before
+         * notifier_before_commit */
+        notifier_drop_unsent(self, &self->early_ready.head);
+        notifier_list_init(&self->early_ready);
         notifier_drop_unsent(self, &self->staged.head);
-    else if (self->staged.head != NULL)
+        notifier_list_init(&self->staged);
+    } else if (self->staged.head != NULL) {
         notifier_dispatch(self, notifier_list_take(&self->staged));
-    notifier_list_init(&self->staged);
+    }
     cv_metric_set(self->depth, self->pending);
 }
 

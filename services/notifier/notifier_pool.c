@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -117,23 +116,8 @@ static void *notifier_pool_worker(void *arg)
             notifier_job_t *job = taken;
             taken = job->next;
             job->next = NULL;
-            /* cannot fail: `room` slots were free; should it all the
-             * same, the job comes back as a failed attempt (retried after
-             * a backoff) instead of being lost until a restart */
-            if (notifier_sender_start(sender, job, &done_tail) != 0) {
-                cv_error("no free delivery slot for notification '%s'; "
-                         "retrying it",
-                         job->notification_id);
-                job->delivered = false;
-                job->permanent = false;
-                job->http_status = 0;
-                job->retry_after_ms = -1;
-                job->finished_at = cv_clock_now_ms();
-                snprintf(job->error, sizeof(job->error),
-                         "no free delivery slot");
-                *done_tail = job;
-                done_tail = &job->next;
-            }
+            /* `room` slots were free */
+            notifier_sender_start(sender, job, &done_tail);
         }
         int rc = notifier_sender_perform(sender, &done_tail);
         /* slots freed: start what waits in the queue before sleeping */

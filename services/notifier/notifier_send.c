@@ -529,20 +529,31 @@ static void notifier_send_done(notifier_sender_t *self, notifier_slot_t *slot,
     *done = &job->next;
 }
 
-int notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
-                          notifier_job_t ***done)
+void notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
+                           notifier_job_t ***done)
 {
-    notifier_slot_t *slot = NULL;
-    for (int i = 0; i < self->slot_count && slot == NULL; i++)
-        if (self->slots[i].job == NULL)
-            slot = &self->slots[i];
-    if (slot == NULL)
-        return -1;
     job->delivered = false;
     job->permanent = false;
     job->http_status = 0;
     job->retry_after_ms = -1;
     job->error[0] = '\0';
+    notifier_slot_t *slot = NULL;
+    for (int i = 0; i < self->slot_count && slot == NULL; i++)
+        if (self->slots[i].job == NULL)
+            slot = &self->slots[i];
+    if (slot == NULL) {
+        /* the caller counts idle slots first, so this should not happen;
+         * should it, the job comes back as a failed attempt (retried after
+         * a backoff) instead of being lost until a restart */
+        cv_error("no free delivery slot for notification '%s'; retrying it",
+                 job->notification_id);
+        snprintf(job->error, sizeof(job->error), "no free delivery slot");
+        job->finished_at = cv_clock_now_ms();
+        job->next = NULL;
+        **done = job;
+        *done = &job->next;
+        return;
+    }
     slot->job = job;
     slot->error[0] = '\0';
     slot->reply[0] = '\0';
@@ -569,7 +580,6 @@ int notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
     }
     if (rc != 0)
         notifier_send_done(self, slot, done); /* over before it began */
-    return 0;
 }
 
 /* The outcome of a finished transfer, read while its handle still holds
