@@ -237,9 +237,8 @@ const uint8_t *routing_lead_bytes(const routing_arrived_t *arrived,
 
 /* Keeps the newest LeadScored of a lead (explain, re-assignment, offers
  * and manual assignment read it back), replacing a kept one; `arrived`:
- * its bytes, or NULL (routing_lead_bytes). On the bus thread (its store).
- * 0 or -1. */
-int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+ * its bytes, or NULL (routing_lead_bytes). 0 or -1. */
+int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored,
                      const routing_arrived_t *arrived);
 
 /* Keeps the LeadScored of a lead not kept before; *fresh tells whether it
@@ -248,7 +247,7 @@ int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
  * waits in pending or has an offer has its row (migrations 8 and 9 added
  * those of older files), so a fresh lead has none of these: the usual new
  * lead is placed without looking them up. 0 or -1. */
-int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+int routing_lead_insert(cv_store_t *store, const Conveyor__LeadScored *scored,
                         const routing_arrived_t *arrived, bool *fresh);
 
 /* The stored LeadScored of a lead (caller frees with

@@ -216,11 +216,10 @@ const uint8_t *routing_lead_bytes(const routing_arrived_t *arrived,
  * for `scored`, kept from the bytes it arrived in when `arrived` has them
  * (routing_lead_bytes). *changed (may be NULL): whether a row was
  * written. */
-static int lead_write(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+static int lead_write(cv_store_t *store, const Conveyor__LeadScored *scored,
                       const routing_arrived_t *arrived, const char *sql,
                       bool *changed)
 {
-    cv_store_t *store = cv_bus_store(bus);
     uint8_t local[4096];
     size_t size = 0;
     uint8_t *owned = NULL;
@@ -245,20 +244,20 @@ out:
     return rc;
 }
 
-int routing_lead_insert(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+int routing_lead_insert(cv_store_t *store, const Conveyor__LeadScored *scored,
                         const routing_arrived_t *arrived, bool *fresh)
 {
     /* every lead comes through here */
-    return lead_write(bus, scored, arrived,
+    return lead_write(store, scored, arrived,
                       "INSERT INTO leads (lead_id, lead_scored, updated_at)"
                       " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO NOTHING",
                       fresh);
 }
 
-int routing_lead_put(cv_bus_t *bus, const Conveyor__LeadScored *scored,
+int routing_lead_put(cv_store_t *store, const Conveyor__LeadScored *scored,
                      const routing_arrived_t *arrived)
 {
-    return lead_write(bus, scored, arrived,
+    return lead_write(store, scored, arrived,
                       "INSERT INTO leads (lead_id, lead_scored, updated_at)"
                       " VALUES (?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET"
                       " lead_scored = excluded.lead_scored,"

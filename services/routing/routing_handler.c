@@ -263,7 +263,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
     /* a lead never kept before (the usual one) has no owner, offer or
      * place in pending (routing_lead_insert): none is looked up */
     bool fresh_lead = false;
-    if (routing_lead_insert(bus, scored, arrived, &fresh_lead) != 0)
+    if (routing_lead_insert(store, scored, arrived, &fresh_lead) != 0)
         return -1;
     int owned = 0;
     if (!fresh_lead) {
@@ -275,7 +275,7 @@ static int on_lead_scored(routing_t *self, cv_bus_t *bus,
                         lead_id, event->event_id);
             return 0;
         }
-        if (routing_lead_put(bus, scored, arrived) != 0)
+        if (routing_lead_put(store, scored, arrived) != 0)
             return -1;
     }
     if (scored->score->has_knocked_out && scored->score->knocked_out) {
