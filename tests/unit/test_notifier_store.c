@@ -28,11 +28,6 @@ static int setup(void **state)
     return test_db_dir_setup(state, "notifier.db");
 }
 
-static int teardown(void **state)
-{
-    return test_db_dir_teardown(state);
-}
-
 /* What notifier v3 wrote for one delivery: the row it sends, with the
  * constant 'pending' its insert put in the old state column, and the
  * state row where it really stands. */
@@ -273,9 +268,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_v3_database_migrates, setup,
-                                        teardown),
+                                        test_db_dir_teardown),
         cmocka_unit_test_setup_teardown(
-            test_store_fail_and_resend_after_migration, setup, teardown),
+            test_store_fail_and_resend_after_migration, setup,
+            test_db_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
