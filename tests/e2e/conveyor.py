@@ -1010,6 +1010,15 @@ class ConveyorCase(unittest.TestCase):
             timeout, "lead '%s' assigned with a first-contact task"
             % lead_id)
 
+    def wait_written(self, lead_id):
+        """Waits until the notifier has written the lead's delivery (the
+        console's timeline says who was told), and that it did not fail."""
+        card = self.cv.wait_lead(
+            lead_id, lambda c: "told by" in timeline_text(c), 30,
+            "the delivery of lead '%s' on its timeline" % lead_id)
+        self.assertNotIn("failed", timeline_text(card))
+        return card
+
     def wait_sink_key(self, key, timeout=30.0):
         try:
             return poll(lambda: self.sink.with_key(key), timeout, 0.1,
@@ -1021,3 +1030,51 @@ class ConveyorCase(unittest.TestCase):
             raise HarnessError("%s\nsink saw (path, key, status): %s\n%s"
                                % (e, seen, self.cv.tail("notifier"))) \
                 from None
+
+
+class FaultCase(ConveyorCase):
+    """A ConveyorCase whose processes all run with test-only LD_PRELOAD
+    libraries from tests/e2e/fault (FAULTS, by name: "disk_full",
+    "slow_sync"). Each acts while its trigger file exists, and only on
+    files whose path holds the trigger's first word: set_fault(name, text)
+    writes it, clear_fault(name) removes it (tearDownClass does too)."""
+
+    FAULTS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        libraries = []
+        stamp = "%d-%d" % (os.getpid(), time.monotonic_ns())
+        cls.triggers = {}
+        env = dict(cls.EXTRA_ENV or {})
+        for name in cls.FAULTS:
+            library = os.path.abspath(os.path.join(build_dir(), "lib",
+                                                   name + ".so"))
+            if not os.path.exists(library):
+                raise HarnessError("'%s' is not built" % library)
+            libraries.append(library)
+            cls.triggers[name] = "/tmp/conveyor-%s-%s" % (name, stamp)
+            env["CONVEYOR_TEST_" + name.upper()] = cls.triggers[name]
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        env.update({
+            "LD_PRELOAD": ":".join(libraries),
+            # a sanitizer build wants its runtime first; ours is harmless
+            "ASAN_OPTIONS": (asan + ":" if asan else "")
+            + "verify_asan_link_order=0",
+        })
+        cls.EXTRA_ENV = env
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        for trigger in getattr(cls, "triggers", {}).values():
+            if os.path.exists(trigger):
+                os.unlink(trigger)
+        super().tearDownClass()
+
+    def set_fault(self, name, text):
+        with open(self.triggers[name], "w") as f:
+            f.write(text + "\n")
+
+    def clear_fault(self, name):
+        os.unlink(self.triggers[name])

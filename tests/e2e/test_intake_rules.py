@@ -16,8 +16,8 @@ import sqlite3
 import threading
 import time
 
-from conveyor import (ConveyorCase, HarnessError, build_dir, owner_id, poll,
-                      tasks_of, timeline_text)
+from conveyor import (ConveyorCase, FaultCase, owner_id, poll, tasks_of,
+                      timeline_text)
 
 BLOCKED_DOMAIN = "spam-factory.example"
 BLOCKED_PHONE = "+7 (999) 000-11-22"
@@ -132,43 +132,18 @@ class ReturningClient(ConveyorCase):
         self.assertEqual(third["duplicate_of"], again["lead_id"])
 
 
-class DiskFull(ConveyorCase):
+class DiskFull(FaultCase):
     """intake runs with tests/e2e/fault/disk_full.c preloaded: while the
     trigger file names intake.db, its writes fail with ENOSPC."""
 
     SALES = ("sales-disk",)
-    EXTRA_ENV = {}
-
-    @classmethod
-    def setUpClass(cls):
-        library = os.path.abspath(os.path.join(build_dir(), "lib",
-                                               "disk_full.so"))
-        if not os.path.exists(library):
-            raise HarnessError("'%s' is not built" % library)
-        cls.trigger = "/tmp/conveyor-disk-full-%d-%d" % (
-            os.getpid(), time.monotonic_ns())
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        cls.EXTRA_ENV = {
-            "LD_PRELOAD": library,
-            "CONVEYOR_TEST_DISK_FULL": cls.trigger,
-            # a sanitizer build wants its runtime first; ours is harmless
-            "ASAN_OPTIONS": (asan + ":" if asan else "")
-            + "verify_asan_link_order=0",
-        }
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        if os.path.exists(cls.trigger):
-            os.unlink(cls.trigger)
-        super().tearDownClass()
+    FAULTS = ("disk_full",)
 
     def fill_disk(self):
-        with open(self.trigger, "w") as f:
-            f.write("intake.db\n")
+        self.set_fault("disk_full", "intake.db")
 
     def free_disk(self):
-        os.unlink(self.trigger)
+        self.clear_fault("disk_full")
 
     def test_full_disk_is_503_and_nothing_half_stored(self):
         before = self.cv.accept_lead(self.new_lead("before-full"))
@@ -223,11 +198,6 @@ class PacedBatches(ConveyorCase):
     SALES = ("sales-paced",)
     EXTRA_ENV = {"CONVEYOR_BATCH_LINGER_MS": "300",
                  "CONVEYOR_HEARTBEAT_MS": "4000"}
-
-    def timed_accept(self, tag):
-        started = time.monotonic()
-        reply = self.cv.accept_lead(self.new_lead(tag))
-        return reply, time.monotonic() - started
 
     def start_together(self, post, count):
         """Starts post(i) for i in range(count) at once, each in a thread;
@@ -311,20 +281,12 @@ class PacedBatches(ConveyorCase):
             self.assertLess(max(behind_ended) - min(behind_ended), 0.15,
                             "the leads behind it went together")
         # a burst shares the windows and every lead of it is answered
-        replies = []
-
-        def post(i):
-            replies.append(self.timed_accept("paced-burst-%d" % i))
-
-        threads = [threading.Thread(target=post, args=(i,))
-                   for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        replies = self.start_together(
+            lambda i: self.cv.accept_lead(
+                self.new_lead("paced-burst-%d" % i)), 8)()
         self.assertEqual(len(replies), 8)
-        self.assertEqual(len({r["lead_id"] for r, _ in replies}), 8)
-        self.assertLess(max(s for _, s in replies), 2.5, replies)
+        self.assertEqual(len({r["lead_id"] for r, _, _ in replies}), 8)
+        self.assertLess(max(s for _, s, _ in replies), 2.5, replies)
         self.wait_assigned(replies[0][0]["lead_id"])
 
 

@@ -11,12 +11,11 @@ waits in flight while the notifier goes on with later turns). The owner
 is told before the notifier's own commit: with its syncs slowed to
 seconds, the webhook still hears of a lead at once, and once."""
 
-import os
 import time
 import unittest
 
-from conveyor import (ADMIN_TOKEN, ConveyorCase, FakeTelegram, HarnessError,
-                      SignedSink, SlackSink, SmtpCatcher, build_dir,
+from conveyor import (ADMIN_TOKEN, ConveyorCase, FakeTelegram, FaultCase,
+                      HarnessError, SignedSink, SlackSink, SmtpCatcher,
                       first_contact_key, poll, timeline_text)
 
 BOT_TOKEN = "123456:e2e-bot-token"
@@ -322,13 +321,10 @@ class NotifierChannels(ConveyorCase):
             self.assertEqual([r["status"] for r in attempts], [200],
                              attempts)
             self.assertTrue(attempts[0]["signature_ok"])
-            card = self.cv.wait_lead(
-                lead_id, lambda c: "told by" in timeline_text(c), 20,
-                "the delivery on the lead's timeline")
-            self.assertNotIn("failed", timeline_text(card))
+            self.wait_written(lead_id)
 
 
-class EarlySend(ConveyorCase):
+class EarlySend(FaultCase):
     """Every process runs with tests/e2e/fault/slow_sync.c and disk_full.c
     preloaded; their triggers name notifier.db, so only the notifier's
     commits are slowed (each sync waits SLOW_MS) or fail (a full disk).
@@ -338,45 +334,9 @@ class EarlySend(ConveyorCase):
 
     SALES = ("sales-early",)
     SLOW_MS = 4000
-    EXTRA_ENV = {}
-
-    @classmethod
-    def setUpClass(cls):
-        libraries = [os.path.abspath(os.path.join(build_dir(), "lib", name))
-                     for name in ("slow_sync.so", "disk_full.so")]
-        for library in libraries:
-            if not os.path.exists(library):
-                raise HarnessError("'%s' is not built" % library)
-        stamp = "%d-%d" % (os.getpid(), time.monotonic_ns())
-        cls.slow_trigger = "/tmp/conveyor-slow-sync-%s" % stamp
-        cls.full_trigger = "/tmp/conveyor-disk-full-%s" % stamp
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        cls.EXTRA_ENV = {
-            "LD_PRELOAD": ":".join(libraries),
-            "CONVEYOR_TEST_SLOW_SYNC": cls.slow_trigger,
-            "CONVEYOR_TEST_DISK_FULL": cls.full_trigger,
-            # the scheduler re-sends an unacknowledged request soon
-            "CONVEYOR_LEASE_MS": "500",
-            # a sanitizer build wants its runtime first; ours is harmless
-            "ASAN_OPTIONS": (asan + ":" if asan else "")
-            + "verify_asan_link_order=0",
-        }
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        for trigger in (cls.slow_trigger, cls.full_trigger):
-            if os.path.exists(trigger):
-                os.unlink(trigger)
-        super().tearDownClass()
-
-    def wait_written(self, lead_id):
-        """Waits until the notifier has written the lead's delivery (the
-        console's timeline says who was told), and that it did not fail."""
-        card = self.cv.wait_lead(
-            lead_id, lambda c: "told by" in timeline_text(c), 30,
-            "the delivery of lead '%s' on its timeline" % lead_id)
-        self.assertNotIn("failed", timeline_text(card))
+    FAULTS = ("slow_sync", "disk_full")
+    # the scheduler re-sends an unacknowledged request soon
+    EXTRA_ENV = {"CONVEYOR_LEASE_MS": "500"}
 
     def settle(self, tag):
         """A lead all the way through, its delivery written, so that no
@@ -388,8 +348,7 @@ class EarlySend(ConveyorCase):
 
     def test_a_full_disk_calls_the_owner_once_not_at_every_resend(self):
         self.settle("full-warm")
-        with open(self.full_trigger, "w") as f:
-            f.write("notifier.db\n")
+        self.set_fault("disk_full", "notifier.db")
         try:
             lead_id = self.cv.accept_lead(self.new_lead("full"))["lead_id"]
             key = first_contact_key(lead_id)
@@ -401,7 +360,7 @@ class EarlySend(ConveyorCase):
             calls = self.sink.with_key(key)
             self.assertEqual(len(calls), 1, [r["at"] for r in calls])
         finally:
-            os.unlink(self.full_trigger)
+            self.clear_fault("disk_full")
         self.wait_written(lead_id)     # once the disk has room
         time.sleep(1.0)     # a late copy would show up now
         # at most one more, after the request is stored, and the same key
@@ -411,8 +370,7 @@ class EarlySend(ConveyorCase):
 
     def test_owner_hears_before_the_notifier_commits_and_once(self):
         self.settle("early-warm")
-        with open(self.slow_trigger, "w") as f:
-            f.write("notifier.db %d\n" % self.SLOW_MS)
+        self.set_fault("slow_sync", "notifier.db %d" % self.SLOW_MS)
         try:
             started = time.monotonic()
             lead_id = self.cv.accept_lead(self.new_lead("early"))["lead_id"]
@@ -423,7 +381,7 @@ class EarlySend(ConveyorCase):
             self.assertLess(heard_s, self.SLOW_MS / 1000.0 * 0.6,
                             "the webhook waited for the notifier's commit")
         finally:
-            os.unlink(self.slow_trigger)
+            self.clear_fault("slow_sync")
         self.wait_written(lead_id)     # after the commit
         time.sleep(1.0)     # a second copy would show up now
         calls = self.sink.with_key(key)
