@@ -1,7 +1,9 @@
 /* cv_bus: the transactional outbox and inbox over the broker.
  *
- * Memory holds a window of the outbox (at most OUTBOX_WINDOW rows), kept
- * per destination in four FIFO lists: `ready` (to send now), `inflight`
+ * Memory holds a window of the outbox, at most DEST_WINDOW events per
+ * destination, so a destination that is down (its events held, NAKed and
+ * re-sent) never holds up the others; kept per destination in four FIFO
+ * lists: `ready` (to send now), `inflight`
  * (sent, waiting for the ACK; ordered by lease deadline because the lease
  * is constant), `backoff` (the broker had no worker: re-send soon) and
  * `waiting` (acknowledged, waiting up to ROW_WAIT_MS for the row's other
@@ -9,7 +11,10 @@
  * stays the only durable copy: rows are loaded from it at start and when
  * other connections wake the bus; a row is deleted once every destination
  * has acknowledged it (an earlier acknowledgement clears its bit after
- * ROW_WAIT_MS). */
+ * ROW_WAIT_MS). A destination whose window is full leaves its events in
+ * SQLite from the first one it could not take (`deferred_from`), and reads
+ * them back itself, in order, once half its window is free (dest_scan),
+ * while the other destinations' events go on being loaded and sent. */
 #include "cv_bus.h"
 
 #include <errno.h>
@@ -34,8 +39,11 @@
 #include "cv_metrics.h"
 #include "cv_wire.h"
 
-#define OUTBOX_WINDOW 20000       /* outbox rows held in memory at most; the
-                                     rest wait in SQLite until there is room */
+#define DEST_WINDOW                                                            \
+    10000                         /* events held in memory per destination     \
+                                     at most; the rest wait in SQLite until    \
+                                     there is room */
+#define SCAN_ROWS 4096            /* outbox rows read by one scan */
 #define INFLIGHT_PER_DEST 512     /* unacknowledged events per destination:
                                      enough to keep a receiver's batches
                                      full, few enough that they are all
@@ -109,6 +117,11 @@ struct dest {
     item_list_t waiting;      /* acknowledged, row not complete, by
                                  deadline */
     int inflight_count;       /* items in `inflight` */
+    int held;                 /* items in memory, in any state */
+    int64_t deferred_from;    /* the oldest row whose event for this
+                                 destination was left in SQLite for want of
+                                 room, 0 for none: newer rows wait too, so
+                                 its events still go in order (dest_scan) */
 };
 
 typedef struct {
@@ -377,6 +390,7 @@ static void item_free(cv_bus_t *self, item_t *item)
     if (item->state == ITEM_INFLIGHT)
         item->dest->inflight_count--;
     self->item_count--;
+    item->dest->held--;
     free(item->payload);
     free(item);
 }
@@ -431,19 +445,32 @@ static void item_enqueue(cv_bus_t *self, item_t *item)
         self->scan_needed = true;
         return;
     }
+    item->dest->held++;
     item->state = ITEM_READY;
     list_push(&item->dest->ready, item);
+}
+
+/* Whether `dest` takes an event of `row` into memory now. When it does
+ * not, the row is remembered as where its events wait in SQLite. */
+static bool dest_takes(dest_t *dest, int64_t row)
+{
+    if (dest->deferred_from == 0 && dest->held < DEST_WINDOW)
+        return true;
+    if (dest->deferred_from == 0 || row < dest->deferred_from)
+        dest->deferred_from = row;
+    return false;
 }
 
 /* ------------------------------------------------------------------ */
 /* the outbox in SQLite                                                */
 
-/* Loads committed rows that are not in memory yet, oldest first, while
- * the window has room. */
-/* Queues one item for each destination of a row still waiting for it.
+/* Queues one item for each destination of a row still waiting for it
+ * that has room (dest_takes), or for `only` alone when it is not NULL
+ * (dest_scan: the destination's own window was checked by the caller).
  * -1 when out of memory (the row stays in SQLite for a later scan). */
 static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
-                            int64_t pending, const void *payload, int size)
+                           int64_t pending, const void *payload, int size,
+                           dest_t *only)
 {
     const char *name = dests;
     for (int slot = 0; slot < ROW_SLOTS && name != NULL; slot++) {
@@ -453,20 +480,27 @@ static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
         if ((pending & ((int64_t)1 << slot)) && length > 0 &&
             length < sizeof(((dest_t *)0)->name) &&
             hash_find(self, id) == NULL) {
-            char dest[sizeof(((dest_t *)0)->name)];
-            memcpy(dest, name, length);
-            dest[length] = '\0';
-            item_t *item =
-                item_new(self, id, pending, dest, payload, (size_t)size);
-            if (item == NULL)
+            char dest_name[sizeof(((dest_t *)0)->name)];
+            memcpy(dest_name, name, length);
+            dest_name[length] = '\0';
+            dest_t *dest = dest_find(self, dest_name);
+            if (dest == NULL)
                 return -1;
-            item_enqueue(self, item);
+            if (only != NULL ? dest == only : dest_takes(dest, row)) {
+                item_t *item = item_new(self, id, pending, dest_name, payload,
+                                        (size_t)size);
+                if (item == NULL)
+                    return -1;
+                item_enqueue(self, item);
+            }
         }
         name = comma ? comma + 1 : NULL;
     }
     return 0;
 }
 
+/* Loads up to SCAN_ROWS committed rows after the scan cursor, oldest
+ * first, for every destination that has room. */
 static int outbox_scan(cv_bus_t *self)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
@@ -474,11 +508,7 @@ static int outbox_scan(cv_bus_t *self)
                      "FROM cv_outbox WHERE id > ? ORDER BY id LIMIT ?");
     if (stmt == NULL)
         return -1;
-    int limit = OUTBOX_WINDOW - (int)self->item_count;
-    if (limit <= 0) {
-        self->scan_needed = true;
-        return 0;
-    }
+    int limit = SCAN_ROWS;
     sqlite3_bind_int64(stmt, 1, self->scan_cursor);
     sqlite3_bind_int(stmt, 2, limit);
     int rows = 0;
@@ -489,7 +519,7 @@ static int outbox_scan(cv_bus_t *self)
         if (outbox_row_load(self, row, dests ? dests : "",
                             sqlite3_column_int64(stmt, 3),
                             sqlite3_column_blob(stmt, 2),
-                            sqlite3_column_bytes(stmt, 2)) != 0) {
+                            sqlite3_column_bytes(stmt, 2), NULL) != 0) {
             rows = limit; /* out of memory: this row again next scan */
             break;
         }
@@ -507,6 +537,60 @@ static int outbox_scan(cv_bus_t *self)
     self->scan_needed = rows == limit;
     cv_metric_set(metric_outbox, (int64_t)self->item_count);
     return 0;
+}
+
+/* Reads back, in order, the events `dest` left in SQLite while its window
+ * was full: up to SCAN_ROWS rows from its deferred_from, until the window
+ * is full again or the outbox ends (then nothing of it waits there). */
+static int dest_scan(cv_bus_t *self, dest_t *dest)
+{
+    sqlite3_stmt *stmt = cv_store_prepare(
+        self->store, "SELECT id, dest, payload, coalesce(pending, 1) "
+                     "FROM cv_outbox WHERE id >= ? ORDER BY id LIMIT ?");
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, dest->deferred_from);
+    sqlite3_bind_int(stmt, 2, SCAN_ROWS);
+    int64_t next = 0; /* where the next read starts; 0: the end was read */
+    int rows = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t row = sqlite3_column_int64(stmt, 0);
+        const char *dests = (const char *)sqlite3_column_text(stmt, 1);
+        if (dest->held >= DEST_WINDOW ||
+            outbox_row_load(self, row, dests ? dests : "",
+                            sqlite3_column_int64(stmt, 3),
+                            sqlite3_column_blob(stmt, 2),
+                            sqlite3_column_bytes(stmt, 2), dest) != 0) {
+            next = row; /* full again, or out of memory */
+            break;
+        }
+        next = ++rows == SCAN_ROWS ? row + 1 : 0;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        cv_error("cannot read the outbox of '%s': %s",
+                 cv_store_path(self->store),
+                 sqlite3_errmsg(cv_store_db(self->store)));
+        sqlite3_reset(stmt);
+        return -1;
+    }
+    sqlite3_reset(stmt);
+    dest->deferred_from = next;
+    cv_metric_set(metric_outbox, (int64_t)self->item_count);
+    return 0;
+}
+
+/* Loads what waits in SQLite: rows no scan has read yet, and the events
+ * of destinations whose window has half emptied since it filled. */
+static void outbox_load(cv_bus_t *self)
+{
+    if (self->scan_needed)
+        outbox_scan(self);
+    for (int d = 0; d < self->dest_count; d++) {
+        dest_t *dest = &self->dests[d];
+        if (dest->deferred_from != 0 && dest->held <= DEST_WINDOW / 2)
+            dest_scan(self, dest);
+    }
 }
 
 /* One row for all `count` destinations listed in `dests`. */
@@ -742,9 +826,9 @@ static void staged_publish(cv_bus_t *self)
 {
     for (size_t i = 0; i < self->staged_count; i++) {
         item_t *item = self->staged[i];
-        if (self->scan_needed || self->item_count >= OUTBOX_WINDOW) {
+        if (self->scan_needed ||
+            !dest_takes(item->dest, item->id / ROW_SLOTS)) {
             /* rows wait in SQLite; a scan loads them in order */
-            self->scan_needed = true;
             free(item->payload);
             free(item);
             continue;
@@ -1940,8 +2024,7 @@ int cv_bus_run(cv_bus_t *self)
                             "be re-sent", self->service);
         }
 
-        if (self->scan_needed && self->item_count < OUTBOX_WINDOW)
-            outbox_scan(self);
+        outbox_load(self);
         blocked = outbox_send(self);
     }
 

@@ -559,6 +559,47 @@ static void test_backlog_larger_than_the_memory_window(void **state)
     wait_delivered(f, 25000, 90);
 }
 
+/* A stage that is down holds up no other: its events wait (at most
+ * DEST_WINDOW of them in memory, the rest in SQLite) while the stage that
+ * is up gets every event of the same rows, and once the stage comes up it
+ * gets all of its own, in full, once each. */
+static void test_stage_that_is_down_holds_up_no_other(void **state)
+{
+    fixture_t *f = *state;
+    buses_start(f); /* "scoring" works; nobody works for "console" */
+    /* 30,000 rows: far more events for "console" than one destination
+     * may hold in memory */
+    for (int i = 0; i < 30000; i += 5000)
+        outbox_fill_to(f, i, 5000, NULL, "console");
+    char worker[512], sender[512], console[512];
+    snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
+    snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
+    snprintf(console, sizeof(console), "%s/console.db", f->dir);
+    const char *owed_console_only =
+        "SELECT count(*) FROM cv_outbox WHERE pending = 2";
+    for (int i = 0; i < 90 * 20; i++) {
+        if (count_rows(sender, owed_console_only) == 30000)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 30000);
+    assert_int_equal(count_rows(sender, owed_console_only), 30000);
+
+    stage_t console_stage;
+    console_start(f, &console_stage, 0);
+    for (int i = 0; i < 90 * 20; i++) {
+        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+    assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
+                     30000);
+    assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
+    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
+    console_stop(&console_stage);
+}
+
 static void test_failed_event_is_resent_and_applied_once(void **state)
 {
     fixture_t *f = *state;
@@ -1222,6 +1263,8 @@ int main(void)
             test_garbled_batch_is_dropped_and_work_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_row_for_two_stages_is_written_once_more, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stage_that_is_down_holds_up_no_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_row_serves_every_destination,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_from_before_is_delivered,
