@@ -116,7 +116,11 @@ struct dest {
     item_list_t backoff;      /* NAKed, by deadline */
     item_list_t waiting;      /* acknowledged, row not complete, by
                                  deadline */
-    int inflight_count;       /* items in `inflight` */
+    int unacked_count;        /* items in `inflight` or `backoff`: sent
+                                 and not acknowledged. NAKed ones count
+                                 too, so a destination with no worker has
+                                 at most INFLIGHT_PER_DEST events going
+                                 round, not its whole window */
     int held;                 /* items in memory, in any state */
     int64_t deferred_from;    /* the oldest row whose event for this
                                  destination was left in SQLite for want of
@@ -309,20 +313,27 @@ static item_list_t *item_list(item_t *item)
     return NULL;
 }
 
+/* Sent and not acknowledged: in flight, or NAKed and waiting to go again
+ * (dest_t.unacked_count). */
+static bool item_unacked(const item_t *item)
+{
+    return item->state == ITEM_INFLIGHT || item->state == ITEM_BACKOFF;
+}
+
 static void item_move(item_t *item, item_state_t state, int64_t deadline_ms)
 {
     item_list_t *from = item_list(item);
     if (from != NULL)
         list_remove(from, item);
-    if (item->state == ITEM_INFLIGHT)
-        item->dest->inflight_count--;
+    if (item_unacked(item))
+        item->dest->unacked_count--;
     item->state = state;
     item->deadline_ms = deadline_ms;
     item_list_t *to = item_list(item);
     if (to != NULL)
         list_push(to, item);
-    if (state == ITEM_INFLIGHT)
-        item->dest->inflight_count++;
+    if (item_unacked(item))
+        item->dest->unacked_count++;
 }
 
 static size_t hash_slot(const cv_bus_t *self, int64_t id)
@@ -387,8 +398,8 @@ static void item_free(cv_bus_t *self, item_t *item)
     item_list_t *list = item_list(item);
     if (list != NULL)
         list_remove(list, item);
-    if (item->state == ITEM_INFLIGHT)
-        item->dest->inflight_count--;
+    if (item_unacked(item))
+        item->dest->unacked_count--;
     self->item_count--;
     item->dest->held--;
     free(item->payload);
@@ -912,10 +923,9 @@ static bool outbox_send(cv_bus_t *self)
                dest->backoff.head->deadline_ms <= now)
             item_move(dest->backoff.head, ITEM_READY, 0);
         while (dest->ready.head != NULL &&
-               dest->inflight_count < INFLIGHT_PER_DEST) {
-            if (!send_ready_batch(self, dest,
-                                  INFLIGHT_PER_DEST - dest->inflight_count,
-                                  now)) {
+               dest->unacked_count < INFLIGHT_PER_DEST) {
+            if (!send_ready_batch(
+                    self, dest, INFLIGHT_PER_DEST - dest->unacked_count, now)) {
                 blocked = true;
                 break;
             }
@@ -987,6 +997,9 @@ static void on_ack_id(cv_bus_t *self, const char *msg_id, size_t size)
     if (item == NULL || item->state == ITEM_ACKED ||
         item->state == ITEM_WAITING)
         return; /* a second ACK for a re-sent event */
+    /* the destination has a worker again: what it NAKed goes now */
+    while (item->dest->backoff.head != NULL)
+        item_move(item->dest->backoff.head, ITEM_READY, 0);
     item_move(item, ITEM_WAITING, cv_clock_monotonic_ms() + ROW_WAIT_MS);
     free(item->payload); /* never sent again */
     item->payload = NULL;

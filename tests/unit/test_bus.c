@@ -584,6 +584,17 @@ static void test_stage_that_is_down_holds_up_no_other(void **state)
     }
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 30000);
     assert_int_equal(count_rows(sender, owed_console_only), 30000);
+    /* meanwhile the sender offers "console" a few of its events now and
+     * then (INFLIGHT_PER_DEST, NAKed, again after NAK_RETRY_MS), not its
+     * whole window over and over */
+    cv_metric_t *sent =
+        cv_metrics_counter("conveyor_bus_events_sent_total", "events sent");
+    int64_t sent_before = cv_metric_value(sent);
+    usleep(2000 * 1000);
+    int64_t offered = cv_metric_value(sent) - sent_before;
+    /* 512 every 200 ms: 5,120 (going round the whole window: 100,000) */
+    assert_true(offered > 0);
+    assert_true(offered < 10000);
 
     stage_t console_stage;
     console_start(f, &console_stage, 0);
