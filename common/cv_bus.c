@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -190,6 +191,8 @@ struct cv_bus {
                                  than one, the stage is busy and what
                                  comes next waits; batch_max, a backlog
                                  waits for nothing (batch_lingers) */
+    bool background;          /* the loop's thread runs as SCHED_IDLE
+                                 (cv_config_t.bus_background) */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1719,6 +1722,7 @@ cv_bus_t *cv_bus_new(const cv_bus_options_t *options)
     self->batch_max = config->batch_max > 0 ? config->batch_max : 256;
     self->linger_ms = config->batch_linger_ms > 0 ? config->batch_linger_ms : 0;
     self->lease_ms = config->lease_ms > 0 ? config->lease_ms : 3000;
+    self->background = config->bus_background;
     self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 500;
     if (self->worker[0] != '\0' && self->handler == NULL) {
         cv_error("worker '%s' has no handler", self->worker);
@@ -1919,9 +1923,25 @@ static long poll_timeout(cv_bus_t *self, bool blocked, bool lingering,
     return wait < 0 ? 0 : (long)wait;
 }
 
+/* Makes the calling thread a background one: Linux gives it a CPU only
+ * when no other thread wants one, and takes it back at once when one
+ * does. Threads it starts later inherit this; those started before (the
+ * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. */
+static void run_in_background(const cv_bus_t *self)
+{
+    struct sched_param param = {.sched_priority = 0};
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
+        cv_log_warn("cannot run the bus of '%s' in the background: %s",
+                    self->service, strerror(errno));
+    else
+        cv_log_info("the bus of '%s' runs in the background", self->service);
+}
+
 int cv_bus_run(cv_bus_t *self)
 {
     running_bus = self;
+    if (self->background)
+        run_in_background(self);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

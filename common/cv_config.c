@@ -77,6 +77,7 @@ typedef struct {
     char *scoring_rules;                  /* scoring_rules */
     int *spam_max_links;                  /* spam_max_links */
     bool *demo;                           /* demo */
+    bool *bus_background;                 /* bus_background */
     int64_t *max_body_bytes;              /* max_body_bytes */
     int *batch_max;                       /* batch_max */
     int *batch_linger_ms;                 /* batch_linger_ms */
@@ -146,16 +147,16 @@ static const cyaml_schema_field_t cv_config_file_fields[] = {
     CYAML_FIELD_INT_PTR("spam_max_links", CV_OPT, cv_config_file_t,
                         spam_max_links),
     CYAML_FIELD_BOOL_PTR("demo", CV_OPT, cv_config_file_t, demo),
+    CYAML_FIELD_BOOL_PTR("bus_background", CV_OPT, cv_config_file_t,
+                         bus_background),
     CYAML_FIELD_INT_PTR("max_body_bytes", CV_OPT, cv_config_file_t,
                         max_body_bytes),
     CYAML_FIELD_INT_PTR("batch_max", CV_OPT, cv_config_file_t, batch_max),
     CYAML_FIELD_INT_PTR("batch_linger_ms", CV_OPT, cv_config_file_t,
                         batch_linger_ms),
     CYAML_FIELD_INT_PTR("lease_ms", CV_OPT, cv_config_file_t, lease_ms),
-    CYAML_FIELD_INT_PTR("heartbeat_ms", CV_OPT, cv_config_file_t,
-                        heartbeat_ms),
-    CYAML_FIELD_INT_PTR("http_threads", CV_OPT, cv_config_file_t,
-                        http_threads),
+    CYAML_FIELD_INT_PTR("heartbeat_ms", CV_OPT, cv_config_file_t, heartbeat_ms),
+    CYAML_FIELD_INT_PTR("http_threads", CV_OPT, cv_config_file_t, http_threads),
     CYAML_FIELD_INT_PTR("first_contact_minutes", CV_OPT, cv_config_file_t,
                         first_contact_minutes),
     CV_TEXT_FIELD("routing_rules", cv_config_file_t, routing_rules),
@@ -359,6 +360,8 @@ static int cv_config_load_file(cv_config_t *cfg, const char *file,
     *endpoint_set = loaded->broker_endpoint != NULL;
     if (loaded->demo != NULL)
         cfg->demo = *loaded->demo;
+    if (loaded->bus_background != NULL)
+        cfg->bus_background = *loaded->bus_background;
     if (loaded->max_body_bytes != NULL)
         cfg->max_body_bytes = *loaded->max_body_bytes;
     if (loaded->batch_max != NULL)
@@ -486,6 +489,9 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
     const char *demo = getenv("CONVEYOR_DEMO");
     if (demo != NULL)
         cfg->demo = strcmp(demo, "0") != 0;
+    const char *background = getenv("CONVEYOR_BUS_BACKGROUND");
+    if (background != NULL && background[0] != '\0')
+        cfg->bus_background = strcmp(background, "0") != 0;
     const char *max_body = getenv("CONVEYOR_MAX_BODY");
     if (max_body != NULL && max_body[0] != '\0') {
         int64_t v;
@@ -747,6 +753,11 @@ static void cv_config_defaults(cv_config_t *cfg, const char *service)
      * the next is committed at once; the console too (at 20 ms its bursts
      * held a CPU longer). Measured in README, Speed. */
     cfg->batch_linger_ms = 3;
+    /* the console's bus thread keeps the read model (cards, timelines,
+     * task lists) and is on no lead's way to its owner: as a background
+     * thread it waits while a stage on that way wants the CPU, instead of
+     * holding it for a batch of projections (README, Speed) */
+    cfg->bus_background = strcmp(service, "console") == 0;
     cfg->lease_ms = 3000;
     cfg->heartbeat_ms = 500;
     cfg->http_threads = 2;

@@ -93,6 +93,14 @@ typedef struct {
                                        after a commit of one, or none, the
                                        next is committed at once; 0: no
                                        pause; default 3, every stage */
+    bool bus_background;            /* CONVEYOR_BUS_BACKGROUND ("1"/"0"):
+                                       the bus thread, which applies the
+                                       events this service receives, runs
+                                       as a background thread (SCHED_IDLE):
+                                       it takes a CPU only when no other
+                                       thread wants it. Default on in the
+                                       console, whose projections are off a
+                                       lead's way, off elsewhere */
     int lease_ms;                   /* re-send an unacknowledged event after
                                        this, default 3000 */
     int heartbeat_ms;               /* broker heartbeat, default 500 */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <cmocka.h>
@@ -551,8 +552,9 @@ static void test_sources_hear_every_turn_end(void **state)
 static void test_backlog_larger_than_the_memory_window(void **state)
 {
     fixture_t *f = *state;
-    /* more than the 20,000 rows the sender holds in memory: the rest wait
-     * in SQLite and are loaded as room frees up, in order, none lost */
+    /* more than the 10,000 events the sender holds in memory for one
+     * destination: the rest wait in SQLite and are loaded as room frees
+     * up, in order, none lost */
     for (int i = 0; i < 25000; i += 5000)
         outbox_fill(f, i, 5000, NULL);
     buses_start(f);
@@ -609,6 +611,27 @@ static void test_stage_that_is_down_holds_up_no_other(void **state)
     assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
     assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
     console_stop(&console_stage);
+}
+
+/* bus_background: the loop of a background stage (the console's) runs
+ * as SCHED_IDLE, the others' keep their priority, and events flow alike */
+static void test_background_bus_runs_at_idle_priority(void **state)
+{
+    fixture_t *f = *state;
+    f->worker_config.bus_background = true;
+    buses_start(f);
+    outbox_fill(f, 0, 500, NULL);
+    wait_delivered(f, 500, 10);
+    int policy = -1;
+    struct sched_param param;
+    assert_int_equal(pthread_getschedparam(f->worker_thread, &policy, &param),
+                     0);
+    assert_int_equal(policy, SCHED_IDLE);
+    assert_int_equal(pthread_getschedparam(f->sender_thread, &policy, &param),
+                     0);
+    assert_int_equal(policy, SCHED_OTHER);
+    /* the thread that ran the test is not touched */
+    assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
 }
 
 static void test_failed_event_is_resent_and_applied_once(void **state)
@@ -1276,6 +1299,8 @@ int main(void)
             test_row_for_two_stages_is_written_once_more, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_stage_that_is_down_holds_up_no_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_background_bus_runs_at_idle_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_row_serves_every_destination,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_from_before_is_delivered,

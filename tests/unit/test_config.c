@@ -127,6 +127,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.heartbeat_ms, 500);
     assert_int_equal(cfg.http_threads, 2);
     assert_int_equal(cfg.first_contact_minutes, 30);
+    assert_false(cfg.bus_background); /* scoring is on a lead's way */
 
     /* the data dir was created */
     struct stat st;
@@ -140,8 +141,31 @@ static void test_defaults(void **state)
     /* every stage paces its commits alike, the console too */
     assert_int_equal(cv_config_load(&cfg, "console", 1, argv), 0);
     assert_int_equal(cfg.batch_linger_ms, 3);
+    /* ...and only the console's read model works in the background */
+    assert_true(cfg.bus_background);
     assert_int_equal(cv_config_load(&cfg, "followup-scheduler", 1, argv), 0);
     assert_int_equal(cfg.batch_linger_ms, 3);
+    assert_false(cfg.bus_background);
+}
+
+static void test_bus_background_from_file_and_env(void **state)
+{
+    fixture_t *f = *state;
+    write_yaml(f, "bus_background: true\n");
+    setenv("CONVEYOR_CONFIG", f->yaml, 1);
+    cv_config_t cfg;
+    char *argv[] = {"routing", NULL};
+    assert_int_equal(cv_config_load(&cfg, "routing", 1, argv), 0);
+    assert_true(cfg.bus_background);
+    setenv("CONVEYOR_BUS_BACKGROUND", "0", 1);
+    assert_int_equal(cv_config_load(&cfg, "routing", 1, argv), 0);
+    assert_false(cfg.bus_background);
+    unsetenv("CONVEYOR_CONFIG");
+    assert_int_equal(cv_config_load(&cfg, "console", 1, argv), 0);
+    assert_false(cfg.bus_background); /* the console's default, turned off */
+    setenv("CONVEYOR_BUS_BACKGROUND", "1", 1);
+    assert_int_equal(cv_config_load(&cfg, "scoring", 1, argv), 0);
+    assert_true(cfg.bus_background);
 }
 
 static void test_file_then_env_then_argv(void **state)
@@ -360,6 +384,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_defaults),
         T(test_file_then_env_then_argv),
+        T(test_bus_background_from_file_and_env),
         T(test_config_option_names_the_file),
         T(test_unknown_key_is_refused_naming_the_line),
         T(test_bad_value_is_refused_naming_the_line),
