@@ -513,31 +513,36 @@ static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
     return 0;
 }
 
-/* Loads up to SCAN_ROWS committed rows after the scan cursor, oldest
- * first, for every destination that has room. */
-static int outbox_scan(cv_bus_t *self)
+/* Reads up to SCAN_ROWS outbox rows from id *from on, oldest first, and
+ * loads their events: for every destination that has room (`only` NULL),
+ * or for `only` alone while its window has room. A row it cannot load (out
+ * of memory, or `only` full again) ends the read there. Moves *from past
+ * the rows loaded. 1 when rows may be left to read, 0 when the outbox's
+ * end was reached, -1 after logging a read error. */
+static int outbox_read(cv_bus_t *self, int64_t *from, dest_t *only)
 {
     sqlite3_stmt *stmt = cv_store_prepare(
         self->store, "SELECT id, dest, payload, coalesce(pending, 1) "
-                     "FROM cv_outbox WHERE id > ? ORDER BY id LIMIT ?");
+                     "FROM cv_outbox WHERE id >= ? ORDER BY id LIMIT ?");
     if (stmt == NULL)
         return -1;
-    int limit = SCAN_ROWS;
-    sqlite3_bind_int64(stmt, 1, self->scan_cursor);
-    sqlite3_bind_int(stmt, 2, limit);
+    sqlite3_bind_int64(stmt, 1, *from);
+    sqlite3_bind_int(stmt, 2, SCAN_ROWS);
     int rows = 0;
+    bool cut = false;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         int64_t row = sqlite3_column_int64(stmt, 0);
         const char *dests = (const char *)sqlite3_column_text(stmt, 1);
-        if (outbox_row_load(self, row, dests ? dests : "",
+        if ((only != NULL && only->held >= DEST_WINDOW) ||
+            outbox_row_load(self, row, dests ? dests : "",
                             sqlite3_column_int64(stmt, 3),
                             sqlite3_column_blob(stmt, 2),
-                            sqlite3_column_bytes(stmt, 2), NULL) != 0) {
-            rows = limit; /* out of memory: this row again next scan */
+                            sqlite3_column_bytes(stmt, 2), only) != 0) {
+            cut = true; /* this row again next time */
             break;
         }
-        self->scan_cursor = row;
+        *from = row + 1;
         rows++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -548,49 +553,33 @@ static int outbox_scan(cv_bus_t *self)
         return -1;
     }
     sqlite3_reset(stmt);
-    self->scan_needed = rows == limit;
     cv_metric_set(metric_outbox, (int64_t)self->item_count);
+    return cut || rows == SCAN_ROWS ? 1 : 0;
+}
+
+/* Loads committed rows after the scan cursor, for every destination that
+ * has room. */
+static int outbox_scan(cv_bus_t *self)
+{
+    int64_t from = self->scan_cursor + 1;
+    int more = outbox_read(self, &from, NULL);
+    if (more < 0)
+        return -1;
+    self->scan_cursor = from - 1;
+    self->scan_needed = more;
     return 0;
 }
 
 /* Reads back, in order, the events `dest` left in SQLite while its window
- * was full: up to SCAN_ROWS rows from its deferred_from, until the window
- * is full again or the outbox ends (then nothing of it waits there). */
+ * was full, from its deferred_from, until the window is full again or the
+ * outbox ends (then nothing of it waits there). */
 static int dest_scan(cv_bus_t *self, dest_t *dest)
 {
-    sqlite3_stmt *stmt = cv_store_prepare(
-        self->store, "SELECT id, dest, payload, coalesce(pending, 1) "
-                     "FROM cv_outbox WHERE id >= ? ORDER BY id LIMIT ?");
-    if (stmt == NULL)
+    int64_t from = dest->deferred_from;
+    int more = outbox_read(self, &from, dest);
+    if (more < 0)
         return -1;
-    sqlite3_bind_int64(stmt, 1, dest->deferred_from);
-    sqlite3_bind_int(stmt, 2, SCAN_ROWS);
-    int64_t next = 0; /* where the next read starts; 0: the end was read */
-    int rows = 0;
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t row = sqlite3_column_int64(stmt, 0);
-        const char *dests = (const char *)sqlite3_column_text(stmt, 1);
-        if (dest->held >= DEST_WINDOW ||
-            outbox_row_load(self, row, dests ? dests : "",
-                            sqlite3_column_int64(stmt, 3),
-                            sqlite3_column_blob(stmt, 2),
-                            sqlite3_column_bytes(stmt, 2), dest) != 0) {
-            next = row; /* full again, or out of memory */
-            break;
-        }
-        next = ++rows == SCAN_ROWS ? row + 1 : 0;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        cv_error("cannot read the outbox of '%s': %s",
-                 cv_store_path(self->store),
-                 sqlite3_errmsg(cv_store_db(self->store)));
-        sqlite3_reset(stmt);
-        return -1;
-    }
-    sqlite3_reset(stmt);
-    dest->deferred_from = next;
-    cv_metric_set(metric_outbox, (int64_t)self->item_count);
+    dest->deferred_from = more ? from : 0;
     return 0;
 }
 

@@ -419,17 +419,29 @@ static int64_t count_rows(const char *path, const char *sql)
     return n;
 }
 
-/* Waits up to 10 s for the sender's outbox to empty, and asserts it did. */
-static void wait_outbox_empty(fixture_t *f)
+/* Waits up to `seconds` for the sender's outbox to empty, and asserts it
+ * did. */
+static void wait_outbox_empty(fixture_t *f, int seconds)
 {
     char sender[512];
     snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < seconds * 20; i++) {
         if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
             break;
         usleep(50 * 1000);
     }
     assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
+}
+
+/* The console's database has `count` events, each applied once, and the
+ * worker's too applied each of its own once. */
+static void assert_both_applied_once(const char *worker, const char *console,
+                                     int count)
+{
+    assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
+                     count);
+    assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
+    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
 }
 
 /* Waits up to `seconds` until every lead in [0, total) was applied and the
@@ -600,16 +612,8 @@ static void test_stage_that_is_down_holds_up_no_other(void **state)
 
     stage_t console_stage;
     console_start(f, &console_stage, 0);
-    for (int i = 0; i < 90 * 20; i++) {
-        if (count_rows(sender, "SELECT count(*) FROM cv_outbox") == 0)
-            break;
-        usleep(50 * 1000);
-    }
-    assert_int_equal(count_rows(sender, "SELECT count(*) FROM cv_outbox"), 0);
-    assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
-                     30000);
-    assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
-    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
+    wait_outbox_empty(f, 90);
+    assert_both_applied_once(worker, console, 30000);
     console_stop(&console_stage);
 }
 
@@ -655,7 +659,7 @@ static void test_failed_and_dropped_events_in_one_batch(void **state)
     buses_start(f);
     char worker[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
-    wait_outbox_empty(f);
+    wait_outbox_empty(f, 10);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 270);
     assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied "
@@ -841,7 +845,7 @@ static void test_repeated_event_id_is_applied_once(void **state)
     outbox_fill(f, 2, 1, NULL);
     char worker[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
-    wait_outbox_empty(f);
+    wait_outbox_empty(f, 10);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 2);
 }
 
@@ -986,7 +990,7 @@ static void test_row_for_two_stages_is_written_once_more(void **state)
         outbox_fill_to(f, i * 20, 20, NULL, "console");
         usleep(30 * 1000);
     }
-    wait_outbox_empty(f);
+    wait_outbox_empty(f, 10);
     char sender[512];
     snprintf(sender, sizeof(sender), "%s/sender.db", f->dir);
     assert_int_equal(count_rows(sender, "SELECT count(*) FROM outbox_updates"),
@@ -1035,11 +1039,8 @@ static void test_one_row_serves_every_destination(void **state)
 
     stage_t console_stage;
     console_start(f, &console_stage, 0);
-    wait_outbox_empty(f);
-    assert_int_equal(count_rows(console, "SELECT count(*) FROM applied"),
-                     200);
-    assert_int_equal(count_rows(console, "SELECT max(times) FROM applied"), 1);
-    assert_int_equal(count_rows(worker, "SELECT max(times) FROM applied"), 1);
+    wait_outbox_empty(f, 10);
+    assert_both_applied_once(worker, console, 200);
     console_stop(&console_stage);
 }
 
@@ -1096,7 +1097,7 @@ static void test_outbox_from_before_is_delivered(void **state)
     outbox_fill(f, 0, 10, NULL);
     char worker[512];
     snprintf(worker, sizeof(worker), "%s/worker.db", f->dir);
-    wait_outbox_empty(f);
+    wait_outbox_empty(f, 10);
     assert_int_equal(count_rows(worker, "SELECT count(*) FROM applied"), 11);
 }
 
