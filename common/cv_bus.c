@@ -40,9 +40,8 @@
 #include "cv_metrics.h"
 #include "cv_wire.h"
 
-#define DEST_WINDOW                                                            \
-    10000                         /* events held in memory per destination     \
-                                     at most; the rest wait in SQLite until    \
+#define DEST_WINDOW 10000         /* events in memory per destination at
+                                     most; the rest wait in SQLite until
                                      there is room */
 #define SCAN_ROWS 4096            /* outbox rows read by one scan */
 #define INFLIGHT_PER_DEST 512     /* unacknowledged events per destination:
