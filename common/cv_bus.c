@@ -122,6 +122,7 @@ struct dest {
                                  at most INFLIGHT_PER_DEST events going
                                  round, not its whole window */
     int held;                 /* items in memory, in any state */
+    int64_t last_ack_ms;      /* monotonic time of its last ACK */
     int64_t deferred_from;    /* the oldest row whose event for this
                                  destination was left in SQLite for want of
                                  room, 0 for none: newer rows wait too, so
@@ -448,19 +449,20 @@ static item_t *item_new(cv_bus_t *self, int64_t id, int64_t row_pending,
     return item;
 }
 
-/* Queues a committed row for sending; takes ownership of `item`. */
-static void item_enqueue(cv_bus_t *self, item_t *item)
+/* Queues a committed row for sending; takes ownership of `item`. -1 when
+ * out of memory: the row is still in SQLite, a scan loads it later. */
+static int item_enqueue(cv_bus_t *self, item_t *item)
 {
     if (hash_insert(self, item) != 0) {
-        /* out of memory: the row is still in SQLite, load it later */
         free(item->payload);
         free(item);
         self->scan_needed = true;
-        return;
+        return -1;
     }
     item->dest->held++;
     item->state = ITEM_READY;
     list_push(&item->dest->ready, item);
+    return 0;
 }
 
 /* Whether `dest` takes an event of `row` into memory now. When it does
@@ -502,9 +504,8 @@ static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
             if (only != NULL ? dest == only : dest_takes(dest, row)) {
                 item_t *item = item_new(self, id, pending, dest_name, payload,
                                         (size_t)size);
-                if (item == NULL)
+                if (item == NULL || item_enqueue(self, item) != 0)
                     return -1;
-                item_enqueue(self, item);
             }
         }
         name = comma ? comma + 1 : NULL;
@@ -835,7 +836,7 @@ static void staged_publish(cv_bus_t *self)
             free(item);
             continue;
         }
-        item_enqueue(self, item);
+        (void)item_enqueue(self, item); /* or a scan loads it later */
     }
     self->staged_count = 0;
     cv_metric_set(metric_outbox, (int64_t)self->item_count);
@@ -988,10 +989,15 @@ static void on_ack_id(cv_bus_t *self, const char *msg_id, size_t size)
     if (item == NULL || item->state == ITEM_ACKED ||
         item->state == ITEM_WAITING)
         return; /* a second ACK for a re-sent event */
-    /* the destination has a worker again: what it NAKed goes now */
-    while (item->dest->backoff.head != NULL)
-        item_move(item->dest->backoff.head, ITEM_READY, 0);
-    item_move(item, ITEM_WAITING, cv_clock_monotonic_ms() + ROW_WAIT_MS);
+    /* the destination has a worker again after a spell without: what it
+     * NAKed goes now. (The broker NAKs a busy worker too; then ACKs keep
+     * coming, and NAKed events wait their NAK_RETRY_MS.) */
+    int64_t now = cv_clock_monotonic_ms();
+    if (now - item->dest->last_ack_ms >= NAK_RETRY_MS)
+        while (item->dest->backoff.head != NULL)
+            item_move(item->dest->backoff.head, ITEM_READY, 0);
+    item->dest->last_ack_ms = now;
+    item_move(item, ITEM_WAITING, now + ROW_WAIT_MS);
     free(item->payload); /* never sent again */
     item->payload = NULL;
     cv_metric_add(metric_acked, 1);
@@ -1914,22 +1920,34 @@ static long poll_timeout(cv_bus_t *self, bool blocked, bool lingering,
 /* Makes the calling thread a background one: Linux gives it a CPU only
  * when no other thread wants one, and takes it back at once when one
  * does. Threads it starts later inherit this; those started before (the
- * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. */
-static void run_in_background(const cv_bus_t *self)
+ * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. Returns
+ * the policy it had, for background_end, or -1 when it stays as it was. */
+static int background_begin(const cv_bus_t *self)
 {
+    int was = sched_getscheduler(0);
     struct sched_param param = {.sched_priority = 0};
-    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
+    if (was < 0 || sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
         cv_log_warn("cannot run the bus of '%s' in the background: %s",
                     self->service, strerror(errno));
-    else
-        cv_log_info("the bus of '%s' runs in the background", self->service);
+        return -1;
+    }
+    cv_log_info("the bus of '%s' runs in the background", self->service);
+    return was;
+}
+
+/* The loop is over: what follows (the caller's shutdown) runs at the
+ * thread's own priority again. */
+static void background_end(int was)
+{
+    struct sched_param param = {.sched_priority = 0};
+    if (was >= 0)
+        (void)sched_setscheduler(0, was, &param);
 }
 
 int cv_bus_run(cv_bus_t *self)
 {
     running_bus = self;
-    if (self->background)
-        run_in_background(self);
+    int policy_was = self->background ? background_begin(self) : -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -2059,5 +2077,6 @@ int cv_bus_run(cv_bus_t *self)
             cv_store_rollback(self->store);
     }
     running_bus = NULL;
+    background_end(policy_was);
     return rc;
 }
