@@ -192,7 +192,11 @@ struct cv_bus {
                                  comes next waits; batch_max, a backlog
                                  waits for nothing (batch_lingers) */
     bool background;          /* the loop's thread runs as SCHED_IDLE
-                                 (cv_config_t.bus_background) */
+                                 (cv_config_t.bus_background)... */
+    int foreground_policy;    /* ...instead of this one, -1 when it could
+                                 not be switched... */
+    bool catching_up;         /* ...and is back at it while working off a
+                                 backlog (background_follow) */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1920,34 +1924,56 @@ static long poll_timeout(cv_bus_t *self, bool blocked, bool lingering,
 /* Makes the calling thread a background one: Linux gives it a CPU only
  * when no other thread wants one, and takes it back at once when one
  * does. Threads it starts later inherit this; those started before (the
- * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. Returns
- * the policy it had, for background_end, or -1 when it stays as it was. */
-static int background_begin(const cv_bus_t *self)
+ * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. */
+static void background_begin(cv_bus_t *self)
 {
     int was = sched_getscheduler(0);
     struct sched_param param = {.sched_priority = 0};
     if (was < 0 || sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
         cv_log_warn("cannot run the bus of '%s' in the background: %s",
                     self->service, strerror(errno));
-        return -1;
+        return;
     }
     cv_log_info("the bus of '%s' runs in the background", self->service);
-    return was;
+    self->foreground_policy = was;
+}
+
+/* A background stage that fell behind, so that a whole batch waited for
+ * its turn, works at its own priority until its batches are small again
+ * (a quarter of batch_max or less, or none):
+ * it yields to the others while it keeps up, but a machine that is busy
+ * for long (a saturating load) does not leave it ever further behind. */
+static void background_follow(cv_bus_t *self)
+{
+    if (self->foreground_policy < 0)
+        return;
+    bool behind = self->inbound_count >= self->batch_max;
+    bool caught_up = self->inbound_count <= self->batch_max / 4;
+    if (self->catching_up ? !caught_up : !behind)
+        return;
+    struct sched_param param = {.sched_priority = 0};
+    int policy = self->catching_up ? SCHED_IDLE : self->foreground_policy;
+    if (sched_setscheduler(0, policy, &param) == 0)
+        self->catching_up = !self->catching_up;
 }
 
 /* The loop is over: what follows (the caller's shutdown) runs at the
  * thread's own priority again. */
-static void background_end(int was)
+static void background_end(cv_bus_t *self)
 {
     struct sched_param param = {.sched_priority = 0};
-    if (was >= 0)
-        (void)sched_setscheduler(0, was, &param);
+    if (self->foreground_policy >= 0)
+        (void)sched_setscheduler(0, self->foreground_policy, &param);
+    self->foreground_policy = -1;
+    self->catching_up = false;
 }
 
 int cv_bus_run(cv_bus_t *self)
 {
     running_bus = self;
-    int policy_was = self->background ? background_begin(self) : -1;
+    self->foreground_policy = -1;
+    if (self->background)
+        background_begin(self);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -2056,6 +2082,8 @@ int cv_bus_run(cv_bus_t *self)
         bool prune = mono >= self->next_prune_ms;
         if (prune)
             self->next_prune_ms = mono + INBOX_PRUNE_EVERY_MS;
+        if (take_inbound || self->inbound_count == 0)
+            background_follow(self);
         if (take_inbound || any_due || flush_deletes || prune) {
             checkpoint_catch_up(self);
             if (turn_transaction(self, flush_deletes, prune) != 0)
@@ -2077,6 +2105,6 @@ int cv_bus_run(cv_bus_t *self)
             cv_store_rollback(self->store);
     }
     running_bus = NULL;
-    background_end(policy_was);
+    background_end(self);
     return rc;
 }

@@ -98,7 +98,9 @@ typedef struct {
                                        events this service receives, runs
                                        as a background thread (SCHED_IDLE):
                                        it takes a CPU only when no other
-                                       thread wants it. Default on in the
+                                       thread wants it, and at its usual
+                                       priority while a whole batch waits
+                                       for it. Default on in the
                                        console, whose projections are off a
                                        lead's way, off elsewhere */
     int lease_ms;                   /* re-send an unacknowledged event after

@@ -65,6 +65,8 @@ typedef struct {
     atomic_int before_unseen;  /* hook calls that saw rows another
                                   connection could not see yet */
     atomic_int before_outside; /* hook calls outside a transaction */
+    atomic_int applied_idle;   /* events the handler ran as SCHED_IDLE... */
+    atomic_int applied_other;  /* ...and at the usual priority */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -88,6 +90,10 @@ static int worker_handle(void *arg, cv_bus_t *bus,
                          const Conveyor__Envelope *event)
 {
     fixture_t *f = arg;
+    if (sched_getscheduler(0) == SCHED_IDLE)
+        atomic_fetch_add(&f->applied_idle, 1);
+    else
+        atomic_fetch_add(&f->applied_other, 1);
     if (f->failures < f->fail_first) {
         f->failures++;
         return -1;
@@ -618,14 +624,22 @@ static void test_stage_that_is_down_holds_up_no_other(void **state)
 }
 
 /* bus_background: the loop of a background stage (the console's) runs
- * as SCHED_IDLE, the others' keep their priority, and events flow alike */
+ * as SCHED_IDLE, the others' keep their priority, and events flow alike;
+ * a backlog (full batches) is worked off at the usual priority */
 static void test_background_bus_runs_at_idle_priority(void **state)
 {
     fixture_t *f = *state;
     f->worker_config.bus_background = true;
+    outbox_fill(f, 0, 2000, NULL); /* waiting before the buses start */
     buses_start(f);
-    outbox_fill(f, 0, 500, NULL);
-    wait_delivered(f, 500, 10);
+    wait_delivered(f, 2000, 20);
+    assert_true(atomic_load(&f->applied_other) >= 64); /* a full batch */
+    int idle_before = atomic_load(&f->applied_idle);
+    for (int i = 2000; i < 2005; i++) { /* one at a time: keeping up */
+        outbox_fill(f, i, 1, NULL);
+        wait_delivered(f, i + 1, 10);
+    }
+    assert_int_equal(atomic_load(&f->applied_idle), idle_before + 5);
     int policy = -1;
     struct sched_param param;
     assert_int_equal(pthread_getschedparam(f->worker_thread, &policy, &param),
