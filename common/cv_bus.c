@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -29,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -164,6 +167,14 @@ typedef struct {
     size_t client_size;
 } carry_t;
 
+/* The priority of the loop's thread (background_begin, _follow). */
+typedef enum {
+    PRIORITY_OWN,         /* SCHED_OTHER, as it started */
+    PRIORITY_IDLE,        /* SCHED_IDLE: a background stage keeping up */
+    PRIORITY_CATCHING_UP, /* SCHED_OTHER again while a background stage
+                             works off a backlog */
+} bus_priority_t;
+
 typedef struct {
     cv_bus_source_t source;   /* the service's callbacks */
     bool due;                 /* runs in this turn */
@@ -192,11 +203,8 @@ struct cv_bus {
                                  comes next waits; batch_max, a backlog
                                  waits for nothing (batch_lingers) */
     bool background;          /* the loop's thread runs as SCHED_IDLE
-                                 (cv_config_t.bus_background)... */
-    int foreground_policy;    /* ...instead of this one, -1 when it could
-                                 not be switched... */
-    bool catching_up;         /* ...and is back at it while working off a
-                                 backlog (background_follow) */
+                                 (cv_config_t.bus_background) */
+    bus_priority_t priority;  /* where that thread is now */
     int lease_ms;             /* re-send after this */
     int heartbeat_ms;         /* READY interval */
 
@@ -1921,57 +1929,88 @@ static long poll_timeout(cv_bus_t *self, bool blocked, bool lingering,
     return wait < 0 ? 0 : (long)wait;
 }
 
+/* Whether the calling thread, once SCHED_IDLE, may come back to
+ * SCHED_OTHER. Linux lets it only with CAP_SYS_NICE or with an RLIMIT_NICE
+ * that allows its nice value (20 - nice); an unprivileged user (the
+ * container's) has neither by default, and would stay idle for good. */
+static bool can_leave_idle(void)
+{
+    struct rlimit limit;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0); /* this thread's */
+    if (errno == 0 && getrlimit(RLIMIT_NICE, &limit) == 0 &&
+        (limit.rlim_cur == RLIM_INFINITY ||
+         limit.rlim_cur >= (rlim_t)(20 - nice)))
+        return true;
+    struct __user_cap_header_struct header = {
+        .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &header, caps) != 0)
+        return false;
+    return (caps[CAP_TO_INDEX(CAP_SYS_NICE)].effective &
+            CAP_TO_MASK(CAP_SYS_NICE)) != 0;
+}
+
+static bool priority_set(int policy)
+{
+    struct sched_param param = {.sched_priority = 0};
+    return sched_setscheduler(0, policy, &param) == 0;
+}
+
 /* Makes the calling thread a background one: Linux gives it a CPU only
  * when no other thread wants one, and takes it back at once when one
  * does. Threads it starts later inherit this; those started before (the
- * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. */
+ * HTTP server's, ZeroMQ's, the checkpointer) keep their priority. A
+ * thread that could not come back to work off a backlog
+ * (background_follow) stays in the foreground instead, or a busy machine
+ * would leave the stage ever further behind. */
 static void background_begin(cv_bus_t *self)
 {
-    int was = sched_getscheduler(0);
-    struct sched_param param = {.sched_priority = 0};
-    if (was < 0 || sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
-        cv_log_warn("cannot run the bus of '%s' in the background: %s",
-                    self->service, strerror(errno));
+    const char *why = NULL;
+    if (sched_getscheduler(0) != SCHED_OTHER)
+        why = "its thread does not run at the usual policy (SCHED_OTHER)";
+    else if (!can_leave_idle())
+        why = "it could not come back to catch up (it needs CAP_SYS_NICE "
+              "or RLIMIT_NICE 20, e.g. ulimit -e 20)";
+    else if (!priority_set(SCHED_IDLE))
+        why = strerror(errno);
+    if (why != NULL) {
+        cv_log_warn("the bus of '%s' stays in the foreground: %s",
+                    self->service, why);
         return;
     }
     cv_log_info("the bus of '%s' runs in the background", self->service);
-    self->foreground_policy = was;
+    self->priority = PRIORITY_IDLE;
 }
 
 /* A background stage that fell behind, so that a whole batch waited for
- * its turn, works at its own priority until its batches are small again
+ * its turn, works at the usual priority until its batches are small again
  * (a quarter of batch_max or less, or none):
  * it yields to the others while it keeps up, but a machine that is busy
  * for long (a saturating load) does not leave it ever further behind. */
 static void background_follow(cv_bus_t *self)
 {
-    if (self->foreground_policy < 0)
-        return;
     bool behind = self->inbound_count >= self->batch_max;
     bool caught_up = self->inbound_count <= self->batch_max / 4;
-    if (self->catching_up ? !caught_up : !behind)
-        return;
-    struct sched_param param = {.sched_priority = 0};
-    int policy = self->catching_up ? SCHED_IDLE : self->foreground_policy;
-    if (sched_setscheduler(0, policy, &param) == 0)
-        self->catching_up = !self->catching_up;
+    if (self->priority == PRIORITY_IDLE && behind && priority_set(SCHED_OTHER))
+        self->priority = PRIORITY_CATCHING_UP;
+    else if (self->priority == PRIORITY_CATCHING_UP && caught_up &&
+             priority_set(SCHED_IDLE))
+        self->priority = PRIORITY_IDLE;
 }
 
 /* The loop is over: what follows (the caller's shutdown) runs at the
- * thread's own priority again. */
+ * thread's usual priority again. */
 static void background_end(cv_bus_t *self)
 {
-    struct sched_param param = {.sched_priority = 0};
-    if (self->foreground_policy >= 0)
-        (void)sched_setscheduler(0, self->foreground_policy, &param);
-    self->foreground_policy = -1;
-    self->catching_up = false;
+    if (self->priority == PRIORITY_IDLE)
+        (void)priority_set(SCHED_OTHER);
+    self->priority = PRIORITY_OWN;
 }
 
 int cv_bus_run(cv_bus_t *self)
 {
     running_bus = self;
-    self->foreground_policy = -1;
     if (self->background)
         background_begin(self);
     struct sigaction sa;

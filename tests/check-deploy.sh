@@ -116,6 +116,18 @@ elif out=$(compose config -q 2>&1); then
         fail "$COMPOSE: stateful stages keep /data in named volumes" \
             "no named volume at /data for: ${unnamed[*]}"
     fi
+
+    # The console's bus runs in the background (SCHED_IDLE) and must come
+    # back to catch up, which the image's unprivileged user may only with
+    # RLIMIT_NICE 20; without it the bus stays in the foreground.
+    if awk '/^  [^ ]/ { service = $1 }
+            service == "console:" && $1 == "nice:" { print $2 }' \
+           <<<"$config" | grep -qx 20; then
+        pass "$COMPOSE: the console may raise its bus thread again (nice 20)"
+    else
+        fail "$COMPOSE: the console may raise its bus thread again (nice 20)" \
+            "console has no ulimits: nice: 20"
+    fi
 else
     fail "$COMPOSE: docker-compose config" "$out"
 fi

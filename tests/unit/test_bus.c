@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <cmocka.h>
@@ -67,6 +69,8 @@ typedef struct {
     atomic_int before_outside; /* hook calls outside a transaction */
     atomic_int applied_idle;   /* events the handler ran as SCHED_IDLE... */
     atomic_int applied_other;  /* ...and at the usual priority */
+    bool worker_unprivileged;  /* the worker's loop runs without
+                                  CAP_SYS_NICE, as a container's user */
 } fixture_t;
 
 static const char *worker_schema[] = {
@@ -81,6 +85,23 @@ static void *broker_main(void *arg)
 
 static void *bus_main(void *arg)
 {
+    cv_bus_run(arg);
+    return NULL;
+}
+
+/* Runs a bus as an unprivileged user would: this thread drops
+ * CAP_SYS_NICE from its effective set (capabilities are per thread), so
+ * with RLIMIT_NICE 0 it could not come back from SCHED_IDLE. */
+static void *unprivileged_bus_main(void *arg)
+{
+    struct __user_cap_header_struct header = {
+        .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &header, caps) != 0)
+        return NULL;
+    caps[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
+    if (syscall(SYS_capset, &header, caps) != 0)
+        return NULL;
     cv_bus_run(arg);
     return NULL;
 }
@@ -347,7 +368,9 @@ static void buses_start(fixture_t *f)
         };
         assert_int_equal(cv_bus_add_source(f->worker, &after), 0);
     }
-    pthread_create(&f->worker_thread, NULL, bus_main, f->worker);
+    pthread_create(&f->worker_thread, NULL,
+                   f->worker_unprivileged ? unprivileged_bus_main : bus_main,
+                   f->worker);
     pthread_create(&f->sender_thread, NULL, bus_main, f->sender);
 }
 
@@ -650,6 +673,37 @@ static void test_background_bus_runs_at_idle_priority(void **state)
     assert_int_equal(policy, SCHED_OTHER);
     /* the thread that ran the test is not touched */
     assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+}
+
+/* A background bus that could not come back from SCHED_IDLE to work off
+ * a backlog (no CAP_SYS_NICE, RLIMIT_NICE 0: a container's user) stays in
+ * the foreground: a busy machine would otherwise leave it ever further
+ * behind. */
+static void
+test_background_bus_without_privilege_stays_in_foreground(void **state)
+{
+    fixture_t *f = *state;
+    struct rlimit nice_limit;
+    assert_int_equal(getrlimit(RLIMIT_NICE, &nice_limit), 0);
+    struct rlimit none = {.rlim_cur = 0, .rlim_max = nice_limit.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NICE, &none), 0);
+    f->worker_config.bus_background = true;
+    f->worker_unprivileged = true;
+    outbox_fill(f, 0, 2000, NULL);
+    buses_start(f);
+    wait_delivered(f, 2000, 20);
+    for (int i = 2000; i < 2005; i++) {
+        outbox_fill(f, i, 1, NULL);
+        wait_delivered(f, i + 1, 10);
+    }
+    assert_int_equal(atomic_load(&f->applied_idle), 0);
+    assert_true(atomic_load(&f->applied_other) >= 2005);
+    int policy = -1;
+    struct sched_param param;
+    assert_int_equal(pthread_getschedparam(f->worker_thread, &policy, &param),
+                     0);
+    assert_int_equal(policy, SCHED_OTHER);
+    assert_int_equal(setrlimit(RLIMIT_NICE, &nice_limit), 0);
 }
 
 static void test_failed_event_is_resent_and_applied_once(void **state)
@@ -1316,6 +1370,9 @@ int main(void)
             test_stage_that_is_down_holds_up_no_other, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_background_bus_runs_at_idle_priority, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_background_bus_without_privilege_stays_in_foreground, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_one_row_serves_every_destination,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_from_before_is_delivered,
