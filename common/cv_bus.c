@@ -437,13 +437,9 @@ static dest_t *dest_find(cv_bus_t *self, const char *name)
     return dest;
 }
 
-static item_t *item_new(cv_bus_t *self, int64_t id, int64_t row_pending,
-                        const char *dest_name, const void *payload,
-                        size_t size)
+static item_t *item_new(int64_t id, int64_t row_pending, dest_t *dest,
+                        const void *payload, size_t size)
 {
-    dest_t *dest = dest_find(self, dest_name);
-    if (dest == NULL)
-        return NULL;
     item_t *item = calloc(1, sizeof(*item));
     if (item == NULL)
         return NULL;
@@ -491,15 +487,17 @@ static bool dest_takes(dest_t *dest, int64_t row)
 /* ------------------------------------------------------------------ */
 /* the outbox in SQLite                                                */
 
-/* Queues one item for each destination of a row still waiting for it
- * that has room (dest_takes), or for `only` alone when it is not NULL
- * (dest_scan: the destination's own window was checked by the caller).
- * -1 when out of memory (the row stays in SQLite for a later scan). */
-static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
-                           int64_t pending, const void *payload, int size,
-                           dest_t *only)
+/* Queues one item for each destination of the row `stmt` stands on
+ * (outbox_read's columns) still waiting for it that has room (dest_takes),
+ * or for `only` alone when it is not NULL (dest_scan: the destination's
+ * own window was checked by the caller); the payload is read only for a
+ * row that loads something. -1 when out of memory or a destination more
+ * than MAX_DESTS (the row stays in SQLite for a later scan). */
+static int outbox_row_load(cv_bus_t *self, sqlite3_stmt *stmt, dest_t *only)
 {
-    const char *name = dests;
+    int64_t row = sqlite3_column_int64(stmt, 0);
+    const char *name = (const char *)sqlite3_column_text(stmt, 1);
+    int64_t pending = sqlite3_column_int64(stmt, 3);
     for (int slot = 0; slot < ROW_SLOTS && name != NULL; slot++) {
         const char *comma = strchr(name, ',');
         size_t length = comma ? (size_t)(comma - name) : strlen(name);
@@ -514,8 +512,9 @@ static int outbox_row_load(cv_bus_t *self, int64_t row, const char *dests,
             if (dest == NULL)
                 return -1;
             if (only != NULL ? dest == only : dest_takes(dest, row)) {
-                item_t *item = item_new(self, id, pending, dest_name, payload,
-                                        (size_t)size);
+                item_t *item =
+                    item_new(id, pending, dest, sqlite3_column_blob(stmt, 2),
+                             (size_t)sqlite3_column_bytes(stmt, 2));
                 if (item == NULL || item_enqueue(self, item) != 0)
                     return -1;
             }
@@ -544,17 +543,12 @@ static int outbox_read(cv_bus_t *self, int64_t *from, dest_t *only)
     bool cut = false;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        int64_t row = sqlite3_column_int64(stmt, 0);
-        const char *dests = (const char *)sqlite3_column_text(stmt, 1);
         if ((only != NULL && only->held >= DEST_WINDOW) ||
-            outbox_row_load(self, row, dests ? dests : "",
-                            sqlite3_column_int64(stmt, 3),
-                            sqlite3_column_blob(stmt, 2),
-                            sqlite3_column_bytes(stmt, 2), only) != 0) {
+            outbox_row_load(self, stmt, only) != 0) {
             cut = true; /* this row again next time */
             break;
         }
-        *from = row + 1;
+        *from = sqlite3_column_int64(stmt, 0) + 1;
         rows++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -722,7 +716,9 @@ static void envelope_complete(Conveyor__Envelope *event, const char *producer,
         event->lead_id = (char *)cv_event_body_lead_id(event);
 }
 
-/* Writes one row per destination; each new row id goes to `on_row`. */
+/* Writes the event's one outbox row for all of `dests` and, when
+ * `stage_into` is a bus, stages an item per destination there, sent once
+ * the transaction commits (staged_publish). */
 static int emit_rows(cv_store_t *store, const char *producer,
                      const Conveyor__Envelope *cause,
                      Conveyor__Envelope *event, va_list dests,
@@ -768,9 +764,11 @@ static int emit_rows(cv_store_t *store, const char *producer,
     for (int slot = 0; rc == 0 && stage_into != NULL && slot < count;
          slot++) {
         cv_bus_t *self = stage_into;
-        item_t *item =
-            item_new(self, row * ROW_SLOTS + slot, ((int64_t)1 << count) - 1,
-                     names[slot], payload, size);
+        dest_t *dest = dest_find(self, names[slot]);
+        item_t *item = dest == NULL ? NULL
+                                    : item_new(row * ROW_SLOTS + slot,
+                                               ((int64_t)1 << count) - 1, dest,
+                                               payload, size);
         if (item == NULL ||
             grow(&self->staged, &self->staged_cap, self->staged_count + 1,
                  sizeof(item_t *)) != 0) {
@@ -1537,8 +1535,10 @@ static void metrics_register(void)
         "outbox events re-sent after their lease ran out");
     metric_acked = cv_metrics_counter("conveyor_bus_events_acked_total",
                                       "outbox events acknowledged");
-    metric_outbox = cv_metrics_gauge("conveyor_bus_outbox_pending",
-                                     "outbox events not yet acknowledged");
+    metric_outbox = cv_metrics_gauge(
+        "conveyor_bus_outbox_pending",
+        "outbox events in memory, not yet acknowledged (each destination "
+        "holds a window of them; the rest wait in SQLite, uncounted)");
     metric_batches = cv_metrics_counter("conveyor_bus_transactions_total",
                                         "bus turn transactions committed");
     metric_catch_ups = cv_metrics_counter(
