@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cv_log.h"
@@ -423,7 +424,6 @@ static int cv_config_env_text(char *field, size_t size, const char *name)
 #define CV_ENV_TEXT(cfg, member, name)                                         \
     cv_config_env_text((cfg)->member, sizeof((cfg)->member), (name))
 
-/* Applies a numeric environment variable to an int field when it is set. */
 /* Reads a whole number from the environment variable `name` into *field,
  * when set; `min` is the smallest value allowed (0 or 1). */
 static int cv_config_env_number(int *field, const char *name, int64_t min)
@@ -442,6 +442,26 @@ static int cv_config_env_number(int *field, const char *name, int64_t min)
 static int cv_config_env_int(int *field, const char *name)
 {
     return cv_config_env_number(field, name, 1);
+}
+
+/* Reads a yes or no from the environment variable `name` into *field,
+ * when set: 1, true, yes, on or 0, false, no, off, in any case. */
+static int cv_config_env_bool(bool *field, const char *name)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    const char *value = getenv(name);
+    if (value == NULL || value[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+            *field = strcasecmp(value, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return cv_error("cannot use %s='%s': not 1 or 0 (true/false, yes/no, "
+                    "on/off)",
+                    name, value);
 }
 
 static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
@@ -486,12 +506,10 @@ static int cv_config_load_env(cv_config_t *cfg, bool *endpoint_set)
                     "CONVEYOR_SPAM_BLOCK_PHONES") != 0 ||
         CV_ENV_TEXT(cfg, scoring_rules, "CONVEYOR_SCORING_RULES") != 0)
         return -1;
-    const char *demo = getenv("CONVEYOR_DEMO");
-    if (demo != NULL)
-        cfg->demo = strcmp(demo, "0") != 0;
-    const char *background = getenv("CONVEYOR_BUS_BACKGROUND");
-    if (background != NULL && background[0] != '\0')
-        cfg->bus_background = strcmp(background, "0") != 0;
+    if (cv_config_env_bool(&cfg->demo, "CONVEYOR_DEMO") != 0 ||
+        cv_config_env_bool(&cfg->bus_background, "CONVEYOR_BUS_BACKGROUND") !=
+            0)
+        return -1;
     const char *max_body = getenv("CONVEYOR_MAX_BODY");
     if (max_body != NULL && max_body[0] != '\0') {
         int64_t v;

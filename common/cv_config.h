@@ -82,7 +82,7 @@ typedef struct {
     int spam_max_links;             /* CONVEYOR_SPAM_MAX_LINKS: more links
                                        than this in the message is spam,
                                        default 3 */
-    bool demo;                      /* CONVEYOR_DEMO != "0" */
+    bool demo;                      /* CONVEYOR_DEMO, on unless 0 */
     int64_t max_body_bytes;         /* CONVEYOR_MAX_BODY, default 1 MiB */
     int batch_max;                  /* events per transaction, default 256 */
     int batch_linger_ms;            /* CONVEYOR_BATCH_LINGER_MS: a busy

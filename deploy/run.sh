@@ -140,7 +140,12 @@ staff() {
     esac
 }
 
-if [ "${CONVEYOR_DEMO:-1}" != 0 ]; then
+# the services read CONVEYOR_DEMO alike (cv_config_env_bool)
+case "${CONVEYOR_DEMO:-1}" in
+    0 | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff]) seed_demo=0 ;;
+    *) seed_demo=1 ;;
+esac
+if [ "$seed_demo" = 1 ]; then
     week='{"mon":"00:00-24:00","tue":"00:00-24:00","wed":"00:00-24:00",'
     week+='"thu":"00:00-24:00","fri":"00:00-24:00","sat":"00:00-24:00",'
     week+='"sun":"00:00-24:00"}'

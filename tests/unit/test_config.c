@@ -168,6 +168,41 @@ static void test_bus_background_from_file_and_env(void **state)
     assert_true(cfg.bus_background);
 }
 
+/* Yes and no are written the usual ways; anything else is refused by
+ * name, not taken for a yes; an empty value leaves the default. */
+static void test_env_yes_and_no(void **state)
+{
+    fixture_t *f = *state;
+    cv_config_t cfg;
+    char *argv[] = {"console", NULL};
+    const char *no[] = {"0", "false", "NO", "off"};
+    const char *yes[] = {"1", "True", "yes", "ON"};
+    for (size_t i = 0; i < 4; i++) {
+        setenv("CONVEYOR_BUS_BACKGROUND", no[i], 1);
+        setenv("CONVEYOR_DEMO", no[i], 1);
+        assert_int_equal(cv_config_load(&cfg, "console", 1, argv), 0);
+        assert_false(cfg.bus_background);
+        assert_false(cfg.demo);
+        setenv("CONVEYOR_BUS_BACKGROUND", yes[i], 1);
+        setenv("CONVEYOR_DEMO", yes[i], 1);
+        assert_int_equal(cv_config_load(&cfg, "scoring", 1, argv), 0);
+        assert_true(cfg.bus_background);
+        assert_true(cfg.demo);
+    }
+    setenv("CONVEYOR_BUS_BACKGROUND", "", 1);
+    setenv("CONVEYOR_DEMO", "", 1);
+    assert_int_equal(cv_config_load(&cfg, "console", 1, argv), 0);
+    assert_true(cfg.bus_background); /* the console's default */
+    assert_true(cfg.demo);
+    setenv("CONVEYOR_BUS_BACKGROUND", "maybe", 1);
+    assert_int_equal(load_captured(f, &cfg, "console", 1, argv), -1);
+    assert_logged(f, "CONVEYOR_BUS_BACKGROUND='maybe'");
+    unsetenv("CONVEYOR_BUS_BACKGROUND");
+    setenv("CONVEYOR_DEMO", "nope", 1);
+    assert_int_equal(load_captured(f, &cfg, "console", 1, argv), -1);
+    assert_logged(f, "CONVEYOR_DEMO='nope'");
+}
+
 static void test_file_then_env_then_argv(void **state)
 {
     fixture_t *f = *state;
@@ -385,6 +420,7 @@ int main(void)
         T(test_defaults),
         T(test_file_then_env_then_argv),
         T(test_bus_background_from_file_and_env),
+        T(test_env_yes_and_no),
         T(test_config_option_names_the_file),
         T(test_unknown_key_is_refused_naming_the_line),
         T(test_bad_value_is_refused_naming_the_line),
