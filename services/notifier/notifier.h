@@ -307,10 +307,10 @@ void notifier_sender_destroy(notifier_sender_t **self_p);
 int notifier_sender_idle_slots(const notifier_sender_t *self);
 
 /* Starts an attempt of the job on its channel in a free slot, taking the
- * job. An attempt that ends before any transfer (no bot token, a bad
- * address, out of memory) is appended to **done at once, its outcome
- * filled and counted; so is a job for which no slot is free (the caller
- * counts idle slots first), as a failed attempt not counted. */
+ * job; the caller starts no more jobs than notifier_sender_idle_slots.
+ * An attempt that ends before any transfer (no bot token, a bad address,
+ * out of memory) is appended to **done at once, its outcome filled and
+ * counted. */
 void notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
                            notifier_job_t ***done);
 

@@ -116,7 +116,6 @@ static void *notifier_pool_worker(void *arg)
             notifier_job_t *job = taken;
             taken = job->next;
             job->next = NULL;
-            /* `room` slots were free */
             notifier_sender_start(sender, job, &done_tail);
         }
         int rc = notifier_sender_perform(sender, &done_tail);

@@ -8,6 +8,7 @@
  * one wake-up of that thread and one poll for all their replies, where a
  * thread per attempt slept and woke (two context switches) for each
  * reply. Delivery thread only, except notifier_sender_wakeup. */
+#include <assert.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,19 +542,7 @@ void notifier_sender_start(notifier_sender_t *self, notifier_job_t *job,
     for (int i = 0; i < self->slot_count && slot == NULL; i++)
         if (self->slots[i].job == NULL)
             slot = &self->slots[i];
-    if (slot == NULL) {
-        /* the caller counts idle slots first, so this should not happen;
-         * should it, the job comes back as a failed attempt (retried after
-         * a backoff) instead of being lost until a restart */
-        cv_error("no free delivery slot for notification '%s'; retrying it",
-                 job->notification_id);
-        snprintf(job->error, sizeof(job->error), "no free delivery slot");
-        job->finished_at = cv_clock_now_ms();
-        job->next = NULL;
-        **done = job;
-        *done = &job->next;
-        return;
-    }
+    assert(slot != NULL); /* the caller takes at most the idle slots' jobs */
     slot->job = job;
     slot->error[0] = '\0';
     slot->reply[0] = '\0';
