@@ -1001,7 +1001,9 @@ static void on_ack_id(cv_bus_t *self, const char *msg_id, size_t size)
         return; /* a second ACK for a re-sent event */
     /* the destination has a worker again after a spell without: what it
      * NAKed goes now. (The broker NAKs a busy worker too; then ACKs keep
-     * coming, and NAKed events wait their NAK_RETRY_MS.) */
+     * coming, and NAKed events wait their NAK_RETRY_MS; a worker that
+     * ACKs more seldom than that has them back at each ACK, at most
+     * INFLIGHT_PER_DEST of them, as they would after NAK_RETRY_MS.) */
     int64_t now = cv_clock_monotonic_ms();
     if (now - item->dest->last_ack_ms >= NAK_RETRY_MS)
         while (item->dest->backoff.head != NULL)
