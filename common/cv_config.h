@@ -82,7 +82,7 @@ typedef struct {
     int spam_max_links;             /* CONVEYOR_SPAM_MAX_LINKS: more links
                                        than this in the message is spam,
                                        default 3 */
-    bool demo;                      /* CONVEYOR_DEMO, on unless 0 */
+    bool demo;                      /* CONVEYOR_DEMO (yes/no), default on */
     int64_t max_body_bytes;         /* CONVEYOR_MAX_BODY, default 1 MiB */
     int batch_max;                  /* events per transaction, default 256 */
     int batch_linger_ms;            /* CONVEYOR_BATCH_LINGER_MS: a busy
@@ -93,7 +93,7 @@ typedef struct {
                                        after a commit of one, or none, the
                                        next is committed at once; 0: no
                                        pause; default 3, every stage */
-    bool bus_background;            /* CONVEYOR_BUS_BACKGROUND ("1"/"0"):
+    bool bus_background;            /* CONVEYOR_BUS_BACKGROUND (yes/no):
                                        the bus thread, which applies the
                                        events this service receives, runs
                                        as a background thread (SCHED_IDLE):
