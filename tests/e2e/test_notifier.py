@@ -11,8 +11,11 @@ waits in flight while the notifier goes on with later turns). The owner
 is told before the notifier's own commit: with its syncs slowed to
 seconds, the webhook still hears of a lead at once, and once."""
 
+import os
+import sqlite3
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from conveyor import (ADMIN_TOKEN, ConveyorCase, FakeTelegram, FaultCase,
                       HarnessError, SignedSink, SlackSink, SmtpCatcher,
@@ -330,7 +333,8 @@ class EarlySend(FaultCase):
     commits are slowed (each sync waits SLOW_MS) or fail (a full disk).
     The first attempt of a delivery leaves before the notifier's commit, so
     the owner hears of a lead long before a slow commit ends, and once; on
-    a full disk the owner is not called again at every re-send."""
+    a full disk the owner is not called again at every re-send; and a turn
+    applied again (one request's handler failing) calls no owner twice."""
 
     SALES = ("sales-early",)
     SLOW_MS = 4000
@@ -367,6 +371,56 @@ class EarlySend(FaultCase):
         calls = self.sink.for_lead(lead_id)
         self.assertLessEqual(len(calls), 2, [r["at"] for r in calls])
         self.assertEqual({r["key"] for r in calls}, {key})
+
+    def test_a_turn_done_again_calls_each_owner_once(self):
+        """A request whose handler fails makes the notifier roll its whole
+        turn back and apply it again, each event in a savepoint. The
+        requests stored in the first pass had their first attempts on the
+        way already: stored again, they must make no second call."""
+        self.settle("redo-warm")
+        poison = "poison%d" % os.getpid()
+        notifier_db = os.path.join(self.cv.data_dir, "notifier.db")
+        db = sqlite3.connect(notifier_db, timeout=10)
+        try:
+            # a failing write for one lead's delivery: its handler fails
+            # at every try until the trigger goes
+            db.execute("CREATE TRIGGER e2e_poison BEFORE INSERT ON "
+                       "notifier_deliveries WHEN instr(NEW.body, '%s') > 0 "
+                       "OR instr(NEW.text, '%s') > 0 BEGIN "
+                       "SELECT RAISE(ABORT, 'e2e: a failing handler'); END"
+                       % (poison, poison))
+            db.commit()
+            # a burst, so that the poisoned request shares the notifier's
+            # turns with others
+            leads = [self.new_lead("redo%d" % i) for i in range(30)]
+            leads.insert(15, self.new_lead(poison))
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                ids = list(pool.map(
+                    lambda lead: self.cv.accept_lead(lead)["lead_id"],
+                    leads))
+            poisoned = ids.pop(15)
+            for lead_id in ids:
+                self.wait_sink_key(first_contact_key(lead_id))
+            poll(lambda: "failed; it will be re-sent" in
+                 self.cv.tail("notifier", 400), 20, 0.1,
+                 "the poisoned request's handler failing")
+            time.sleep(1.0)     # a second call would show up now
+            twice = {lead_id: len(self.sink.with_key(
+                         first_contact_key(lead_id), delivered_only=False))
+                     for lead_id in ids}
+            self.assertEqual({n for n in twice.values()}, {1}, twice)
+            self.assertEqual(self.sink.for_lead(poisoned), [])
+        finally:
+            db.execute("DROP TRIGGER IF EXISTS e2e_poison")
+            db.commit()
+            db.close()
+        # the poisoned request goes through once its write can be made
+        key = first_contact_key(poisoned)
+        self.wait_sink_key(key)
+        self.wait_written(poisoned)
+        time.sleep(1.0)
+        self.assertEqual(len(self.sink.with_key(key, delivered_only=False)),
+                         1)
 
     def test_owner_hears_before_the_notifier_commits_and_once(self):
         self.settle("early-warm")
