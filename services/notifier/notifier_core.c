@@ -400,8 +400,9 @@ static void notifier_first_attempt(notifier_t *self, notifier_job_t *job)
         return;
     }
     size_t id_size = strlen(job->notification_id) + 1;
+    /* out of memory, the job goes without a key: a copy more at worst */
     notifier_key_t *key = malloc(sizeof(*key) + id_size);
-    if (key != NULL) { /* out of memory: no key, only a copy more at worst */
+    if (key != NULL) {
         key->next = NULL;
         key->channel = job->channel;
         memcpy(key->notification_id, job->notification_id, id_size);
