@@ -150,7 +150,8 @@ wait_healthy() {
     local addr deadline
     addr=$(health_addr "$1")
     deadline=$((SECONDS + 20))
-    until curl -fsS -o /dev/null --max-time 1 "http://$addr/healthz"; do
+    # not listening yet is the usual answer at first: no message for it
+    until curl -fs -o /dev/null --max-time 1 "http://$addr/healthz"; do
         if ! kill -0 "$2" 2>/dev/null; then
             echo "bench: '$1' exited during start-up:" >&2
             tail -n 20 "$tmp/logs/$1.log" >&2
