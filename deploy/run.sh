@@ -29,6 +29,24 @@ say() {
     printf '%s run: %s\n' "$(date +%H:%M:%S)" "$*"
 }
 
+# yes_no NAME DEFAULT: prints 1 or 0 for the yes/no environment setting
+# NAME as every service reads it (cv_config_env_bool); a value they would
+# refuse is refused here, before anything starts, instead of by each
+# service in a restart loop.
+yes_no() {
+    case "${!1:-$2}" in
+        1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss] | [Oo][Nn]) echo 1 ;;
+        0 | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff]) echo 0 ;;
+        *)
+            say "cannot use $1='${!1}': not 1 or 0 (true/false, yes/no," \
+                "on/off)" >&2
+            return 1
+            ;;
+    esac
+}
+seed_demo=$(yes_no CONVEYOR_DEMO 1) || exit 1
+yes_no CONVEYOR_BUS_BACKGROUND 0 >/dev/null || exit 1
+
 for svc in "${services[@]}"; do
     if [ ! -x "$bin/$svc" ]; then
         say "'$bin/$svc' is not built; run 'make BUILD=$build build'" >&2
@@ -140,11 +158,6 @@ staff() {
     esac
 }
 
-# the services read CONVEYOR_DEMO alike (cv_config_env_bool)
-case "${CONVEYOR_DEMO:-1}" in
-    0 | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff]) seed_demo=0 ;;
-    *) seed_demo=1 ;;
-esac
 if [ "$seed_demo" = 1 ]; then
     week='{"mon":"00:00-24:00","tue":"00:00-24:00","wed":"00:00-24:00",'
     week+='"thu":"00:00-24:00","fri":"00:00-24:00","sat":"00:00-24:00",'

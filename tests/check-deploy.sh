@@ -132,6 +132,23 @@ else
     fail "$COMPOSE: docker-compose config" "$out"
 fi
 
+# --- run.sh ---
+# A yes/no setting the services would refuse stops `make run` at once,
+# naming it, before anything starts or is written.
+scratch=$(mktemp -d)
+for setting in CONVEYOR_DEMO CONVEYOR_BUS_BACKGROUND; do
+    if out=$(env "$setting=maybe" CONVEYOR_DATA_DIR="$scratch/var" \
+             bash deploy/run.sh "$scratch/no-build" 2>&1); then
+        fail "deploy/run.sh: refuses $setting=maybe" "it ran: $out"
+    elif ! grep -q "cannot use $setting='maybe'" <<<"$out" ||
+         [ -e "$scratch/var" ]; then
+        fail "deploy/run.sh: refuses $setting=maybe" "$out"
+    else
+        pass "deploy/run.sh: refuses $setting=maybe"
+    fi
+done
+rm -rf "$scratch"
+
 # --- Dockerfile ---
 if [ -f "$DOCKERFILE" ]; then
     missing=()
