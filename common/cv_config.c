@@ -448,14 +448,17 @@ static int cv_config_env_int(int *field, const char *name)
  * when set: 1, true, yes, on or 0, false, no, off, in any case. */
 static int cv_config_env_bool(bool *field, const char *name)
 {
-    static const char *const yes[] = {"1", "true", "yes", "on"};
-    static const char *const no[] = {"0", "false", "no", "off"};
+    static const struct {
+        const char *word;
+        bool value;
+    } words[] = {{"1", true},  {"true", true},   {"yes", true}, {"on", true},
+                 {"0", false}, {"false", false}, {"no", false}, {"off", false}};
     const char *value = getenv(name);
     if (value == NULL || value[0] == '\0')
         return 0;
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
-            *field = strcasecmp(value, yes[i]) == 0;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcasecmp(value, words[i].word) == 0) {
+            *field = words[i].value;
             return 0;
         }
     }

@@ -645,31 +645,45 @@ static void test_stage_that_is_down_holds_up_no_other(void **state)
     console_stop(&console_stage);
 }
 
+/* The scheduling policy a thread runs at now. */
+static int thread_policy(pthread_t thread)
+{
+    int policy = -1;
+    struct sched_param param;
+    assert_int_equal(pthread_getschedparam(thread, &policy, &param), 0);
+    return policy;
+}
+
+/* A background worker's traffic: a backlog of 2,000 events waiting before
+ * the buses start (full batches), then 5 sent one at a time (keeping up).
+ * The events the worker applied at SCHED_IDLE during the 5 go to
+ * *idle_after_backlog. */
+static void background_traffic(fixture_t *f, int *idle_after_backlog)
+{
+    f->worker_config.bus_background = true;
+    outbox_fill(f, 0, 2000, NULL);
+    buses_start(f);
+    wait_delivered(f, 2000, 20);
+    int idle_before = atomic_load(&f->applied_idle);
+    for (int i = 2000; i < 2005; i++) {
+        outbox_fill(f, i, 1, NULL);
+        wait_delivered(f, i + 1, 10);
+    }
+    *idle_after_backlog = atomic_load(&f->applied_idle) - idle_before;
+}
+
 /* bus_background: the loop of a background stage (the console's) runs
  * as SCHED_IDLE, the others' keep their priority, and events flow alike;
  * a backlog (full batches) is worked off at the usual priority */
 static void test_background_bus_runs_at_idle_priority(void **state)
 {
     fixture_t *f = *state;
-    f->worker_config.bus_background = true;
-    outbox_fill(f, 0, 2000, NULL); /* waiting before the buses start */
-    buses_start(f);
-    wait_delivered(f, 2000, 20);
+    int idle_after_backlog = 0;
+    background_traffic(f, &idle_after_backlog);
     assert_true(atomic_load(&f->applied_other) >= 64); /* a full batch */
-    int idle_before = atomic_load(&f->applied_idle);
-    for (int i = 2000; i < 2005; i++) { /* one at a time: keeping up */
-        outbox_fill(f, i, 1, NULL);
-        wait_delivered(f, i + 1, 10);
-    }
-    assert_int_equal(atomic_load(&f->applied_idle), idle_before + 5);
-    int policy = -1;
-    struct sched_param param;
-    assert_int_equal(pthread_getschedparam(f->worker_thread, &policy, &param),
-                     0);
-    assert_int_equal(policy, SCHED_IDLE);
-    assert_int_equal(pthread_getschedparam(f->sender_thread, &policy, &param),
-                     0);
-    assert_int_equal(policy, SCHED_OTHER);
+    assert_int_equal(idle_after_backlog, 5);
+    assert_int_equal(thread_policy(f->worker_thread), SCHED_IDLE);
+    assert_int_equal(thread_policy(f->sender_thread), SCHED_OTHER);
     /* the thread that ran the test is not touched */
     assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
 }
@@ -686,23 +700,14 @@ test_background_bus_without_privilege_stays_in_foreground(void **state)
     assert_int_equal(getrlimit(RLIMIT_NICE, &nice_limit), 0);
     struct rlimit none = {.rlim_cur = 0, .rlim_max = nice_limit.rlim_max};
     assert_int_equal(setrlimit(RLIMIT_NICE, &none), 0);
-    f->worker_config.bus_background = true;
     f->worker_unprivileged = true;
-    outbox_fill(f, 0, 2000, NULL);
-    buses_start(f);
-    wait_delivered(f, 2000, 20);
-    for (int i = 2000; i < 2005; i++) {
-        outbox_fill(f, i, 1, NULL);
-        wait_delivered(f, i + 1, 10);
-    }
+    int idle_after_backlog = 0;
+    background_traffic(f, &idle_after_backlog);
+    /* the loop chose long before; later tests get the limit back */
+    assert_int_equal(setrlimit(RLIMIT_NICE, &nice_limit), 0);
     assert_int_equal(atomic_load(&f->applied_idle), 0);
     assert_true(atomic_load(&f->applied_other) >= 2005);
-    int policy = -1;
-    struct sched_param param;
-    assert_int_equal(pthread_getschedparam(f->worker_thread, &policy, &param),
-                     0);
-    assert_int_equal(policy, SCHED_OTHER);
-    assert_int_equal(setrlimit(RLIMIT_NICE, &nice_limit), 0);
+    assert_int_equal(thread_policy(f->worker_thread), SCHED_OTHER);
 }
 
 static void test_failed_event_is_resent_and_applied_once(void **state)
